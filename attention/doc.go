@@ -1,0 +1,41 @@
+// Package attention implements variable-length ("varlen") core attention
+// in FlashAttention's vocabulary: the argument type and its validation, FLOP
+// counting, a float64 CPU reference of the forward and backward passes, and
+// the GPU operator that runs the WGSL kernels on a wgpu device.
+//
+// # Layout
+//
+// A call attends a fused batch of B segments. Tensors are row-major float32:
+//
+//	Q    [total_q, Hq,  D]
+//	K, V [total_k, Hkv, D]
+//	O    [total_q, Hq,  D]
+//	LSE  [Hq, total_q]
+//
+// cu_seqlens_q and cu_seqlens_k are int32 offsets of length B+1 starting at
+// 0: segment b is rows cu_seqlens_q[b]..cu_seqlens_q[b+1] of Q attending rows
+// cu_seqlens_k[b]..cu_seqlens_k[b+1] of K and V. Segments with no queries are
+// allowed.
+//
+// # Semantics
+//
+// Scores are scaled by softmax_scale (1/sqrt(D) when zero). With grouped-query
+// attention, query head h reads KV head h/(Hq/Hkv). Causal masks are
+// bottom-right aligned: query i of a segment sees key j iff
+// j <= i + (k_len - q_len), so a shard of a document's queries attends its
+// whole KV prefix; causal segments need q_len <= k_len. LSE holds the natural
+// logarithm of the sum of exponentials of the scaled scores of each query
+// row. A row that sees no key at all (non-causal with k_len = 0) gets O = 0
+// and LSE = +Inf, as in FlashAttention.
+//
+// The backward pass takes dO [total_q, Hq, D] and yields dQ [total_q, Hq, D]
+// and dK, dV [total_k, Hkv, D]. With GQA, dK and dV of a KV head sum the
+// contributions of every query head of its group; KV rows that no query sees
+// get zero gradients.
+//
+// # Reference
+//
+// [ReferenceForward] and [ReferenceBackward] compute the same function in
+// float64 on the CPU. They are straightforward rather than fast and exist to
+// test the GPU operator; [RelError] compares a float32 result with them.
+package attention

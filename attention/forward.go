@@ -1,0 +1,235 @@
+package attention
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sort"
+
+	"github.com/coreattn/coreattn/shaders"
+	"github.com/coreattn/coreattn/wgpu"
+)
+
+// Op runs the attention kernels on one device. It holds no state beyond the
+// device, whose pipeline cache it uses, and is safe for concurrent use.
+type Op struct {
+	dev *wgpu.Device
+}
+
+// New returns an Op on dev.
+func New(dev *wgpu.Device) *Op { return &Op{dev: dev} }
+
+// Device is the device the Op runs on.
+func (op *Op) Device() *wgpu.Device { return op.dev }
+
+// ForwardTensors are the device-resident operands of the forward pass, in
+// the layouts of the package documentation. O and LSE are written.
+type ForwardTensors struct {
+	Q, K, V *wgpu.Buffer // [total_q, Hq, D], [total_k, Hkv, D], [total_k, Hkv, D]
+	O       *wgpu.Buffer // [total_q, Hq, D]
+	LSE     *wgpu.Buffer // [Hq, total_q]
+}
+
+// Call is a prepared kernel launch: its dispatches can be submitted any
+// number of times (a benchmark does), then Release frees what it owns.
+type Call struct {
+	dispatches []wgpu.Dispatch
+	owned      []*wgpu.Buffer
+}
+
+// Dispatches returns the launch's dispatches, in order.
+func (c *Call) Dispatches() []wgpu.Dispatch { return c.dispatches }
+
+// Release frees the parameter buffers the call owns.
+func (c *Call) Release() {
+	for _, b := range c.owned {
+		b.Release()
+	}
+	c.owned = nil
+}
+
+// Forward computes O and LSE for host-resident Q, K and V: it uploads them,
+// runs the kernel and downloads the results.
+func (op *Op) Forward(ctx context.Context, a *Args, q, k, v []float32) (o, lse []float32, err error) {
+	if err := a.Validate(); err != nil {
+		return nil, nil, err
+	}
+	if err := a.CheckSizes(len(q), len(k), len(v)); err != nil {
+		return nil, nil, err
+	}
+	o = make([]float32, len(q))
+	lse = make([]float32, a.NumHeadsQ*a.TotalQ())
+	var t ForwardTensors
+	defer func() { releaseAll(t.Q, t.K, t.V, t.O, t.LSE) }()
+	if t.Q, err = wgpu.Upload(op.dev, "q", q); err != nil {
+		return nil, nil, fmt.Errorf("attention: %w", err)
+	}
+	if t.K, err = wgpu.Upload(op.dev, "k", k); err != nil {
+		return nil, nil, fmt.Errorf("attention: %w", err)
+	}
+	if t.V, err = wgpu.Upload(op.dev, "v", v); err != nil {
+		return nil, nil, fmt.Errorf("attention: %w", err)
+	}
+	if t.O, err = op.dev.NewBuffer("o", uint64(len(o))*4); err != nil {
+		return nil, nil, fmt.Errorf("attention: %w", err)
+	}
+	if t.LSE, err = op.dev.NewBuffer("lse", uint64(len(lse))*4); err != nil {
+		return nil, nil, fmt.Errorf("attention: %w", err)
+	}
+	if err := op.ForwardBuffers(ctx, a, t); err != nil {
+		return nil, nil, err
+	}
+	if err := wgpu.Download(ctx, t.O, o); err != nil {
+		return nil, nil, fmt.Errorf("attention: read o: %w", err)
+	}
+	if err := wgpu.Download(ctx, t.LSE, lse); err != nil {
+		return nil, nil, fmt.Errorf("attention: read lse: %w", err)
+	}
+	return o, lse, nil
+}
+
+// ForwardBuffers runs the forward pass on device-resident tensors and waits
+// for it to finish.
+func (op *Op) ForwardBuffers(ctx context.Context, a *Args, t ForwardTensors) error {
+	call, err := op.PrepareForward(a, t)
+	if err != nil {
+		return err
+	}
+	defer call.Release()
+	if _, err := op.dev.Run(ctx, call.dispatches...); err != nil {
+		return fmt.Errorf("attention: forward: %w", err)
+	}
+	return nil
+}
+
+// PrepareForward validates the arguments and tensors, compiles (or fetches)
+// the kernel for this head dimension and adapter, and returns the launch.
+func (op *Op) PrepareForward(a *Args, t ForwardTensors) (*Call, error) {
+	if err := a.Validate(); err != nil {
+		return nil, err
+	}
+	if err := a.checkBuffers(op.dev, map[string]*wgpu.Buffer{"q": t.Q, "k": t.K, "v": t.V, "o": t.O}, 4); err != nil {
+		return nil, err
+	}
+	if err := checkBuffer(op.dev, "lse", t.LSE, int64(a.NumHeadsQ)*int64(a.TotalQ())*4); err != nil {
+		return nil, err
+	}
+	lim := op.dev.Limits()
+	tiling, err := shaders.ChooseFwd(a.HeadDim, int(lim.MaxWorkgroupStorageSize), int(lim.MaxInvocationsPerWorkgroup))
+	if err != nil {
+		return nil, fmt.Errorf("attention: %w", err)
+	}
+	if uint32(a.NumHeadsQ) > lim.MaxWorkgroupsPerDimension {
+		return nil, fmt.Errorf("attention: %d query heads exceed the adapter's %d workgroups per dimension", a.NumHeadsQ, lim.MaxWorkgroupsPerDimension)
+	}
+	pipe, err := op.dev.Pipeline("attn_fwd "+tiling.String(), tiling.Source(), "main")
+	if err != nil {
+		return nil, fmt.Errorf("attention: %w", err)
+	}
+	meta, ntiles := a.tileTable(tiling.BR(), tiling.BC())
+	call := &Call{}
+	if ntiles == 0 {
+		return call, nil // every segment is empty: nothing to compute
+	}
+	gridY := min(ntiles, int(lim.MaxWorkgroupsPerDimension))
+	gridZ := (ntiles + gridY - 1) / gridY
+	params := []uint32{
+		uint32(a.NumHeadsQ), uint32(a.NumHeadsQ / a.NumHeadsKV), uint32(a.TotalQ()), boolU32(a.Causal),
+		uint32(ntiles), uint32(gridY), uint32(a.Batch()), uint32(2 * (a.Batch() + 1)),
+		math.Float32bits(float32(a.Scale() * math.Log2E)), 0, 0, 0,
+	}
+	pbuf, err := wgpu.UploadUniform(op.dev, "attn_fwd params", params)
+	if err != nil {
+		return nil, fmt.Errorf("attention: %w", err)
+	}
+	mbuf, err := wgpu.Upload(op.dev, "attn_fwd meta", meta)
+	if err != nil {
+		pbuf.Release()
+		return nil, fmt.Errorf("attention: %w", err)
+	}
+	call.owned = []*wgpu.Buffer{pbuf, mbuf}
+	call.dispatches = []wgpu.Dispatch{{
+		Label:      "attn_fwd",
+		Pipeline:   pipe,
+		Buffers:    []*wgpu.Buffer{pbuf, mbuf, t.Q, t.K, t.V, t.O, t.LSE},
+		Workgroups: [3]uint32{uint32(a.NumHeadsQ), uint32(gridY), uint32(gridZ)},
+	}}
+	return call, nil
+}
+
+// tileTable returns cu_seqlens_q ++ cu_seqlens_k ++ (segment, q0) per query
+// block of br rows, and the number of blocks. Blocks are ordered by the work
+// they carry, heaviest first, so that long causal rows start early and the
+// short ones fill the tail.
+func (a *Args) tileTable(br, bc int) ([]uint32, int) {
+	type tile struct{ b, q0, work int }
+	var tiles []tile
+	for b := 0; b < a.Batch(); b++ {
+		qLen, kLen := a.segment(b)
+		for q0 := 0; q0 < qLen; q0 += br {
+			end := kLen
+			if a.Causal {
+				end = min(kLen, min(q0+br, qLen)+kLen-qLen)
+			}
+			tiles = append(tiles, tile{b, q0, (end + bc - 1) / bc})
+		}
+	}
+	sort.SliceStable(tiles, func(i, j int) bool { return tiles[i].work > tiles[j].work })
+	meta := make([]uint32, 0, 2*(a.Batch()+1)+2*len(tiles))
+	for _, c := range a.CuSeqlensQ {
+		meta = append(meta, uint32(c))
+	}
+	for _, c := range a.CuSeqlensK {
+		meta = append(meta, uint32(c))
+	}
+	for _, t := range tiles {
+		meta = append(meta, uint32(t.b), uint32(t.q0))
+	}
+	return meta, len(tiles)
+}
+
+// checkBuffers checks Q-shaped ("q", "o", "dq", "do") and KV-shaped buffers
+// of elemBytes-byte elements.
+func (a *Args) checkBuffers(dev *wgpu.Device, bufs map[string]*wgpu.Buffer, elemBytes int64) error {
+	qBytes := int64(a.TotalQ()) * int64(a.NumHeadsQ) * int64(a.HeadDim) * elemBytes
+	kBytes := int64(a.TotalK()) * int64(a.NumHeadsKV) * int64(a.HeadDim) * elemBytes
+	for _, name := range []string{"q", "k", "v", "o", "do", "dq", "dk", "dv"} {
+		b, ok := bufs[name]
+		if !ok {
+			continue
+		}
+		want := qBytes
+		if name == "k" || name == "v" || name == "dk" || name == "dv" {
+			want = kBytes
+		}
+		if err := checkBuffer(dev, name, b, want); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkBuffer(dev *wgpu.Device, name string, b *wgpu.Buffer, want int64) error {
+	switch {
+	case b == nil:
+		return fmt.Errorf("attention: tensor %s is missing", name)
+	case b.Device() != dev:
+		return fmt.Errorf("attention: tensor %s lives on another device", name)
+	case int64(b.Size()) < want:
+		return fmt.Errorf("attention: tensor %s holds %d bytes, want at least %d", name, b.Size(), want)
+	}
+	return nil
+}
+
+func releaseAll(bufs ...*wgpu.Buffer) {
+	for _, b := range bufs {
+		b.Release()
+	}
+}
+
+func boolU32(b bool) uint32 {
+	if b {
+		return 1
+	}
+	return 0
+}

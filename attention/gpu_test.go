@@ -1,0 +1,148 @@
+package attention
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/coreattn/coreattn/wgpu"
+)
+
+// testOp opens the best adapter (lavapipe in CI) for one test.
+func testOp(t testing.TB) *Op {
+	t.Helper()
+	dev, err := wgpu.OpenBest(wgpu.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { dev.Close() })
+	return New(dev)
+}
+
+// gpuCase is one row of the kernel test table: segment lengths and shape.
+type gpuCase struct {
+	name    string
+	qLens   []int
+	kLens   []int // nil: same as qLens
+	hq, hkv int
+	d       int
+	causal  bool
+	scale   float64
+}
+
+func (c gpuCase) args() *Args {
+	kl := c.kLens
+	if kl == nil {
+		kl = c.qLens
+	}
+	a := &Args{NumHeadsQ: c.hq, NumHeadsKV: c.hkv, HeadDim: c.d, SoftmaxScale: c.scale, Causal: c.causal}
+	a.CuSeqlensQ, a.CuSeqlensK = []int32{0}, []int32{0}
+	for i := range c.qLens {
+		a.CuSeqlensQ = append(a.CuSeqlensQ, a.CuSeqlensQ[i]+int32(c.qLens[i]))
+		a.CuSeqlensK = append(a.CuSeqlensK, a.CuSeqlensK[i]+int32(kl[i]))
+	}
+	return a
+}
+
+// gpuCases covers the table: single tokens, zero-length segments,
+// CA-task shards (q_len < k_len), GQA 1/2/4/8, the head dimensions, non-causal,
+// a custom scale and a few thousand tokens.
+var gpuCases = []gpuCase{
+	{name: "single token", qLens: []int{1}, hq: 1, hkv: 1, d: 64, causal: true},
+	{name: "single tokens batch", qLens: []int{1, 1, 1}, hq: 2, hkv: 1, d: 32, causal: true},
+	{name: "zero-length segments", qLens: []int{0, 37, 0, 5}, kLens: []int{9, 37, 0, 70}, hq: 2, hkv: 2, d: 64, causal: true},
+	{name: "CA-task shards", qLens: []int{128, 17, 64}, kLens: []int{300, 17, 200}, hq: 4, hkv: 1, d: 64, causal: true},
+	{name: "GQA 1", qLens: []int{70, 33}, hq: 3, hkv: 3, d: 32, causal: true},
+	{name: "GQA 2", qLens: []int{70, 33}, hq: 4, hkv: 2, d: 32, causal: true},
+	{name: "GQA 4", qLens: []int{70, 33}, hq: 8, hkv: 2, d: 32, causal: true},
+	{name: "GQA 8", qLens: []int{50}, hq: 8, hkv: 1, d: 64, causal: true},
+	{name: "D4", qLens: []int{20, 9}, hq: 2, hkv: 1, d: 4, causal: true},
+	{name: "D32", qLens: []int{65, 3}, hq: 2, hkv: 2, d: 32, causal: true},
+	{name: "D64", qLens: []int{130}, hq: 2, hkv: 1, d: 64, causal: true},
+	{name: "D80", qLens: []int{70, 10}, kLens: []int{90, 10}, hq: 4, hkv: 2, d: 80, causal: true},
+	{name: "D96", qLens: []int{66}, hq: 2, hkv: 1, d: 96, causal: true},
+	{name: "D128", qLens: []int{100, 28}, kLens: []int{150, 28}, hq: 2, hkv: 2, d: 128, causal: true},
+	{name: "D256", qLens: []int{70}, kLens: []int{80}, hq: 2, hkv: 1, d: 256, causal: true},
+	{name: "non-causal", qLens: []int{40, 70}, kLens: []int{100, 20}, hq: 4, hkv: 2, d: 64},
+	{name: "non-causal empty keys", qLens: []int{5, 8}, kLens: []int{0, 8}, hq: 1, hkv: 1, d: 32},
+	{name: "custom scale", qLens: []int{90}, hq: 2, hkv: 1, d: 64, causal: true, scale: 0.37},
+	{name: "few thousand tokens", qLens: []int{1500, 700, 300, 60}, kLens: []int{2000, 700, 900, 60}, hq: 4, hkv: 2, d: 64, causal: true},
+}
+
+// randn fills a fresh slice of n standard normal values.
+func randn(rng *rand.Rand, n int) []float32 {
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	return x
+}
+
+// poisoned allocates a device buffer of n float32 NaNs, so that a kernel
+// that skips an element is caught.
+func poisoned(t testing.TB, dev *wgpu.Device, name string, n int) *wgpu.Buffer {
+	t.Helper()
+	nan := make([]float32, n)
+	for i := range nan {
+		nan[i] = float32(math.NaN())
+	}
+	b, err := wgpu.Upload(dev, name, nan)
+	require.NoError(t, err)
+	t.Cleanup(b.Release)
+	return b
+}
+
+func upload(t testing.TB, dev *wgpu.Device, name string, x []float32) *wgpu.Buffer {
+	t.Helper()
+	b, err := wgpu.Upload(dev, name, x)
+	require.NoError(t, err)
+	t.Cleanup(b.Release)
+	return b
+}
+
+func download(t testing.TB, b *wgpu.Buffer, n int) []float32 {
+	t.Helper()
+	x := make([]float32, n)
+	require.NoError(t, wgpu.Download(context.Background(), b, x))
+	return x
+}
+
+// requireLSE checks LSE entry by entry to 1e-4 absolute (+Inf must match).
+func requireLSE(t *testing.T, got []float32, want []float64) {
+	t.Helper()
+	require.Len(t, got, len(want))
+	for i := range want {
+		if math.IsInf(want[i], 1) {
+			require.True(t, math.IsInf(float64(got[i]), 1), "lse[%d] = %v, want +Inf", i, got[i])
+			continue
+		}
+		require.InDelta(t, want[i], float64(got[i]), 1e-4, "lse[%d]", i)
+	}
+}
+
+func TestForwardMatchesReference(t *testing.T) {
+	op := testOp(t)
+	dev := op.Device()
+	for i, c := range gpuCases {
+		t.Run(c.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(uint64(i), 0xf0))
+			a := c.args()
+			require.NoError(t, a.Validate())
+			q := randn(rng, a.TotalQ()*a.NumHeadsQ*a.HeadDim)
+			k := randn(rng, a.TotalK()*a.NumHeadsKV*a.HeadDim)
+			v := randn(rng, a.TotalK()*a.NumHeadsKV*a.HeadDim)
+			wantO, wantLSE, err := ReferenceForward(a, q, k, v)
+			require.NoError(t, err)
+
+			ft := ForwardTensors{
+				Q: upload(t, dev, "q", q), K: upload(t, dev, "k", k), V: upload(t, dev, "v", v),
+				O: poisoned(t, dev, "o", len(q)), LSE: poisoned(t, dev, "lse", a.NumHeadsQ*a.TotalQ()),
+			}
+			require.NoError(t, op.ForwardBuffers(context.Background(), a, ft))
+			gotO := download(t, ft.O, len(q))
+			require.LessOrEqual(t, RelError(gotO, wantO), 1e-4, "relative error of O")
+			requireLSE(t, download(t, ft.LSE, len(wantLSE)), wantLSE)
+		})
+	}
+}

@@ -1,0 +1,250 @@
+// attn_fwd.wgsl: FlashAttention-2 style forward over a fused varlen batch.
+//
+// One workgroup computes a Br x D block of O (and Br entries of LSE) for one
+// query head of one segment, streaming the segment's keys and values in
+// tiles of Bc rows. S = Q Kᵀ and P live only in registers and workgroup
+// memory; the softmax is computed online (running max m and sum l per row).
+//
+// The constants below are generated per adapter and head dimension by
+// shaders.Forward (see fwd.go) and prepended to this file:
+//
+//   D, DV4     head dimension and D/4 (vec4 columns)
+//   TX, TY, NT threads along keys/values, along queries, and TX*TY in all
+//   BR, BC     Br = 4*TY query rows per workgroup, Bc = 4*TX keys per tile
+//   KC, NKC    d-chunk of the S = Q Kᵀ product, and ceil(D/KC) chunks
+//   VC         key chunk of the O += P V product (divides BC)
+//   NJ, NACC   ceil(DV4/TX): vec4 columns of O owned by each thread; 4*NJ
+//   STAGE4     vec4 size of the staging buffer shared by Q/K and V chunks
+//   PT4, RED4  vec4 sizes of Pᵀ (Bc x Br) and of the row-partials buffer (TX x Br)
+//
+// Thread (tx, ty) owns rows 4ty..4ty+3 of the block, columns 4tx..4tx+3 of
+// each S tile, and the O columns 4*(tx + TX*j) for j < NJ.
+
+struct Params {
+	hq: u32,          // query heads
+	group: u32,       // Hq / Hkv
+	total_q: u32,     // rows of Q, O, and the stride of LSE
+	causal: u32,      // 1: bottom-right aligned causal mask
+	ntiles: u32,      // query tiles in the tile table
+	grid_y: u32,      // workgroups along y; tile = wg.y + wg.z * grid_y
+	batch: u32,       // segments
+	tiles_off: u32,   // offset of the tile table in segs
+	scale_log2: f32,  // softmax_scale * log2(e)
+	_pad0: u32,
+	_pad1: u32,
+	_pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> P: Params;
+// segs = cu_seqlens_q [B+1] ++ cu_seqlens_k [B+1] ++ tile table (segment, q0)
+@group(0) @binding(1) var<storage, read> segs: array<u32>;
+@group(0) @binding(2) var<storage, read> q: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> k: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> v: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> o: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read_write> lse: array<f32>;
+
+const NEG: f32 = -1.0e30;   // the score of a masked pair; finite so that m - NEG never makes NaN
+const LN2: f32 = 0.6931471805599453;
+
+// stage holds, in turn, a d-chunk of Qᵀ (KC x BR) followed by one of Kᵀ (KC x BC),
+// and a chunk of V (VC x D). pt holds Pᵀ (BC x BR); red the per-thread row partials.
+var<workgroup> stage: array<vec4<f32>, STAGE4>;
+var<workgroup> pt: array<vec4<f32>, PT4>;
+var<workgroup> red: array<vec4<f32>, RED4>;
+var<workgroup> tile_wg: Tile;
+
+// Tile is the query block a workgroup computes, read once and shared so that
+// every loop bound below is provably uniform across the workgroup.
+struct Tile {
+	q_start: u32,  // first row of the segment in Q
+	q_len: u32,
+	k_start: u32,  // first row of the segment in K and V
+	k_len: u32,
+	q0: u32,       // first row of the block within the segment
+}
+
+@compute @workgroup_size(NT)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+	let h = wg.x;
+	let tile = wg.y + wg.z * P.grid_y;
+	if (tile >= P.ntiles) {
+		return;
+	}
+	let tx = lid % TX;
+	let ty = lid / TX;
+	let hk = h / P.group;
+
+	// Stage 0: find the segment and the key range this tile needs.
+	if (lid == 0u) {
+		let b = segs[P.tiles_off + 2u * tile];
+		let qs = segs[b];
+		let ks = segs[P.batch + 1u + b];
+		tile_wg = Tile(qs, segs[b + 1u] - qs, ks, segs[P.batch + 2u + b] - ks, segs[P.tiles_off + 2u * tile + 1u]);
+	}
+	let t = workgroupUniformLoad(&tile_wg);
+	let q_start = t.q_start;
+	let q_len = t.q_len;
+	let k_start = t.k_start;
+	let k_len = t.k_len;
+	let q0 = t.q0;
+	let delta = i32(k_len) - i32(q_len);   // bottom-right alignment offset
+	var kv_end = k_len;
+	if (P.causal == 1u) {
+		let last = min(q0 + BR, q_len);    // one past the last row of the block
+		kv_end = u32(clamp(i32(last) + delta, 0, i32(k_len)));
+	}
+
+	var m = vec4<f32>(NEG);          // running row max (log2 domain), rows 4ty..4ty+3
+	var l = vec4<f32>(0.0);          // this thread's share of the running row sum
+	var acc: array<vec4<f32>, NACC>;
+	for (var i = 0u; i < 4u * NJ; i++) {
+		acc[i] = vec4<f32>(0.0);
+	}
+
+	for (var kb = 0u; kb < kv_end; kb += BC) {
+		// Stage 1: S = Q Kᵀ for this tile, accumulated over d-chunks of KC.
+		var s: array<vec4<f32>, 4>;
+		for (var i = 0u; i < 4u; i++) {
+			s[i] = vec4<f32>(0.0);
+		}
+		for (var c = 0u; c < NKC; c++) {
+			let d0 = c * KC;
+			for (var u = 0u; u < (BR * KC / 4u + NT - 1u) / NT; u++) {
+				let it = lid + u * NT;
+				if (it < BR * KC / 4u) {
+					let r = it / (KC / 4u);
+					let c4 = it % (KC / 4u);
+					var val = vec4<f32>(0.0);
+					if (q0 + r < q_len && d0 + 4u * c4 < D) {
+						val = q[((q_start + q0 + r) * P.hq + h) * DV4 + d0 / 4u + c4];
+					}
+					for (var e = 0u; e < 4u; e++) {
+						stage[(4u * c4 + e) * (BR / 4u) + r / 4u][r % 4u] = val[e];
+					}
+				}
+			}
+			for (var u = 0u; u < (BC * KC / 4u + NT - 1u) / NT; u++) {
+				let it = lid + u * NT;
+				if (it < BC * KC / 4u) {
+					let r = it / (KC / 4u);
+					let c4 = it % (KC / 4u);
+					var val = vec4<f32>(0.0);
+					if (kb + r < k_len && d0 + 4u * c4 < D) {
+						val = k[((k_start + kb + r) * (P.hq / P.group) + hk) * DV4 + d0 / 4u + c4];
+					}
+					for (var e = 0u; e < 4u; e++) {
+						stage[KC * BR / 4u + (4u * c4 + e) * (BC / 4u) + r / 4u][r % 4u] = val[e];
+					}
+				}
+			}
+			workgroupBarrier();
+			for (var kk = 0u; kk < KC; kk++) {
+				let a = stage[kk * (BR / 4u) + ty];
+				let bk = stage[KC * BR / 4u + kk * (BC / 4u) + tx];
+				s[0] = fma(vec4<f32>(a.x), bk, s[0]);
+				s[1] = fma(vec4<f32>(a.y), bk, s[1]);
+				s[2] = fma(vec4<f32>(a.z), bk, s[2]);
+				s[3] = fma(vec4<f32>(a.w), bk, s[3]);
+			}
+			workgroupBarrier();
+		}
+
+		// Stage 2: scale, mask, and this thread's partial row maxima.
+		var pmax = vec4<f32>(NEG);
+		for (var i = 0u; i < 4u; i++) {
+			let row = i32(q0 + 4u * ty + i);
+			for (var j = 0u; j < 4u; j++) {
+				let col = kb + 4u * tx + j;
+				var ok = col < k_len;
+				if (P.causal == 1u) {
+					ok = ok && i32(col) <= row + delta;
+				}
+				s[i][j] = select(NEG, s[i][j] * P.scale_log2, ok);
+			}
+			pmax[i] = max(max(s[i].x, s[i].y), max(s[i].z, s[i].w));
+		}
+		red[tx * (BR / 4u) + ty] = pmax;
+		workgroupBarrier();
+
+		// Stage 3: new row max m, rescale factor, P = exp2(S - m) into Pᵀ.
+		var m_new = m;
+		for (var x = 0u; x < TX; x++) {
+			m_new = max(m_new, red[x * (BR / 4u) + ty]);
+		}
+		let alpha = exp2(m - m_new);
+		m = m_new;
+		var p: array<vec4<f32>, 4>;
+		for (var i = 0u; i < 4u; i++) {
+			p[i] = exp2(s[i] - vec4<f32>(m[i]));
+			l[i] = l[i] * alpha[i] + (p[i].x + p[i].y + p[i].z + p[i].w);
+			for (var j = 0u; j < NJ; j++) {
+				acc[i * NJ + j] *= alpha[i];
+			}
+		}
+		for (var j = 0u; j < 4u; j++) {
+			pt[(4u * tx + j) * (BR / 4u) + ty] = vec4<f32>(p[0][j], p[1][j], p[2][j], p[3][j]);
+		}
+
+		// Stage 4: O += P V over key chunks of VC.
+		for (var cb = 0u; cb < BC; cb += VC) {
+			for (var u = 0u; u < (VC * DV4 + NT - 1u) / NT; u++) {
+				let it = lid + u * NT;
+				if (it < VC * DV4) {
+					let r = it / DV4;
+					var val = vec4<f32>(0.0);
+					if (kb + cb + r < k_len) {
+						val = v[((k_start + kb + cb + r) * (P.hq / P.group) + hk) * DV4 + it % DV4];
+					}
+					stage[it] = val;
+				}
+			}
+			workgroupBarrier();
+			for (var c = 0u; c < VC; c++) {
+				let pv = pt[(cb + c) * (BR / 4u) + ty];
+				for (var j = 0u; j < NJ; j++) {
+					let d4 = tx + TX * j;
+					if (d4 < DV4) {
+						let vv = stage[c * DV4 + d4];
+						acc[j] = fma(vec4<f32>(pv.x), vv, acc[j]);
+						acc[NJ + j] = fma(vec4<f32>(pv.y), vv, acc[NJ + j]);
+						acc[2u * NJ + j] = fma(vec4<f32>(pv.z), vv, acc[2u * NJ + j]);
+						acc[3u * NJ + j] = fma(vec4<f32>(pv.w), vv, acc[3u * NJ + j]);
+					}
+				}
+			}
+			workgroupBarrier();
+		}
+	}
+
+	// Stage 5: sum the row shares of l, then O = acc / l and LSE = ln(sum exp(scaled S)).
+	red[tx * (BR / 4u) + ty] = l;
+	workgroupBarrier();
+	var lsum = vec4<f32>(0.0);
+	for (var x = 0u; x < TX; x++) {
+		lsum += red[x * (BR / 4u) + ty];
+	}
+	for (var i = 0u; i < 4u; i++) {
+		let r = q0 + 4u * ty + i;
+		if (r < q_len) {
+			let row = q_start + r;
+			var inv = 0.0;
+			if (lsum[i] > 0.0) {
+				inv = 1.0 / lsum[i];
+			}
+			for (var j = 0u; j < NJ; j++) {
+				let d4 = tx + TX * j;
+				if (d4 < DV4) {
+					o[(row * P.hq + h) * DV4 + d4] = acc[i * NJ + j] * inv;
+				}
+			}
+			if (tx == 0u) {
+				var val = bitcast<f32>(0x7f800000u);   // +Inf: a row that sees no key
+				if (lsum[i] > 0.0) {
+					val = (m[i] + log2(lsum[i])) * LN2;
+				}
+				lse[h * P.total_q + row] = val;
+			}
+		}
+	}
+}

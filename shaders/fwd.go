@@ -1,0 +1,99 @@
+package shaders
+
+import (
+	_ "embed"
+	"fmt"
+	"strings"
+)
+
+//go:embed attn_fwd.wgsl
+var attnFwd string
+
+// FwdTiling is the tile shape of the attention forward kernel.
+type FwdTiling struct {
+	D  int // head dimension, a multiple of 4
+	TX int // threads along keys and O columns; Bc = 4*TX
+	TY int // threads along queries; Br = 4*TY
+	KC int // d-chunk of S = Q Kᵀ staged in workgroup memory (multiple of 4)
+	VC int // key chunk of O += P V staged in workgroup memory (divides Bc)
+}
+
+// BR is the number of query rows per workgroup (FlashAttention's Br).
+func (t FwdTiling) BR() int { return 4 * t.TY }
+
+// BC is the number of keys per tile (FlashAttention's Bc).
+func (t FwdTiling) BC() int { return 4 * t.TX }
+
+// Threads is the workgroup size.
+func (t FwdTiling) Threads() int { return t.TX * t.TY }
+
+func (t FwdTiling) stage() int { return max(t.KC*(t.BR()+t.BC()), t.VC*t.D) }
+
+// WorkgroupBytes is the workgroup memory the kernel declares.
+func (t FwdTiling) WorkgroupBytes() int {
+	return 4*t.stage() + 4*t.BC()*t.BR() + 4*t.TX*t.BR() + 32
+}
+
+// Validate reports a tiling the kernel cannot run.
+func (t FwdTiling) Validate() error {
+	switch {
+	case t.D < 4 || t.D%4 != 0 || t.D > 256:
+		return fmt.Errorf("shaders: head dim %d: want a multiple of 4 in [4, 256]", t.D)
+	case t.TX < 1 || t.TY < 1:
+		return fmt.Errorf("shaders: tiling %+v: TX and TY must be positive", t)
+	case t.KC < 4 || t.KC%4 != 0:
+		return fmt.Errorf("shaders: tiling %+v: KC must be a positive multiple of 4", t)
+	case t.VC < 1 || t.BC()%t.VC != 0:
+		return fmt.Errorf("shaders: tiling %+v: VC must divide Bc = %d", t, t.BC())
+	}
+	return nil
+}
+
+// String names the tiling, e.g. "D128 Br64 Bc64 KC16 VC16".
+func (t FwdTiling) String() string {
+	return fmt.Sprintf("D%d Br%d Bc%d KC%d VC%d", t.D, t.BR(), t.BC(), t.KC, t.VC)
+}
+
+// Source is the kernel's WGSL with the tiling's constants prepended.
+func (t FwdTiling) Source() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "// generated tiling: %s\n", t)
+	consts := []struct {
+		name string
+		val  int
+	}{
+		{"D", t.D}, {"DV4", t.D / 4}, {"TX", t.TX}, {"TY", t.TY}, {"NT", t.Threads()},
+		{"BR", t.BR()}, {"BC", t.BC()}, {"KC", t.KC}, {"NKC", (t.D + t.KC - 1) / t.KC},
+		{"VC", t.VC}, {"NJ", (t.D/4 + t.TX - 1) / t.TX}, {"STAGE4", t.stage() / 4},
+		{"PT4", t.BC() * t.BR() / 4}, {"RED4", t.TX * t.BR() / 4}, {"NACC", 4 * ((t.D/4 + t.TX - 1) / t.TX)},
+	}
+	for _, c := range consts {
+		fmt.Fprintf(&b, "const %s: u32 = %du;\n", c.name, c.val)
+	}
+	// Naga wants a literal workgroup size, so that one is substituted.
+	b.WriteString(strings.ReplaceAll(attnFwd, "@workgroup_size(NT)", fmt.Sprintf("@workgroup_size(%d)", t.Threads())))
+	return b.String()
+}
+
+// ChooseFwd picks the forward tiling for head dimension d on an adapter that
+// offers wgBytes of workgroup memory and maxThreads invocations per
+// workgroup: the largest tile that fits, preferring wide d-chunks.
+func ChooseFwd(d int, wgBytes, maxThreads int) (FwdTiling, error) {
+	for _, txy := range [][2]int{{16, 16}, {8, 16}, {8, 8}, {4, 8}, {4, 4}} {
+		if txy[0]*txy[1] > maxThreads {
+			continue
+		}
+		for _, kc := range []int{32, 16, 8, 4} {
+			if kc > d && kc > 4 {
+				continue
+			}
+			for _, vc := range []int{32, 16, 8, 4, 2, 1} {
+				t := FwdTiling{D: d, TX: txy[0], TY: txy[1], KC: kc, VC: vc}
+				if t.Validate() == nil && t.WorkgroupBytes() <= wgBytes {
+					return t, nil
+				}
+			}
+		}
+	}
+	return FwdTiling{}, fmt.Errorf("shaders: no forward tiling for D=%d fits %d bytes of workgroup memory and %d threads", d, wgBytes, maxThreads)
+}

@@ -1,0 +1,226 @@
+package wgpu
+
+import (
+	"context"
+	"fmt"
+	"unsafe"
+
+	webgpu "github.com/rajveermalviya/go-webgpu/wgpu"
+)
+
+// Elem is an element type a buffer can hold.
+type Elem interface{ ~float32 | ~int32 | ~uint32 }
+
+// Buffer is a storage buffer on a device. Its size is rounded up to 16 bytes
+// internally (and is never zero, which WebGPU bindings forbid); Size reports
+// the size asked for.
+type Buffer struct {
+	dev   *Device
+	buf   *webgpu.Buffer
+	size  uint64
+	label string
+}
+
+// Size is the buffer's logical size in bytes.
+func (b *Buffer) Size() uint64 { return b.size }
+
+// Label is the name given at creation, used in errors.
+func (b *Buffer) Label() string { return b.label }
+
+// Device is the device the buffer lives on.
+func (b *Buffer) Device() *Device { return b.dev }
+
+// Release frees the buffer's memory. It is idempotent.
+func (b *Buffer) Release() {
+	if b == nil || b.buf == nil {
+		return
+	}
+	b.dev.mu.Lock()
+	defer b.dev.mu.Unlock()
+	if !b.dev.closed {
+		b.buf.Destroy()
+		b.buf.Release()
+	}
+	b.buf = nil
+}
+
+func padded(size uint64) uint64 {
+	if size < 16 {
+		return 16
+	}
+	return (size + 15) &^ 15
+}
+
+// checkSize rejects a storage buffer that the device cannot bind.
+func (d *Device) checkSize(label string, size uint64) error {
+	if max := d.info.Limits.MaxStorageBufferBindingSize; padded(size) > max {
+		return fmt.Errorf("wgpu: %s: buffer %q of %d bytes exceeds the adapter's storage binding limit of %d bytes", d.info.Name, label, size, max)
+	}
+	return nil
+}
+
+// NewBuffer creates a zero-filled storage buffer of size bytes.
+func (d *Device) NewBuffer(label string, size uint64) (*Buffer, error) {
+	if err := d.checkSize(label, size); err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.usable(); err != nil {
+		return nil, err
+	}
+	buf, err := d.dev.CreateBuffer(&webgpu.BufferDescriptor{
+		Label: label,
+		Size:  padded(size),
+		Usage: webgpu.BufferUsage_Storage | webgpu.BufferUsage_CopySrc | webgpu.BufferUsage_CopyDst,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("wgpu: %s: create buffer %q (%d bytes): %w", d.info.Name, label, size, err)
+	}
+	return &Buffer{dev: d, buf: buf, size: size, label: label}, nil
+}
+
+// bytesOf views a slice of elements as bytes without copying.
+func bytesOf[T Elem](data []T) []byte {
+	if len(data) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&data[0])), len(data)*4)
+}
+
+// Upload creates a storage buffer holding data.
+func Upload[T Elem](d *Device, label string, data []T) (*Buffer, error) {
+	size := uint64(len(data)) * 4
+	if err := d.checkSize(label, size); err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.usable(); err != nil {
+		return nil, err
+	}
+	buf, err := d.dev.CreateBuffer(&webgpu.BufferDescriptor{
+		Label:            label,
+		Size:             padded(size),
+		Usage:            webgpu.BufferUsage_Storage | webgpu.BufferUsage_CopySrc | webgpu.BufferUsage_CopyDst,
+		MappedAtCreation: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("wgpu: %s: upload %q (%d bytes): %w", d.info.Name, label, size, err)
+	}
+	copy(buf.GetMappedRange(0, uint(padded(size))), bytesOf(data))
+	if err := buf.Unmap(); err != nil {
+		buf.Release()
+		return nil, fmt.Errorf("wgpu: %s: upload %q: %w", d.info.Name, label, err)
+	}
+	return &Buffer{dev: d, buf: buf, size: size, label: label}, nil
+}
+
+// Write copies data into b at element offset off through the queue.
+func Write[T Elem](b *Buffer, off int, data []T) error {
+	d := b.dev
+	end := uint64(off+len(data)) * 4
+	if off < 0 || end > b.size {
+		return fmt.Errorf("wgpu: write %d elements at %d into %q: out of range (%d bytes)", len(data), off, b.label, b.size)
+	}
+	if len(data) == 0 {
+		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.usable(); err != nil {
+		return err
+	}
+	if err := d.queue.WriteBuffer(b.buf, uint64(off)*4, bytesOf(data)); err != nil {
+		return fmt.Errorf("wgpu: %s: write %q: %w", d.info.Name, b.label, err)
+	}
+	return nil
+}
+
+// Download copies the first len(dst) elements of b into dst, waiting for all
+// work submitted before it.
+func Download[T Elem](ctx context.Context, b *Buffer, dst []T) error {
+	d := b.dev
+	size := uint64(len(dst)) * 4
+	if size > b.size {
+		return fmt.Errorf("wgpu: download %d bytes from %q, which holds %d", size, b.label, b.size)
+	}
+	if size == 0 {
+		return nil
+	}
+	d.mu.Lock()
+	if err := d.usable(); err != nil {
+		d.mu.Unlock()
+		return err
+	}
+	staging, err := d.dev.CreateBuffer(&webgpu.BufferDescriptor{
+		Label: b.label + " readback",
+		Size:  padded(size),
+		Usage: webgpu.BufferUsage_MapRead | webgpu.BufferUsage_CopyDst,
+	})
+	if err != nil {
+		d.mu.Unlock()
+		return fmt.Errorf("wgpu: %s: download %q: %w", d.info.Name, b.label, err)
+	}
+	defer staging.Release()
+	enc, err := d.dev.CreateCommandEncoder(nil)
+	if err != nil {
+		d.mu.Unlock()
+		return fmt.Errorf("wgpu: %s: download %q: %w", d.info.Name, b.label, err)
+	}
+	defer enc.Release()
+	if err := enc.CopyBufferToBuffer(b.buf, 0, staging, 0, padded(size)); err != nil {
+		d.mu.Unlock()
+		return fmt.Errorf("wgpu: %s: download %q: %w", d.info.Name, b.label, err)
+	}
+	cmd, err := enc.Finish(nil)
+	if err != nil {
+		d.mu.Unlock()
+		return fmt.Errorf("wgpu: %s: download %q: %w", d.info.Name, b.label, err)
+	}
+	defer cmd.Release()
+	d.queue.Submit(cmd)
+	var status webgpu.BufferMapAsyncStatus
+	mapped := false
+	if err := staging.MapAsync(webgpu.MapMode_Read, 0, padded(size), func(s webgpu.BufferMapAsyncStatus) { status, mapped = s, true }); err != nil {
+		d.mu.Unlock()
+		return fmt.Errorf("wgpu: %s: download %q: %w", d.info.Name, b.label, err)
+	}
+	unlocked, err := d.wait(ctx)
+	if unlocked {
+		return err
+	}
+	defer d.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if !mapped || status != webgpu.BufferMapAsyncStatus_Success {
+		return fmt.Errorf("wgpu: %s: download %q: map failed: %s", d.info.Name, b.label, status)
+	}
+	copy(bytesOf(dst), staging.GetMappedRange(0, uint(padded(size)))[:size])
+	staging.Unmap()
+	return nil
+}
+
+// UploadUniform creates a uniform buffer holding data, for small kernel
+// parameters. Its size must be a multiple of 16 bytes.
+func UploadUniform[T Elem](d *Device, label string, data []T) (*Buffer, error) {
+	size := uint64(len(data)) * 4
+	if size == 0 || size%16 != 0 {
+		return nil, fmt.Errorf("wgpu: uniform %q: %d bytes, want a positive multiple of 16", label, size)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.usable(); err != nil {
+		return nil, err
+	}
+	buf, err := d.dev.CreateBufferInit(&webgpu.BufferInitDescriptor{
+		Label:    label,
+		Contents: bytesOf(data),
+		Usage:    webgpu.BufferUsage_Uniform | webgpu.BufferUsage_CopyDst,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("wgpu: %s: uniform %q: %w", d.info.Name, label, err)
+	}
+	return &Buffer{dev: d, buf: buf, size: size, label: label}, nil
+}

@@ -1,0 +1,179 @@
+package wgpu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	webgpu "github.com/rajveermalviya/go-webgpu/wgpu"
+)
+
+// ErrDeviceLost is wrapped by every error returned after the device was lost
+// (driver reset, GPU removed, out of memory). The device must be closed and a
+// new one opened.
+var ErrDeviceLost = errors.New("wgpu: device lost")
+
+// Device is an open logical device on one adapter, with its queue and a cache
+// of compiled pipelines. It is safe for concurrent use.
+type Device struct {
+	info    AdapterInfo
+	inst    *webgpu.Instance
+	adapter *webgpu.Adapter
+	dev     *webgpu.Device
+	queue   *webgpu.Queue
+
+	mu        sync.Mutex // guards the queue, the pipeline cache and closed
+	pipelines map[pipelineKey]*Pipeline
+	closed    bool
+	lost      atomic.Pointer[string] // reason, once the device is lost
+}
+
+// Open opens adapter index (as numbered by [Adapters]) with the adapter's own
+// limits, so that large storage bindings and the full workgroup memory are
+// available, and with timestamp queries enabled where supported.
+func Open(index int, opts Options) (*Device, error) {
+	inst := instance(opts)
+	list := enumerate(inst, opts)
+	if len(list) == 0 {
+		inst.Release()
+		return nil, ErrNoAdapter
+	}
+	if index < 0 || index >= len(list) {
+		for _, a := range list {
+			a.Release()
+		}
+		inst.Release()
+		return nil, fmt.Errorf("wgpu: adapter %d does not exist (have %d: 0..%d; see `coreattn devices`)", index, len(list), len(list)-1)
+	}
+	for i, a := range list {
+		if i != index {
+			a.Release()
+		}
+	}
+	adapter := list[index]
+	d := &Device{
+		info:      describe(index, adapter),
+		inst:      inst,
+		adapter:   adapter,
+		pipelines: make(map[pipelineKey]*Pipeline),
+	}
+	var features []webgpu.FeatureName
+	if d.info.Timestamps {
+		features = append(features, webgpu.FeatureName_TimestampQuery)
+	}
+	limits := adapter.GetLimits().Limits
+	dev, err := adapter.RequestDevice(&webgpu.DeviceDescriptor{
+		Label:            "coreattn",
+		RequiredFeatures: features,
+		RequiredLimits:   &webgpu.RequiredLimits{Limits: limits},
+		// No DeviceLostCallback: go-webgpu v0.17.1 passes it to C in a way
+		// that trips cgo's pointer checks. Loss is detected from the errors
+		// of later calls instead (see noteLost).
+	})
+	if err != nil {
+		adapter.Release()
+		inst.Release()
+		return nil, fmt.Errorf("wgpu: open %s: %w", d.info, err)
+	}
+	d.dev = dev
+	d.queue = dev.GetQueue()
+	return d, nil
+}
+
+// OpenBest opens the first adapter [Adapters] lists: a discrete GPU if there
+// is one, then an integrated GPU, then a software adapter.
+func OpenBest(opts Options) (*Device, error) { return Open(0, opts) }
+
+// Info describes the device's adapter.
+func (d *Device) Info() AdapterInfo { return d.info }
+
+// Limits are the limits the device was opened with.
+func (d *Device) Limits() Limits { return d.info.Limits }
+
+// Close releases the device and everything cached on it. Buffers created on
+// the device must not be used afterwards. Close is idempotent.
+func (d *Device) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	for _, p := range d.pipelines {
+		p.release()
+	}
+	d.pipelines = nil
+	d.queue.Release()
+	d.dev.Release()
+	d.adapter.Release()
+	d.inst.Release()
+	return nil
+}
+
+// usable reports why the device cannot take work, or nil. Callers hold d.mu.
+func (d *Device) usable() error {
+	if d.closed {
+		return fmt.Errorf("wgpu: %s: device is closed", d.info.Name)
+	}
+	if reason := d.lost.Load(); reason != nil {
+		return fmt.Errorf("%w: %s: %s", ErrDeviceLost, d.info.Name, *reason)
+	}
+	return nil
+}
+
+// noteLost marks the device lost when err says so, and returns err wrapped
+// with ErrDeviceLost in that case.
+func (d *Device) noteLost(err error) error {
+	if err == nil || !strings.Contains(strings.ToLower(err.Error()), "lost") {
+		return err
+	}
+	msg := err.Error()
+	d.lost.CompareAndSwap(nil, &msg)
+	return fmt.Errorf("%w: %w", ErrDeviceLost, err)
+}
+
+// wait blocks until the queue is idle or ctx is done. Callers hold d.mu; if
+// ctx ends first, wait returns its error and the mutex is released only when
+// the GPU work has finished, so later callers never see a half-done queue.
+func (d *Device) wait(ctx context.Context) (unlocked bool, err error) {
+	if ctx.Done() == nil {
+		d.dev.Poll(true, nil)
+		return false, d.usable()
+	}
+	done := make(chan struct{})
+	go func() {
+		d.dev.Poll(true, nil)
+		close(done)
+	}()
+	select {
+	case <-done:
+		return false, d.usable()
+	case <-ctx.Done():
+		go func() {
+			<-done
+			d.mu.Unlock()
+		}()
+		return true, fmt.Errorf("wgpu: %s: waiting for the GPU: %w", d.info.Name, ctx.Err())
+	}
+}
+
+// Wait blocks until all submitted work has finished.
+func (d *Device) Wait(ctx context.Context) error {
+	d.mu.Lock()
+	if err := d.usable(); err != nil {
+		d.mu.Unlock()
+		return err
+	}
+	unlocked, err := d.wait(ctx)
+	if !unlocked {
+		d.mu.Unlock()
+	}
+	return err
+}
+
+// since reports the wall time from start, for timing helpers.
+func since(start time.Time) time.Duration { return time.Since(start) }

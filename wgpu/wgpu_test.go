@@ -1,0 +1,106 @@
+package wgpu_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/coreattn/coreattn/wgpu"
+)
+
+const axpy = `
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+	if (id.x < arrayLength(&x)) { y[id.x] = 2.0 * x[id.x] + y[id.x]; }
+}
+`
+
+func openTest(t *testing.T) *wgpu.Device {
+	t.Helper()
+	d, err := wgpu.OpenBest(wgpu.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+func TestAdapters(t *testing.T) {
+	list, err := wgpu.Adapters(wgpu.Options{})
+	require.NoError(t, err)
+	for i, a := range list {
+		assert.Equal(t, i, a.Index)
+		assert.NotEmpty(t, a.Name)
+		assert.NotEqual(t, "OpenGL", a.Backend, "GL adapters are hidden by default")
+		assert.Greater(t, a.Limits.MaxWorkgroupStorageSize, uint32(0))
+	}
+}
+
+func TestRunRoundTrip(t *testing.T) {
+	d := openTest(t)
+	n := 1000
+	x := make([]float32, n)
+	y := make([]float32, n)
+	for i := range x {
+		x[i], y[i] = float32(i), float32(3*i+1)
+	}
+	bx, err := wgpu.Upload(d, "x", x)
+	require.NoError(t, err)
+	defer bx.Release()
+	by, err := wgpu.Upload(d, "y", y)
+	require.NoError(t, err)
+	defer by.Release()
+	p, err := d.Pipeline("axpy", axpy, "main")
+	require.NoError(t, err)
+	timing, err := d.Run(context.Background(), wgpu.Dispatch{Label: "axpy", Pipeline: p, Buffers: []*wgpu.Buffer{bx, by}, Workgroups: [3]uint32{uint32((n + 63) / 64), 1, 1}})
+	require.NoError(t, err)
+	assert.Positive(t, timing.Wall)
+	if d.Info().Timestamps {
+		assert.Len(t, timing.Passes, 1)
+	}
+	got := make([]float32, n)
+	require.NoError(t, wgpu.Download(context.Background(), by, got))
+	for i := range got {
+		require.Equal(t, float32(5*i+1), got[i], "element %d", i)
+	}
+	// The pipeline is cached.
+	p2, err := d.Pipeline("axpy", axpy, "main")
+	require.NoError(t, err)
+	assert.Same(t, p, p2)
+}
+
+func TestErrorsAreValues(t *testing.T) {
+	d := openTest(t)
+	_, err := d.Pipeline("broken", "fn main( {", "main")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "broken")
+
+	_, err = d.Pipeline("no entry", axpy, "nope")
+	require.Error(t, err)
+
+	_, err = wgpu.Open(99, wgpu.Options{})
+	require.ErrorContains(t, err, "adapter 99")
+
+	_, err = d.NewBuffer("huge", d.Limits().MaxStorageBufferBindingSize+16)
+	require.ErrorContains(t, err, "huge")
+
+	p, err := d.Pipeline("axpy", axpy, "main")
+	require.NoError(t, err)
+	b, err := d.NewBuffer("b", 64)
+	require.NoError(t, err)
+	// Too few bindings is a validation error, not a crash.
+	_, err = d.Run(context.Background(), wgpu.Dispatch{Label: "short", Pipeline: p, Buffers: []*wgpu.Buffer{b}, Workgroups: [3]uint32{1, 1, 1}})
+	require.Error(t, err)
+	_, err = d.Run(context.Background(), wgpu.Dispatch{Label: "big", Pipeline: p, Buffers: []*wgpu.Buffer{b, b}, Workgroups: [3]uint32{1 << 20, 1, 1}})
+	require.ErrorContains(t, err, "exceed")
+
+	b.Release()
+	_, err = d.Run(context.Background(), wgpu.Dispatch{Label: "released", Pipeline: p, Buffers: []*wgpu.Buffer{b, b}, Workgroups: [3]uint32{1, 1, 1}})
+	require.ErrorContains(t, err, "released")
+
+	require.NoError(t, d.Close())
+	_, err = d.NewBuffer("after close", 16)
+	require.ErrorContains(t, err, "closed")
+}
