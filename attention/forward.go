@@ -11,13 +11,42 @@ import (
 )
 
 // Op runs the attention kernels on one device. It holds no state beyond the
-// device, whose pipeline cache it uses, and is safe for concurrent use.
+// device, whose pipeline cache it uses, and its options; it is safe for
+// concurrent use.
 type Op struct {
-	dev *wgpu.Device
+	dev  *wgpu.Device
+	opts Options
 }
 
-// New returns an Op on dev.
+// Options tune an Op. The zero value picks every tile shape from the
+// adapter's limits.
+type Options struct {
+	// ForwardTiling, if its TX is non-zero, fixes the forward's TX, TY, KC
+	// and VC (the head dimension still comes from the call); for tuning.
+	ForwardTiling shaders.FwdTiling
+}
+
+// New returns an Op on dev with default options.
 func New(dev *wgpu.Device) *Op { return &Op{dev: dev} }
+
+// NewWithOptions returns an Op on dev with the given options.
+func NewWithOptions(dev *wgpu.Device, opts Options) *Op { return &Op{dev: dev, opts: opts} }
+
+// forwardTiling picks the forward kernel's tile shape for head dimension d.
+func (op *Op) forwardTiling(d int) (shaders.FwdTiling, error) {
+	lim := op.dev.Limits()
+	if t := op.opts.ForwardTiling; t.TX != 0 {
+		t.D = d
+		if err := t.Validate(); err != nil {
+			return t, err
+		}
+		if t.WorkgroupBytes() > int(lim.MaxWorkgroupStorageSize) || t.Threads() > int(lim.MaxInvocationsPerWorkgroup) {
+			return t, fmt.Errorf("shaders: tiling %s needs %d bytes and %d threads; the adapter has %d and %d", t, t.WorkgroupBytes(), t.Threads(), lim.MaxWorkgroupStorageSize, lim.MaxInvocationsPerWorkgroup)
+		}
+		return t, nil
+	}
+	return shaders.ChooseFwd(d, int(lim.MaxWorkgroupStorageSize), int(lim.MaxInvocationsPerWorkgroup))
+}
 
 // Device is the device the Op runs on.
 func (op *Op) Device() *wgpu.Device { return op.dev }
@@ -33,6 +62,7 @@ type ForwardTensors struct {
 // Call is a prepared kernel launch: its dispatches can be submitted any
 // number of times (a benchmark does), then Release frees what it owns.
 type Call struct {
+	Tiling     string // the tile shapes used, for reports
 	dispatches []wgpu.Dispatch
 	owned      []*wgpu.Buffer
 }
@@ -115,19 +145,23 @@ func (op *Op) PrepareForward(a *Args, t ForwardTensors) (*Call, error) {
 		return nil, err
 	}
 	lim := op.dev.Limits()
-	tiling, err := shaders.ChooseFwd(a.HeadDim, int(lim.MaxWorkgroupStorageSize), int(lim.MaxInvocationsPerWorkgroup))
+	tiling, err := op.forwardTiling(a.HeadDim)
 	if err != nil {
 		return nil, fmt.Errorf("attention: %w", err)
 	}
 	if uint32(a.NumHeadsQ) > lim.MaxWorkgroupsPerDimension {
 		return nil, fmt.Errorf("attention: %d query heads exceed the adapter's %d workgroups per dimension", a.NumHeadsQ, lim.MaxWorkgroupsPerDimension)
 	}
-	pipe, err := op.dev.Pipeline("attn_fwd "+tiling.String(), tiling.Source(), "main")
+	src, err := tiling.Source()
+	if err != nil {
+		return nil, fmt.Errorf("attention: %w", err)
+	}
+	pipe, err := op.dev.Pipeline("attn_fwd "+tiling.String(), src, "main")
 	if err != nil {
 		return nil, fmt.Errorf("attention: %w", err)
 	}
 	meta, ntiles := a.tileTable(tiling.BR(), tiling.BC())
-	call := &Call{}
+	call := &Call{Tiling: tiling.String()}
 	if ntiles == 0 {
 		return call, nil // every segment is empty: nothing to compute
 	}

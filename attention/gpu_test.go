@@ -2,12 +2,14 @@ package attention
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/coreattn/coreattn/shaders"
 	"github.com/coreattn/coreattn/wgpu"
 )
 
@@ -144,5 +146,37 @@ func TestForwardMatchesReference(t *testing.T) {
 			require.LessOrEqual(t, RelError(gotO, wantO), 1e-4, "relative error of O")
 			requireLSE(t, download(t, ft.LSE, len(wantLSE)), wantLSE)
 		})
+	}
+}
+
+// TestForwardTilings runs a few cases under tilings other than the one this
+// adapter would pick, down to those of a 16 KiB laptop GPU, so every shape
+// the chooser can return is checked on any machine.
+func TestForwardTilings(t *testing.T) {
+	tilings := []shaders.FwdTiling{
+		{TX: 16, TY: 8, RM: 8, KC: 16, VC: 16},
+		{TX: 8, TY: 16, RM: 4, KC: 8, VC: 8},
+		{TX: 8, TY: 8, RM: 4, KC: 16, VC: 4},
+		{TX: 4, TY: 8, RM: 8, KC: 4, VC: 2},
+	}
+	cases := []gpuCase{gpuCases[3], gpuCases[11], gpuCases[15], gpuCases[2]}
+	for _, tl := range tilings {
+		dev := testOp(t).Device()
+		op := NewWithOptions(dev, Options{ForwardTiling: tl})
+		for i, c := range cases {
+			t.Run(fmt.Sprintf("%dx%dx%dx%dx%d/%s", tl.TX, tl.TY, tl.RM, tl.KC, tl.VC, c.name), func(t *testing.T) {
+				rng := rand.New(rand.NewPCG(uint64(i), 0xf1))
+				a := c.args()
+				q := randn(rng, a.TotalQ()*a.NumHeadsQ*a.HeadDim)
+				k := randn(rng, a.TotalK()*a.NumHeadsKV*a.HeadDim)
+				v := randn(rng, a.TotalK()*a.NumHeadsKV*a.HeadDim)
+				wantO, wantLSE, err := ReferenceForward(a, q, k, v)
+				require.NoError(t, err)
+				gotO, gotLSE, err := op.Forward(context.Background(), a, q, k, v)
+				require.NoError(t, err)
+				require.LessOrEqual(t, RelError(gotO, wantO), 1e-4)
+				requireLSE(t, gotLSE, wantLSE)
+			})
+		}
 	}
 }

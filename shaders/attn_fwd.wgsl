@@ -10,15 +10,22 @@
 //
 //   D, DV4     head dimension and D/4 (vec4 columns)
 //   TX, TY, NT threads along keys/values, along queries, and TX*TY in all
-//   BR, BC     Br = 4*TY query rows per workgroup, Bc = 4*TX keys per tile
+//   RM, RG     query rows per thread (a multiple of 4) and RM/4
+//   BR, BC     Br = RM*TY query rows per workgroup, Bc = 4*TX keys per tile
 //   KC, NKC    d-chunk of the S = Q Kᵀ product, and ceil(D/KC) chunks
 //   VC         key chunk of the O += P V product (divides BC)
-//   NJ, NACC   ceil(DV4/TX): vec4 columns of O owned by each thread; 4*NJ
+//   NJ, NACC   ceil(DV4/TX): vec4 columns of O owned by each thread; RM*NJ
 //   STAGE4     vec4 size of the staging buffer shared by Q/K and V chunks
-//   PT4, RED4  vec4 sizes of Pᵀ (Bc x Br) and of the row-partials buffer (TX x Br)
+//   RS         row stride of Pᵀ and of the row partials in vec4s: Br/4 + 1,
+//              padded so that the threads of a warp store to different banks
+//   PT4, RED4  vec4 sizes of Pᵀ (Bc x RS) and of the row-partials buffer (TX x RS)
 //
-// Thread (tx, ty) owns rows 4ty..4ty+3 of the block, columns 4tx..4tx+3 of
-// each S tile, and the O columns 4*(tx + TX*j) for j < NJ.
+// Loops marked `// @unroll` are expanded by the generator (unroll.go), so
+// that register arrays are only ever indexed by constants.
+//
+// Thread (tx, ty) owns RM = 4*RG rows of the block (RG groups of 4 rows,
+// starting at row 4*RG*ty), columns 4tx..4tx+3 of each S tile, and the O
+// columns 4*(tx + TX*j) for j < NJ of its rows.
 
 struct Params {
 	hq: u32,          // query heads
@@ -95,17 +102,27 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 		kv_end = u32(clamp(i32(last) + delta, 0, i32(k_len)));
 	}
 
-	var m = vec4<f32>(NEG);          // running row max (log2 domain), rows 4ty..4ty+3
-	var l = vec4<f32>(0.0);          // this thread's share of the running row sum
-	var acc: array<vec4<f32>, NACC>;
-	for (var i = 0u; i < 4u * NJ; i++) {
+	// Row group g = ty*RG + r (r < RG) is rows 4g..4g+3 of the block; the
+	// thread owns RG such groups, and vec4 lanes are the 4 rows of a group.
+	var m: array<vec4<f32>, RG>;     // running row max (log2 domain)
+	var l: array<vec4<f32>, RG>;     // this thread's share of the running row sum
+	// @unroll
+	for (var r = 0u; r < RG; r++) {
+		m[r] = vec4<f32>(NEG);
+		l[r] = vec4<f32>(0.0);
+	}
+	var acc: array<vec4<f32>, NACC>; // O block: acc[(4r + i) * NJ + j] is row 4(ty*RG+r)+i, vec4 column tx+TX*j
+	// @unroll
+	for (var i = 0u; i < NACC; i++) {
 		acc[i] = vec4<f32>(0.0);
 	}
 
 	for (var kb = 0u; kb < kv_end; kb += BC) {
 		// Stage 1: S = Q Kᵀ for this tile, accumulated over d-chunks of KC.
-		var s: array<vec4<f32>, 4>;
-		for (var i = 0u; i < 4u; i++) {
+		// s[4r + i] holds row 4(ty*RG+r)+i against keys kb+4tx..kb+4tx+3.
+		var s: array<vec4<f32>, RM>;
+		// @unroll
+		for (var i = 0u; i < RM; i++) {
 			s[i] = vec4<f32>(0.0);
 		}
 		for (var c = 0u; c < NKC; c++) {
@@ -113,77 +130,96 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 			for (var u = 0u; u < (BR * KC / 4u + NT - 1u) / NT; u++) {
 				let it = lid + u * NT;
 				if (it < BR * KC / 4u) {
-					let r = it / (KC / 4u);
-					let c4 = it % (KC / 4u);
+					let row = it % BR;     // rows fastest: the transposed stores below hit consecutive banks
+					let c4 = it / BR;
 					var val = vec4<f32>(0.0);
-					if (q0 + r < q_len && d0 + 4u * c4 < D) {
-						val = q[((q_start + q0 + r) * P.hq + h) * DV4 + d0 / 4u + c4];
+					if (q0 + row < q_len && d0 + 4u * c4 < D) {
+						val = q[((q_start + q0 + row) * P.hq + h) * DV4 + d0 / 4u + c4];
 					}
+					// @unroll
 					for (var e = 0u; e < 4u; e++) {
-						stage[(4u * c4 + e) * (BR / 4u) + r / 4u][r % 4u] = val[e];
+						stage[(4u * c4 + e) * (BR / 4u) + row / 4u][row % 4u] = val[e];
 					}
 				}
 			}
 			for (var u = 0u; u < (BC * KC / 4u + NT - 1u) / NT; u++) {
 				let it = lid + u * NT;
 				if (it < BC * KC / 4u) {
-					let r = it / (KC / 4u);
-					let c4 = it % (KC / 4u);
+					let row = it % BC;
+					let c4 = it / BC;
 					var val = vec4<f32>(0.0);
-					if (kb + r < k_len && d0 + 4u * c4 < D) {
-						val = k[((k_start + kb + r) * (P.hq / P.group) + hk) * DV4 + d0 / 4u + c4];
+					if (kb + row < k_len && d0 + 4u * c4 < D) {
+						val = k[((k_start + kb + row) * (P.hq / P.group) + hk) * DV4 + d0 / 4u + c4];
 					}
+					// @unroll
 					for (var e = 0u; e < 4u; e++) {
-						stage[KC * BR / 4u + (4u * c4 + e) * (BC / 4u) + r / 4u][r % 4u] = val[e];
+						stage[KC * BR / 4u + (4u * c4 + e) * (BC / 4u) + row / 4u][row % 4u] = val[e];
 					}
 				}
 			}
 			workgroupBarrier();
+			// @unroll
 			for (var kk = 0u; kk < KC; kk++) {
-				let a = stage[kk * (BR / 4u) + ty];
 				let bk = stage[KC * BR / 4u + kk * (BC / 4u) + tx];
-				s[0] = fma(vec4<f32>(a.x), bk, s[0]);
-				s[1] = fma(vec4<f32>(a.y), bk, s[1]);
-				s[2] = fma(vec4<f32>(a.z), bk, s[2]);
-				s[3] = fma(vec4<f32>(a.w), bk, s[3]);
+				// @unroll
+				for (var r = 0u; r < RG; r++) {
+					let a = stage[kk * (BR / 4u) + ty * RG + r];
+					s[4u * r] = fma(vec4<f32>(a.x), bk, s[4u * r]);
+					s[4u * r + 1u] = fma(vec4<f32>(a.y), bk, s[4u * r + 1u]);
+					s[4u * r + 2u] = fma(vec4<f32>(a.z), bk, s[4u * r + 2u]);
+					s[4u * r + 3u] = fma(vec4<f32>(a.w), bk, s[4u * r + 3u]);
+				}
 			}
 			workgroupBarrier();
 		}
 
 		// Stage 2: scale, mask, and this thread's partial row maxima.
-		var pmax = vec4<f32>(NEG);
-		for (var i = 0u; i < 4u; i++) {
-			let row = i32(q0 + 4u * ty + i);
-			for (var j = 0u; j < 4u; j++) {
-				let col = kb + 4u * tx + j;
-				var ok = col < k_len;
-				if (P.causal == 1u) {
-					ok = ok && i32(col) <= row + delta;
+		// @unroll
+		for (var r = 0u; r < RG; r++) {
+			var pmax = vec4<f32>(NEG);
+			// @unroll
+			for (var i = 0u; i < 4u; i++) {
+				let row = i32(q0 + 4u * (ty * RG + r) + i);
+				// @unroll
+				for (var j = 0u; j < 4u; j++) {
+					let col = kb + 4u * tx + j;
+					var ok = col < k_len;
+					if (P.causal == 1u) {
+						ok = ok && i32(col) <= row + delta;
+					}
+					s[4u * r + i][j] = select(NEG, s[4u * r + i][j] * P.scale_log2, ok);
 				}
-				s[i][j] = select(NEG, s[i][j] * P.scale_log2, ok);
+				let si = s[4u * r + i];
+				pmax[i] = max(max(si.x, si.y), max(si.z, si.w));
 			}
-			pmax[i] = max(max(s[i].x, s[i].y), max(s[i].z, s[i].w));
+			red[tx * RS + ty * RG + r] = pmax;
 		}
-		red[tx * (BR / 4u) + ty] = pmax;
 		workgroupBarrier();
 
-		// Stage 3: new row max m, rescale factor, P = exp2(S - m) into Pᵀ.
-		var m_new = m;
-		for (var x = 0u; x < TX; x++) {
-			m_new = max(m_new, red[x * (BR / 4u) + ty]);
-		}
-		let alpha = exp2(m - m_new);
-		m = m_new;
-		var p: array<vec4<f32>, 4>;
-		for (var i = 0u; i < 4u; i++) {
-			p[i] = exp2(s[i] - vec4<f32>(m[i]));
-			l[i] = l[i] * alpha[i] + (p[i].x + p[i].y + p[i].z + p[i].w);
-			for (var j = 0u; j < NJ; j++) {
-				acc[i * NJ + j] *= alpha[i];
+		// Stage 3: new row max m, rescale factor alpha, P = exp2(S - m) into Pᵀ.
+		// @unroll
+		for (var r = 0u; r < RG; r++) {
+			var m_new = m[r];
+			// @unroll
+			for (var x = 0u; x < TX; x++) {
+				m_new = max(m_new, red[x * RS + ty * RG + r]);
 			}
-		}
-		for (var j = 0u; j < 4u; j++) {
-			pt[(4u * tx + j) * (BR / 4u) + ty] = vec4<f32>(p[0][j], p[1][j], p[2][j], p[3][j]);
+			let alpha = exp2(m[r] - m_new);
+			m[r] = m_new;
+			var p: array<vec4<f32>, 4>;
+			// @unroll
+			for (var i = 0u; i < 4u; i++) {
+				p[i] = exp2(s[4u * r + i] - vec4<f32>(m_new[i]));
+				l[r][i] = l[r][i] * alpha[i] + (p[i].x + p[i].y + p[i].z + p[i].w);
+				// @unroll
+				for (var j = 0u; j < NJ; j++) {
+					acc[(4u * r + i) * NJ + j] *= alpha[i];
+				}
+			}
+			// @unroll
+			for (var j = 0u; j < 4u; j++) {
+				pt[(4u * tx + j) * RS + ty * RG + r] = vec4<f32>(p[0][j], p[1][j], p[2][j], p[3][j]);
+			}
 		}
 
 		// Stage 4: O += P V over key chunks of VC.
@@ -191,25 +227,34 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 			for (var u = 0u; u < (VC * DV4 + NT - 1u) / NT; u++) {
 				let it = lid + u * NT;
 				if (it < VC * DV4) {
-					let r = it / DV4;
+					let row = it / DV4;
 					var val = vec4<f32>(0.0);
-					if (kb + cb + r < k_len) {
-						val = v[((k_start + kb + cb + r) * (P.hq / P.group) + hk) * DV4 + it % DV4];
+					if (kb + cb + row < k_len) {
+						val = v[((k_start + kb + cb + row) * (P.hq / P.group) + hk) * DV4 + it % DV4];
 					}
 					stage[it] = val;
 				}
 			}
 			workgroupBarrier();
+			// @unroll
 			for (var c = 0u; c < VC; c++) {
-				let pv = pt[(cb + c) * (BR / 4u) + ty];
+				var pv: array<vec4<f32>, RG>;
+				// @unroll
+				for (var r = 0u; r < RG; r++) {
+					pv[r] = pt[(cb + c) * RS + ty * RG + r];
+				}
+				// @unroll
 				for (var j = 0u; j < NJ; j++) {
 					let d4 = tx + TX * j;
-					if (d4 < DV4) {
+					if (DV4 % TX == 0u || d4 < DV4) {
 						let vv = stage[c * DV4 + d4];
-						acc[j] = fma(vec4<f32>(pv.x), vv, acc[j]);
-						acc[NJ + j] = fma(vec4<f32>(pv.y), vv, acc[NJ + j]);
-						acc[2u * NJ + j] = fma(vec4<f32>(pv.z), vv, acc[2u * NJ + j]);
-						acc[3u * NJ + j] = fma(vec4<f32>(pv.w), vv, acc[3u * NJ + j]);
+						// @unroll
+						for (var r = 0u; r < RG; r++) {
+							acc[(4u * r) * NJ + j] = fma(vec4<f32>(pv[r].x), vv, acc[(4u * r) * NJ + j]);
+							acc[(4u * r + 1u) * NJ + j] = fma(vec4<f32>(pv[r].y), vv, acc[(4u * r + 1u) * NJ + j]);
+							acc[(4u * r + 2u) * NJ + j] = fma(vec4<f32>(pv[r].z), vv, acc[(4u * r + 2u) * NJ + j]);
+							acc[(4u * r + 3u) * NJ + j] = fma(vec4<f32>(pv[r].w), vv, acc[(4u * r + 3u) * NJ + j]);
+						}
 					}
 				}
 			}
@@ -218,32 +263,41 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 	}
 
 	// Stage 5: sum the row shares of l, then O = acc / l and LSE = ln(sum exp(scaled S)).
-	red[tx * (BR / 4u) + ty] = l;
-	workgroupBarrier();
-	var lsum = vec4<f32>(0.0);
-	for (var x = 0u; x < TX; x++) {
-		lsum += red[x * (BR / 4u) + ty];
+	// @unroll
+	for (var r = 0u; r < RG; r++) {
+		red[tx * RS + ty * RG + r] = l[r];
 	}
-	for (var i = 0u; i < 4u; i++) {
-		let r = q0 + 4u * ty + i;
-		if (r < q_len) {
-			let row = q_start + r;
-			var inv = 0.0;
-			if (lsum[i] > 0.0) {
-				inv = 1.0 / lsum[i];
-			}
-			for (var j = 0u; j < NJ; j++) {
-				let d4 = tx + TX * j;
-				if (d4 < DV4) {
-					o[(row * P.hq + h) * DV4 + d4] = acc[i * NJ + j] * inv;
-				}
-			}
-			if (tx == 0u) {
-				var val = bitcast<f32>(0x7f800000u);   // +Inf: a row that sees no key
+	workgroupBarrier();
+	// @unroll
+	for (var r = 0u; r < RG; r++) {
+		var lsum = vec4<f32>(0.0);
+		// @unroll
+		for (var x = 0u; x < TX; x++) {
+			lsum += red[x * RS + ty * RG + r];
+		}
+		// @unroll
+		for (var i = 0u; i < 4u; i++) {
+			let qr = q0 + 4u * (ty * RG + r) + i;
+			if (qr < q_len) {
+				let row = q_start + qr;
+				var inv = 0.0;
 				if (lsum[i] > 0.0) {
-					val = (m[i] + log2(lsum[i])) * LN2;
+					inv = 1.0 / lsum[i];
 				}
-				lse[h * P.total_q + row] = val;
+				// @unroll
+				for (var j = 0u; j < NJ; j++) {
+					let d4 = tx + TX * j;
+					if (d4 < DV4) {
+						o[(row * P.hq + h) * DV4 + d4] = acc[(4u * r + i) * NJ + j] * inv;
+					}
+				}
+				if (tx == 0u) {
+					var val = bitcast<f32>(0x7f800000u);   // +Inf: a row that sees no key
+					if (lsum[i] > 0.0) {
+						val = (m[r][i] + log2(lsum[i])) * LN2;
+					}
+					lse[h * P.total_q + row] = val;
+				}
 			}
 		}
 	}

@@ -13,13 +13,23 @@ var attnFwd string
 type FwdTiling struct {
 	D  int // head dimension, a multiple of 4
 	TX int // threads along keys and O columns; Bc = 4*TX
-	TY int // threads along queries; Br = 4*TY
+	TY int // threads along queries; Br = RM*TY
+	RM int // query rows per thread, a multiple of 4 (0 means 4)
 	KC int // d-chunk of S = Q Kᵀ staged in workgroup memory (multiple of 4)
 	VC int // key chunk of O += P V staged in workgroup memory (divides Bc)
+	// Rolled leaves the loops marked @unroll to the driver (for comparison).
+	Rolled bool
 }
 
 // BR is the number of query rows per workgroup (FlashAttention's Br).
-func (t FwdTiling) BR() int { return 4 * t.TY }
+func (t FwdTiling) BR() int { return t.rows() * t.TY }
+
+func (t FwdTiling) rows() int {
+	if t.RM == 0 {
+		return 4
+	}
+	return t.RM
+}
 
 // BC is the number of keys per tile (FlashAttention's Bc).
 func (t FwdTiling) BC() int { return 4 * t.TX }
@@ -31,7 +41,8 @@ func (t FwdTiling) stage() int { return max(t.KC*(t.BR()+t.BC()), t.VC*t.D) }
 
 // WorkgroupBytes is the workgroup memory the kernel declares.
 func (t FwdTiling) WorkgroupBytes() int {
-	return 4*t.stage() + 4*t.BC()*t.BR() + 4*t.TX*t.BR() + 32
+	rs := t.BR() + 4 // padded row stride in floats
+	return 4*t.stage() + 4*t.BC()*rs + 4*t.TX*rs + 32
 }
 
 // Validate reports a tiling the kernel cannot run.
@@ -41,6 +52,8 @@ func (t FwdTiling) Validate() error {
 		return fmt.Errorf("shaders: head dim %d: want a multiple of 4 in [4, 256]", t.D)
 	case t.TX < 1 || t.TY < 1:
 		return fmt.Errorf("shaders: tiling %+v: TX and TY must be positive", t)
+	case t.rows()%4 != 0 || t.rows() > 16:
+		return fmt.Errorf("shaders: tiling %+v: RM must be 4, 8, 12 or 16", t)
 	case t.KC < 4 || t.KC%4 != 0:
 		return fmt.Errorf("shaders: tiling %+v: KC must be a positive multiple of 4", t)
 	case t.VC < 1 || t.BC()%t.VC != 0:
@@ -51,11 +64,19 @@ func (t FwdTiling) Validate() error {
 
 // String names the tiling, e.g. "D128 Br64 Bc64 KC16 VC16".
 func (t FwdTiling) String() string {
-	return fmt.Sprintf("D%d Br%d Bc%d KC%d VC%d", t.D, t.BR(), t.BC(), t.KC, t.VC)
+	s := fmt.Sprintf("D%d Br%d Bc%d RM%d KC%d VC%d", t.D, t.BR(), t.BC(), t.rows(), t.KC, t.VC)
+	if t.Rolled {
+		s += " rolled"
+	}
+	return s
 }
 
-// Source is the kernel's WGSL with the tiling's constants prepended.
-func (t FwdTiling) Source() string {
+// Source is the kernel's WGSL with the tiling's constants prepended and
+// its marked loops unrolled.
+func (t FwdTiling) Source() (string, error) {
+	if err := t.Validate(); err != nil {
+		return "", err
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "// generated tiling: %s\n", t)
 	consts := []struct {
@@ -65,14 +86,24 @@ func (t FwdTiling) Source() string {
 		{"D", t.D}, {"DV4", t.D / 4}, {"TX", t.TX}, {"TY", t.TY}, {"NT", t.Threads()},
 		{"BR", t.BR()}, {"BC", t.BC()}, {"KC", t.KC}, {"NKC", (t.D + t.KC - 1) / t.KC},
 		{"VC", t.VC}, {"NJ", (t.D/4 + t.TX - 1) / t.TX}, {"STAGE4", t.stage() / 4},
-		{"PT4", t.BC() * t.BR() / 4}, {"RED4", t.TX * t.BR() / 4}, {"NACC", 4 * ((t.D/4 + t.TX - 1) / t.TX)},
+		{"RS", t.BR()/4 + 1}, {"PT4", t.BC() * (t.BR()/4 + 1)}, {"RED4", t.TX * (t.BR()/4 + 1)}, {"NACC", t.rows() * ((t.D/4 + t.TX - 1) / t.TX)},
+		{"RM", t.rows()}, {"RG", t.rows() / 4},
 	}
+	values := make(map[string]int, len(consts))
 	for _, c := range consts {
 		fmt.Fprintf(&b, "const %s: u32 = %du;\n", c.name, c.val)
+		values[c.name] = c.val
+	}
+	body := attnFwd
+	if !t.Rolled {
+		var err error
+		if body, err = unroll(body, values); err != nil {
+			return "", err
+		}
 	}
 	// Naga wants a literal workgroup size, so that one is substituted.
-	b.WriteString(strings.ReplaceAll(attnFwd, "@workgroup_size(NT)", fmt.Sprintf("@workgroup_size(%d)", t.Threads())))
-	return b.String()
+	b.WriteString(strings.ReplaceAll(body, "@workgroup_size(NT)", fmt.Sprintf("@workgroup_size(%d)", t.Threads())))
+	return b.String(), nil
 }
 
 // ChooseFwd picks the forward tiling for head dimension d on an adapter that

@@ -122,14 +122,18 @@ func describe(index int, a *webgpu.Adapter) AdapterInfo {
 		Type:       strings.TrimPrefix(p.AdapterType.String(), "AdapterType_"),
 		Driver:     p.DriverDescription,
 		Timestamps: a.HasFeature(webgpu.FeatureName_TimestampQuery),
-		Limits: Limits{
-			MaxStorageBufferBindingSize: l.MaxStorageBufferBindingSize,
-			MaxBufferSize:               l.MaxBufferSize,
-			MaxWorkgroupStorageSize:     l.MaxComputeWorkgroupStorageSize,
-			MaxInvocationsPerWorkgroup:  l.MaxComputeInvocationsPerWorkgroup,
-			MaxWorkgroupSizeX:           l.MaxComputeWorkgroupSizeX,
-			MaxWorkgroupsPerDimension:   l.MaxComputeWorkgroupsPerDimension,
-			MaxStorageBuffersPerStage:   l.MaxStorageBuffersPerShaderStage,
-		},
+		Limits:     limitsOf(l),
+	}
+}
+
+func limitsOf(l webgpu.Limits) Limits {
+	return Limits{
+		MaxStorageBufferBindingSize: l.MaxStorageBufferBindingSize,
+		MaxBufferSize:               l.MaxBufferSize,
+		MaxWorkgroupStorageSize:     l.MaxComputeWorkgroupStorageSize,
+		MaxInvocationsPerWorkgroup:  l.MaxComputeInvocationsPerWorkgroup,
+		MaxWorkgroupSizeX:           l.MaxComputeWorkgroupSizeX,
+		MaxWorkgroupsPerDimension:   l.MaxComputeWorkgroupsPerDimension,
+		MaxStorageBuffersPerStage:   l.MaxStorageBuffersPerShaderStage,
 	}
 }

@@ -51,10 +51,16 @@ func padded(size uint64) uint64 {
 	return (size + 15) &^ 15
 }
 
+// MaxBufferBytes is the largest storage buffer the device can create and
+// bind: the smaller of the adapter's buffer-size and storage-binding limits.
+func (d *Device) MaxBufferBytes() uint64 {
+	return min(d.info.Limits.MaxBufferSize, d.info.Limits.MaxStorageBufferBindingSize)
+}
+
 // checkSize rejects a storage buffer that the device cannot bind.
 func (d *Device) checkSize(label string, size uint64) error {
-	if max := d.info.Limits.MaxStorageBufferBindingSize; padded(size) > max {
-		return fmt.Errorf("wgpu: %s: buffer %q of %d bytes exceeds the adapter's storage binding limit of %d bytes", d.info.Name, label, size, max)
+	if max := d.MaxBufferBytes(); padded(size) > max {
+		return fmt.Errorf("wgpu: %s: buffer %q of %d bytes exceeds the adapter's limit of %d bytes for one buffer", d.info.Name, label, size, max)
 	}
 	return nil
 }

@@ -81,6 +81,9 @@ func Open(index int, opts Options) (*Device, error) {
 	}
 	d.dev = dev
 	d.queue = dev.GetQueue()
+	// The device may grant less than the adapter advertises (wgpu caps the
+	// buffer size, for one): report what the device enforces.
+	d.info.Limits = limitsOf(dev.GetLimits().Limits)
 	return d, nil
 }
 

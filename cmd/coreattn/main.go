@@ -39,7 +39,9 @@ func newRootCmd() *cobra.Command {
 	}
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "show wgpu and driver log output")
 	root.AddCommand(
-	// Each subcommand lives in its own file as newXxxCmd(g).
+		// Each subcommand lives in its own file as newXxxCmd(g).
+		newBenchCmd(g),
+		newSimulateCmd(g),
 	)
 	return root
 }

@@ -1,0 +1,317 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/coreattn/coreattn/attention"
+	"github.com/coreattn/coreattn/shaders"
+	"github.com/coreattn/coreattn/wgpu"
+)
+
+// benchShape is one benchmark problem: a varlen batch and its label, which
+// matches the `shape` key of ../shared/device/sdpa_anchor.py where the two
+// describe the same problem.
+type benchShape struct {
+	label string
+	args  *attention.Args
+}
+
+// denseShape is one causal sequence of s tokens, h heads of dimension d.
+func denseShape(s, d, h int) benchShape {
+	return benchShape{
+		label: fmt.Sprintf("S%d D%d H%d causal", s, d, h),
+		args: &attention.Args{
+			CuSeqlensQ: []int32{0, int32(s)}, CuSeqlensK: []int32{0, int32(s)},
+			NumHeadsQ: h, NumHeadsKV: h, HeadDim: d, Causal: true,
+		},
+	}
+}
+
+// caTaskShape is a fused batch of CA-tasks (query shards with their KV
+// prefixes) drawn the way sdpa_anchor.py draws them: shards of 128..1024
+// query rows over prefixes of 256..16384 keys until total query rows reach
+// total, or until K would outgrow maxBytes (WebGPU caps one buffer, often
+// at 256 MiB, so the batch keeps fewer heads than the anchor's H32).
+func caTaskShape(total, d, h int, maxBytes uint64, seed uint64) benchShape {
+	rng := rand.New(rand.NewPCG(seed, 0xca))
+	kvs := []int{256, 512, 1024, 2048, 4096, 8192, 16384}
+	qs := []int{128, 256, 512, 1024}
+	a := &attention.Args{CuSeqlensQ: []int32{0}, CuSeqlensK: []int32{0}, NumHeadsQ: h, NumHeadsKV: h, HeadDim: d, Causal: true}
+	for a.TotalQ() < total {
+		kv := kvs[rng.IntN(len(kvs))]
+		q := min(qs[rng.IntN(len(qs))], kv)
+		if uint64(a.TotalK()+kv)*uint64(h*d*4) > maxBytes {
+			break
+		}
+		a.CuSeqlensQ = append(a.CuSeqlensQ, int32(a.TotalQ()+q))
+		a.CuSeqlensK = append(a.CuSeqlensK, int32(a.TotalK()+kv))
+	}
+	return benchShape{
+		label: fmt.Sprintf("%d CA-tasks q_total=%d kv_total=%d D%d H%d causal-bottom-right", a.Batch(), a.TotalQ(), a.TotalK(), d, h),
+		args:  a,
+	}
+}
+
+// benchShapes are the issue's shapes; on a CPU adapter they are scaled down
+// (sequence /8, heads /8) so that a run takes seconds, not hours.
+func benchShapes(cpu bool, maxBytes uint64) []benchShape {
+	if cpu {
+		return []benchShape{denseShape(512, 64, 4), denseShape(1024, 128, 4), denseShape(2048, 128, 2), caTaskShape(2048, 128, 4, maxBytes, 1)}
+	}
+	return []benchShape{denseShape(4096, 64, 32), denseShape(8192, 128, 32), denseShape(16384, 128, 16), caTaskShape(32768, 128, 8, maxBytes, 1)}
+}
+
+// benchResult is one line of `coreattn bench --json`; its keys match
+// sdpa_anchor.py's so the two can be joined on (pass, shape).
+type benchResult struct {
+	Impl    string  `json:"impl"`
+	Adapter string  `json:"adapter"`
+	DType   string  `json:"dtype"`
+	Pass    string  `json:"pass"`
+	Shape   string  `json:"shape"`
+	MS      float64 `json:"ms"`
+	TFLOPS  float64 `json:"tflops"`
+	GPUMS   float64 `json:"gpu_ms,omitempty"` // timestamp-query time of one run
+	Tiling  string  `json:"tiling,omitempty"`
+}
+
+type benchFlags struct {
+	adapter int
+	json    bool
+	reps    int
+	pass    string
+	tiling  string
+	rolled  bool
+	shapes  string
+}
+
+func newBenchCmd(g *globalFlags) *cobra.Command {
+	f := &benchFlags{}
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure attention throughput (TFLOP/s) at the standard shapes",
+		Long: `Measures forward and forward+backward throughput at S4096/D64/H32,
+S8192/D128/H32, S16384/D128/H16 (causal, one segment) and a fused varlen
+batch of CA-tasks (D128, H32). FLOPs are 4·D·Hq·(unmasked query-key pairs)
+for the forward and 3.5× that for forward+backward. On a CPU adapter the
+shapes are scaled down. Times are medians of 5 rounds of back-to-back runs.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runBench(cmd.Context(), g, f, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	cmd.Flags().IntVar(&f.adapter, "adapter", 0, "adapter index (see `coreattn devices`)")
+	cmd.Flags().BoolVar(&f.json, "json", false, "print one JSON object per line")
+	cmd.Flags().IntVar(&f.reps, "reps", 0, "runs per timing round (0: enough for about 0.2 s)")
+	cmd.Flags().StringVar(&f.pass, "pass", "all", "fwd, fwd+bwd, or all")
+	cmd.Flags().StringVar(&f.tiling, "fwd-tiling", "", "force the forward tiling as TX,TY,RM,KC,VC (for tuning), e.g. 16,8,8,32,16")
+	cmd.Flags().BoolVar(&f.rolled, "fwd-rolled", false, "leave the forward's loops to the driver instead of unrolling them (for tuning)")
+	cmd.Flags().StringVar(&f.shapes, "shapes", "", "only shapes whose label contains this text, e.g. S8192")
+	return cmd
+}
+
+// isTerminal reports whether w is a terminal, where a progress line that
+// rewrites itself is welcome.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out, progress io.Writer) error {
+	if !isTerminal(progress) {
+		progress = io.Discard
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	switch f.pass {
+	case "fwd", "fwd+bwd", "all":
+	default:
+		return fmt.Errorf("bench: --pass %q: want fwd, fwd+bwd or all", f.pass)
+	}
+	dev, err := wgpu.Open(f.adapter, wgpu.Options{Verbose: g.verbose})
+	if err != nil {
+		return err
+	}
+	defer dev.Close()
+	var opts attention.Options
+	if f.tiling != "" {
+		t := &opts.ForwardTiling
+		if _, err := fmt.Sscanf(f.tiling, "%d,%d,%d,%d,%d", &t.TX, &t.TY, &t.RM, &t.KC, &t.VC); err != nil || t.TX <= 0 {
+			return fmt.Errorf("bench: --fwd-tiling %q: want five positive integers TX,TY,RM,KC,VC", f.tiling)
+		}
+	}
+	if f.rolled {
+		if opts.ForwardTiling.TX == 0 {
+			lim := dev.Limits()
+			t, err := shaders.ChooseFwd(128, int(lim.MaxWorkgroupStorageSize), int(lim.MaxInvocationsPerWorkgroup))
+			if err != nil {
+				return err
+			}
+			opts.ForwardTiling = t
+		}
+		opts.ForwardTiling.Rolled = true
+	}
+	op := attention.NewWithOptions(dev, opts)
+	info := dev.Info()
+	enc := json.NewEncoder(out)
+	if !f.json {
+		fmt.Fprintf(out, "adapter: %s\n%-9s %-62s %10s %9s\n", info, "pass", "shape", "ms", "TFLOP/s")
+	}
+	shapes := benchShapes(info.IsCPU(), dev.MaxBufferBytes())
+	for i, s := range shapes {
+		if !strings.Contains(s.label, f.shapes) {
+			continue
+		}
+		for _, pass := range []string{"fwd", "fwd+bwd"} {
+			if f.pass != "all" && f.pass != pass {
+				continue
+			}
+			fmt.Fprintf(progress, "\rbench %d/%d: %s %s ...%20s", i+1, len(shapes), pass, s.label, "")
+			r, err := benchOne(ctx, op, s, pass, f.reps)
+			fmt.Fprint(progress, "\r\033[K")
+			if err != nil {
+				return fmt.Errorf("bench: %s %s: %w", pass, s.label, err)
+			}
+			if f.json {
+				if err := enc.Encode(r); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintf(out, "%-9s %-62s %10.3f %9.4g\n", r.Pass, r.Shape, r.MS, r.TFLOPS)
+			}
+		}
+	}
+	return nil
+}
+
+// benchOne allocates random inputs on the device and times the pass.
+func benchOne(ctx context.Context, op *attention.Op, s benchShape, pass string, reps int) (benchResult, error) {
+	dev := op.Device()
+	a := s.args
+	rng := rand.New(rand.NewPCG(7, 7))
+	nq := a.TotalQ() * a.NumHeadsQ * a.HeadDim
+	nk := a.TotalK() * a.NumHeadsKV * a.HeadDim
+	var bufs []*wgpu.Buffer
+	defer func() {
+		for _, b := range bufs {
+			b.Release()
+		}
+	}()
+	newBuf := func(name string, n int, random bool) (*wgpu.Buffer, error) {
+		var b *wgpu.Buffer
+		var err error
+		if random {
+			x := make([]float32, n)
+			for i := range x {
+				x[i] = float32(rng.NormFloat64())
+			}
+			b, err = wgpu.Upload(dev, name, x)
+		} else {
+			b, err = dev.NewBuffer(name, uint64(n)*4)
+		}
+		if err == nil {
+			bufs = append(bufs, b)
+		}
+		return b, err
+	}
+	var ft attention.ForwardTensors
+	var err error
+	for _, x := range []struct {
+		dst    **wgpu.Buffer
+		name   string
+		n      int
+		random bool
+	}{{&ft.Q, "q", nq, true}, {&ft.K, "k", nk, true}, {&ft.V, "v", nk, true}, {&ft.O, "o", nq, false}, {&ft.LSE, "lse", a.NumHeadsQ * a.TotalQ(), false}} {
+		if *x.dst, err = newBuf(x.name, x.n, x.random); err != nil {
+			return benchResult{}, err
+		}
+	}
+	fwd, err := op.PrepareForward(a, ft)
+	if err != nil {
+		return benchResult{}, err
+	}
+	defer fwd.Release()
+	dispatches := fwd.Dispatches()
+	flops := a.FLOPs()
+	if pass == "fwd+bwd" {
+		bt := attention.BackwardTensors{Q: ft.Q, K: ft.K, V: ft.V, O: ft.O, LSE: ft.LSE}
+		if bt.DO, err = newBuf("do", nq, true); err != nil {
+			return benchResult{}, err
+		}
+		for _, x := range []struct {
+			dst  **wgpu.Buffer
+			name string
+			n    int
+		}{{&bt.DQ, "dq", nq}, {&bt.DK, "dk", nk}, {&bt.DV, "dv", nk}} {
+			if *x.dst, err = newBuf(x.name, x.n, false); err != nil {
+				return benchResult{}, err
+			}
+		}
+		// The backward reads the forward's O and LSE, so run the forward once first.
+		if _, err := dev.Run(ctx, dispatches...); err != nil {
+			return benchResult{}, err
+		}
+		bwd, err := op.PrepareBackward(a, bt)
+		if err != nil {
+			return benchResult{}, err
+		}
+		defer bwd.Release()
+		dispatches = append(append([]wgpu.Dispatch(nil), dispatches...), bwd.Dispatches()...)
+		flops *= 3.5
+	}
+	// One timed run with timestamps, which also warms up the pipelines.
+	timing, err := dev.Run(ctx, dispatches...)
+	if err != nil {
+		return benchResult{}, err
+	}
+	if reps <= 0 {
+		reps = max(1, min(50, int(200*time.Millisecond/max(timing.Wall, time.Microsecond))))
+	}
+	rounds := make([]float64, 5)
+	for r := range rounds {
+		start := time.Now()
+		for range reps {
+			if err := dev.Submit(dispatches...); err != nil {
+				return benchResult{}, err
+			}
+		}
+		if err := dev.Wait(ctx); err != nil {
+			return benchResult{}, err
+		}
+		rounds[r] = float64(time.Since(start)) / float64(time.Millisecond) / float64(reps)
+	}
+	sort.Float64s(rounds)
+	ms := rounds[len(rounds)/2]
+	res := benchResult{
+		Impl: "coreattn-wgsl", Adapter: dev.Info().Name, DType: "float32", Pass: pass, Shape: s.label,
+		MS: round(ms, 4), TFLOPS: round(flops/ms/1e9, 4), Tiling: fwd.Tiling,
+	}
+	if timing.Passes != nil {
+		res.GPUMS = round(float64(timing.GPU())/float64(time.Millisecond), 4)
+	}
+	return res, nil
+}
+
+func round(x float64, digits int) float64 {
+	p := 1.0
+	for range digits {
+		p *= 10
+	}
+	return float64(int64(x*p+0.5)) / p
+}
+

@@ -1,0 +1,84 @@
+package shaders
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// unrollHeader matches a counted loop `for (var i = 0u; i < N; i++) {`
+// where N is a literal or a generated constant.
+var unrollHeader = regexp.MustCompile(`^\s*for \(var (\w+) = 0u; \w+ < (\w+); \w+\+\+\) \{\s*$`)
+
+// unroll expands every loop whose header follows a line holding only
+// `// @unroll` into N copies of its body, each in a block that binds the
+// loop variable to a literal: `{ let i = 0u; ... }`. Naga translates loops
+// as loops and leaves unrolling to the driver, which does not always do it;
+// unrolled bodies index register arrays with constants, so the arrays stay
+// in registers. Loops may nest; inner marked loops are expanded first.
+func unroll(src string, consts map[string]int) (string, error) {
+	lines := strings.Split(src, "\n")
+	out, err := unrollLines(lines, consts)
+	if err != nil {
+		return "", err
+	}
+	return strings.Join(out, "\n"), nil
+}
+
+func unrollLines(lines []string, consts map[string]int) ([]string, error) {
+	var out []string
+	for i := 0; i < len(lines); i++ {
+		if strings.TrimSpace(lines[i]) != "// @unroll" {
+			out = append(out, lines[i])
+			continue
+		}
+		if i+1 >= len(lines) {
+			return nil, fmt.Errorf("shaders: @unroll at the end of the source")
+		}
+		m := unrollHeader.FindStringSubmatch(lines[i+1])
+		if m == nil {
+			return nil, fmt.Errorf("shaders: line %d: @unroll must precede `for (var i = 0u; i < N; i++) {`, got %q", i+2, strings.TrimSpace(lines[i+1]))
+		}
+		n, ok := consts[m[2]]
+		if !ok {
+			v, err := strconv.ParseUint(strings.TrimSuffix(m[2], "u"), 10, 32)
+			if err != nil {
+				return nil, fmt.Errorf("shaders: line %d: loop bound %q is neither a literal nor a generated constant", i+2, m[2])
+			}
+			n = int(v)
+		}
+		end, err := closingLine(lines, i+1)
+		if err != nil {
+			return nil, err
+		}
+		body, err := unrollLines(lines[i+2:end], consts)
+		if err != nil {
+			return nil, err
+		}
+		indent := lines[i+1][:len(lines[i+1])-len(strings.TrimLeft(lines[i+1], "\t "))]
+		for k := 0; k < n; k++ {
+			out = append(out, fmt.Sprintf("%s{ let %s = %du;", indent, m[1], k))
+			out = append(out, body...)
+			out = append(out, indent+"}")
+		}
+		i = end
+	}
+	return out, nil
+}
+
+// closingLine finds the line that closes the brace opened on line open.
+func closingLine(lines []string, open int) (int, error) {
+	depth := 0
+	for j := open; j < len(lines); j++ {
+		code := lines[j]
+		if c := strings.Index(code, "//"); c >= 0 {
+			code = code[:c]
+		}
+		depth += strings.Count(code, "{") - strings.Count(code, "}")
+		if depth == 0 {
+			return j, nil
+		}
+	}
+	return 0, fmt.Errorf("shaders: line %d: unbalanced braces in unrolled loop", open+1)
+}

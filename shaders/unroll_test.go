@@ -1,0 +1,42 @@
+package shaders
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestUnroll(t *testing.T) {
+	tests := []struct {
+		name, src, want, err string
+	}{
+		{
+			name: "constant bound",
+			src:  "a\n// @unroll\nfor (var i = 0u; i < N; i++) {\n\tx[i] = i;\n}\nb",
+			want: "a\n{ let i = 0u;\n\tx[i] = i;\n}\n{ let i = 1u;\n\tx[i] = i;\n}\nb",
+		},
+		{
+			name: "nested literal bound",
+			src:  "// @unroll\nfor (var i = 0u; i < 2u; i++) {\n// @unroll\nfor (var j = 0u; j < 1u; j++) {\ny(i, j);\n}\n}",
+			want: "{ let i = 0u;\n{ let j = 0u;\ny(i, j);\n}\n}\n{ let i = 1u;\n{ let j = 0u;\ny(i, j);\n}\n}",
+		},
+		{name: "not a loop", src: "// @unroll\nlet x = 1;", err: "must precede"},
+		{name: "unknown bound", src: "// @unroll\nfor (var i = 0u; i < M; i++) {\n}", err: "neither"},
+		{name: "unbalanced", src: "// @unroll\nfor (var i = 0u; i < 2u; i++) {\nx();", err: "unbalanced"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := unroll(tt.src, map[string]int{"N": 2})
+			if tt.err != "" {
+				require.ErrorContains(t, err, tt.err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+			assert.NotContains(t, got, "@unroll")
+			assert.Equal(t, strings.Count(got, "{"), strings.Count(got, "}"))
+		})
+	}
+}
