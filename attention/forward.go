@@ -170,7 +170,7 @@ func (op *Op) PrepareForward(a *Args, t ForwardTensors) (*Call, error) {
 	params := []uint32{
 		uint32(a.NumHeadsQ), uint32(a.NumHeadsQ / a.NumHeadsKV), uint32(a.TotalQ()), boolU32(a.Causal),
 		uint32(ntiles), uint32(gridY), uint32(a.Batch()), uint32(2 * (a.Batch() + 1)),
-		math.Float32bits(float32(a.Scale() * math.Log2E)), 0, 0, 0,
+		math.Float32bits(float32(a.Scale() * math.Log2E)), uint32(a.NumHeadsKV), 0, 0,
 	}
 	pbuf, err := wgpu.UploadUniform(op.dev, "attn_fwd params", params)
 	if err != nil {

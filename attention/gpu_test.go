@@ -154,7 +154,7 @@ func TestForwardMatchesReference(t *testing.T) {
 // the chooser can return is checked on any machine.
 func TestForwardTilings(t *testing.T) {
 	tilings := []shaders.FwdTiling{
-		{TX: 16, TY: 8, RM: 8, KC: 16, VC: 16},
+		{TX: 16, TY: 8, RM: 8, KC: 8, VC: 8},
 		{TX: 8, TY: 16, RM: 4, KC: 8, VC: 8},
 		{TX: 8, TY: 8, RM: 4, KC: 16, VC: 4},
 		{TX: 4, TY: 8, RM: 8, KC: 4, VC: 2},

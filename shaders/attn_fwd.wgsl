@@ -15,7 +15,9 @@
 //   KC, NKC    d-chunk of the S = Q Kᵀ product, and ceil(D/KC) chunks
 //   VC         key chunk of the O += P V product (divides BC)
 //   NJ, NACC   ceil(DV4/TX): vec4 columns of O owned by each thread; RM*NJ
-//   STAGE4     vec4 size of the staging buffer shared by Q/K and V chunks
+//   PQ, PK, PV vec4s of a Q chunk, a K chunk and a V chunk each thread fetches
+//   STAGE4     vec4 size of one staging buffer, shared by Q/K and V chunks;
+//              there are two (STAGE8), filled and used alternately
 //   RS         row stride of Pᵀ and of the row partials in vec4s: Br/4 + 1,
 //              padded so that the threads of a warp store to different banks
 //   PT4, RED4  vec4 sizes of Pᵀ (Bc x RS) and of the row-partials buffer (TX x RS)
@@ -37,7 +39,7 @@ struct Params {
 	batch: u32,       // segments
 	tiles_off: u32,   // offset of the tile table in segs
 	scale_log2: f32,  // softmax_scale * log2(e)
-	_pad0: u32,
+	hkv: u32,         // key/value heads: hq / group
 	_pad1: u32,
 	_pad2: u32,
 }
@@ -56,7 +58,7 @@ const LN2: f32 = 0.6931471805599453;
 
 // stage holds, in turn, a d-chunk of Qᵀ (KC x BR) followed by one of Kᵀ (KC x BC),
 // and a chunk of V (VC x D). pt holds Pᵀ (BC x BR); red the per-thread row partials.
-var<workgroup> stage: array<vec4<f32>, STAGE4>;
+var<workgroup> stage: array<vec4<f32>, STAGE8>;  // two buffers of STAGE4
 var<workgroup> pt: array<vec4<f32>, PT4>;
 var<workgroup> red: array<vec4<f32>, RED4>;
 var<workgroup> tile_wg: Tile;
@@ -117,6 +119,17 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 		acc[i] = vec4<f32>(0.0);
 	}
 
+	// Operands travel global memory -> registers (fq, fk, fv) -> workgroup
+	// memory, one step ahead of the arithmetic: while step n computes on
+	// stage buffer sb, step n+1's operands are fetched and stored into the
+	// other buffer, so global latency hides behind the FMAs and each step
+	// needs one barrier.
+	var fq = load_q(t, h, lid, 0u);
+	var fk = load_k(t, hk, lid, 0u, 0u);
+	var fv: array<vec4<f32>, PV>;
+	var sb = 0u;                     // stage buffer of the current step: 0 or STAGE4
+	store_qk(0u, lid, fq, fk);
+	workgroupBarrier();
 	for (var kb = 0u; kb < kv_end; kb += BC) {
 		// Stage 1: S = Q Kᵀ for this tile, accumulated over d-chunks of KC.
 		// s[4r + i] holds row 4(ty*RG+r)+i against keys kb+4tx..kb+4tx+3.
@@ -126,68 +139,53 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 			s[i] = vec4<f32>(0.0);
 		}
 		for (var c = 0u; c < NKC; c++) {
-			let d0 = c * KC;
-			for (var u = 0u; u < (BR * KC / 4u + NT - 1u) / NT; u++) {
-				let it = lid + u * NT;
-				if (it < BR * KC / 4u) {
-					let row = it % BR;     // rows fastest: the transposed stores below hit consecutive banks
-					let c4 = it / BR;
-					var val = vec4<f32>(0.0);
-					if (q0 + row < q_len && d0 + 4u * c4 < D) {
-						val = q[((q_start + q0 + row) * P.hq + h) * DV4 + d0 / 4u + c4];
-					}
-					// @unroll
-					for (var e = 0u; e < 4u; e++) {
-						stage[(4u * c4 + e) * (BR / 4u) + row / 4u][row % 4u] = val[e];
-					}
-				}
+			if (c + 1u < NKC) {
+				fq = load_q(t, h, lid, c + 1u);
+				fk = load_k(t, hk, lid, kb, c + 1u);
+			} else {
+				fv = load_v(t, hk, lid, kb, 0u);
 			}
-			for (var u = 0u; u < (BC * KC / 4u + NT - 1u) / NT; u++) {
-				let it = lid + u * NT;
-				if (it < BC * KC / 4u) {
-					let row = it % BC;
-					let c4 = it / BC;
-					var val = vec4<f32>(0.0);
-					if (kb + row < k_len && d0 + 4u * c4 < D) {
-						val = k[((k_start + kb + row) * (P.hq / P.group) + hk) * DV4 + d0 / 4u + c4];
-					}
-					// @unroll
-					for (var e = 0u; e < 4u; e++) {
-						stage[KC * BR / 4u + (4u * c4 + e) * (BC / 4u) + row / 4u][row % 4u] = val[e];
-					}
-				}
-			}
-			workgroupBarrier();
 			// @unroll
 			for (var kk = 0u; kk < KC; kk++) {
-				let bk = stage[KC * BR / 4u + kk * (BC / 4u) + tx];
+				let bk = stage[sb + KC * BR / 4u + kk * (BC / 4u) + tx];
 				// @unroll
 				for (var r = 0u; r < RG; r++) {
-					let a = stage[kk * (BR / 4u) + ty * RG + r];
+					let a = stage[sb + kk * (BR / 4u) + ty * RG + r];
 					s[4u * r] = fma(vec4<f32>(a.x), bk, s[4u * r]);
 					s[4u * r + 1u] = fma(vec4<f32>(a.y), bk, s[4u * r + 1u]);
 					s[4u * r + 2u] = fma(vec4<f32>(a.z), bk, s[4u * r + 2u]);
 					s[4u * r + 3u] = fma(vec4<f32>(a.w), bk, s[4u * r + 3u]);
 				}
 			}
+			sb = STAGE4 - sb;
+			if (c + 1u < NKC) {
+				store_qk(sb, lid, fq, fk);
+			} else {
+				store_v(sb, lid, fv);
+			}
 			workgroupBarrier();
 		}
 
-		// Stage 2: scale, mask, and this thread's partial row maxima.
+		// Stage 2: scale, mask, and this thread's partial row maxima. Only
+		// tiles that cross k_len or the causal diagonal need the mask.
+		let whole = kb + BC <= k_len && (P.causal == 0u || i32(kb + BC) <= i32(q0) + delta + 1);
 		// @unroll
 		for (var r = 0u; r < RG; r++) {
 			var pmax = vec4<f32>(NEG);
 			// @unroll
 			for (var i = 0u; i < 4u; i++) {
 				let row = i32(q0 + 4u * (ty * RG + r) + i);
-				// @unroll
-				for (var j = 0u; j < 4u; j++) {
-					let col = kb + 4u * tx + j;
-					var ok = col < k_len;
-					if (P.causal == 1u) {
-						ok = ok && i32(col) <= row + delta;
+				s[4u * r + i] *= P.scale_log2;
+				if (!whole) {
+					// @unroll
+					for (var j = 0u; j < 4u; j++) {
+						let col = kb + 4u * tx + j;
+						var ok = col < k_len;
+						if (P.causal == 1u) {
+							ok = ok && i32(col) <= row + delta;
+						}
+						s[4u * r + i][j] = select(NEG, s[4u * r + i][j], ok);
 					}
-					s[4u * r + i][j] = select(NEG, s[4u * r + i][j] * P.scale_log2, ok);
 				}
 				let si = s[4u * r + i];
 				pmax[i] = max(max(si.x, si.y), max(si.z, si.w));
@@ -222,20 +220,16 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 			}
 		}
 
+		workgroupBarrier();   // Pᵀ complete before any thread reads it
+
 		// Stage 4: O += P V over key chunks of VC.
 		for (var cb = 0u; cb < BC; cb += VC) {
-			for (var u = 0u; u < (VC * DV4 + NT - 1u) / NT; u++) {
-				let it = lid + u * NT;
-				if (it < VC * DV4) {
-					let row = it / DV4;
-					var val = vec4<f32>(0.0);
-					if (kb + cb + row < k_len) {
-						val = v[((k_start + kb + cb + row) * (P.hq / P.group) + hk) * DV4 + it % DV4];
-					}
-					stage[it] = val;
-				}
+			if (cb + VC < BC) {
+				fv = load_v(t, hk, lid, kb, cb + VC);
+			} else if (kb + BC < kv_end) {
+				fq = load_q(t, h, lid, 0u);
+				fk = load_k(t, hk, lid, kb + BC, 0u);
 			}
-			workgroupBarrier();
 			// @unroll
 			for (var c = 0u; c < VC; c++) {
 				var pv: array<vec4<f32>, RG>;
@@ -247,7 +241,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 				for (var j = 0u; j < NJ; j++) {
 					let d4 = tx + TX * j;
 					if (DV4 % TX == 0u || d4 < DV4) {
-						let vv = stage[c * DV4 + d4];
+						let vv = stage[sb + c * DV4 + d4];
 						// @unroll
 						for (var r = 0u; r < RG; r++) {
 							acc[(4u * r) * NJ + j] = fma(vec4<f32>(pv[r].x), vv, acc[(4u * r) * NJ + j]);
@@ -257,6 +251,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 						}
 					}
 				}
+			}
+			sb = STAGE4 - sb;
+			if (cb + VC < BC) {
+				store_v(sb, lid, fv);
+			} else if (kb + BC < kv_end) {
+				store_qk(sb, lid, fq, fk);
 			}
 			workgroupBarrier();
 		}
@@ -299,6 +299,93 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 					lse[h * P.total_q + row] = val;
 				}
 			}
+		}
+	}
+}
+
+// load_q fetches d-chunk c of the block's query rows into registers.
+fn load_q(t: Tile, h: u32, lid: u32, c: u32) -> array<vec4<f32>, PQ> {
+	var f: array<vec4<f32>, PQ>;
+	// @unroll
+	for (var u = 0u; u < PQ; u++) {
+		let it = lid + u * NT;
+		let row = it % BR;
+		let c4 = it / BR;
+		f[u] = vec4<f32>(0.0);
+		if (((BR * KC / 4u) % NT == 0u || it < BR * KC / 4u) && t.q0 + row < t.q_len && c * KC + 4u * c4 < D) {
+			f[u] = q[((t.q_start + t.q0 + row) * P.hq + h) * DV4 + c * (KC / 4u) + c4];
+		}
+	}
+	return f;
+}
+
+// load_k fetches d-chunk c of keys kb..kb+BC-1 into registers.
+fn load_k(t: Tile, hk: u32, lid: u32, kb: u32, c: u32) -> array<vec4<f32>, PK> {
+	var f: array<vec4<f32>, PK>;
+	// @unroll
+	for (var u = 0u; u < PK; u++) {
+		let it = lid + u * NT;
+		let row = it % BC;
+		let c4 = it / BC;
+		f[u] = vec4<f32>(0.0);
+		if (((BC * KC / 4u) % NT == 0u || it < BC * KC / 4u) && kb + row < t.k_len && c * KC + 4u * c4 < D) {
+			f[u] = k[((t.k_start + kb + row) * P.hkv + hk) * DV4 + c * (KC / 4u) + c4];
+		}
+	}
+	return f;
+}
+
+// load_v fetches value rows kb+cb..kb+cb+VC-1 into registers.
+fn load_v(t: Tile, hk: u32, lid: u32, kb: u32, cb: u32) -> array<vec4<f32>, PV> {
+	var f: array<vec4<f32>, PV>;
+	// @unroll
+	for (var u = 0u; u < PV; u++) {
+		let it = lid + u * NT;
+		let row = it / DV4;
+		f[u] = vec4<f32>(0.0);
+		if (((VC * DV4) % NT == 0u || it < VC * DV4) && kb + cb + row < t.k_len) {
+			f[u] = v[((t.k_start + kb + cb + row) * P.hkv + hk) * DV4 + it % DV4];
+		}
+	}
+	return f;
+}
+
+// store_qk writes a fetched Q and K chunk transposed into the stage buffer at base: Qᵀ (KC x BR)
+// then Kᵀ (KC x BC), rows fastest so that a warp's stores hit distinct banks.
+fn store_qk(base: u32, lid: u32, fq: array<vec4<f32>, PQ>, fk: array<vec4<f32>, PK>) {
+	// @unroll
+	for (var u = 0u; u < PQ; u++) {
+		let it = lid + u * NT;
+		if ((BR * KC / 4u) % NT == 0u || it < BR * KC / 4u) {
+			let row = it % BR;
+			let c4 = it / BR;
+			// @unroll
+			for (var e = 0u; e < 4u; e++) {
+				stage[base + (4u * c4 + e) * (BR / 4u) + row / 4u][row % 4u] = fq[u][e];
+			}
+		}
+	}
+	// @unroll
+	for (var u = 0u; u < PK; u++) {
+		let it = lid + u * NT;
+		if ((BC * KC / 4u) % NT == 0u || it < BC * KC / 4u) {
+			let row = it % BC;
+			let c4 = it / BC;
+			// @unroll
+			for (var e = 0u; e < 4u; e++) {
+				stage[base + KC * BR / 4u + (4u * c4 + e) * (BC / 4u) + row / 4u][row % 4u] = fk[u][e];
+			}
+		}
+	}
+}
+
+// store_v writes a fetched V chunk (VC x D) into the stage buffer at base.
+fn store_v(base: u32, lid: u32, fv: array<vec4<f32>, PV>) {
+	// @unroll
+	for (var u = 0u; u < PV; u++) {
+		let it = lid + u * NT;
+		if ((VC * DV4) % NT == 0u || it < VC * DV4) {
+			stage[base + it] = fv[u];
 		}
 	}
 }

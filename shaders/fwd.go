@@ -42,7 +42,7 @@ func (t FwdTiling) stage() int { return max(t.KC*(t.BR()+t.BC()), t.VC*t.D) }
 // WorkgroupBytes is the workgroup memory the kernel declares.
 func (t FwdTiling) WorkgroupBytes() int {
 	rs := t.BR() + 4 // padded row stride in floats
-	return 4*t.stage() + 4*t.BC()*rs + 4*t.TX*rs + 32
+	return 2*4*t.stage() + 4*t.BC()*rs + 4*t.TX*rs + 32
 }
 
 // Validate reports a tiling the kernel cannot run.
@@ -85,9 +85,10 @@ func (t FwdTiling) Source() (string, error) {
 	}{
 		{"D", t.D}, {"DV4", t.D / 4}, {"TX", t.TX}, {"TY", t.TY}, {"NT", t.Threads()},
 		{"BR", t.BR()}, {"BC", t.BC()}, {"KC", t.KC}, {"NKC", (t.D + t.KC - 1) / t.KC},
-		{"VC", t.VC}, {"NJ", (t.D/4 + t.TX - 1) / t.TX}, {"STAGE4", t.stage() / 4},
+		{"VC", t.VC}, {"NJ", (t.D/4 + t.TX - 1) / t.TX}, {"STAGE4", t.stage() / 4}, {"STAGE8", t.stage() / 2},
 		{"RS", t.BR()/4 + 1}, {"PT4", t.BC() * (t.BR()/4 + 1)}, {"RED4", t.TX * (t.BR()/4 + 1)}, {"NACC", t.rows() * ((t.D/4 + t.TX - 1) / t.TX)},
 		{"RM", t.rows()}, {"RG", t.rows() / 4},
+		{"PQ", ceilDiv(t.BR()*t.KC/4, t.Threads())}, {"PK", ceilDiv(t.BC()*t.KC/4, t.Threads())}, {"PV", ceilDiv(t.VC*t.D/4, t.Threads())},
 	}
 	values := make(map[string]int, len(consts))
 	for _, c := range consts {
@@ -128,3 +129,5 @@ func ChooseFwd(d int, wgBytes, maxThreads int) (FwdTiling, error) {
 	}
 	return FwdTiling{}, fmt.Errorf("shaders: no forward tiling for D=%d fits %d bytes of workgroup memory and %d threads", d, wgBytes, maxThreads)
 }
+
+func ceilDiv(a, b int) int { return (a + b - 1) / b }
