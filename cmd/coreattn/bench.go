@@ -314,4 +314,3 @@ func round(x float64, digits int) float64 {
 	}
 	return float64(int64(x*p+0.5)) / p
 }
-
