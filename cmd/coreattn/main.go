@@ -40,6 +40,9 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "show wgpu and driver log output")
 	root.AddCommand(
 		// Each subcommand lives in its own file as newXxxCmd(g).
+		newDevicesCmd(g),
+		newAttentionCmd(g),
+		newDemoCmd(g),
 		newBenchCmd(g),
 		newSimulateCmd(g),
 	)

@@ -1,0 +1,52 @@
+# coreattn: the two commands of the README are `make demo` and `make test`.
+#
+# coreattn needs cgo (go-webgpu links the wgpu-native library), so a C compiler
+# and CGO_ENABLED=1; scripts/setup.sh checks for it and for a Vulkan adapter
+# (installing lavapipe when run as root on Debian).
+
+GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+GOFMT ?= $(shell $(GO) env GOROOT)/bin/gofmt
+BIN := bin/coreattn
+# go test's per-package limit: the GPU tests run on lavapipe (the CPU) in CI.
+TEST_TIMEOUT ?= 30m
+# How long each fuzz target runs under `make fuzz`.
+FUZZTIME ?= 15s
+
+export CGO_ENABLED := 1
+
+.PHONY: all setup build demo test bench fuzz lint clean
+
+all: build
+
+setup:
+	@bash scripts/setup.sh
+
+build: setup
+	$(GO) build -o $(BIN) ./cmd/coreattn
+
+demo: build
+	./$(BIN) demo
+
+test: setup
+	$(GO) test -timeout $(TEST_TIMEOUT) ./...
+
+bench: build
+	./$(BIN) bench
+
+# Every Fuzz target in the module, FUZZTIME each, one after the other.
+fuzz: setup
+	@set -e; for f in $$(git ls-files --cached --others --exclude-standard '*_test.go' | xargs grep -l '^func Fuzz'); do \
+		dir=./$$(dirname $$f); \
+		for t in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+			echo "fuzz $$dir $$t ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$dir; \
+		done; \
+	done
+
+lint:
+	@out=$$($(GOFMT) -l $$(git ls-files --cached --others --exclude-standard '*.go')); \
+		if [ -n "$$out" ]; then echo "gofmt -l: these files need gofmt:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin
