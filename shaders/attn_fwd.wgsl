@@ -18,9 +18,9 @@
 //   PQ, PK, PV vec4s of a Q chunk, a K chunk and a V chunk each thread fetches
 //   STAGE4     vec4 size of one staging buffer, shared by Q/K and V chunks;
 //              there are two (STAGE8), filled and used alternately
-//   RS         row stride of Pᵀ and of the row partials in vec4s: Br/4 + 1,
-//              padded so that the threads of a warp store to different banks
-//   PT4, RED4  vec4 sizes of Pᵀ (Bc x RS) and of the row-partials buffer (TX x RS)
+//   RS         row stride of Pᵀ in vec4s: Br/4 + 1, padded so that the
+//              threads of a warp store to different banks
+//   PT4        vec4 size of Pᵀ (Bc x RS)
 //
 // Loops marked `// @unroll` are expanded by the generator (unroll.go), so
 // that register arrays are only ever indexed by constants.
@@ -57,10 +57,10 @@ const NEG: f32 = -1.0e30;   // the score of a masked pair; finite so that m - NE
 const LN2: f32 = 0.6931471805599453;
 
 // stage holds, in turn, a d-chunk of Qᵀ (KC x BR) followed by one of Kᵀ (KC x BC),
-// and a chunk of V (VC x D). pt holds Pᵀ (BC x BR); red the per-thread row partials.
+// and a chunk of V (VC x D). pt holds Pᵀ (BC x BR). The per-thread row
+// partials (TX x Br/4 vec4s) borrow whichever stage buffer is idle.
 var<workgroup> stage: array<vec4<f32>, STAGE8>;  // two buffers of STAGE4
 var<workgroup> pt: array<vec4<f32>, PT4>;
-var<workgroup> red: array<vec4<f32>, RED4>;
 var<workgroup> tile_wg: Tile;
 
 // Tile is the query block a workgroup computes, read once and shared so that
@@ -168,6 +168,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 
 		// Stage 2: scale, mask, and this thread's partial row maxima. Only
 		// tiles that cross k_len or the causal diagonal need the mask.
+		let rb = STAGE4 - sb;   // the idle stage buffer holds the row partials
 		let whole = kb + BC <= k_len && (P.causal == 0u || i32(kb + BC) <= i32(q0) + delta + 1);
 		// @unroll
 		for (var r = 0u; r < RG; r++) {
@@ -190,7 +191,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 				let si = s[4u * r + i];
 				pmax[i] = max(max(si.x, si.y), max(si.z, si.w));
 			}
-			red[tx * RS + ty * RG + r] = pmax;
+			stage[rb + tx * (BR / 4u) + ty * RG + r] = pmax;
 		}
 		workgroupBarrier();
 
@@ -200,7 +201,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 			var m_new = m[r];
 			// @unroll
 			for (var x = 0u; x < TX; x++) {
-				m_new = max(m_new, red[x * RS + ty * RG + r]);
+				m_new = max(m_new, stage[rb + x * (BR / 4u) + ty * RG + r]);
 			}
 			let alpha = exp2(m[r] - m_new);
 			m[r] = m_new;
@@ -262,10 +263,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 		}
 	}
 
-	// Stage 5: sum the row shares of l, then O = acc / l and LSE = ln(sum exp(scaled S)).
+	// Stage 5: sum the row shares of l (every stage buffer is idle now), then O = acc / l and LSE = ln(sum exp(scaled S)).
 	// @unroll
 	for (var r = 0u; r < RG; r++) {
-		red[tx * RS + ty * RG + r] = l[r];
+		stage[tx * (BR / 4u) + ty * RG + r] = l[r];
 	}
 	workgroupBarrier();
 	// @unroll
@@ -273,7 +274,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 		var lsum = vec4<f32>(0.0);
 		// @unroll
 		for (var x = 0u; x < TX; x++) {
-			lsum += red[x * RS + ty * RG + r];
+			lsum += stage[x * (BR / 4u) + ty * RG + r];
 		}
 		// @unroll
 		for (var i = 0u; i < 4u; i++) {

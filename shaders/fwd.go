@@ -42,7 +42,7 @@ func (t FwdTiling) stage() int { return max(t.KC*(t.BR()+t.BC()), t.VC*t.D) }
 // WorkgroupBytes is the workgroup memory the kernel declares.
 func (t FwdTiling) WorkgroupBytes() int {
 	rs := t.BR() + 4 // padded row stride in floats
-	return 2*4*t.stage() + 4*t.BC()*rs + 4*t.TX*rs + 32
+	return 2*4*t.stage() + 4*t.BC()*rs + 32
 }
 
 // Validate reports a tiling the kernel cannot run.
@@ -58,6 +58,8 @@ func (t FwdTiling) Validate() error {
 		return fmt.Errorf("shaders: tiling %+v: KC must be a positive multiple of 4", t)
 	case t.VC < 1 || t.BC()%t.VC != 0:
 		return fmt.Errorf("shaders: tiling %+v: VC must divide Bc = %d", t, t.BC())
+	case t.TX*t.BR() > t.stage():
+		return fmt.Errorf("shaders: tiling %+v: the row partials (%d floats) must fit one stage buffer (%d)", t, t.TX*t.BR(), t.stage())
 	}
 	return nil
 }
@@ -86,7 +88,7 @@ func (t FwdTiling) Source() (string, error) {
 		{"D", t.D}, {"DV4", t.D / 4}, {"TX", t.TX}, {"TY", t.TY}, {"NT", t.Threads()},
 		{"BR", t.BR()}, {"BC", t.BC()}, {"KC", t.KC}, {"NKC", (t.D + t.KC - 1) / t.KC},
 		{"VC", t.VC}, {"NJ", (t.D/4 + t.TX - 1) / t.TX}, {"STAGE4", t.stage() / 4}, {"STAGE8", t.stage() / 2},
-		{"RS", t.BR()/4 + 1}, {"PT4", t.BC() * (t.BR()/4 + 1)}, {"RED4", t.TX * (t.BR()/4 + 1)}, {"NACC", t.rows() * ((t.D/4 + t.TX - 1) / t.TX)},
+		{"RS", t.BR()/4 + 1}, {"PT4", t.BC() * (t.BR()/4 + 1)}, {"NACC", t.rows() * ((t.D/4 + t.TX - 1) / t.TX)},
 		{"RM", t.rows()}, {"RG", t.rows() / 4},
 		{"PQ", ceilDiv(t.BR()*t.KC/4, t.Threads())}, {"PK", ceilDiv(t.BC()*t.KC/4, t.Threads())}, {"PV", ceilDiv(t.VC*t.D/4, t.Threads())},
 	}
