@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -76,7 +75,7 @@ succeeded.`,
 	fl.StringVar(&f.dq, "dq", "", "output dQ .npy [total_q, Hq, D] (with --do)")
 	fl.StringVar(&f.dk, "dk", "", "output dK .npy [total_k, Hkv, D] (with --do)")
 	fl.StringVar(&f.dv, "dv", "", "output dV .npy [total_k, Hkv, D] (with --do)")
-	fl.IntVar(&f.servers, "servers", 1, "number of attention servers to spread the batch over (only 1 until the attention-server pool is wired in)")
+	fl.IntVar(&f.servers, "servers", 1, "number of attention servers (logical servers over the local adapters, round-robin) to spread the batch over")
 	return cmd
 }
 
@@ -221,7 +220,7 @@ func (f *attnFlags) load() (*attnInputs, error) {
 }
 
 // attnRunner runs the passes of `coreattn attention`. *attention.Op on one
-// device is one; the attention-server pool (--servers N) will be another.
+// device is one; the attention-server pool (--servers N) is another.
 type attnRunner interface {
 	Forward(ctx context.Context, a *attention.Args, q, k, v []float32) (o, lse []float32, err error)
 	Backward(ctx context.Context, a *attention.Args, q, k, v, o, lse, do []float32) (dq, dk, dv []float32, err error)
@@ -240,9 +239,7 @@ func (r deviceRunner) Describe() string { return r.Device().Info().String() }
 // newAttnRunner returns the runner for --adapter and --servers.
 func newAttnRunner(g *globalFlags, adapter, servers int) (attnRunner, error) {
 	if servers != 1 {
-		// TODO(pool): build a disagg.Pool of `servers` attention servers over
-		// the local adapters (starting at adapter) and return it here.
-		return nil, errors.New("attention: --servers needs the attention-server pool (not built yet)")
+		return newPoolRunner(g, adapter, servers)
 	}
 	dev, err := openAdapter(g, "attention", adapter)
 	if err != nil {

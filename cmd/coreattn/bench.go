@@ -117,6 +117,7 @@ shapes are scaled down. Times are medians of 5 rounds of back-to-back runs.`,
 	cmd.Flags().StringVar(&f.tiling, "fwd-tiling", "", "force the forward tiling as TX,TY,RM,KC,VC (for tuning), e.g. 16,8,8,32,16")
 	cmd.Flags().BoolVar(&f.rolled, "fwd-rolled", false, "leave the forward's loops to the driver instead of unrolling them (for tuning)")
 	cmd.Flags().StringVar(&f.shapes, "shapes", "", "only shapes whose label contains this text, e.g. S8192")
+	cmd.AddCommand(newBenchPoolCmd(g))
 	return cmd
 }
 

@@ -44,6 +44,7 @@ func newRootCmd() *cobra.Command {
 		newAttentionCmd(g),
 		newDemoCmd(g),
 		newBenchCmd(g),
+		newProfileCmd(g),
 		newSimulateCmd(g),
 	)
 	return root

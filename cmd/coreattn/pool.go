@@ -1,0 +1,478 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/coreattn/coreattn/attention"
+	"github.com/coreattn/coreattn/disagg"
+	"github.com/coreattn/coreattn/disagg/doclens"
+	"github.com/coreattn/coreattn/wgpu"
+)
+
+// localServers opens n attention servers on the local adapters, dealt
+// round-robin starting at adapter first (n = 0: one per adapter); servers on
+// the same adapter share its device. shared reports whether any do.
+func localServers(g *globalFlags, cmdName string, first, n int) (servers []disagg.Server, shared bool, err error) {
+	opts := wgpu.Options{Verbose: g.verbose}
+	list, err := wgpu.Adapters(opts)
+	if err != nil {
+		return nil, false, fmt.Errorf("%s: %w", cmdName, err)
+	}
+	if first < 0 || first >= len(list) {
+		return nil, false, fmt.Errorf("%s: --adapter %d: want an index in [0, %d) (see `coreattn devices`)", cmdName, first, len(list))
+	}
+	if n == 0 {
+		n = len(list)
+	}
+	defer func() {
+		if err != nil {
+			for _, s := range servers {
+				s.Close()
+			}
+			servers = nil
+		}
+	}()
+	opened := map[int]*disagg.LocalServer{}
+	for i := range n {
+		idx := list[(first+i)%len(list)].Index
+		name := fmt.Sprintf("server %d", i)
+		if s, ok := opened[idx]; ok {
+			servers = append(servers, s.Share(name))
+			shared = true
+			continue
+		}
+		s, err := disagg.OpenLocalServer(name, idx, opts)
+		if err != nil {
+			return servers, false, fmt.Errorf("%s: %w", cmdName, err)
+		}
+		opened[idx] = s
+		servers = append(servers, s)
+	}
+	return servers, shared, nil
+}
+
+// poolRunner runs `coreattn attention --servers N` through an attention
+// server pool; it implements attnRunner.
+type poolRunner struct {
+	pool *disagg.Pool
+	log  io.Writer
+}
+
+// newPoolRunner opens a pool of servers attention servers over the local
+// adapters, starting at adapter and dealt round-robin (several servers share
+// an adapter when there are fewer adapters than servers).
+func newPoolRunner(g *globalFlags, adapter, servers int) (attnRunner, error) {
+	if servers < 1 {
+		return nil, fmt.Errorf("attention: --servers %d: want at least 1", servers)
+	}
+	ss, _, err := localServers(g, "attention", adapter, servers)
+	if err != nil {
+		return nil, err
+	}
+	p, err := disagg.NewPool(ss, disagg.PoolOptions{})
+	if err != nil {
+		for _, s := range ss {
+			s.Close()
+		}
+		return nil, fmt.Errorf("attention: %w", err)
+	}
+	return &poolRunner{pool: p, log: os.Stderr}, nil
+}
+
+func (r *poolRunner) Forward(ctx context.Context, a *attention.Args, q, k, v []float32) ([]float32, []float32, error) {
+	o, lse, rep, err := r.pool.ForwardReport(ctx, a, q, k, v)
+	r.warn(rep)
+	return o, lse, err
+}
+
+func (r *poolRunner) Backward(ctx context.Context, a *attention.Args, q, k, v, o, lse, do []float32) ([]float32, []float32, []float32, error) {
+	dq, dk, dv, rep, err := r.pool.BackwardReport(ctx, a, q, k, v, o, lse, do)
+	r.warn(rep)
+	return dq, dk, dv, err
+}
+
+// warn reports the servers that failed during a call.
+func (r *poolRunner) warn(rep *disagg.Report) {
+	if rep == nil {
+		return
+	}
+	for _, f := range rep.Failures {
+		fmt.Fprintf(r.log, "attention: warning: %s failed and left the pool (%d tasks re-planned): %v\n", f.Name, f.Replanned, f.Err)
+	}
+}
+
+func (r *poolRunner) Close() error { return r.pool.Close() }
+
+func (r *poolRunner) Describe() string {
+	var parts []string
+	for _, s := range r.pool.Servers() {
+		parts = append(parts, s.Name+" on "+s.Adapter)
+	}
+	return fmt.Sprintf("pool of %d servers (%s)", len(parts), strings.Join(parts, "; "))
+}
+
+// benchPoolFlags are the flags of `coreattn bench pool`.
+type benchPoolFlags struct {
+	servers, adapter, tokens  int
+	heads, kvHeads, headDim   int
+	dist, profile, pass       string
+	cad, sequential, jsonOut  bool
+	cadGiven, sequentialGiven bool
+	epsilon                   float64
+	block, maxDoc, reps       int
+	seed                      uint64
+}
+
+func newBenchPoolCmd(g *globalFlags) *cobra.Command {
+	f := &benchPoolFlags{}
+	cmd := &cobra.Command{
+		Use:   "pool",
+		Short: "Run one sampled batch through the attention-server pool, with and without CAD",
+		Long: `Samples one global batch of documents the DistCA way (like coreattn simulate),
+runs its causal core attention through a pool of attention servers on the
+local adapters, once packed (every server computes the tokens it holds) and
+once disaggregated (CAD: the scheduler balances CA-tasks over the servers),
+and prints each server's measured time beside the scheduler's prediction.
+
+Measured per server: kernel ms (host view, submission until idle, summed over
+the server's fused batches), GPU ms (timestamp queries, where the adapter has
+them) and total ms (with uploads and downloads). Imbalance is max/mean over
+servers. Predictions come from --profile (coreattn profile) or the FLOP model;
+their absolute scale is only meaningful with a profile.
+
+Defaults: one server per adapter; on a machine with only CPU adapters (lavapipe)
+3 logical servers and a small batch (2048 tokens per server, 2 heads of 64),
+run one after another so each is timed alone.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f.cadGiven = cmd.Flags().Changed("cad")
+			f.sequentialGiven = cmd.Flags().Changed("sequential")
+			return runBenchPool(contextOf(cmd.Context()), g, f, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	fl := cmd.Flags()
+	fl.IntVar(&f.servers, "servers", 0, "attention servers (0: one per adapter, 3 on CPU adapters)")
+	fl.IntVar(&f.adapter, "adapter", 0, "first adapter; servers are dealt round-robin from it")
+	fl.StringVar(&f.dist, "dist", "prolong", "document-length distribution: prolong, pretrain or a JSON file of lengths")
+	fl.IntVar(&f.tokens, "tokens-per-server", 0, "tokens per server (0: 2048 on CPU adapters, 16384 otherwise)")
+	fl.IntVar(&f.heads, "heads", 0, "query heads (0: 2 on CPU adapters, 32 otherwise)")
+	fl.IntVar(&f.kvHeads, "kv-heads", 0, "key/value heads (0: same as --heads on CPU adapters, 8 otherwise)")
+	fl.IntVar(&f.headDim, "head-dim", 0, "head dimension (0: 64 on CPU adapters, 128 otherwise)")
+	fl.BoolVar(&f.cad, "cad", true, "run only with (true) or only without (false) disaggregation; both when not given")
+	fl.Float64Var(&f.epsilon, "epsilon", disagg.DefaultEpsilon, "CAD scheduling tolerance")
+	fl.IntVar(&f.block, "block", disagg.DefaultBlockSize, "CA-task shard granularity in tokens")
+	fl.IntVar(&f.maxDoc, "max-doc", 0, "cut sampled documents longer than this (0: no limit)")
+	fl.StringVar(&f.profile, "profile", "", "cost profile JSON (coreattn profile) for every server instead of the FLOP model")
+	fl.StringVar(&f.pass, "pass", "both", "forward, backward or both")
+	fl.IntVar(&f.reps, "reps", 3, "timed runs per strategy and pass (after one warm-up); the median is reported")
+	fl.BoolVar(&f.sequential, "sequential", false, "run servers one after another (default: only when servers share an adapter)")
+	fl.Uint64Var(&f.seed, "seed", 1, "sampling seed")
+	fl.BoolVar(&f.jsonOut, "json", false, "print one JSON object per strategy and pass")
+	return cmd
+}
+
+// benchPoolRow is one strategy and pass of `coreattn bench pool`.
+type benchPoolRow struct {
+	Strategy           string          `json:"strategy"`
+	Epsilon            *float64        `json:"epsilon,omitempty"`
+	Pass               string          `json:"pass"`
+	Dist               string          `json:"dist"`
+	Servers            int             `json:"servers"`
+	TokensPerServer    int             `json:"tokens_per_server"`
+	Docs               int             `json:"docs"`
+	HeadsQ             int             `json:"heads_q"`
+	HeadsKV            int             `json:"heads_kv"`
+	HeadDim            int             `json:"head_dim"`
+	Sequential         bool            `json:"sequential"`
+	PredictedImbalance float64         `json:"predicted_imbalance"`
+	MeasuredImbalance  float64         `json:"measured_imbalance"`
+	GPUImbalance       float64         `json:"gpu_imbalance,omitempty"`
+	MaxKernelMS        float64         `json:"max_kernel_ms"`
+	WallMS             float64         `json:"wall_ms"`
+	PerServer          []benchPoolSrvr `json:"per_server"`
+}
+
+// benchPoolSrvr is one server's figures (medians over the timed runs).
+type benchPoolSrvr struct {
+	Name       string  `json:"name"`
+	Adapter    string  `json:"adapter"`
+	Tasks      int     `json:"tasks"`
+	Batches    int     `json:"batches"`
+	QRows      int     `json:"q_rows"`
+	KRows      int     `json:"k_rows"`
+	PredictedS float64 `json:"predicted_s"`
+	KernelMS   float64 `json:"kernel_ms"`
+	GPUMS      float64 `json:"gpu_ms,omitempty"`
+	TotalMS    float64 `json:"total_ms"`
+}
+
+func (f *benchPoolFlags) check() error {
+	switch {
+	case f.servers < 0:
+		return fmt.Errorf("--servers %d: want 0 (one per adapter) or more", f.servers)
+	case f.tokens < 0:
+		return fmt.Errorf("--tokens-per-server %d must not be negative", f.tokens)
+	case f.heads < 0 || f.kvHeads < 0 || f.headDim < 0:
+		return fmt.Errorf("--heads %d, --kv-heads %d, --head-dim %d must not be negative", f.heads, f.kvHeads, f.headDim)
+	case !(f.epsilon >= 0):
+		return fmt.Errorf("--epsilon %g must be non-negative", f.epsilon)
+	case f.block <= 0:
+		return fmt.Errorf("--block %d must be positive", f.block)
+	case f.reps < 1:
+		return fmt.Errorf("--reps %d must be at least 1", f.reps)
+	case f.pass != "forward" && f.pass != "backward" && f.pass != "both":
+		return fmt.Errorf("--pass %q: want forward, backward or both", f.pass)
+	}
+	return nil
+}
+
+func runBenchPool(ctx context.Context, g *globalFlags, f *benchPoolFlags, out, progress io.Writer) error {
+	if err := f.check(); err != nil {
+		return fmt.Errorf("bench pool: %w", err)
+	}
+	if !isTerminal(progress) {
+		progress = io.Discard
+	}
+	lens, err := doclens.Load(f.dist)
+	if err != nil {
+		return fmt.Errorf("bench pool: --dist: %w", err)
+	}
+	var prof *disagg.Profile
+	if f.profile != "" {
+		if prof, err = disagg.LoadProfile(f.profile); err != nil {
+			return fmt.Errorf("bench pool: --profile: %w", err)
+		}
+	}
+	list, err := wgpu.Adapters(wgpu.Options{Verbose: g.verbose})
+	if err != nil {
+		return fmt.Errorf("bench pool: %w", err)
+	}
+	cpu := !slices.ContainsFunc(list, func(a wgpu.AdapterInfo) bool { return !a.IsCPU() })
+	n := f.servers
+	if n == 0 && cpu {
+		n = 3
+	}
+	servers, shared, err := localServers(g, "bench pool", f.adapter, n)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, s := range servers {
+			s.Close()
+		}
+	}()
+	n = len(servers)
+	a, docs := f.sampleBatch(lens, n, cpu)
+	if docs == nil {
+		return fmt.Errorf("bench pool: could not sample a batch from --dist %s", f.dist)
+	}
+	sequential := shared
+	if f.sequentialGiven {
+		sequential = f.sequential
+	}
+	rng := rand.New(rand.NewPCG(f.seed, 0xbe))
+	randn := func(n int) []float32 {
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32(rng.NormFloat64())
+		}
+		return x
+	}
+	nq, nk := a.TotalQ()*a.NumHeadsQ*a.HeadDim, a.TotalK()*a.NumHeadsKV*a.HeadDim
+	q, k, v, do := randn(nq), randn(nk), randn(nk), randn(nq)
+
+	type strategy struct {
+		name string
+		opts disagg.PoolOptions
+	}
+	var strategies []strategy
+	base := disagg.PoolOptions{BlockSize: f.block, Sequential: sequential}
+	if prof != nil {
+		base.Profiles = []*disagg.Profile{prof}
+	}
+	if !f.cadGiven || !f.cad {
+		o := base
+		o.Packing = true
+		strategies = append(strategies, strategy{disagg.StrategyPacking, o})
+	}
+	if !f.cadGiven || f.cad {
+		o := base
+		o.Epsilon = f.epsilon
+		strategies = append(strategies, strategy{disagg.StrategyCAD, o})
+	}
+	if !f.jsonOut {
+		fmt.Fprintf(out, "batch: %s, %d servers × %d tokens, %d documents (longest %d), Hq=%d Hkv=%d D=%d, causal; servers run %s\n",
+			f.dist, n, f.tokens, len(docs), slices.Max(docs), a.NumHeadsQ, a.NumHeadsKV, a.HeadDim, map[bool]string{true: "one after another", false: "concurrently"}[sequential])
+		for _, s := range servers {
+			info := s.Info()
+			fmt.Fprintf(out, "  %s: %s\n", info.Name, info.Adapter)
+		}
+	}
+	enc := json.NewEncoder(out)
+	for _, st := range strategies {
+		p, err := disagg.NewPool(servers, st.opts)
+		if err != nil {
+			return fmt.Errorf("bench pool: %w", err)
+		}
+		var o, lse []float32
+		for _, pass := range []string{"forward", "backward"} {
+			if f.pass != "both" && f.pass != pass && !(pass == "forward" && f.pass == "backward") {
+				continue
+			}
+			reps := make([]*disagg.Report, 0, f.reps)
+			for r := range f.reps + 1 { // the first run warms up the pipelines
+				fmt.Fprintf(progress, "\rbench pool: %s %s run %d/%d ...", st.name, pass, r, f.reps)
+				var rep *disagg.Report
+				if pass == "forward" {
+					o, lse, rep, err = p.ForwardReport(ctx, a, q, k, v)
+				} else {
+					_, _, _, rep, err = p.BackwardReport(ctx, a, q, k, v, o, lse, do)
+				}
+				fmt.Fprint(progress, "\r\033[K")
+				if err != nil {
+					return fmt.Errorf("bench pool: %s %s: %w", st.name, pass, err)
+				}
+				if r > 0 {
+					reps = append(reps, rep)
+				}
+			}
+			if f.pass == "backward" && pass == "forward" {
+				continue // the forward only fed the backward its O and LSE
+			}
+			row := f.summarize(st.name, pass, a, len(docs), sequential, p.Servers(), reps)
+			if st.opts.Packing {
+				row.Epsilon = nil
+			}
+			if f.jsonOut {
+				if err := enc.Encode(row); err != nil {
+					return err
+				}
+			} else {
+				writePoolRow(out, row)
+			}
+		}
+	}
+	return nil
+}
+
+// sampleBatch fills in the size defaults for the adapters and draws one
+// batch: causal documents of the sampled lengths, packed back to back.
+func (f *benchPoolFlags) sampleBatch(lens []int, servers int, cpu bool) (*attention.Args, []int) {
+	def := func(v *int, onCPU, onGPU int) {
+		if *v == 0 {
+			*v = onGPU
+			if cpu {
+				*v = onCPU
+			}
+		}
+	}
+	def(&f.tokens, 2048, 16384)
+	def(&f.heads, 2, 32)
+	def(&f.kvHeads, f.heads, 8)
+	def(&f.headDim, 64, 128)
+	cfg := disagg.DefaultSampleConfig(f.dist, servers, f.tokens)
+	cfg.MaxDoc = f.maxDoc
+	s, err := disagg.NewSampler(lens, cfg, f.seed)
+	if err != nil {
+		return nil, nil
+	}
+	docs := s.Next()
+	a := &attention.Args{CuSeqlensQ: []int32{0}, CuSeqlensK: []int32{0}, NumHeadsQ: f.heads, NumHeadsKV: f.kvHeads, HeadDim: f.headDim, Causal: true}
+	for _, d := range docs {
+		end := a.CuSeqlensQ[len(a.CuSeqlensQ)-1] + int32(d)
+		a.CuSeqlensQ = append(a.CuSeqlensQ, end)
+		a.CuSeqlensK = append(a.CuSeqlensK, end)
+	}
+	return a, docs
+}
+
+// summarize takes, per server, the median over the timed runs.
+func (f *benchPoolFlags) summarize(strategy, pass string, a *attention.Args, docs int, sequential bool, infos []disagg.ServerInfo, reps []*disagg.Report) benchPoolRow {
+	eps := f.epsilon
+	row := benchPoolRow{
+		Strategy: strategy, Epsilon: &eps, Pass: pass, Dist: f.dist, Servers: len(reps[0].Servers), TokensPerServer: f.tokens,
+		Docs: docs, HeadsQ: a.NumHeadsQ, HeadsKV: a.NumHeadsKV, HeadDim: a.HeadDim, Sequential: sequential,
+	}
+	median := func(get func(*disagg.Report) time.Duration) float64 {
+		v := make([]float64, len(reps))
+		for i, r := range reps {
+			v[i] = ms(get(r))
+		}
+		slices.Sort(v)
+		return round(v[len(v)/2], 3)
+	}
+	row.WallMS = median(func(r *disagg.Report) time.Duration { return r.Wall })
+	last := reps[len(reps)-1]
+	var pred, kern, gpu []float64
+	for i, s := range last.Servers {
+		srv := benchPoolSrvr{
+			Name: s.Name, Tasks: len(s.Tasks), Batches: s.Batches, QRows: s.QRows, KRows: s.KRows, PredictedS: s.Predicted,
+			KernelMS: median(func(r *disagg.Report) time.Duration { return r.Servers[i].Stats.Kernel }),
+			GPUMS:    median(func(r *disagg.Report) time.Duration { return r.Servers[i].Stats.GPU }),
+			TotalMS:  median(func(r *disagg.Report) time.Duration { return r.Servers[i].Stats.Total }),
+		}
+		row.PerServer = append(row.PerServer, srv)
+		pred, kern, gpu = append(pred, srv.PredictedS), append(kern, srv.KernelMS), append(gpu, srv.GPUMS)
+	}
+	for i, info := range infos {
+		row.PerServer[i].Adapter = info.Adapter
+	}
+	row.PredictedImbalance = round(maxOverMean(pred), 3)
+	row.MeasuredImbalance = round(maxOverMean(kern), 3)
+	row.GPUImbalance = round(maxOverMean(gpu), 3)
+	row.MaxKernelMS = slices.Max(kern)
+	return row
+}
+
+// maxOverMean returns max(v)/mean(v), or 0 when v sums to zero.
+func maxOverMean(v []float64) float64 {
+	var sum, mx float64
+	for _, x := range v {
+		sum += x
+		mx = math.Max(mx, x)
+	}
+	if sum <= 0 {
+		return 0
+	}
+	return mx / (sum / float64(len(v)))
+}
+
+// writePoolRow prints one strategy and pass as a small table.
+func writePoolRow(w io.Writer, row benchPoolRow) {
+	title := row.Strategy
+	if row.Epsilon != nil {
+		title += fmt.Sprintf(" (ε=%g)", *row.Epsilon)
+	}
+	gpu := "n/a"
+	if row.GPUImbalance > 0 {
+		gpu = fmt.Sprintf("%.3f", row.GPUImbalance)
+	}
+	fmt.Fprintf(w, "\n%s, %s: imbalance predicted %.3f, measured %.3f (kernel) / %s (GPU); slowest server %.1f ms, call %.1f ms\n",
+		title, row.Pass, row.PredictedImbalance, row.MeasuredImbalance, gpu, row.MaxKernelMS, row.WallMS)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "server\ttasks\tbatches\tq rows\tk rows\tpredicted\tkernel ms\tGPU ms\ttotal ms\t")
+	var predSum float64
+	for _, s := range row.PerServer {
+		predSum += s.PredictedS
+	}
+	for _, s := range row.PerServer {
+		share := 0.0
+		if predSum > 0 {
+			share = s.PredictedS / (predSum / float64(len(row.PerServer)))
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.3f×\t%.1f\t%.1f\t%.1f\t\n", s.Name, s.Tasks, s.Batches, s.QRows, s.KRows, share, s.KernelMS, s.GPUMS, s.TotalMS)
+	}
+	tw.Flush()
+}
