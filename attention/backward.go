@@ -1,0 +1,267 @@
+package attention
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sort"
+
+	"github.com/coreattn/coreattn/shaders"
+	"github.com/coreattn/coreattn/wgpu"
+)
+
+// BackwardTensors are the device-resident operands of the backward pass, in
+// the layouts of the package documentation. DQ, DK and DV are written.
+type BackwardTensors struct {
+	Q, K, V, O, DO *wgpu.Buffer // inputs: O and LSE from the forward
+	LSE            *wgpu.Buffer // [Hq, total_q]
+	DQ, DK, DV     *wgpu.Buffer // outputs: [total_q,Hq,D], [total_k,Hkv,D], [total_k,Hkv,D]
+}
+
+// backwardBuffers is the number of storage buffers the dK/dV kernel binds.
+const backwardBuffers = 9
+
+// Backward computes dQ, dK and dV for host-resident tensors: Q, K, V, the
+// forward's O and LSE, and dO (shaped like Q). It uploads them, runs the
+// kernels and downloads the gradients.
+func (op *Op) Backward(ctx context.Context, a *Args, q, k, v, o, lse, do []float32) (dq, dk, dv []float32, err error) {
+	if err := a.Validate(); err != nil {
+		return nil, nil, nil, err
+	}
+	if err := a.CheckSizes(len(q), len(k), len(v)); err != nil {
+		return nil, nil, nil, err
+	}
+	if err := a.checkQ("o", len(o)); err != nil {
+		return nil, nil, nil, err
+	}
+	if err := a.checkQ("do", len(do)); err != nil {
+		return nil, nil, nil, err
+	}
+	if want := a.NumHeadsQ * a.TotalQ(); len(lse) != want {
+		return nil, nil, nil, fmt.Errorf("attention: lse has %d elements, want Hq*total_q = %d*%d = %d", len(lse), a.NumHeadsQ, a.TotalQ(), want)
+	}
+	var t BackwardTensors
+	defer func() { releaseAll(t.Q, t.K, t.V, t.O, t.DO, t.LSE, t.DQ, t.DK, t.DV) }()
+	for _, in := range []struct {
+		dst  **wgpu.Buffer
+		name string
+		data []float32
+	}{{&t.Q, "q", q}, {&t.K, "k", k}, {&t.V, "v", v}, {&t.O, "o", o}, {&t.LSE, "lse", lse}, {&t.DO, "do", do}} {
+		if *in.dst, err = wgpu.Upload(op.dev, in.name, in.data); err != nil {
+			return nil, nil, nil, fmt.Errorf("attention: %w", err)
+		}
+	}
+	for _, out := range []struct {
+		dst  **wgpu.Buffer
+		name string
+		n    int
+	}{{&t.DQ, "dq", len(q)}, {&t.DK, "dk", len(k)}, {&t.DV, "dv", len(v)}} {
+		if *out.dst, err = op.dev.NewBuffer(out.name, uint64(out.n)*4); err != nil {
+			return nil, nil, nil, fmt.Errorf("attention: %w", err)
+		}
+	}
+	if err := op.BackwardBuffers(ctx, a, t); err != nil {
+		return nil, nil, nil, err
+	}
+	dq, dk, dv = make([]float32, len(q)), make([]float32, len(k)), make([]float32, len(v))
+	for _, out := range []struct {
+		src  *wgpu.Buffer
+		name string
+		dst  []float32
+	}{{t.DQ, "dq", dq}, {t.DK, "dk", dk}, {t.DV, "dv", dv}} {
+		if err := wgpu.Download(ctx, out.src, out.dst); err != nil {
+			return nil, nil, nil, fmt.Errorf("attention: read %s: %w", out.name, err)
+		}
+	}
+	return dq, dk, dv, nil
+}
+
+// BackwardBuffers runs the backward pass on device-resident tensors and
+// waits for it to finish.
+func (op *Op) BackwardBuffers(ctx context.Context, a *Args, t BackwardTensors) error {
+	call, err := op.PrepareBackward(a, t)
+	if err != nil {
+		return err
+	}
+	defer call.Release()
+	if _, err := op.dev.Run(ctx, call.dispatches...); err != nil {
+		return fmt.Errorf("attention: backward: %w", err)
+	}
+	return nil
+}
+
+// PrepareBackward validates the arguments and tensors, compiles (or
+// fetches) the kernels for this head dimension and adapter, and returns the
+// launch: the Delta pre-pass, the dQ kernel and the dK/dV kernel. The call
+// owns a Delta scratch buffer of Hq*total_q floats, freed by Release.
+func (op *Op) PrepareBackward(a *Args, t BackwardTensors) (*Call, error) {
+	if err := a.Validate(); err != nil {
+		return nil, err
+	}
+	lim := op.dev.Limits()
+	wgBytes, threads := int(lim.MaxWorkgroupStorageSize), int(lim.MaxInvocationsPerWorkgroup)
+	dqT, err := shaders.ChooseBwd(shaders.BwdDQ, a.HeadDim, wgBytes, threads)
+	if err != nil {
+		return nil, fmt.Errorf("attention: %w", err)
+	}
+	kvT, err := shaders.ChooseBwd(shaders.BwdDKV, a.HeadDim, wgBytes, threads)
+	if err != nil {
+		return nil, fmt.Errorf("attention: %w", err)
+	}
+	return op.prepareBackward(a, t, dqT, kvT)
+}
+
+// prepareBackward is PrepareBackward with the tilings given.
+func (op *Op) prepareBackward(a *Args, t BackwardTensors, dqT, kvT shaders.BwdTiling) (*Call, error) {
+	if err := a.Validate(); err != nil {
+		return nil, err
+	}
+	if err := a.checkBuffers(op.dev, map[string]*wgpu.Buffer{
+		"q": t.Q, "k": t.K, "v": t.V, "o": t.O, "do": t.DO, "dq": t.DQ, "dk": t.DK, "dv": t.DV,
+	}, 4); err != nil {
+		return nil, err
+	}
+	if err := checkBuffer(op.dev, "lse", t.LSE, int64(a.NumHeadsQ)*int64(a.TotalQ())*4); err != nil {
+		return nil, err
+	}
+	if err := checkDistinctOutputs(t); err != nil {
+		return nil, err
+	}
+	lim := op.dev.Limits()
+	if lim.MaxStorageBuffersPerStage < backwardBuffers {
+		return nil, fmt.Errorf("attention: the backward binds %d storage buffers; the adapter allows %d", backwardBuffers, lim.MaxStorageBuffersPerStage)
+	}
+	if uint32(a.NumHeadsQ) > lim.MaxWorkgroupsPerDimension {
+		return nil, fmt.Errorf("attention: %d query heads exceed the adapter's %d workgroups per dimension", a.NumHeadsQ, lim.MaxWorkgroupsPerDimension)
+	}
+	if dqT.Kernel != shaders.BwdDQ || kvT.Kernel != shaders.BwdDKV {
+		return nil, fmt.Errorf("attention: backward tilings %s and %s are for the wrong kernels", dqT, kvT)
+	}
+	pipes := make([]*wgpu.Pipeline, 3)
+	for i, p := range []struct {
+		tiling shaders.BwdTiling
+		entry  string
+	}{{dqT, shaders.DeltaEntry}, {dqT, dqT.Kernel.Entry()}, {kvT, kvT.Kernel.Entry()}} {
+		if p.tiling.D != a.HeadDim {
+			return nil, fmt.Errorf("attention: backward tiling %s is for D=%d, the call has head_dim %d", p.tiling, p.tiling.D, a.HeadDim)
+		}
+		if n, m := p.tiling.WorkgroupBytes(), int(lim.MaxWorkgroupStorageSize); n > m {
+			return nil, fmt.Errorf("attention: backward tiling %s needs %d bytes of workgroup memory; the adapter has %d", p.tiling, n, m)
+		}
+		if n, m := p.tiling.Threads(), int(lim.MaxInvocationsPerWorkgroup); n > m {
+			return nil, fmt.Errorf("attention: backward tiling %s needs %d threads per workgroup; the adapter has %d", p.tiling, n, m)
+		}
+		src, err := p.tiling.Source()
+		if err != nil {
+			return nil, fmt.Errorf("attention: %w", err)
+		}
+		if pipes[i], err = op.dev.Pipeline("attn_bwd "+p.entry+" "+p.tiling.String(), src, p.entry); err != nil {
+			return nil, fmt.Errorf("attention: %w", err)
+		}
+	}
+
+	meta, nq := a.tileTable(dqT.BR(), dqT.BC())
+	kvTiles := a.kvTileTable(kvT.BR(), kvT.BC())
+	nkv := len(kvTiles) / 2
+	kvOff := len(meta)
+	meta = append(meta, kvTiles...)
+	call := &Call{Tiling: dqT.String() + "; " + kvT.String()}
+	if nq == 0 && nkv == 0 {
+		return call, nil // no rows at all: nothing to compute
+	}
+	maxWG := int(lim.MaxWorkgroupsPerDimension)
+	nrows := a.TotalQ() * a.NumHeadsQ
+	deltaWG := (nrows + shaders.DeltaWorkgroup - 1) / shaders.DeltaWorkgroup
+	deltaX := max(1, min(deltaWG, maxWG))
+	dqY := max(1, min(nq, maxWG))
+	kvY := max(1, min(nkv, maxWG))
+	params := []uint32{
+		uint32(a.NumHeadsQ), uint32(a.NumHeadsQ / a.NumHeadsKV), uint32(a.TotalQ()), boolU32(a.Causal),
+		uint32(a.Batch()), uint32(a.NumHeadsKV), uint32(nrows), uint32(deltaX),
+		uint32(nq), uint32(dqY), uint32(2 * (a.Batch() + 1)), math.Float32bits(float32(a.Scale() * math.Log2E)),
+		uint32(nkv), uint32(kvY), uint32(kvOff), math.Float32bits(float32(a.Scale())),
+	}
+	pbuf, err := wgpu.UploadUniform(op.dev, "attn_bwd params", params)
+	if err != nil {
+		return nil, fmt.Errorf("attention: %w", err)
+	}
+	call.owned = append(call.owned, pbuf)
+	mbuf, err := wgpu.Upload(op.dev, "attn_bwd meta", meta)
+	if err != nil {
+		call.Release()
+		return nil, fmt.Errorf("attention: %w", err)
+	}
+	call.owned = append(call.owned, mbuf)
+	delta, err := op.dev.NewBuffer("attn_bwd delta", uint64(nrows)*4)
+	if err != nil {
+		call.Release()
+		return nil, fmt.Errorf("attention: %w", err)
+	}
+	call.owned = append(call.owned, delta)
+	if nq > 0 {
+		call.dispatches = append(call.dispatches,
+			wgpu.Dispatch{
+				Label:      "attn_bwd delta",
+				Pipeline:   pipes[0],
+				Buffers:    []*wgpu.Buffer{pbuf, t.O, t.DO, delta},
+				Workgroups: [3]uint32{uint32(deltaX), uint32((deltaWG + deltaX - 1) / deltaX), 1},
+			},
+			wgpu.Dispatch{
+				Label:      "attn_bwd dq",
+				Pipeline:   pipes[1],
+				Buffers:    []*wgpu.Buffer{pbuf, mbuf, t.Q, t.K, t.V, t.DO, t.LSE, delta, t.DQ},
+				Workgroups: [3]uint32{uint32(a.NumHeadsQ), uint32(dqY), uint32((nq + dqY - 1) / dqY)},
+			})
+	}
+	if nkv > 0 {
+		call.dispatches = append(call.dispatches, wgpu.Dispatch{
+			Label:      "attn_bwd dkv",
+			Pipeline:   pipes[2],
+			Buffers:    []*wgpu.Buffer{pbuf, mbuf, t.Q, t.K, t.V, t.DO, t.LSE, delta, t.DK, t.DV},
+			Workgroups: [3]uint32{uint32(a.NumHeadsKV), uint32(kvY), uint32((nkv + kvY - 1) / kvY)},
+		})
+	}
+	return call, nil
+}
+
+// kvTileTable returns (segment, k0) per block of br key rows, for every
+// segment with keys (those no query sees included: their dK and dV are
+// written as zeros), heaviest first: the work of a block is the number of
+// bc-row query steps that see it.
+func (a *Args) kvTileTable(br, bc int) []uint32 {
+	type tile struct{ b, k0, work int }
+	var tiles []tile
+	for b := 0; b < a.Batch(); b++ {
+		qLen, kLen := a.segment(b)
+		for k0 := 0; k0 < kLen; k0 += br {
+			first := 0
+			if a.Causal {
+				first = min(max(k0-(kLen-qLen), 0), qLen)
+			}
+			tiles = append(tiles, tile{b, k0, (qLen - first + bc - 1) / bc})
+		}
+	}
+	sort.SliceStable(tiles, func(i, j int) bool { return tiles[i].work > tiles[j].work })
+	out := make([]uint32, 0, 2*len(tiles))
+	for _, t := range tiles {
+		out = append(out, uint32(t.b), uint32(t.k0))
+	}
+	return out
+}
+
+// checkDistinctOutputs rejects outputs that share a buffer with each other
+// or with an input: the kernels would read what they overwrite.
+func checkDistinctOutputs(t BackwardTensors) error {
+	all := []struct {
+		name string
+		b    *wgpu.Buffer
+	}{{"dq", t.DQ}, {"dk", t.DK}, {"dv", t.DV}, {"q", t.Q}, {"k", t.K}, {"v", t.V}, {"o", t.O}, {"do", t.DO}, {"lse", t.LSE}}
+	for i, o := range all[:3] {
+		for _, x := range all[i+1:] {
+			if o.b == x.b {
+				return fmt.Errorf("attention: tensors %s and %s share a buffer; outputs need buffers of their own", o.name, x.name)
+			}
+		}
+	}
+	return nil
+}

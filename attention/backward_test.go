@@ -1,0 +1,245 @@
+package attention
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/coreattn/coreattn/shaders"
+	"github.com/coreattn/coreattn/wgpu"
+)
+
+// bwdInputs are fresh random inputs of one backward case, with the
+// reference forward's O and LSE (as float32) and the reference gradients.
+type bwdInputs struct {
+	a               *Args
+	q, k, v, do     []float32
+	o, lse          []float32
+	wantDQ, wantDK  []float64
+	wantDV          []float64
+	qElems, kvElems int
+}
+
+func newBwdInputs(t *testing.T, c gpuCase, seed uint64) bwdInputs {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 0xb0))
+	a := c.args()
+	require.NoError(t, a.Validate())
+	in := bwdInputs{a: a, qElems: a.TotalQ() * a.NumHeadsQ * a.HeadDim, kvElems: a.TotalK() * a.NumHeadsKV * a.HeadDim}
+	in.q = randn(rng, in.qElems)
+	in.k = randn(rng, in.kvElems)
+	in.v = randn(rng, in.kvElems)
+	in.do = randn(rng, in.qElems)
+	o, lse, err := ReferenceForward(a, in.q, in.k, in.v)
+	require.NoError(t, err)
+	in.o, in.lse = toF32(o), toF32(lse)
+	in.wantDQ, in.wantDK, in.wantDV, err = ReferenceBackward(a, in.q, in.k, in.v, in.do)
+	require.NoError(t, err)
+	return in
+}
+
+func toF32(x []float64) []float32 {
+	y := make([]float32, len(x))
+	for i, v := range x {
+		y[i] = float32(v)
+	}
+	return y
+}
+
+// tensors uploads the inputs and poisons the outputs.
+func (in bwdInputs) tensors(t *testing.T, dev *wgpu.Device) BackwardTensors {
+	return BackwardTensors{
+		Q: upload(t, dev, "q", in.q), K: upload(t, dev, "k", in.k), V: upload(t, dev, "v", in.v),
+		O: upload(t, dev, "o", in.o), DO: upload(t, dev, "do", in.do), LSE: upload(t, dev, "lse", in.lse),
+		DQ: poisoned(t, dev, "dq", in.qElems), DK: poisoned(t, dev, "dk", in.kvElems), DV: poisoned(t, dev, "dv", in.kvElems),
+	}
+}
+
+// check downloads the gradients and compares them with the reference.
+func (in bwdInputs) check(t *testing.T, bt BackwardTensors) {
+	t.Helper()
+	in.checkHost(t, download(t, bt.DQ, in.qElems), download(t, bt.DK, in.kvElems), download(t, bt.DV, in.kvElems))
+}
+
+func (in bwdInputs) checkHost(t *testing.T, dq, dk, dv []float32) {
+	t.Helper()
+	require.LessOrEqual(t, RelError(dq, in.wantDQ), 1e-4, "relative error of dQ")
+	require.LessOrEqual(t, RelError(dk, in.wantDK), 1e-4, "relative error of dK")
+	require.LessOrEqual(t, RelError(dv, in.wantDV), 1e-4, "relative error of dV")
+}
+
+func TestBackwardMatchesReference(t *testing.T) {
+	op := testOp(t)
+	for i, c := range gpuCases {
+		t.Run(c.name, func(t *testing.T) {
+			in := newBwdInputs(t, c, uint64(i))
+			bt := in.tensors(t, op.Device())
+			require.NoError(t, op.BackwardBuffers(context.Background(), in.a, bt))
+			in.check(t, bt)
+		})
+	}
+}
+
+// TestBackwardEdgeCases covers calls that leave one of the kernels without
+// work: no query rows at all (every dK and dV is 0 and must still be
+// written) and no key rows at all (every dQ is 0).
+func TestBackwardEdgeCases(t *testing.T) {
+	op := testOp(t)
+	for i, c := range []gpuCase{
+		{name: "no queries", qLens: []int{0, 0}, kLens: []int{70, 5}, hq: 4, hkv: 2, d: 32, causal: true},
+		{name: "no keys", qLens: []int{9, 3}, kLens: []int{0, 0}, hq: 2, hkv: 1, d: 32},
+		{name: "unseen key blocks", qLens: []int{1, 0}, kLens: []int{300, 130}, hq: 2, hkv: 2, d: 32, causal: true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			in := newBwdInputs(t, c, uint64(300+i))
+			bt := in.tensors(t, op.Device())
+			require.NoError(t, op.BackwardBuffers(context.Background(), in.a, bt))
+			in.check(t, bt)
+		})
+	}
+}
+
+// TestBackwardAfterForward chains the GPU forward into the host-slice
+// backward, as the CLI does.
+func TestBackwardAfterForward(t *testing.T) {
+	op := testOp(t)
+	for i, c := range []gpuCase{gpuCases[2], gpuCases[3], gpuCases[15]} {
+		t.Run(c.name, func(t *testing.T) {
+			in := newBwdInputs(t, c, uint64(100+i))
+			o, lse, err := op.Forward(context.Background(), in.a, in.q, in.k, in.v)
+			require.NoError(t, err)
+			dq, dk, dv, err := op.Backward(context.Background(), in.a, in.q, in.k, in.v, o, lse, in.do)
+			require.NoError(t, err)
+			in.checkHost(t, dq, dk, dv)
+		})
+	}
+}
+
+// TestBackwardTilings runs a few cases under tilings other than the ones
+// this adapter would pick, including the choices for a 16 KiB, 256-thread
+// laptop GPU and for a 48 KiB NVIDIA GPU, so that every shape the chooser
+// can return is checked on any machine.
+func TestBackwardTilings(t *testing.T) {
+	type pair struct{ dq, kv shaders.BwdTiling }
+	explicit := []pair{
+		{dq: shaders.BwdTiling{TX: 8, TY: 8, RM: 8, KC: 8, VC: 4}, kv: shaders.BwdTiling{TX: 4, TY: 8, RM: 8, KC: 4, VC: 2}},
+		{dq: shaders.BwdTiling{TX: 4, TY: 4, KC: 4, VC: 1}, kv: shaders.BwdTiling{TX: 16, TY: 4, KC: 8, VC: 8}},
+	}
+	cases := []gpuCase{gpuCases[2], gpuCases[3], gpuCases[11], gpuCases[15]}
+	op := testOp(t)
+	lim := op.Device().Limits()
+	for ci, c := range cases {
+		var pairs []pair
+		for _, p := range explicit {
+			p.dq.Kernel, p.dq.D = shaders.BwdDQ, c.d
+			p.kv.Kernel, p.kv.D = shaders.BwdDKV, c.d
+			pairs = append(pairs, p)
+		}
+		for _, wg := range []int{16 << 10, 48 << 10} {
+			dq, err := shaders.ChooseBwd(shaders.BwdDQ, c.d, wg, 256)
+			require.NoError(t, err)
+			kv, err := shaders.ChooseBwd(shaders.BwdDKV, c.d, wg, 256)
+			require.NoError(t, err)
+			if dq.WorkgroupBytes() <= int(lim.MaxWorkgroupStorageSize) && kv.WorkgroupBytes() <= int(lim.MaxWorkgroupStorageSize) {
+				pairs = append(pairs, pair{dq, kv})
+			}
+		}
+		for _, p := range pairs {
+			t.Run(fmt.Sprintf("%s/%s/%s", c.name, p.dq, p.kv), func(t *testing.T) {
+				in := newBwdInputs(t, c, uint64(200+ci))
+				bt := in.tensors(t, op.Device())
+				call, err := op.prepareBackward(in.a, bt, p.dq, p.kv)
+				require.NoError(t, err)
+				defer call.Release()
+				_, err = op.Device().Run(context.Background(), call.Dispatches()...)
+				require.NoError(t, err)
+				in.check(t, bt)
+			})
+		}
+	}
+}
+
+func TestChooseBwdFitsLimits(t *testing.T) {
+	for _, k := range []shaders.BwdKernel{shaders.BwdDQ, shaders.BwdDKV} {
+		for d := 4; d <= 256; d += 4 {
+			for _, lim := range [][2]int{{16 << 10, 256}, {32 << 10, 1024}, {48 << 10, 1024}} {
+				tl, err := shaders.ChooseBwd(k, d, lim[0], lim[1])
+				require.NoError(t, err, "%s D=%d %v", k, d, lim)
+				require.NoError(t, tl.Validate())
+				require.LessOrEqual(t, tl.WorkgroupBytes(), lim[0])
+				require.LessOrEqual(t, tl.Threads(), lim[1])
+				_, err = tl.Source()
+				require.NoError(t, err)
+			}
+		}
+	}
+	_, err := shaders.ChooseBwd(shaders.BwdDKV, 128, 1024, 256)
+	require.ErrorContains(t, err, "no dkv backward tiling")
+}
+
+func TestBackwardErrors(t *testing.T) {
+	op := testOp(t)
+	dev := op.Device()
+	c := gpuCase{qLens: []int{3, 5}, kLens: []int{4, 5}, hq: 2, hkv: 1, d: 8, causal: true}
+	in := newBwdInputs(t, c, 7)
+	good := in.tensors(t, dev)
+	short := upload(t, dev, "short", make([]float32, 4))
+
+	tests := []struct {
+		name string
+		edit func(*BackwardTensors, *Args)
+		want string
+	}{
+		{"missing dq", func(bt *BackwardTensors, _ *Args) { bt.DQ = nil }, "tensor dq is missing"},
+		{"missing do", func(bt *BackwardTensors, _ *Args) { bt.DO = nil }, "tensor do is missing"},
+		{"missing o", func(bt *BackwardTensors, _ *Args) { bt.O = nil }, "tensor o is missing"},
+		{"missing lse", func(bt *BackwardTensors, _ *Args) { bt.LSE = nil }, "tensor lse is missing"},
+		{"short dk", func(bt *BackwardTensors, _ *Args) { bt.DK = short }, "tensor dk holds 16 bytes"},
+		{"short dv", func(bt *BackwardTensors, _ *Args) { bt.DV = short }, "tensor dv holds 16 bytes"},
+		{"short do", func(bt *BackwardTensors, _ *Args) { bt.DO = short }, "tensor do holds 16 bytes"},
+		{"short lse", func(bt *BackwardTensors, _ *Args) { bt.LSE = short }, "tensor lse holds 16 bytes"},
+		{"dq aliases q", func(bt *BackwardTensors, _ *Args) { bt.DQ = bt.Q }, "tensors dq and q share a buffer"},
+		{"dk aliases dv", func(bt *BackwardTensors, _ *Args) { bt.DK = bt.DV }, "tensors dk and dv share a buffer"},
+		{"bad head dim", func(_ *BackwardTensors, a *Args) { a.HeadDim = 6 }, "head_dim = 6"},
+		{"causal q_len > k_len", func(_ *BackwardTensors, a *Args) { a.CuSeqlensK = []int32{0, 2, 7} }, "causal attention needs q_len <= k_len"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			bt := good
+			a := *in.a
+			tc.edit(&bt, &a)
+			_, err := op.PrepareBackward(&a, bt)
+			require.ErrorContains(t, err, tc.want)
+			require.ErrorContains(t, op.BackwardBuffers(context.Background(), &a, bt), tc.want)
+		})
+	}
+
+	other := testOp(t).Device()
+	t.Run("other device", func(t *testing.T) {
+		bt := good
+		bt.V = upload(t, other, "v", in.v)
+		_, err := op.PrepareBackward(in.a, bt)
+		require.ErrorContains(t, err, "tensor v lives on another device")
+	})
+
+	host := []struct {
+		name                string
+		q, k, v, o, lse, do []float32
+		want                string
+	}{
+		{"host q", in.q[1:], in.k, in.v, in.o, in.lse, in.do, "q has"},
+		{"host v", in.q, in.k, in.v[1:], in.o, in.lse, in.do, "v has"},
+		{"host o", in.q, in.k, in.v, in.o[1:], in.lse, in.do, "o has"},
+		{"host do", in.q, in.k, in.v, in.o, in.lse, append(in.do, 0), "do has"},
+		{"host lse", in.q, in.k, in.v, in.o, in.lse[1:], in.do, "lse has"},
+	}
+	for _, tc := range host {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, _, err := op.Backward(context.Background(), in.a, tc.q, tc.k, tc.v, tc.o, tc.lse, tc.do)
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
+}

@@ -1,0 +1,200 @@
+package shaders
+
+import (
+	_ "embed"
+	"fmt"
+	"strings"
+)
+
+//go:embed attn_bwd.wgsl
+var attnBwd string
+
+// BwdKernel names one of the two tiled kernels of the attention backward.
+type BwdKernel int
+
+const (
+	// BwdDQ is the query-block-major kernel: a workgroup owns a block of
+	// query rows of one query head and streams the keys to produce dQ. Its
+	// module also holds the Delta pre-pass (entry point "delta_main").
+	BwdDQ BwdKernel = iota
+	// BwdDKV is the key-block-major kernel: a workgroup owns a block of key
+	// rows of one KV head and streams the query rows of every query head of
+	// its group to produce dK and dV.
+	BwdDKV
+)
+
+// Entry is the kernel's WGSL entry point.
+func (k BwdKernel) Entry() string {
+	if k == BwdDKV {
+		return "dkv_main"
+	}
+	return "dq_main"
+}
+
+// String names the kernel: "dq" or "dkv".
+func (k BwdKernel) String() string {
+	if k == BwdDKV {
+		return "dkv"
+	}
+	return "dq"
+}
+
+// DeltaEntry is the entry point of the Delta = rowsum(dO ∘ O) pre-pass in
+// the BwdDQ module, and DeltaWorkgroup its workgroup size.
+const (
+	DeltaEntry     = "delta_main"
+	DeltaWorkgroup = 64
+)
+
+// BwdTiling is the tile shape of one backward kernel. Both kernels share
+// one structure: a workgroup owns BR "rows" (queries for dQ, keys for dK/dV)
+// and streams "columns" (keys, queries) in steps of BC; thread (tx, ty) owns
+// RM rows and 4 columns of each S and dP tile, and RM rows by NJ vec4
+// columns of each accumulator.
+type BwdTiling struct {
+	Kernel BwdKernel
+	D      int // head dimension, a multiple of 4
+	TX     int // threads along columns and accumulator columns; BC = 4*TX
+	TY     int // threads along rows; BR = RM*TY
+	RM     int // rows per thread, a multiple of 4 (0 means 4)
+	KC     int // d-chunk of the S and dP products staged in workgroup memory (multiple of 4)
+	VC     int // column chunk of the accumulating products (divides BC)
+	// Rolled leaves the loops marked @unroll to the driver (for comparison).
+	Rolled bool
+}
+
+// BR is the number of rows a workgroup owns.
+func (t BwdTiling) BR() int { return t.rows() * t.TY }
+
+func (t BwdTiling) rows() int {
+	if t.RM == 0 {
+		return 4
+	}
+	return t.RM
+}
+
+// BC is the number of columns per step.
+func (t BwdTiling) BC() int { return 4 * t.TX }
+
+// Threads is the workgroup size.
+func (t BwdTiling) Threads() int { return t.TX * t.TY }
+
+// operands is the number of D-wide operands staged per column chunk (K for
+// dQ; dO and Q for dK/dV), and of transposed probability tiles.
+func (t BwdTiling) operands() int {
+	if t.Kernel == BwdDKV {
+		return 2
+	}
+	return 1
+}
+
+// stage4 is the vec4 size of one staging buffer: the d-chunks of the two
+// row operands and the two column operands, or the column chunk(s).
+func (t BwdTiling) stage4() int {
+	return max(2*t.KC*(t.BR()+t.BC())/4, t.operands()*t.VC*t.D/4)
+}
+
+func (t BwdTiling) pt4() int { return t.BC() * (t.BR()/4 + 1) }
+
+// WorkgroupBytes is the workgroup memory the kernel declares.
+func (t BwdTiling) WorkgroupBytes() int {
+	return 2*16*t.stage4() + t.operands()*16*t.pt4() + 32
+}
+
+// Validate reports a tiling the kernel cannot run.
+func (t BwdTiling) Validate() error {
+	switch {
+	case t.Kernel != BwdDQ && t.Kernel != BwdDKV:
+		return fmt.Errorf("shaders: backward kernel %d does not exist", int(t.Kernel))
+	case t.D < 4 || t.D%4 != 0 || t.D > 256:
+		return fmt.Errorf("shaders: head dim %d: want a multiple of 4 in [4, 256]", t.D)
+	case t.TX < 1 || t.TY < 1:
+		return fmt.Errorf("shaders: tiling %+v: TX and TY must be positive", t)
+	case t.rows()%4 != 0 || t.rows() > 16:
+		return fmt.Errorf("shaders: tiling %+v: RM must be 4, 8, 12 or 16", t)
+	case t.KC < 4 || t.KC%4 != 0:
+		return fmt.Errorf("shaders: tiling %+v: KC must be a positive multiple of 4", t)
+	case t.VC < 1 || t.BC()%t.VC != 0:
+		return fmt.Errorf("shaders: tiling %+v: VC must divide BC = %d", t, t.BC())
+	}
+	return nil
+}
+
+// String names the tiling, e.g. "dkv D128 BR64 BC64 RM4 KC8 VC8".
+func (t BwdTiling) String() string {
+	s := fmt.Sprintf("%s D%d BR%d BC%d RM%d KC%d VC%d", t.Kernel, t.D, t.BR(), t.BC(), t.rows(), t.KC, t.VC)
+	if t.Rolled {
+		s += " rolled"
+	}
+	return s
+}
+
+// Source is the backward module's WGSL with the tiling's constants
+// prepended and its marked loops unrolled. The module holds every backward
+// entry point; use t.Kernel.Entry() (or DeltaEntry, with a BwdDQ tiling).
+func (t BwdTiling) Source() (string, error) {
+	if err := t.Validate(); err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "// generated tiling: %s\n", t)
+	nj := ceilDiv(t.D/4, t.TX)
+	pt2 := 1 // the second probability tile is only used by dK/dV
+	if t.Kernel == BwdDKV {
+		pt2 = t.pt4()
+	}
+	consts := []struct {
+		name string
+		val  int
+	}{
+		{"D", t.D}, {"DV4", t.D / 4}, {"TX", t.TX}, {"TY", t.TY}, {"NT", t.Threads()},
+		{"RM", t.rows()}, {"RG", t.rows() / 4}, {"BR", t.BR()}, {"BC", t.BC()},
+		{"KC", t.KC}, {"NKC", ceilDiv(t.D, t.KC)}, {"VC", t.VC}, {"NJ", nj}, {"NACC", t.rows() * nj},
+		{"SA", t.KC * t.BR() / 4}, {"SB", t.KC * t.BC() / 4},
+		{"PA", ceilDiv(t.KC*t.BR()/4, t.Threads())}, {"PB", ceilDiv(t.KC*t.BC()/4, t.Threads())},
+		{"PV", ceilDiv(t.VC*t.D/4, t.Threads())},
+		{"STAGE4", t.stage4()}, {"STAGE8", 2 * t.stage4()},
+		{"RS", t.BR()/4 + 1}, {"PT4", t.pt4()}, {"PT4B", pt2}, {"DWG", DeltaWorkgroup},
+	}
+	values := make(map[string]int, len(consts))
+	for _, c := range consts {
+		fmt.Fprintf(&b, "const %s: u32 = %du;\n", c.name, c.val)
+		values[c.name] = c.val
+	}
+	body := attnBwd
+	if !t.Rolled {
+		var err error
+		if body, err = unroll(body, values); err != nil {
+			return "", err
+		}
+	}
+	// Naga wants literal workgroup sizes.
+	body = strings.ReplaceAll(body, "@workgroup_size(NT)", fmt.Sprintf("@workgroup_size(%d)", t.Threads()))
+	body = strings.ReplaceAll(body, "@workgroup_size(DWG)", fmt.Sprintf("@workgroup_size(%d)", DeltaWorkgroup))
+	b.WriteString(body)
+	return b.String(), nil
+}
+
+// ChooseBwd picks the tiling of backward kernel k for head dimension d on
+// an adapter that offers wgBytes of workgroup memory and maxThreads
+// invocations per workgroup: the largest workgroup that fits, then the
+// widest d-chunk, then the widest column chunk.
+func ChooseBwd(k BwdKernel, d int, wgBytes, maxThreads int) (BwdTiling, error) {
+	for _, txy := range [][2]int{{16, 16}, {8, 16}, {16, 8}, {8, 8}, {4, 8}, {4, 4}} {
+		if txy[0]*txy[1] > maxThreads {
+			continue
+		}
+		for _, kc := range []int{16, 8, 4} {
+			if kc > d && kc > 4 {
+				continue
+			}
+			for _, vc := range []int{16, 8, 4, 2, 1} {
+				t := BwdTiling{Kernel: k, D: d, TX: txy[0], TY: txy[1], KC: kc, VC: vc}
+				if t.Validate() == nil && t.WorkgroupBytes() <= wgBytes {
+					return t, nil
+				}
+			}
+		}
+	}
+	return BwdTiling{}, fmt.Errorf("shaders: no %s backward tiling for D=%d fits %d bytes of workgroup memory and %d threads", k, d, wgBytes, maxThreads)
+}
