@@ -100,11 +100,24 @@ func (op *Op) PrepareBackward(a *Args, t BackwardTensors) (*Call, error) {
 	}
 	lim := op.dev.Limits()
 	wgBytes, threads := int(lim.MaxWorkgroupStorageSize), int(lim.MaxInvocationsPerWorkgroup)
-	dqT, err := shaders.ChooseBwd(shaders.BwdDQ, a.HeadDim, wgBytes, threads)
+	choose := func(k shaders.BwdKernel, fixed shaders.BwdTiling) (shaders.BwdTiling, error) {
+		if fixed.TX == 0 {
+			return shaders.ChooseBwd(k, a.HeadDim, wgBytes, threads)
+		}
+		fixed.Kernel, fixed.D = k, a.HeadDim
+		if err := fixed.Validate(); err != nil {
+			return fixed, err
+		}
+		if fixed.WorkgroupBytes() > wgBytes || fixed.Threads() > threads {
+			return fixed, fmt.Errorf("shaders: tiling %s needs %d bytes and %d threads; the adapter has %d and %d", fixed, fixed.WorkgroupBytes(), fixed.Threads(), wgBytes, threads)
+		}
+		return fixed, nil
+	}
+	dqT, err := choose(shaders.BwdDQ, op.opts.BackwardDQ)
 	if err != nil {
 		return nil, fmt.Errorf("attention: %w", err)
 	}
-	kvT, err := shaders.ChooseBwd(shaders.BwdDKV, a.HeadDim, wgBytes, threads)
+	kvT, err := choose(shaders.BwdDKV, op.opts.BackwardDKV)
 	if err != nil {
 		return nil, fmt.Errorf("attention: %w", err)
 	}

@@ -24,6 +24,9 @@ type Options struct {
 	// ForwardTiling, if its TX is non-zero, fixes the forward's TX, TY, KC
 	// and VC (the head dimension still comes from the call); for tuning.
 	ForwardTiling shaders.FwdTiling
+	// BackwardDQ and BackwardDKV, if their TX is non-zero, fix the tilings of
+	// the backward's dQ and dK/dV kernels in the same way; for tuning.
+	BackwardDQ, BackwardDKV shaders.BwdTiling
 }
 
 // New returns an Op on dev with default options.

@@ -91,6 +91,8 @@ type benchFlags struct {
 	reps    int
 	pass    string
 	tiling  string
+	dqTile  string
+	dkvTile string
 	rolled  bool
 	shapes  string
 }
@@ -115,6 +117,8 @@ shapes are scaled down. Times are medians of 5 rounds of back-to-back runs.`,
 	cmd.Flags().IntVar(&f.reps, "reps", 0, "runs per timing round (0: enough for about 0.2 s)")
 	cmd.Flags().StringVar(&f.pass, "pass", "all", "fwd, fwd+bwd, or all")
 	cmd.Flags().StringVar(&f.tiling, "fwd-tiling", "", "force the forward tiling as TX,TY,RM,KC,VC (for tuning), e.g. 16,8,8,32,16")
+	cmd.Flags().StringVar(&f.dqTile, "dq-tiling", "", "force the backward dQ kernel's tiling as TX,TY,RM,KC,VC (for tuning)")
+	cmd.Flags().StringVar(&f.dkvTile, "dkv-tiling", "", "force the backward dK/dV kernel's tiling as TX,TY,RM,KC,VC (for tuning)")
 	cmd.Flags().BoolVar(&f.rolled, "fwd-rolled", false, "leave the forward's loops to the driver instead of unrolling them (for tuning)")
 	cmd.Flags().StringVar(&f.shapes, "shapes", "", "only shapes whose label contains this text, e.g. S8192")
 	cmd.AddCommand(newBenchPoolCmd(g))
@@ -150,10 +154,19 @@ func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out, progress 
 	}
 	defer dev.Close()
 	var opts attention.Options
-	if f.tiling != "" {
-		t := &opts.ForwardTiling
-		if _, err := fmt.Sscanf(f.tiling, "%d,%d,%d,%d,%d", &t.TX, &t.TY, &t.RM, &t.KC, &t.VC); err != nil || t.TX <= 0 {
-			return fmt.Errorf("bench: --fwd-tiling %q: want five positive integers TX,TY,RM,KC,VC", f.tiling)
+	for _, x := range []struct {
+		flag, val          string
+		tx, ty, rm, kc, vc *int
+	}{
+		{"--fwd-tiling", f.tiling, &opts.ForwardTiling.TX, &opts.ForwardTiling.TY, &opts.ForwardTiling.RM, &opts.ForwardTiling.KC, &opts.ForwardTiling.VC},
+		{"--dq-tiling", f.dqTile, &opts.BackwardDQ.TX, &opts.BackwardDQ.TY, &opts.BackwardDQ.RM, &opts.BackwardDQ.KC, &opts.BackwardDQ.VC},
+		{"--dkv-tiling", f.dkvTile, &opts.BackwardDKV.TX, &opts.BackwardDKV.TY, &opts.BackwardDKV.RM, &opts.BackwardDKV.KC, &opts.BackwardDKV.VC},
+	} {
+		if x.val == "" {
+			continue
+		}
+		if _, err := fmt.Sscanf(x.val, "%d,%d,%d,%d,%d", x.tx, x.ty, x.rm, x.kc, x.vc); err != nil || *x.tx <= 0 {
+			return fmt.Errorf("bench: %s %q: want five positive integers TX,TY,RM,KC,VC", x.flag, x.val)
 		}
 	}
 	if f.rolled {
@@ -248,6 +261,7 @@ func benchOne(ctx context.Context, op *attention.Op, s benchShape, pass string, 
 	}
 	defer fwd.Release()
 	dispatches := fwd.Dispatches()
+	tiling := fwd.Tiling
 	flops := a.FLOPs()
 	if pass == "fwd+bwd" {
 		bt := attention.BackwardTensors{Q: ft.Q, K: ft.K, V: ft.V, O: ft.O, LSE: ft.LSE}
@@ -272,10 +286,14 @@ func benchOne(ctx context.Context, op *attention.Op, s benchShape, pass string, 
 			return benchResult{}, err
 		}
 		defer bwd.Release()
+		tiling += "; " + bwd.Tiling
 		dispatches = append(append([]wgpu.Dispatch(nil), dispatches...), bwd.Dispatches()...)
 		flops *= 3.5
 	}
-	// One timed run with timestamps, which also warms up the pipelines.
+	// A warm-up run, then one with timestamp queries for gpu_ms.
+	if _, err := dev.Run(ctx, dispatches...); err != nil {
+		return benchResult{}, err
+	}
 	timing, err := dev.Run(ctx, dispatches...)
 	if err != nil {
 		return benchResult{}, err
@@ -300,7 +318,7 @@ func benchOne(ctx context.Context, op *attention.Op, s benchShape, pass string, 
 	ms := rounds[len(rounds)/2]
 	res := benchResult{
 		Impl: "coreattn-wgsl", Adapter: dev.Info().Name, DType: "float32", Pass: pass, Shape: s.label,
-		MS: round(ms, 4), TFLOPS: round(flops/ms/1e9, 4), Tiling: fwd.Tiling,
+		MS: round(ms, 4), TFLOPS: round(flops/ms/1e9, 4), Tiling: tiling,
 	}
 	if timing.Passes != nil {
 		res.GPUMS = round(float64(timing.GPU())/float64(time.Millisecond), 4)
