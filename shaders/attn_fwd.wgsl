@@ -10,6 +10,7 @@
 //
 //   D, DV4     head dimension and D/4 (vec4 columns)
 //   TX, TY, NT threads along keys/values, along queries, and TX*TY in all
+//   WX         columns (tx values) covered by one 32-lane group
 //   RM, RG     query rows per thread (a multiple of 4) and RM/4
 //   BR, BC     Br = RM*TY query rows per workgroup, Bc = 4*TX keys per tile
 //   KC, NKC    d-chunk of the S = Q Kᵀ product, and ceil(D/KC) chunks
@@ -80,8 +81,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 	if (tile >= P.ntiles) {
 		return;
 	}
-	let tx = lid % TX;
-	let ty = lid / TX;
+	// Each 32-lane group covers WX columns by 32/WX row groups, so that its
+	// K and V reads (distinct per tx) and Q and P reads (distinct per ty)
+	// each fit one workgroup-memory wavefront.
+	let lane = lid % 32u;
+	let grp = lid / 32u;
+	let tx = lane % WX + WX * (grp % (TX / WX));
+	let ty = lane / WX + (32u / WX) * (grp / (TX / WX));
 	let hk = h / P.group;
 
 	// Stage 0: find the segment and the key range this tile needs.

@@ -17,8 +17,25 @@ type FwdTiling struct {
 	RM int // query rows per thread, a multiple of 4 (0 means 4)
 	KC int // d-chunk of S = Q Kᵀ staged in workgroup memory (multiple of 4)
 	VC int // key chunk of O += P V staged in workgroup memory (divides Bc)
+	// WX is the number of tx values one group of 32 consecutive threads
+	// covers (0 picks 8 where the shape allows it, else TX); 32/WX rows of
+	// threads share the group.
+	WX int
 	// Rolled leaves the loops marked @unroll to the driver (for comparison).
 	Rolled bool
+}
+
+// warpX resolves WX: 8 when TX is a multiple of 8 and the workgroup a
+// multiple of 32 threads with TY a multiple of 4, otherwise TX (the plain
+// row-major layout).
+func (t FwdTiling) warpX() int {
+	if t.WX != 0 {
+		return t.WX
+	}
+	if t.TX%8 == 0 && t.Threads()%32 == 0 && t.TY%4 == 0 {
+		return 8
+	}
+	return t.TX
 }
 
 // BR is the number of query rows per workgroup (FlashAttention's Br).
@@ -58,6 +75,8 @@ func (t FwdTiling) Validate() error {
 		return fmt.Errorf("shaders: tiling %+v: KC must be a positive multiple of 4", t)
 	case t.VC < 1 || t.BC()%t.VC != 0:
 		return fmt.Errorf("shaders: tiling %+v: VC must divide Bc = %d", t, t.BC())
+	case t.warpX() != t.TX && (t.TX%t.warpX() != 0 || 32%t.warpX() != 0 || t.Threads()%32 != 0 || t.TY%(32/t.warpX()) != 0):
+		return fmt.Errorf("shaders: tiling %+v: WX must divide TX and 32, with TY a multiple of 32/WX", t)
 	case t.TX*t.BR() > t.stage():
 		return fmt.Errorf("shaders: tiling %+v: the row partials (%d floats) must fit one stage buffer (%d)", t, t.TX*t.BR(), t.stage())
 	}
@@ -66,7 +85,7 @@ func (t FwdTiling) Validate() error {
 
 // String names the tiling, e.g. "D128 Br64 Bc64 KC16 VC16".
 func (t FwdTiling) String() string {
-	s := fmt.Sprintf("D%d Br%d Bc%d RM%d KC%d VC%d", t.D, t.BR(), t.BC(), t.rows(), t.KC, t.VC)
+	s := fmt.Sprintf("D%d Br%d Bc%d RM%d KC%d VC%d WX%d", t.D, t.BR(), t.BC(), t.rows(), t.KC, t.VC, t.warpX())
 	if t.Rolled {
 		s += " rolled"
 	}
@@ -89,7 +108,7 @@ func (t FwdTiling) Source() (string, error) {
 		{"BR", t.BR()}, {"BC", t.BC()}, {"KC", t.KC}, {"NKC", (t.D + t.KC - 1) / t.KC},
 		{"VC", t.VC}, {"NJ", (t.D/4 + t.TX - 1) / t.TX}, {"STAGE4", t.stage() / 4}, {"STAGE8", t.stage() / 2},
 		{"RS", t.BR()/4 + 1}, {"PT4", t.BC() * (t.BR()/4 + 1)}, {"NACC", t.rows() * ((t.D/4 + t.TX - 1) / t.TX)},
-		{"RM", t.rows()}, {"RG", t.rows() / 4},
+		{"RM", t.rows()}, {"RG", t.rows() / 4}, {"WX", t.warpX()},
 		{"PQ", ceilDiv(t.BR()*t.KC/4, t.Threads())}, {"PK", ceilDiv(t.BC()*t.KC/4, t.Threads())}, {"PV", ceilDiv(t.VC*t.D/4, t.Threads())},
 	}
 	values := make(map[string]int, len(consts))

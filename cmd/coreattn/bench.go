@@ -91,6 +91,7 @@ type benchFlags struct {
 	reps    int
 	pass    string
 	tiling  string
+	fwdWX   int
 	dqTile  string
 	dkvTile string
 	rolled  bool
@@ -117,6 +118,7 @@ shapes are scaled down. Times are medians of 5 rounds of back-to-back runs.`,
 	cmd.Flags().IntVar(&f.reps, "reps", 0, "runs per timing round (0: enough for about 0.2 s)")
 	cmd.Flags().StringVar(&f.pass, "pass", "all", "fwd, fwd+bwd, or all")
 	cmd.Flags().StringVar(&f.tiling, "fwd-tiling", "", "force the forward tiling as TX,TY,RM,KC,VC (for tuning), e.g. 16,8,8,32,16")
+	cmd.Flags().IntVar(&f.fwdWX, "fwd-wx", 0, "with --fwd-tiling: threads along keys per 32-lane group (8, or TX for the row-major layout)")
 	cmd.Flags().StringVar(&f.dqTile, "dq-tiling", "", "force the backward dQ kernel's tiling as TX,TY,RM,KC,VC (for tuning)")
 	cmd.Flags().StringVar(&f.dkvTile, "dkv-tiling", "", "force the backward dK/dV kernel's tiling as TX,TY,RM,KC,VC (for tuning)")
 	cmd.Flags().BoolVar(&f.rolled, "fwd-rolled", false, "leave the forward's loops to the driver instead of unrolling them (for tuning)")
@@ -168,6 +170,9 @@ func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out, progress 
 		if _, err := fmt.Sscanf(x.val, "%d,%d,%d,%d,%d", x.tx, x.ty, x.rm, x.kc, x.vc); err != nil || *x.tx <= 0 {
 			return fmt.Errorf("bench: %s %q: want five positive integers TX,TY,RM,KC,VC", x.flag, x.val)
 		}
+	}
+	if f.fwdWX != 0 {
+		opts.ForwardTiling.WX = f.fwdWX
 	}
 	if f.rolled {
 		if opts.ForwardTiling.TX == 0 {
