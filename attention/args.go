@@ -30,6 +30,7 @@ type Args struct {
 	HeadDim      int     // D: multiple of 4, 4..256
 	SoftmaxScale float64 // 0 selects 1/sqrt(D); must be finite otherwise
 	Causal       bool    // bottom-right aligned: query i sees key j iff j <= i + (k_len - q_len)
+	DType        DType   // storage of Q, K, V, O and the gradients on the device; the zero value is Float32
 }
 
 // Validate checks every rule on the arguments and returns an error naming
@@ -37,6 +38,9 @@ type Args struct {
 func (a *Args) Validate() error {
 	if a == nil {
 		return errors.New("attention: nil Args")
+	}
+	if !a.DType.Valid() {
+		return fmt.Errorf("attention: dtype %d: want float32, float16 or bfloat16", int(a.DType))
 	}
 	if err := checkOffsets("cu_seqlens_q", a.CuSeqlensQ); err != nil {
 		return err

@@ -129,6 +129,9 @@ func (op *Op) prepareBackward(a *Args, t BackwardTensors, dqT, kvT shaders.BwdTi
 	if err := a.Validate(); err != nil {
 		return nil, err
 	}
+	if a.DType != Float32 {
+		return nil, fmt.Errorf("attention: backward: dtype %s is not supported yet (only float32)", a.DType)
+	}
 	if err := a.checkBuffers(op.dev, map[string]*wgpu.Buffer{
 		"q": t.Q, "k": t.K, "v": t.V, "o": t.O, "do": t.DO, "dq": t.DQ, "dk": t.DK, "dv": t.DV,
 	}, 4); err != nil {

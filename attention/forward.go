@@ -55,7 +55,8 @@ func (op *Op) forwardTiling(d int) (shaders.FwdTiling, error) {
 func (op *Op) Device() *wgpu.Device { return op.dev }
 
 // ForwardTensors are the device-resident operands of the forward pass, in
-// the layouts of the package documentation. O and LSE are written.
+// the layouts of the package documentation, stored in Args.DType (LSE is
+// always float32). O and LSE are written.
 type ForwardTensors struct {
 	Q, K, V *wgpu.Buffer // [total_q, Hq, D], [total_k, Hkv, D], [total_k, Hkv, D]
 	O       *wgpu.Buffer // [total_q, Hq, D]
@@ -90,20 +91,19 @@ func (op *Op) Forward(ctx context.Context, a *Args, q, k, v []float32) (o, lse [
 	if err := a.CheckSizes(len(q), len(k), len(v)); err != nil {
 		return nil, nil, err
 	}
-	o = make([]float32, len(q))
 	lse = make([]float32, a.NumHeadsQ*a.TotalQ())
 	var t ForwardTensors
 	defer func() { releaseAll(t.Q, t.K, t.V, t.O, t.LSE) }()
-	if t.Q, err = wgpu.Upload(op.dev, "q", q); err != nil {
+	if t.Q, err = Upload(op.dev, "q", a.DType, q); err != nil {
 		return nil, nil, fmt.Errorf("attention: %w", err)
 	}
-	if t.K, err = wgpu.Upload(op.dev, "k", k); err != nil {
+	if t.K, err = Upload(op.dev, "k", a.DType, k); err != nil {
 		return nil, nil, fmt.Errorf("attention: %w", err)
 	}
-	if t.V, err = wgpu.Upload(op.dev, "v", v); err != nil {
+	if t.V, err = Upload(op.dev, "v", a.DType, v); err != nil {
 		return nil, nil, fmt.Errorf("attention: %w", err)
 	}
-	if t.O, err = op.dev.NewBuffer("o", uint64(len(o))*4); err != nil {
+	if t.O, err = NewTensor(op.dev, "o", a.DType, len(q)); err != nil {
 		return nil, nil, fmt.Errorf("attention: %w", err)
 	}
 	if t.LSE, err = op.dev.NewBuffer("lse", uint64(len(lse))*4); err != nil {
@@ -112,7 +112,7 @@ func (op *Op) Forward(ctx context.Context, a *Args, q, k, v []float32) (o, lse [
 	if err := op.ForwardBuffers(ctx, a, t); err != nil {
 		return nil, nil, err
 	}
-	if err := wgpu.Download(ctx, t.O, o); err != nil {
+	if o, err = Download(ctx, t.O, a.DType, len(q)); err != nil {
 		return nil, nil, fmt.Errorf("attention: read o: %w", err)
 	}
 	if err := wgpu.Download(ctx, t.LSE, lse); err != nil {
@@ -141,7 +141,7 @@ func (op *Op) PrepareForward(a *Args, t ForwardTensors) (*Call, error) {
 	if err := a.Validate(); err != nil {
 		return nil, err
 	}
-	if err := a.checkBuffers(op.dev, map[string]*wgpu.Buffer{"q": t.Q, "k": t.K, "v": t.V, "o": t.O}, 4); err != nil {
+	if err := a.checkBuffers(op.dev, map[string]*wgpu.Buffer{"q": t.Q, "k": t.K, "v": t.V, "o": t.O}, int64(a.DType.Size())); err != nil {
 		return nil, err
 	}
 	if err := checkBuffer(op.dev, "lse", t.LSE, int64(a.NumHeadsQ)*int64(a.TotalQ())*4); err != nil {
@@ -152,6 +152,7 @@ func (op *Op) PrepareForward(a *Args, t ForwardTensors) (*Call, error) {
 	if err != nil {
 		return nil, fmt.Errorf("attention: %w", err)
 	}
+	tiling.DType = a.DType
 	if uint32(a.NumHeadsQ) > lim.MaxWorkgroupsPerDimension {
 		return nil, fmt.Errorf("attention: %d query heads exceed the adapter's %d workgroups per dimension", a.NumHeadsQ, lim.MaxWorkgroupsPerDimension)
 	}

@@ -28,10 +28,10 @@ for r in torch:
     key = (r["pass"], norm(r["shape"]))
     if key not in best or r["tflops"] > best[key]["tflops"]:
         best[key] = r
-print("| variant | tiling | pass | shape | ms | TFLOP/s | PyTorch fp32 TFLOP/s | ratio |")
-print("|---|---|---|---|---|---|---|---|")
+print("| variant | dtype | tiling | pass | shape | ms | TFLOP/s | PyTorch fp32 TFLOP/s | ratio |")
+print("|---|---|---|---|---|---|---|---|---|")
 for r in ours:
     t = best.get((r["pass"], norm(r["shape"])))
     tt = f'{t["tflops"]:.2f} ({t["impl"]})' if t else "-"
     ratio = f'{r["tflops"] / t["tflops"]:.2f}' if t else "-"
-    print(f'| {r.get("variant","")} | {r.get("tiling","")} | {r["pass"]} | {r["shape"]} | {r["ms"]:.3f} | {r["tflops"]:.2f} | {tt} | {ratio} |')
+    print(f'| {r.get("variant","")} | {r.get("dtype","")} | {r.get("tiling","")} | {r["pass"]} | {r["shape"]} | {r["ms"]:.3f} | {r["tflops"]:.2f} | {tt} | {ratio} |')

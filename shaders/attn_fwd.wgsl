@@ -5,6 +5,10 @@
 // tiles of Bc rows. S = Q Kᵀ and P live only in registers and workgroup
 // memory; the softmax is computed online (running max m and sum l per row).
 //
+// Tensors are stored as IOV (four values: vec4<f32>, or vec2<u32> holding
+// four f16 or bf16), read with ld() and written with st(); both come from
+// the dtype's prelude (dtype.go). Arithmetic is always f32.
+//
 // The constants below are generated per adapter and head dimension by
 // shaders.Forward (see fwd.go) and prepended to this file:
 //
@@ -48,10 +52,10 @@ struct Params {
 @group(0) @binding(0) var<uniform> P: Params;
 // segs = cu_seqlens_q [B+1] ++ cu_seqlens_k [B+1] ++ tile table (segment, q0)
 @group(0) @binding(1) var<storage, read> segs: array<u32>;
-@group(0) @binding(2) var<storage, read> q: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> k: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read> v: array<vec4<f32>>;
-@group(0) @binding(5) var<storage, read_write> o: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> q: array<IOV>;
+@group(0) @binding(3) var<storage, read> k: array<IOV>;
+@group(0) @binding(4) var<storage, read> v: array<IOV>;
+@group(0) @binding(5) var<storage, read_write> o: array<IOV>;
 @group(0) @binding(6) var<storage, read_write> lse: array<f32>;
 
 const NEG: f32 = -1.0e30;   // the score of a masked pair; finite so that m - NEG never makes NaN
@@ -132,7 +136,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 	// needs one barrier.
 	var fq = load_q(t, h, lid, 0u);
 	var fk = load_k(t, hk, lid, 0u, 0u);
-	var fv: array<vec4<f32>, PV>;
+	var fv: array<IOV, PV>;
 	var sb = 0u;                     // stage buffer of the current step: 0 or STAGE4
 	store_qk(0u, lid, fq, fk);
 	workgroupBarrier();
@@ -295,7 +299,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 				for (var j = 0u; j < NJ; j++) {
 					let d4 = tx + TX * j;
 					if (d4 < DV4) {
-						o[(row * P.hq + h) * DV4 + d4] = acc[(4u * r + i) * NJ + j] * inv;
+						o[(row * P.hq + h) * DV4 + d4] = st(acc[(4u * r + i) * NJ + j] * inv);
 					}
 				}
 				if (tx == 0u) {
@@ -311,14 +315,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 }
 
 // load_q fetches d-chunk c of the block's query rows into registers.
-fn load_q(t: Tile, h: u32, lid: u32, c: u32) -> array<vec4<f32>, PQ> {
-	var f: array<vec4<f32>, PQ>;
+fn load_q(t: Tile, h: u32, lid: u32, c: u32) -> array<IOV, PQ> {
+	var f: array<IOV, PQ>;
 	// @unroll
 	for (var u = 0u; u < PQ; u++) {
 		let it = lid + u * NT;
 		let row = it % BR;
 		let c4 = it / BR;
-		f[u] = vec4<f32>(0.0);
+		f[u] = IOV();
 		if (((BR * KC / 4u) % NT == 0u || it < BR * KC / 4u) && t.q0 + row < t.q_len && c * KC + 4u * c4 < D) {
 			f[u] = q[((t.q_start + t.q0 + row) * P.hq + h) * DV4 + c * (KC / 4u) + c4];
 		}
@@ -327,14 +331,14 @@ fn load_q(t: Tile, h: u32, lid: u32, c: u32) -> array<vec4<f32>, PQ> {
 }
 
 // load_k fetches d-chunk c of keys kb..kb+BC-1 into registers.
-fn load_k(t: Tile, hk: u32, lid: u32, kb: u32, c: u32) -> array<vec4<f32>, PK> {
-	var f: array<vec4<f32>, PK>;
+fn load_k(t: Tile, hk: u32, lid: u32, kb: u32, c: u32) -> array<IOV, PK> {
+	var f: array<IOV, PK>;
 	// @unroll
 	for (var u = 0u; u < PK; u++) {
 		let it = lid + u * NT;
 		let row = it % BC;
 		let c4 = it / BC;
-		f[u] = vec4<f32>(0.0);
+		f[u] = IOV();
 		if (((BC * KC / 4u) % NT == 0u || it < BC * KC / 4u) && kb + row < t.k_len && c * KC + 4u * c4 < D) {
 			f[u] = k[((t.k_start + kb + row) * P.hkv + hk) * DV4 + c * (KC / 4u) + c4];
 		}
@@ -343,13 +347,13 @@ fn load_k(t: Tile, hk: u32, lid: u32, kb: u32, c: u32) -> array<vec4<f32>, PK> {
 }
 
 // load_v fetches value rows kb+cb..kb+cb+VC-1 into registers.
-fn load_v(t: Tile, hk: u32, lid: u32, kb: u32, cb: u32) -> array<vec4<f32>, PV> {
-	var f: array<vec4<f32>, PV>;
+fn load_v(t: Tile, hk: u32, lid: u32, kb: u32, cb: u32) -> array<IOV, PV> {
+	var f: array<IOV, PV>;
 	// @unroll
 	for (var u = 0u; u < PV; u++) {
 		let it = lid + u * NT;
 		let row = it / DV4;
-		f[u] = vec4<f32>(0.0);
+		f[u] = IOV();
 		if (((VC * DV4) % NT == 0u || it < VC * DV4) && kb + cb + row < t.k_len) {
 			f[u] = v[((t.k_start + kb + cb + row) * P.hkv + hk) * DV4 + it % DV4];
 		}
@@ -359,16 +363,17 @@ fn load_v(t: Tile, hk: u32, lid: u32, kb: u32, cb: u32) -> array<vec4<f32>, PV> 
 
 // store_qk writes a fetched Q and K chunk transposed into the stage buffer at base: Qᵀ (KC x BR)
 // then Kᵀ (KC x BC), rows fastest so that a warp's stores hit distinct banks.
-fn store_qk(base: u32, lid: u32, fq: array<vec4<f32>, PQ>, fk: array<vec4<f32>, PK>) {
+fn store_qk(base: u32, lid: u32, fq: array<IOV, PQ>, fk: array<IOV, PK>) {
 	// @unroll
 	for (var u = 0u; u < PQ; u++) {
 		let it = lid + u * NT;
 		if ((BR * KC / 4u) % NT == 0u || it < BR * KC / 4u) {
 			let row = it % BR;
 			let c4 = it / BR;
+			let x = ld(fq[u]);
 			// @unroll
 			for (var e = 0u; e < 4u; e++) {
-				stage[base + (4u * c4 + e) * (BR / 4u) + row / 4u][row % 4u] = fq[u][e];
+				stage[base + (4u * c4 + e) * (BR / 4u) + row / 4u][row % 4u] = x[e];
 			}
 		}
 	}
@@ -378,21 +383,22 @@ fn store_qk(base: u32, lid: u32, fq: array<vec4<f32>, PQ>, fk: array<vec4<f32>, 
 		if ((BC * KC / 4u) % NT == 0u || it < BC * KC / 4u) {
 			let row = it % BC;
 			let c4 = it / BC;
+			let x = ld(fk[u]);
 			// @unroll
 			for (var e = 0u; e < 4u; e++) {
-				stage[base + KC * BR / 4u + (4u * c4 + e) * (BC / 4u) + row / 4u][row % 4u] = fk[u][e];
+				stage[base + KC * BR / 4u + (4u * c4 + e) * (BC / 4u) + row / 4u][row % 4u] = x[e];
 			}
 		}
 	}
 }
 
 // store_v writes a fetched V chunk (VC x D) into the stage buffer at base.
-fn store_v(base: u32, lid: u32, fv: array<vec4<f32>, PV>) {
+fn store_v(base: u32, lid: u32, fv: array<IOV, PV>) {
 	// @unroll
 	for (var u = 0u; u < PV; u++) {
 		let it = lid + u * NT;
 		if ((VC * DV4) % NT == 0u || it < VC * DV4) {
-			stage[base + it] = fv[u];
+			stage[base + it] = ld(fv[u]);
 		}
 	}
 }

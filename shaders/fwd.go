@@ -17,6 +17,8 @@ type FwdTiling struct {
 	RM int // query rows per thread, a multiple of 4 (0 means 4)
 	KC int // d-chunk of S = Q Kᵀ staged in workgroup memory (multiple of 4)
 	VC int // key chunk of O += P V staged in workgroup memory (divides Bc)
+	// DType is the storage type of Q, K, V and O.
+	DType DType
 	// WX is the number of tx values one group of 32 consecutive threads
 	// covers (0 picks 8 where the shape allows it, else TX); 32/WX rows of
 	// threads share the group.
@@ -86,6 +88,9 @@ func (t FwdTiling) Validate() error {
 // String names the tiling, e.g. "D128 Br64 Bc64 KC16 VC16".
 func (t FwdTiling) String() string {
 	s := fmt.Sprintf("D%d Br%d Bc%d RM%d KC%d VC%d WX%d", t.D, t.BR(), t.BC(), t.rows(), t.KC, t.VC, t.warpX())
+	if t.DType != Float32 {
+		s += " " + t.DType.String()
+	}
 	if t.Rolled {
 		s += " rolled"
 	}
@@ -98,8 +103,12 @@ func (t FwdTiling) Source() (string, error) {
 	if err := t.Validate(); err != nil {
 		return "", err
 	}
+	if !t.DType.Valid() {
+		return "", fmt.Errorf("shaders: tiling %s: invalid dtype %d", t, int(t.DType))
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "// generated tiling: %s\n", t)
+	b.WriteString(t.DType.prelude())
 	consts := []struct {
 		name string
 		val  int

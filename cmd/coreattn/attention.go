@@ -29,6 +29,7 @@ type attnFlags struct {
 	do         string // backward input dO [total_q, Hq, D]
 	dq, dk, dv string // backward outputs
 	servers    int
+	dtype      string // storage type on the device: f32, f16, bf16
 }
 
 func newAttentionCmd(g *globalFlags) *cobra.Command {
@@ -67,6 +68,7 @@ succeeded.`,
 	fl.StringVar(&f.cuQ, "cu-seqlens-q", "", "query offsets .npy int32 [B+1] (required)")
 	fl.StringVar(&f.cuK, "cu-seqlens-k", "", "key/value offsets .npy int32 [B+1] (required)")
 	fl.BoolVar(&f.causal, "causal", false, "bottom-right aligned causal mask")
+	fl.StringVar(&f.dtype, "dtype", "f32", "storage type on the device: f32, f16 or bf16 (.npy files stay float32; compute is float32)")
 	fl.Float64Var(&f.scale, "scale", 0, "softmax scale (0: 1/sqrt(D))")
 	fl.StringVar(&f.out, "out", "", "output O .npy [total_q, Hq, D] (required)")
 	fl.StringVar(&f.lse, "lse", "", "output LSE .npy [Hq, total_q] (required)")
@@ -118,6 +120,9 @@ func (f *attnFlags) check() error {
 	}
 	if f.scaleGiven && (math.IsNaN(f.scale) || math.IsInf(f.scale, 0)) {
 		return fmt.Errorf("attention: --scale %v: want a finite number (leave it out for 1/sqrt(D))", f.scale)
+	}
+	if _, err := attention.ParseDType(f.dtype); err != nil {
+		return fmt.Errorf("attention: --dtype %q: want f32, f16 or bf16", f.dtype)
 	}
 	if f.adapter < 0 {
 		return fmt.Errorf("attention: --adapter %d: want an index >= 0 (see `coreattn devices`)", f.adapter)
@@ -193,6 +198,7 @@ func (f *attnFlags) load() (*attnInputs, error) {
 		SoftmaxScale: scale,
 		Causal:       f.causal,
 	}
+	in.args.DType, _ = attention.ParseDType(f.dtype) // checked with the flags
 	if err := in.args.Validate(); err != nil {
 		return nil, err // already "attention: ..." and naming the value
 	}

@@ -295,6 +295,12 @@ func TestAttentionBadInput(t *testing.T) {
 			c.writeF32(t, "do", f32(5*2*8), []int{5, 2, 8})
 			return c.cmdArgs(true)
 		}},
+		{name: "unknown dtype", want: "--dtype", edit: func(t *testing.T, c *attnCase) []string {
+			return append(c.cmdArgs(false), "--dtype", "int8")
+		}},
+		{name: "half-precision backward", backward: true, want: "bfloat16", edit: func(t *testing.T, c *attnCase) []string {
+			return append(c.cmdArgs(true), "--dtype", "bf16")
+		}},
 		{name: "negative adapter", want: "--adapter", edit: func(t *testing.T, c *attnCase) []string {
 			return append(c.cmdArgs(false), "--adapter", "-1")
 		}},

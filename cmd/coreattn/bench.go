@@ -90,6 +90,7 @@ type benchFlags struct {
 	json    bool
 	reps    int
 	pass    string
+	dtypes  string
 	tiling  string
 	fwdWX   int
 	dqTile  string
@@ -117,6 +118,7 @@ shapes are scaled down. Times are medians of 5 rounds of back-to-back runs.`,
 	cmd.Flags().BoolVar(&f.json, "json", false, "print one JSON object per line")
 	cmd.Flags().IntVar(&f.reps, "reps", 0, "runs per timing round (0: enough for about 0.2 s)")
 	cmd.Flags().StringVar(&f.pass, "pass", "all", "fwd, fwd+bwd, or all")
+	cmd.Flags().StringVar(&f.dtypes, "dtype", "f32", "storage types to measure, comma-separated: f32, f16, bf16 (fwd+bwd is float32 only for now)")
 	cmd.Flags().StringVar(&f.tiling, "fwd-tiling", "", "force the forward tiling as TX,TY,RM,KC,VC (for tuning), e.g. 16,8,8,32,16")
 	cmd.Flags().IntVar(&f.fwdWX, "fwd-wx", 0, "with --fwd-tiling: threads along keys per 32-lane group (8, or TX for the row-major layout)")
 	cmd.Flags().StringVar(&f.dqTile, "dq-tiling", "", "force the backward dQ kernel's tiling as TX,TY,RM,KC,VC (for tuning)")
@@ -149,6 +151,14 @@ func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out, progress 
 	case "fwd", "fwd+bwd", "all":
 	default:
 		return fmt.Errorf("bench: --pass %q: want fwd, fwd+bwd or all", f.pass)
+	}
+	var dtypes []attention.DType
+	for _, name := range strings.Split(f.dtypes, ",") {
+		dt, err := attention.ParseDType(strings.TrimSpace(name))
+		if err != nil {
+			return fmt.Errorf("bench: --dtype %q: want a comma-separated list of f32, f16, bf16", f.dtypes)
+		}
+		dtypes = append(dtypes, dt)
 	}
 	dev, err := wgpu.Open(f.adapter, wgpu.Options{Verbose: g.verbose})
 	if err != nil {
@@ -189,29 +199,34 @@ func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out, progress 
 	info := dev.Info()
 	enc := json.NewEncoder(out)
 	if !f.json {
-		fmt.Fprintf(out, "adapter: %s\n%-9s %-62s %10s %9s\n", info, "pass", "shape", "ms", "TFLOP/s")
+		fmt.Fprintf(out, "adapter: %s\n%-9s %-9s %-62s %10s %9s\n", info, "dtype", "pass", "shape", "ms", "TFLOP/s")
 	}
 	shapes := benchShapes(info.IsCPU(), dev.MaxBufferBytes())
 	for i, s := range shapes {
 		if !strings.Contains(s.label, f.shapes) {
 			continue
 		}
-		for _, pass := range []string{"fwd", "fwd+bwd"} {
-			if f.pass != "all" && f.pass != pass {
-				continue
-			}
-			fmt.Fprintf(progress, "\rbench %d/%d: %s %s ...%20s", i+1, len(shapes), pass, s.label, "")
-			r, err := benchOne(ctx, op, s, pass, f.reps)
-			fmt.Fprint(progress, "\r\033[K")
-			if err != nil {
-				return fmt.Errorf("bench: %s %s: %w", pass, s.label, err)
-			}
-			if f.json {
-				if err := enc.Encode(r); err != nil {
-					return err
+		for _, dt := range dtypes {
+			for _, pass := range []string{"fwd", "fwd+bwd"} {
+				if f.pass != "all" && f.pass != pass {
+					continue
 				}
-			} else {
-				fmt.Fprintf(out, "%-9s %-62s %10.3f %9.4g\n", r.Pass, r.Shape, r.MS, r.TFLOPS)
+				if pass == "fwd+bwd" && dt != attention.Float32 {
+					continue // the backward stores float32 only, for now
+				}
+				fmt.Fprintf(progress, "\rbench %d/%d: %s %s %s ...%20s", i+1, len(shapes), dt, pass, s.label, "")
+				r, err := benchOne(ctx, op, s, pass, dt, f.reps)
+				fmt.Fprint(progress, "\r\033[K")
+				if err != nil {
+					return fmt.Errorf("bench: %s %s: %w", pass, s.label, err)
+				}
+				if f.json {
+					if err := enc.Encode(r); err != nil {
+						return err
+					}
+				} else {
+					fmt.Fprintf(out, "%-9s %-9s %-62s %10.3f %9.4g\n", r.DType, r.Pass, r.Shape, r.MS, r.TFLOPS)
+				}
 			}
 		}
 	}
@@ -219,9 +234,11 @@ func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out, progress 
 }
 
 // benchOne allocates random inputs on the device and times the pass.
-func benchOne(ctx context.Context, op *attention.Op, s benchShape, pass string, reps int) (benchResult, error) {
+func benchOne(ctx context.Context, op *attention.Op, s benchShape, pass string, dt attention.DType, reps int) (benchResult, error) {
 	dev := op.Device()
-	a := s.args
+	args := *s.args
+	args.DType = dt
+	a := &args
 	rng := rand.New(rand.NewPCG(7, 7))
 	nq := a.TotalQ() * a.NumHeadsQ * a.HeadDim
 	nk := a.TotalK() * a.NumHeadsKV * a.HeadDim
@@ -232,6 +249,10 @@ func benchOne(ctx context.Context, op *attention.Op, s benchShape, pass string, 
 		}
 	}()
 	newBuf := func(name string, n int, random bool) (*wgpu.Buffer, error) {
+		dt := a.DType
+		if name == "lse" {
+			dt = attention.Float32
+		}
 		var b *wgpu.Buffer
 		var err error
 		if random {
@@ -239,9 +260,9 @@ func benchOne(ctx context.Context, op *attention.Op, s benchShape, pass string, 
 			for i := range x {
 				x[i] = float32(rng.NormFloat64())
 			}
-			b, err = wgpu.Upload(dev, name, x)
+			b, err = attention.Upload(dev, name, dt, x)
 		} else {
-			b, err = dev.NewBuffer(name, uint64(n)*4)
+			b, err = attention.NewTensor(dev, name, dt, n)
 		}
 		if err == nil {
 			bufs = append(bufs, b)
@@ -322,7 +343,7 @@ func benchOne(ctx context.Context, op *attention.Op, s benchShape, pass string, 
 	sort.Float64s(rounds)
 	ms := rounds[len(rounds)/2]
 	res := benchResult{
-		Impl: "coreattn-wgsl", Adapter: dev.Info().Name, DType: "float32", Pass: pass, Shape: s.label,
+		Impl: "coreattn-wgsl", Adapter: dev.Info().Name, DType: a.DType.String(), Pass: pass, Shape: s.label,
 		MS: round(ms, 4), TFLOPS: round(flops/ms/1e9, 4), Tiling: tiling,
 	}
 	if timing.Passes != nil {

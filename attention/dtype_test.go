@@ -1,0 +1,100 @@
+package attention
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/coreattn/coreattn/wgpu"
+)
+
+func TestEncodeDecode(t *testing.T) {
+	tests := []struct {
+		dt   DType
+		in   []float32
+		want []float32
+	}{
+		{Float32, []float32{1.5, -2, 3e-30, 0}, []float32{1.5, -2, 3e-30, 0}},
+		{Float16, []float32{1, -2.5, 65504, 1e-8}, []float32{1, -2.5, 65504, 0}},
+		{Float16, []float32{1 + 1.0/4096, 70000}, []float32{1, float32(math.Inf(1))}}, // ties to even; overflow
+		{BFloat16, []float32{1, -3.0, 1 + 1.0/256, 1 + 3.0/256}, []float32{1, -3, 1, 1 + 4.0/256}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.dt.String(), func(t *testing.T) {
+			w := Encode(tt.dt, tt.in)
+			assert.Len(t, w, len(tt.in)*tt.dt.Size()/4)
+			assert.Equal(t, tt.want, Decode(tt.dt, w, len(tt.in)))
+		})
+	}
+	nan := Round(BFloat16, []float32{float32(math.NaN()), 0})
+	assert.True(t, math.IsNaN(float64(nan[0])), "bfloat16 keeps NaN")
+}
+
+func TestParseDType(t *testing.T) {
+	for s, want := range map[string]DType{"f32": Float32, "float16": Float16, "BF16": BFloat16, "half": Float16} {
+		got, err := ParseDType(s)
+		require.NoError(t, err)
+		assert.Equal(t, want, got)
+	}
+	_, err := ParseDType("int8")
+	require.ErrorContains(t, err, `"int8"`)
+	require.ErrorContains(t, (&Args{CuSeqlensQ: []int32{0, 1}, CuSeqlensK: []int32{0, 1}, NumHeadsQ: 1, NumHeadsKV: 1, HeadDim: 4, DType: 7}).Validate(), "dtype 7")
+}
+
+// TestForwardHalfStorage runs the forward with f16 and bf16 storage on a few
+// cases of the table: within 1e-2 relative of the float32 reference on the
+// unrounded inputs, LSE within 1e-2 absolute.
+func TestForwardHalfStorage(t *testing.T) {
+	op := testOp(t)
+	for _, dt := range []DType{Float16, BFloat16} {
+		for i, c := range []gpuCase{gpuCases[3], gpuCases[11], gpuCases[15], gpuCases[2], gpuCases[14]} {
+			t.Run(dt.String()+"/"+c.name, func(t *testing.T) {
+				rng := rand.New(rand.NewPCG(uint64(i), 0x16))
+				a := c.args()
+				a.DType = dt
+				q := randn(rng, a.TotalQ()*a.NumHeadsQ*a.HeadDim)
+				k := randn(rng, a.TotalK()*a.NumHeadsKV*a.HeadDim)
+				v := randn(rng, a.TotalK()*a.NumHeadsKV*a.HeadDim)
+				wantO, wantLSE, err := ReferenceForward(a, q, k, v)
+				require.NoError(t, err)
+				ft := ForwardTensors{LSE: poisoned(t, op.Device(), "lse", a.NumHeadsQ*a.TotalQ())}
+				for _, x := range []struct {
+					dst  **wgpu.Buffer
+					name string
+					data []float32
+				}{{&ft.Q, "q", q}, {&ft.K, "k", k}, {&ft.V, "v", v}} {
+					b, err := Upload(op.Device(), x.name, dt, x.data)
+					require.NoError(t, err)
+					t.Cleanup(b.Release)
+					*x.dst = b
+				}
+				nan := make([]float32, len(q))
+				for j := range nan {
+					nan[j] = float32(math.NaN())
+				}
+				o, err := Upload(op.Device(), "o", dt, nan)
+				require.NoError(t, err)
+				t.Cleanup(o.Release)
+				ft.O = o
+				require.NoError(t, op.ForwardBuffers(context.Background(), a, ft))
+				gotO, err := Download(context.Background(), ft.O, dt, len(q))
+				require.NoError(t, err)
+				require.LessOrEqual(t, RelError(gotO, wantO), 1e-2)
+				gotLSE := download(t, ft.LSE, len(wantLSE))
+				for j := range wantLSE {
+					if !math.IsInf(wantLSE[j], 1) {
+						require.InDelta(t, wantLSE[j], float64(gotLSE[j]), 1e-2, "lse[%d]", j)
+					}
+				}
+				// The host API gives the same as the buffer API.
+				hostO, _, err := op.Forward(context.Background(), a, q, k, v)
+				require.NoError(t, err)
+				assert.Equal(t, gotO, hostO)
+			})
+		}
+	}
+}

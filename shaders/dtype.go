@@ -1,0 +1,85 @@
+package shaders
+
+import (
+	"fmt"
+	"strings"
+)
+
+// DType is the storage type of the attention tensors (Q, K, V, O and the
+// gradients). Kernels always compute in float32; half types are stored two
+// to a u32 and widened on load. LSE and Delta are always float32.
+type DType int
+
+const (
+	Float32  DType = iota // IEEE binary32
+	Float16               // IEEE binary16
+	BFloat16              // bfloat16: the top half of a binary32
+)
+
+// DTypes lists the storage types, for help texts and tests.
+var DTypes = []DType{Float32, Float16, BFloat16}
+
+// String is the dtype's name as PyTorch prints it: float32, float16, bfloat16.
+func (t DType) String() string {
+	switch t {
+	case Float32:
+		return "float32"
+	case Float16:
+		return "float16"
+	case BFloat16:
+		return "bfloat16"
+	}
+	return fmt.Sprintf("DType(%d)", int(t))
+}
+
+// Size is the number of bytes of one element.
+func (t DType) Size() int {
+	if t == Float32 {
+		return 4
+	}
+	return 2
+}
+
+// Valid reports whether t is one of the defined dtypes.
+func (t DType) Valid() bool { return t >= Float32 && t <= BFloat16 }
+
+// ParseDType reads f32/float32, f16/float16/half or bf16/bfloat16.
+func ParseDType(s string) (DType, error) {
+	switch strings.ToLower(s) {
+	case "f32", "float32", "fp32":
+		return Float32, nil
+	case "f16", "float16", "fp16", "half":
+		return Float16, nil
+	case "bf16", "bfloat16":
+		return BFloat16, nil
+	}
+	return 0, fmt.Errorf("dtype %q: want f32, f16 or bf16", s)
+}
+
+// prelude is the WGSL that a kernel uses to read and write tensors of this
+// dtype: IOV is the element type of the storage arrays (four values each),
+// ld widens one to vec4<f32> and st narrows back, rounding to nearest even.
+func (t DType) prelude() string {
+	switch t {
+	case Float16:
+		return `alias IOV = vec2<u32>;
+fn ld(x: IOV) -> vec4<f32> { return vec4<f32>(unpack2x16float(x.x), unpack2x16float(x.y)); }
+fn st(x: vec4<f32>) -> IOV { return IOV(pack2x16float(x.xy), pack2x16float(x.zw)); }
+`
+	case BFloat16:
+		return `alias IOV = vec2<u32>;
+fn ld(x: IOV) -> vec4<f32> {
+	return vec4<f32>(bitcast<f32>(x.x << 16u), bitcast<f32>(x.x & 0xffff0000u), bitcast<f32>(x.y << 16u), bitcast<f32>(x.y & 0xffff0000u));
+}
+fn bf16(f: f32) -> u32 {
+	let u = bitcast<u32>(f);
+	return (u + 0x7fffu + ((u >> 16u) & 1u)) >> 16u;
+}
+fn st(x: vec4<f32>) -> IOV { return IOV(bf16(x.x) | (bf16(x.y) << 16u), bf16(x.z) | (bf16(x.w) << 16u)); }
+`
+	}
+	return `alias IOV = vec4<f32>;
+fn ld(x: IOV) -> vec4<f32> { return x; }
+fn st(x: vec4<f32>) -> IOV { return x; }
+`
+}
