@@ -2,9 +2,13 @@ package attention
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -120,13 +124,29 @@ func TestBackwardAfterForward(t *testing.T) {
 
 // TestBackwardTilings runs a few cases under tilings other than the ones
 // this adapter would pick, including the choices for a 16 KiB, 256-thread
-// laptop GPU and for a 48 KiB NVIDIA GPU, so that every shape the chooser
-// can return is checked on any machine.
+// laptop GPU and for a 48 KiB NVIDIA GPU (where they fit), so that every
+// shape the chooser can return is checked on any machine. The explicit
+// tilings cover the padded transposed tile (RM 12, TY 6), partial d-chunks
+// (KC 12), the widest chunks (KC 32, VC = BC) and VC below 4. (A dK/dV
+// tiling with RM 12 and TX 4 or 8 crashes lavapipe now and then, with this
+// kernel and with the one before it: too much state per invocation.)
 func TestBackwardTilings(t *testing.T) {
 	type pair struct{ dq, kv shaders.BwdTiling }
 	explicit := []pair{
 		{dq: shaders.BwdTiling{TX: 8, TY: 8, RM: 8, KC: 8, VC: 4}, kv: shaders.BwdTiling{TX: 4, TY: 8, RM: 8, KC: 4, VC: 2}},
 		{dq: shaders.BwdTiling{TX: 4, TY: 4, KC: 4, VC: 1}, kv: shaders.BwdTiling{TX: 16, TY: 4, KC: 8, VC: 8}},
+		{dq: shaders.BwdTiling{TX: 8, TY: 4, RM: 12, KC: 12, VC: 8}, kv: shaders.BwdTiling{TX: 8, TY: 8, KC: 32, VC: 32}},
+		{dq: shaders.BwdTiling{TX: 8, TY: 8, KC: 32, VC: 32}, kv: shaders.BwdTiling{TX: 8, TY: 6, KC: 12, VC: 16}},
+	}
+	// Tilings given with -bwd.dq and -bwd.dkv (see BenchmarkBackward) are
+	// checked too, paired by position, so that tuning candidates can be
+	// verified on the device they are tuned for.
+	dqs, err := parseBwdTilings(shaders.BwdDQ, 0, *bwdDQ)
+	require.NoError(t, err)
+	kvs, err := parseBwdTilings(shaders.BwdDKV, 0, *bwdDKV)
+	require.NoError(t, err)
+	for i := range min(len(dqs), len(kvs)) {
+		explicit = append(explicit, pair{dqs[i], kvs[i]})
 	}
 	cases := []gpuCase{gpuCases[2], gpuCases[3], gpuCases[11], gpuCases[15]}
 	op := testOp(t)
@@ -240,6 +260,106 @@ func TestBackwardErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, _, err := op.Backward(context.Background(), in.a, tc.q, tc.k, tc.v, tc.o, tc.lse, tc.do)
 			require.ErrorContains(t, err, tc.want)
+		})
+	}
+}
+
+var (
+	bwdShape = flag.String("bwd.shape", "1024,128,2", "BenchmarkBackward: causal shape S,D,H (one segment, H query and KV heads)")
+	bwdDQ    = flag.String("bwd.dq", "", "BenchmarkBackward: dQ tilings TX,TY,RM,KC,VC separated by spaces (default: the chooser's)")
+	bwdDKV   = flag.String("bwd.dkv", "", "BenchmarkBackward: dK/dV tilings, as -bwd.dq")
+)
+
+// parseBwdTilings reads the tilings of -bwd.dq or -bwd.dkv.
+func parseBwdTilings(k shaders.BwdKernel, d int, s string) ([]shaders.BwdTiling, error) {
+	var out []shaders.BwdTiling
+	for _, f := range strings.Fields(s) {
+		t := shaders.BwdTiling{Kernel: k, D: d}
+		if _, err := fmt.Sscanf(f, "%d,%d,%d,%d,%d", &t.TX, &t.TY, &t.RM, &t.KC, &t.VC); err != nil {
+			return nil, fmt.Errorf("tiling %q: want TX,TY,RM,KC,VC: %w", f, err)
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// BenchmarkBackward times the backward kernels at one causal shape (by
+// default sized for lavapipe) under the chooser's tilings or under the
+// tilings of -bwd.dq and -bwd.dkv, paired by position (the chooser's fill
+// the shorter list). It reports the median GPU time of each kernel (from
+// timestamp queries, or the wall clock of the whole backward without them)
+// and the backward's TFLOP/s, counted as 2.5× the forward's FLOPs, and
+// the time to compile the kernels and run them once.
+func BenchmarkBackward(b *testing.B) {
+	var sq, d, h int
+	if _, err := fmt.Sscanf(*bwdShape, "%d,%d,%d", &sq, &d, &h); err != nil {
+		b.Fatalf("-bwd.shape %q: want S,D,H: %v", *bwdShape, err)
+	}
+	op := testOp(b)
+	dev := op.Device()
+	lim := dev.Limits()
+	dqs, err := parseBwdTilings(shaders.BwdDQ, d, *bwdDQ)
+	require.NoError(b, err)
+	kvs, err := parseBwdTilings(shaders.BwdDKV, d, *bwdDKV)
+	require.NoError(b, err)
+	defDQ, err := shaders.ChooseBwd(shaders.BwdDQ, d, int(lim.MaxWorkgroupStorageSize), int(lim.MaxInvocationsPerWorkgroup))
+	require.NoError(b, err)
+	defKV, err := shaders.ChooseBwd(shaders.BwdDKV, d, int(lim.MaxWorkgroupStorageSize), int(lim.MaxInvocationsPerWorkgroup))
+	require.NoError(b, err)
+
+	a := &Args{CuSeqlensQ: []int32{0, int32(sq)}, CuSeqlensK: []int32{0, int32(sq)}, NumHeadsQ: h, NumHeadsKV: h, HeadDim: d, Causal: true}
+	require.NoError(b, a.Validate())
+	rng := rand.New(rand.NewPCG(3, 4))
+	n := sq * h * d
+	bt := BackwardTensors{
+		Q: upload(b, dev, "q", randn(rng, n)), K: upload(b, dev, "k", randn(rng, n)), V: upload(b, dev, "v", randn(rng, n)),
+		DO: upload(b, dev, "do", randn(rng, n)), O: poisoned(b, dev, "o", n), LSE: poisoned(b, dev, "lse", sq*h),
+		DQ: poisoned(b, dev, "dq", n), DK: poisoned(b, dev, "dk", n), DV: poisoned(b, dev, "dv", n),
+	}
+	ctx := context.Background()
+	fwd, err := op.PrepareForward(a, ForwardTensors{Q: bt.Q, K: bt.K, V: bt.V, O: bt.O, LSE: bt.LSE})
+	require.NoError(b, err)
+	_, err = dev.Run(ctx, fwd.Dispatches()...)
+	fwd.Release()
+	require.NoError(b, err)
+
+	for i := range max(1, len(dqs), len(kvs)) {
+		dqT, kvT := defDQ, defKV
+		if i < len(dqs) {
+			dqT = dqs[i]
+		}
+		if i < len(kvs) {
+			kvT = kvs[i]
+		}
+		b.Run(fmt.Sprintf("S%d_D%d_H%d/%s/%s", sq, d, h, dqT, kvT), func(b *testing.B) {
+			start := time.Now()
+			call, err := op.prepareBackward(a, bt, dqT, kvT) // compiles the kernels
+			require.NoError(b, err)
+			defer call.Release()
+			_, err = dev.Run(ctx, call.Dispatches()...) // warm-up
+			require.NoError(b, err)
+			prepare := time.Since(start)
+			times := map[string][]time.Duration{}
+			var walls []time.Duration
+			b.ResetTimer()
+			for range b.N {
+				timing, err := dev.Run(ctx, call.Dispatches()...)
+				require.NoError(b, err)
+				walls = append(walls, timing.GPU())
+				for j, p := range timing.Passes {
+					times[call.Dispatches()[j].Label] = append(times[call.Dispatches()[j].Label], p)
+				}
+			}
+			b.StopTimer()
+			median := func(x []time.Duration) float64 {
+				slices.Sort(x)
+				return float64(x[len(x)/2]) / float64(time.Millisecond)
+			}
+			for label, x := range times {
+				b.ReportMetric(median(x), strings.TrimPrefix(label, "attn_bwd ")+"-ms")
+			}
+			b.ReportMetric(2.5*a.FLOPs()/median(walls)/1e9, "bwd-TFLOP/s")
+			b.ReportMetric(prepare.Seconds(), "prepare-s")
 		})
 	}
 }

@@ -23,6 +23,17 @@
 // 4tx..4tx+3 of each BR x BC tile of S and dP, held as vec4s along columns,
 // and the accumulator columns 4*(tx + TX*j) (j < NJ) of its rows.
 //
+// A step (one BC-wide block of columns) is a sequence of phases, each a run
+// of chunks staged in workgroup memory: a product phase stages one row
+// operand and one column operand d-chunk by d-chunk (KC wide) and adds
+// their product to a BR x BC tile; an accumulation phase stages VC columns'
+// worth of a D-wide operand and adds the transposed tile times it to the
+// accumulators. dq_main runs S (Q, K), dP (dO, V), dQ += dS K; dkv_main runs
+// Sᵀ (K, Q), dV += Pᵀ dO, dPᵀ (V, dO), dK += dSᵀ Q. Every chunk is fetched
+// into registers while the chunk before it is being used, including across
+// phases and steps, so each chunk costs one barrier, and the one tile
+// buffer pt is reused for P and dS.
+//
 // The constants below are generated per adapter and head dimension by
 // shaders.BwdTiling.Source (see bwd.go) and prepended to this file:
 //
@@ -33,15 +44,15 @@
 //   KC, NKC      d-chunk of the S and dP products, and ceil(D/KC) chunks
 //   VC           column chunk of the accumulating products (divides BC)
 //   NJ, NACC     ceil(DV4/TX) vec4 accumulator columns per thread; RM*NJ
-//   SA, SB       vec4 sizes of a d-chunk of a row operand (KC x BR) and of
-//                a column operand (KC x BC)
+//   SA, SB       vec4 sizes of a d-chunk of the row operand (KC x BR) and
+//                of the column operand (KC x BC)
 //   PA, PB, PV   vec4s of a row chunk, a column chunk and an accumulation
 //                chunk (VC x D) each thread fetches
 //   STAGE4       vec4 size of one staging buffer; there are two (STAGE8),
 //                filled and used alternately
-//   RS           row stride of the transposed P/dS tiles in vec4s: BR/4 + 1
-//   PT4, PT4B    vec4 sizes of the transposed tiles (BC x RS); the second
-//                one is only used by dkv_main
+//   RS, SWZ      row stride of the transposed tile pt in vec4s, and the
+//                mask of its swizzle (see pt_at)
+//   PT4          vec4 size of pt (BC x RS)
 //   DWG          workgroup size of the Delta pre-pass
 //
 // Loops marked `// @unroll` are expanded by the generator (unroll.go), so
@@ -87,17 +98,14 @@ struct Params {
 const LOG2E: f32 = 1.4426950408889634;
 const BIG: f32 = 1.0e30;   // stands in for an infinite LSE: exp2(s - BIG) is 0
 
-// stage holds, in turn, the d-chunks of the two row operands (KC x BR each,
-// transposed) and of the two column operands (KC x BC each, transposed), and
-// the column chunks (VC x D) of the accumulating products. pt holds the
-// transposed dS tile (dq_main) or P tile (dkv_main), pt2 the dS tile of dkv_main.
+// stage holds, in turn, the d-chunks of a row operand (KC x BR, transposed)
+// and a column operand (KC x BC, transposed), and the column chunks (VC x D)
+// of the accumulating products. pt holds the transposed P or dS tile. The
+// two together fill the 48 KiB of an NVIDIA GPU exactly at D = 128, KC = 32.
 var<workgroup> stage: array<vec4<f32>, STAGE8>;
 var<workgroup> pt: array<vec4<f32>, PT4>;
-var<workgroup> pt2: array<vec4<f32>, PT4B>;
-var<workgroup> tile_wg: Tile;
 
-// Tile is the block a workgroup computes, read once and shared so that every
-// loop bound is provably uniform across the workgroup.
+// Tile is the block a workgroup computes (see dq_tile and dkv_tile).
 struct Tile {
 	q_start: u32,   // first row of the segment in Q
 	q_len: u32,
@@ -109,26 +117,11 @@ struct Tile {
 	nqb: u32,       // dkv_main: column steps per query head
 }
 
-// SD holds a thread's share of the S and dP tiles.
-struct SD {
-	s: array<vec4<f32>, RM>,
-	dp: array<vec4<f32>, RM>,
-}
-
-// Fetched operands, in registers between global and workgroup memory.
-struct RowsFetch {
+// PairFetch is a fetched d-chunk of a row and a column operand, in
+// registers between global and workgroup memory.
+struct PairFetch {
 	a: array<vec4<f32>, PA>,
-	b: array<vec4<f32>, PA>,
-}
-
-struct ColsFetch {
-	a: array<vec4<f32>, PB>,
 	b: array<vec4<f32>, PB>,
-}
-
-struct AccFetch {
-	a: array<vec4<f32>, PV>,
-	b: array<vec4<f32>, PV>,
 }
 
 @compute @workgroup_size(DWG)
@@ -155,20 +148,7 @@ fn dq_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
 	let ty = lid / TX;
 	let hk = h / P.group;
 
-	if (lid == 0u) {
-		let b = segs[P.dq_off + 2u * tile];
-		let qs = segs[b];
-		let ks = segs[P.batch + 1u + b];
-		let ql = segs[b + 1u] - qs;
-		let kl = segs[P.batch + 2u + b] - ks;
-		let q0 = segs[P.dq_off + 2u * tile + 1u];
-		var kv_end = kl;
-		if (P.causal == 1u) {
-			kv_end = u32(clamp(i32(min(q0 + BR, ql)) + i32(kl) - i32(ql), 0, i32(kl)));
-		}
-		tile_wg = Tile(qs, ql, ks, kl, q0, 0u, kv_end, 0u);
-	}
-	let t = workgroupUniformLoad(&tile_wg);
+	let t = dq_tile(tile);
 	let dseg = i32(t.k_len) - i32(t.q_len);   // bottom-right alignment offset
 
 	// LSE (log2 domain) and Delta of the thread's rows; rows past the
@@ -195,99 +175,101 @@ fn dq_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
 		acc[i] = vec4<f32>(0.0);
 	}
 
-	// Operands travel global memory -> registers -> workgroup memory one step
-	// ahead of the arithmetic (as in the forward): one barrier per step.
-	var fa = dq_fetch_rows(t, h, lid, 0u);
-	var fb = dq_fetch_cols(t, hk, lid, 0u, 0u);
+	var fp = dq_fetch(t, h, hk, lid, 0u, 0u, 0u);
 	var fv: array<vec4<f32>, PV>;
 	var sb = 0u;
-	store_rows_cols(0u, lid, fa, fb);
+	store_pair(0u, lid, fp);
 	workgroupBarrier();
 	for (var kb = 0u; kb < t.c_end; kb += BC) {
-		// S = Q Kᵀ and dP = dO Vᵀ over d-chunks of KC.
-		var sd: SD;
+		// S = Q Kᵀ over d-chunks of KC; then the dP phase's first chunk.
+		var s: array<vec4<f32>, RM>;
 		// @unroll
 		for (var i = 0u; i < RM; i++) {
-			sd.s[i] = vec4<f32>(0.0);
-			sd.dp[i] = vec4<f32>(0.0);
+			s[i] = vec4<f32>(0.0);
 		}
 		for (var c = 0u; c < NKC; c++) {
 			if (c + 1u < NKC) {
-				fa = dq_fetch_rows(t, h, lid, c + 1u);
-				fb = dq_fetch_cols(t, hk, lid, kb, c + 1u);
+				fp = dq_fetch(t, h, hk, lid, kb, c + 1u, 0u);
+			} else {
+				fp = dq_fetch(t, h, hk, lid, kb, 0u, 1u);
+			}
+			s = products(sb, tx, ty, s);
+			sb = STAGE4 - sb;
+			store_pair(sb, lid, fp);
+			workgroupBarrier();
+		}
+
+		// P parks in the thread's own entries of pt (idle since the last
+		// barrier) while dP is computed. Only tiles that cross k_len or the
+		// causal diagonal need the mask.
+		let whole = kb + BC <= t.k_len && (P.causal == 0u || i32(kb + BC) <= i32(t.r0) + dseg + 1);
+		// @unroll
+		for (var r = 0u; r < RG; r++) {
+			var p: array<vec4<f32>, 4>;
+			// @unroll
+			for (var i = 0u; i < 4u; i++) {
+				p[i] = exp2(s[4u * r + i] * P.scale_log2 - vec4<f32>(lse2[r][i]));
+				if (!whole) {
+					let row = i32(t.r0 + 4u * (ty * RG + r) + i);
+					// @unroll
+					for (var j = 0u; j < 4u; j++) {
+						let col = kb + 4u * tx + j;
+						var ok = col < t.k_len;
+						if (P.causal == 1u) {
+							ok = ok && i32(col) <= row + dseg;
+						}
+						p[i][j] = select(0.0, p[i][j], ok);
+					}
+				}
+			}
+			put_tile(tx, ty * RG + r, p);
+		}
+
+		// dP = dO Vᵀ; then the first key chunk of dQ += dS K.
+		var dp: array<vec4<f32>, RM>;
+		// @unroll
+		for (var i = 0u; i < RM; i++) {
+			dp[i] = vec4<f32>(0.0);
+		}
+		for (var c = 0u; c < NKC; c++) {
+			if (c + 1u < NKC) {
+				fp = dq_fetch(t, h, hk, lid, kb, c + 1u, 1u);
 			} else {
 				fv = dq_fetch_acc(t, hk, lid, kb);
 			}
-			sd = tile_products(sb, tx, ty, sd);
+			dp = products(sb, tx, ty, dp);
 			sb = STAGE4 - sb;
 			if (c + 1u < NKC) {
-				store_rows_cols(sb, lid, fa, fb);
+				store_pair(sb, lid, fp);
 			} else {
-				store_acc1(sb, lid, fv);
+				store_acc(sb, lid, fv);
+				// dS = P ∘ (dP − Delta) replaces P in pt.
+				// @unroll
+				for (var r = 0u; r < RG; r++) {
+					var p = get_tile(tx, ty * RG + r);
+					// @unroll
+					for (var i = 0u; i < 4u; i++) {
+						p[i] *= dp[4u * r + i] - vec4<f32>(dl[r][i]);
+					}
+					put_tile(tx, ty * RG + r, p);
+				}
 			}
 			workgroupBarrier();
 		}
 
-		// dS = P ∘ (dP − Delta), stored transposed: pt[key][row group].
-		// @unroll
-		for (var r = 0u; r < RG; r++) {
-			var ds: array<vec4<f32>, 4>;
-			// @unroll
-			for (var i = 0u; i < 4u; i++) {
-				let row = i32(t.r0 + 4u * (ty * RG + r) + i);
-				// @unroll
-				for (var j = 0u; j < 4u; j++) {
-					let col = kb + 4u * tx + j;
-					var ok = col < t.k_len;
-					if (P.causal == 1u) {
-						ok = ok && i32(col) <= row + dseg;
-					}
-					let p = select(0.0, exp2(sd.s[4u * r + i][j] * P.scale_log2 - lse2[r][i]), ok);
-					ds[i][j] = p * (sd.dp[4u * r + i][j] - dl[r][i]);
-				}
-			}
-			// @unroll
-			for (var j = 0u; j < 4u; j++) {
-				pt[(4u * tx + j) * RS + ty * RG + r] = vec4<f32>(ds[0][j], ds[1][j], ds[2][j], ds[3][j]);
-			}
-		}
-		workgroupBarrier();
-
-		// dQ += dS K over key chunks of VC.
+		// dQ += dS K over key chunks of VC; then the next step's first chunk.
 		for (var cb = 0u; cb < BC; cb += VC) {
 			if (cb + VC < BC) {
 				fv = dq_fetch_acc(t, hk, lid, kb + cb + VC);
 			} else if (kb + BC < t.c_end) {
-				fa = dq_fetch_rows(t, h, lid, 0u);
-				fb = dq_fetch_cols(t, hk, lid, kb + BC, 0u);
+				fp = dq_fetch(t, h, hk, lid, kb + BC, 0u, 0u);
 			}
-			// @unroll
-			for (var c = 0u; c < VC; c++) {
-				var w: array<vec4<f32>, RG>;
-				// @unroll
-				for (var r = 0u; r < RG; r++) {
-					w[r] = pt[(cb + c) * RS + ty * RG + r];
-				}
-				// @unroll
-				for (var j = 0u; j < NJ; j++) {
-					let d4 = tx + TX * j;
-					if (DV4 % TX == 0u || d4 < DV4) {
-						let x = stage[sb + c * DV4 + d4];
-						// @unroll
-						for (var r = 0u; r < RG; r++) {
-							acc[(4u * r) * NJ + j] = fma(vec4<f32>(w[r].x), x, acc[(4u * r) * NJ + j]);
-							acc[(4u * r + 1u) * NJ + j] = fma(vec4<f32>(w[r].y), x, acc[(4u * r + 1u) * NJ + j]);
-							acc[(4u * r + 2u) * NJ + j] = fma(vec4<f32>(w[r].z), x, acc[(4u * r + 2u) * NJ + j]);
-							acc[(4u * r + 3u) * NJ + j] = fma(vec4<f32>(w[r].w), x, acc[(4u * r + 3u) * NJ + j]);
-						}
-					}
-				}
-			}
+			acc = accumulate(sb, cb, tx, ty, acc);
 			sb = STAGE4 - sb;
 			if (cb + VC < BC) {
-				store_acc1(sb, lid, fv);
+				store_acc(sb, lid, fv);
 			} else if (kb + BC < t.c_end) {
-				store_rows_cols(sb, lid, fa, fb);
+				store_pair(sb, lid, fp);
 			}
 			workgroupBarrier();
 		}
@@ -323,23 +305,7 @@ fn dkv_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
 	let tx = lid % TX;
 	let ty = lid / TX;
 
-	if (lid == 0u) {
-		let b = segs[P.kv_off + 2u * tile];
-		let qs = segs[b];
-		let ks = segs[P.batch + 1u + b];
-		let ql = segs[b + 1u] - qs;
-		let kl = segs[P.batch + 2u + b] - ks;
-		let k0 = segs[P.kv_off + 2u * tile + 1u];
-		// Query i sees key j iff j <= i + (k_len - q_len): the block's first
-		// key k0 is first seen by query k0 - (k_len - q_len).
-		var first = 0u;
-		if (P.causal == 1u) {
-			first = u32(clamp(i32(k0) - (i32(kl) - i32(ql)), 0, i32(ql)));
-		}
-		let nqb = (ql - first + BC - 1u) / BC;
-		tile_wg = Tile(qs, ql, ks, kl, k0, first, P.group * nqb, nqb);
-	}
-	let t = workgroupUniformLoad(&tile_wg);
+	let t = dkv_tile(tile);
 	let dseg = i32(t.k_len) - i32(t.q_len);
 	let h0 = hk * P.group;
 
@@ -351,16 +317,24 @@ fn dkv_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
 		acc_v[i] = vec4<f32>(0.0);
 	}
 
-	var fa = dkv_fetch_rows(t, hk, lid, 0u);
-	var fb = dkv_fetch_cols(t, h0, lid, t.c_first, 0u);
-	var fv: AccFetch;
+	var fp = dkv_fetch(t, h0, hk, lid, t.c_first, 0u, 0u);
+	var fv: array<vec4<f32>, PV>;
 	var sb = 0u;
-	store_rows_cols(0u, lid, fa, fb);
+	store_pair(0u, lid, fp);
 	workgroupBarrier();
-	// Step it covers query head h0 + it / nqb, query rows qb..qb+BC-1.
+	// Step it covers query head h0 + it / nqb, query rows qb..qb+BC-1;
+	// (h_next, qb_next) is step it + 1.
+	var h_next = h0;
+	var qb_next = t.c_first;
+	let qb_end = t.c_first + t.nqb * BC;
 	for (var it = 0u; it < t.c_end; it++) {
-		let h = h0 + it / t.nqb;
-		let qb = t.c_first + (it % t.nqb) * BC;
+		let h = h_next;
+		let qb = qb_next;
+		qb_next += BC;
+		if (qb_next >= qb_end) {
+			qb_next = t.c_first;
+			h_next += 1u;
+		}
 		var lse2 = vec4<f32>(BIG);   // of the thread's 4 query columns, log2 domain
 		var dl = vec4<f32>(0.0);
 		// @unroll
@@ -373,100 +347,113 @@ fn dkv_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
 			}
 		}
 
-		// Sᵀ = K Qᵀ and dPᵀ = V dOᵀ over d-chunks of KC.
-		var sd: SD;
+		// Sᵀ = K Qᵀ over d-chunks of KC; then the first dO chunk of dV. The
+		// last chunk also writes Pᵀ into pt, idle since the last barrier.
+		// Only tiles that cross the causal diagonal need the mask; queries
+		// past the segment have an LSE of BIG.
+		let whole = P.causal == 0u || i32(t.r0 + BR) <= i32(qb) + dseg + 1;
+		var s: array<vec4<f32>, RM>;
 		// @unroll
 		for (var i = 0u; i < RM; i++) {
-			sd.s[i] = vec4<f32>(0.0);
-			sd.dp[i] = vec4<f32>(0.0);
+			s[i] = vec4<f32>(0.0);
 		}
 		for (var c = 0u; c < NKC; c++) {
 			if (c + 1u < NKC) {
-				fa = dkv_fetch_rows(t, hk, lid, c + 1u);
-				fb = dkv_fetch_cols(t, h, lid, qb, c + 1u);
+				fp = dkv_fetch(t, h, hk, lid, qb, c + 1u, 0u);
 			} else {
-				fv = dkv_fetch_acc(t, h, lid, qb);
+				fv = dkv_fetch_acc(t, h, lid, qb, 1u);
 			}
-			sd = tile_products(sb, tx, ty, sd);
+			s = products(sb, tx, ty, s);
 			sb = STAGE4 - sb;
 			if (c + 1u < NKC) {
-				store_rows_cols(sb, lid, fa, fb);
+				store_pair(sb, lid, fp);
 			} else {
-				store_acc2(sb, lid, fv);
+				store_acc(sb, lid, fv);
+				// @unroll
+				for (var r = 0u; r < RG; r++) {
+					var p: array<vec4<f32>, 4>;
+					// @unroll
+					for (var i = 0u; i < 4u; i++) {
+						p[i] = exp2(s[4u * r + i] * P.scale_log2 - lse2);
+						if (!whole) {
+							let key = i32(t.r0 + 4u * (ty * RG + r) + i);
+							// @unroll
+							for (var j = 0u; j < 4u; j++) {
+								p[i][j] = select(0.0, p[i][j], key <= i32(qb + 4u * tx + j) + dseg);
+							}
+						}
+					}
+					put_tile(tx, ty * RG + r, p);
+				}
 			}
 			workgroupBarrier();
 		}
 
-		// Pᵀ and dSᵀ = Pᵀ ∘ (dPᵀ − Delta), stored as pt[query][key group].
-		// @unroll
-		for (var r = 0u; r < RG; r++) {
-			var pp: array<vec4<f32>, 4>;
-			var ds: array<vec4<f32>, 4>;
-			// @unroll
-			for (var i = 0u; i < 4u; i++) {
-				let key = i32(t.r0 + 4u * (ty * RG + r) + i);
-				// @unroll
-				for (var j = 0u; j < 4u; j++) {
-					var ok = true;
-					if (P.causal == 1u) {
-						ok = key <= i32(qb + 4u * tx + j) + dseg;
-					}
-					let p = select(0.0, exp2(sd.s[4u * r + i][j] * P.scale_log2 - lse2[j]), ok);
-					pp[i][j] = p;
-					ds[i][j] = p * (sd.dp[4u * r + i][j] - dl[j]);
-				}
-			}
-			// @unroll
-			for (var j = 0u; j < 4u; j++) {
-				pt[(4u * tx + j) * RS + ty * RG + r] = vec4<f32>(pp[0][j], pp[1][j], pp[2][j], pp[3][j]);
-				pt2[(4u * tx + j) * RS + ty * RG + r] = vec4<f32>(ds[0][j], ds[1][j], ds[2][j], ds[3][j]);
-			}
-		}
-		workgroupBarrier();
-
-		// dV += Pᵀ dO and dK += dSᵀ Q over query chunks of VC.
+		// dV += Pᵀ dO over query chunks of VC; then the first chunk of dPᵀ.
 		for (var cb = 0u; cb < BC; cb += VC) {
-			let next = it + 1u < t.c_end;
 			if (cb + VC < BC) {
-				fv = dkv_fetch_acc(t, h, lid, qb + cb + VC);
-			} else if (next) {
-				fa = dkv_fetch_rows(t, hk, lid, 0u);
-				fb = dkv_fetch_cols(t, h0 + (it + 1u) / t.nqb, lid, t.c_first + ((it + 1u) % t.nqb) * BC, 0u);
+				fv = dkv_fetch_acc(t, h, lid, qb + cb + VC, 1u);
+			} else {
+				fp = dkv_fetch(t, h, hk, lid, qb, 0u, 1u);
 			}
-			// @unroll
-			for (var c = 0u; c < VC; c++) {
-				var wp: array<vec4<f32>, RG>;
-				var ws: array<vec4<f32>, RG>;
-				// @unroll
-				for (var r = 0u; r < RG; r++) {
-					wp[r] = pt[(cb + c) * RS + ty * RG + r];
-					ws[r] = pt2[(cb + c) * RS + ty * RG + r];
-				}
-				// @unroll
-				for (var j = 0u; j < NJ; j++) {
-					let d4 = tx + TX * j;
-					if (DV4 % TX == 0u || d4 < DV4) {
-						let xo = stage[sb + c * DV4 + d4];
-						let xq = stage[sb + VC * DV4 + c * DV4 + d4];
-						// @unroll
-						for (var r = 0u; r < RG; r++) {
-							acc_v[(4u * r) * NJ + j] = fma(vec4<f32>(wp[r].x), xo, acc_v[(4u * r) * NJ + j]);
-							acc_v[(4u * r + 1u) * NJ + j] = fma(vec4<f32>(wp[r].y), xo, acc_v[(4u * r + 1u) * NJ + j]);
-							acc_v[(4u * r + 2u) * NJ + j] = fma(vec4<f32>(wp[r].z), xo, acc_v[(4u * r + 2u) * NJ + j]);
-							acc_v[(4u * r + 3u) * NJ + j] = fma(vec4<f32>(wp[r].w), xo, acc_v[(4u * r + 3u) * NJ + j]);
-							acc_k[(4u * r) * NJ + j] = fma(vec4<f32>(ws[r].x), xq, acc_k[(4u * r) * NJ + j]);
-							acc_k[(4u * r + 1u) * NJ + j] = fma(vec4<f32>(ws[r].y), xq, acc_k[(4u * r + 1u) * NJ + j]);
-							acc_k[(4u * r + 2u) * NJ + j] = fma(vec4<f32>(ws[r].z), xq, acc_k[(4u * r + 2u) * NJ + j]);
-							acc_k[(4u * r + 3u) * NJ + j] = fma(vec4<f32>(ws[r].w), xq, acc_k[(4u * r + 3u) * NJ + j]);
-						}
-					}
-				}
-			}
+			acc_v = accumulate(sb, cb, tx, ty, acc_v);
 			sb = STAGE4 - sb;
 			if (cb + VC < BC) {
-				store_acc2(sb, lid, fv);
+				store_acc(sb, lid, fv);
+			} else {
+				store_pair(sb, lid, fp);
+			}
+			workgroupBarrier();
+		}
+
+		// dPᵀ = V dOᵀ; then the first Q chunk of dK. The last chunk also
+		// replaces Pᵀ in pt by dSᵀ = Pᵀ ∘ (dPᵀ − Delta): every thread reads
+		// and writes only its own entries, and the barriers since the dV
+		// phase read pt keep them apart from it.
+		var dp: array<vec4<f32>, RM>;
+		// @unroll
+		for (var i = 0u; i < RM; i++) {
+			dp[i] = vec4<f32>(0.0);
+		}
+		for (var c = 0u; c < NKC; c++) {
+			if (c + 1u < NKC) {
+				fp = dkv_fetch(t, h, hk, lid, qb, c + 1u, 1u);
+			} else {
+				fv = dkv_fetch_acc(t, h, lid, qb, 0u);
+			}
+			dp = products(sb, tx, ty, dp);
+			sb = STAGE4 - sb;
+			if (c + 1u < NKC) {
+				store_pair(sb, lid, fp);
+			} else {
+				store_acc(sb, lid, fv);
+				// @unroll
+				for (var r = 0u; r < RG; r++) {
+					var p = get_tile(tx, ty * RG + r);
+					// @unroll
+					for (var i = 0u; i < 4u; i++) {
+						p[i] *= dp[4u * r + i] - dl;
+					}
+					put_tile(tx, ty * RG + r, p);
+				}
+			}
+			workgroupBarrier();
+		}
+
+		// dK += dSᵀ Q over query chunks of VC; then the next step's first chunk.
+		let next = it + 1u < t.c_end;
+		for (var cb = 0u; cb < BC; cb += VC) {
+			if (cb + VC < BC) {
+				fv = dkv_fetch_acc(t, h, lid, qb + cb + VC, 0u);
 			} else if (next) {
-				store_rows_cols(sb, lid, fa, fb);
+				fp = dkv_fetch(t, h_next, hk, lid, qb_next, 0u, 0u);
+			}
+			acc_k = accumulate(sb, cb, tx, ty, acc_k);
+			sb = STAGE4 - sb;
+			if (cb + VC < BC) {
+				store_acc(sb, lid, fv);
+			} else if (next) {
+				store_pair(sb, lid, fp);
 			}
 			workgroupBarrier();
 		}
@@ -494,29 +481,122 @@ fn dkv_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
 	}
 }
 
-// tile_products adds one d-chunk of the two row operands times the two
-// column operands (staged at sb) to the thread's S and dP tiles.
-fn tile_products(sb: u32, tx: u32, ty: u32, sd_in: SD) -> SD {
-	var o = sd_in;
+// dq_tile and dkv_tile read the block a workgroup computes. Every
+// invocation reads the same values from read-only storage, so that every
+// loop bound derived from them is uniform across the workgroup.
+fn dq_tile(tile: u32) -> Tile {
+	let b = segs[P.dq_off + 2u * tile];
+	let qs = segs[b];
+	let ks = segs[P.batch + 1u + b];
+	let ql = segs[b + 1u] - qs;
+	let kl = segs[P.batch + 2u + b] - ks;
+	let q0 = segs[P.dq_off + 2u * tile + 1u];
+	var kv_end = kl;
+	if (P.causal == 1u) {
+		kv_end = u32(clamp(i32(min(q0 + BR, ql)) + i32(kl) - i32(ql), 0, i32(kl)));
+	}
+	return Tile(qs, ql, ks, kl, q0, 0u, kv_end, 0u);
+}
+
+fn dkv_tile(tile: u32) -> Tile {
+	let b = segs[P.kv_off + 2u * tile];
+	let qs = segs[b];
+	let ks = segs[P.batch + 1u + b];
+	let ql = segs[b + 1u] - qs;
+	let kl = segs[P.batch + 2u + b] - ks;
+	let k0 = segs[P.kv_off + 2u * tile + 1u];
+	// Query i sees key j iff j <= i + (k_len - q_len): the block's first
+	// key k0 is first seen by query k0 - (k_len - q_len).
+	var first = 0u;
+	if (P.causal == 1u) {
+		first = u32(clamp(i32(k0) - (i32(kl) - i32(ql)), 0, i32(ql)));
+	}
+	let nqb = (ql - first + BC - 1u) / BC;
+	return Tile(qs, ql, ks, kl, k0, first, P.group * nqb, nqb);
+}
+
+// pt_at is the index in pt of column col, row group g. A power-of-two
+// number of row groups is stored unpadded and swizzled (g XOR col/4) so that
+// the threads of a warp, which write columns 4tx..4tx+3 of the same row
+// group, hit distinct banks; any other number is padded by one.
+fn pt_at(col: u32, g: u32) -> u32 {
+	return col * RS + (g ^ ((col >> 2u) & SWZ));
+}
+
+// put_tile stores the thread's 4 x 4 block of rows 4g..4g+3 (p[i] holds row
+// 4g+i, columns 4tx..4tx+3) transposed into pt; get_tile loads it back.
+fn put_tile(tx: u32, g: u32, p: array<vec4<f32>, 4>) {
+	// @unroll
+	for (var j = 0u; j < 4u; j++) {
+		pt[pt_at(4u * tx + j, g)] = vec4<f32>(p[0][j], p[1][j], p[2][j], p[3][j]);
+	}
+}
+
+fn get_tile(tx: u32, g: u32) -> array<vec4<f32>, 4> {
+	var c: array<vec4<f32>, 4>;
+	// @unroll
+	for (var j = 0u; j < 4u; j++) {
+		c[j] = pt[pt_at(4u * tx + j, g)];
+	}
+	var p: array<vec4<f32>, 4>;
+	// @unroll
+	for (var i = 0u; i < 4u; i++) {
+		p[i] = vec4<f32>(c[0][i], c[1][i], c[2][i], c[3][i]);
+	}
+	return p;
+}
+
+// products adds the product of the row and column d-chunks staged at sb to
+// the thread's share of a BR x BC tile.
+fn products(sb: u32, tx: u32, ty: u32, s_in: array<vec4<f32>, RM>) -> array<vec4<f32>, RM> {
+	var s = s_in;
 	// @unroll
 	for (var kk = 0u; kk < KC; kk++) {
-		let bs = stage[sb + 2u * SA + kk * (BC / 4u) + tx];
-		let bp = stage[sb + 2u * SA + SB + kk * (BC / 4u) + tx];
+		let b = stage[sb + SA + kk * (BC / 4u) + tx];
 		// @unroll
 		for (var g = 0u; g < RG; g++) {
-			let ra = stage[sb + kk * (BR / 4u) + ty * RG + g];
-			let rp = stage[sb + SA + kk * (BR / 4u) + ty * RG + g];
-			o.s[4u * g] = fma(vec4<f32>(ra.x), bs, o.s[4u * g]);
-			o.s[4u * g + 1u] = fma(vec4<f32>(ra.y), bs, o.s[4u * g + 1u]);
-			o.s[4u * g + 2u] = fma(vec4<f32>(ra.z), bs, o.s[4u * g + 2u]);
-			o.s[4u * g + 3u] = fma(vec4<f32>(ra.w), bs, o.s[4u * g + 3u]);
-			o.dp[4u * g] = fma(vec4<f32>(rp.x), bp, o.dp[4u * g]);
-			o.dp[4u * g + 1u] = fma(vec4<f32>(rp.y), bp, o.dp[4u * g + 1u]);
-			o.dp[4u * g + 2u] = fma(vec4<f32>(rp.z), bp, o.dp[4u * g + 2u]);
-			o.dp[4u * g + 3u] = fma(vec4<f32>(rp.w), bp, o.dp[4u * g + 3u]);
+			let a = stage[sb + kk * (BR / 4u) + ty * RG + g];
+			s[4u * g] = fma(vec4<f32>(a.x), b, s[4u * g]);
+			s[4u * g + 1u] = fma(vec4<f32>(a.y), b, s[4u * g + 1u]);
+			s[4u * g + 2u] = fma(vec4<f32>(a.z), b, s[4u * g + 2u]);
+			s[4u * g + 3u] = fma(vec4<f32>(a.w), b, s[4u * g + 3u]);
 		}
 	}
-	return o;
+	return s;
+}
+
+// accumulate adds columns cb..cb+VC-1 of the tile in pt times the VC rows of
+// the operand staged at sb to the thread's accumulators.
+fn accumulate(sb: u32, cb: u32, tx: u32, ty: u32, acc_in: array<vec4<f32>, NACC>) -> array<vec4<f32>, NACC> {
+	var acc = acc_in;
+	let q4 = cb >> 2u;   // cb is a multiple of VC: with VC % 4 == 0, (cb + c) >> 2 is q4 + c / 4
+	// @unroll
+	for (var c = 0u; c < VC; c++) {
+		var w: array<vec4<f32>, RG>;
+		// @unroll
+		for (var r = 0u; r < RG; r++) {
+			if (VC % 4u == 0u) {
+				w[r] = pt[(cb + c) * RS + ((ty * RG + r) ^ ((q4 + c / 4u) & SWZ))];
+			} else {
+				w[r] = pt[pt_at(cb + c, ty * RG + r)];
+			}
+		}
+		// @unroll
+		for (var j = 0u; j < NJ; j++) {
+			let d4 = tx + TX * j;
+			if (DV4 % TX == 0u || d4 < DV4) {
+				let x = stage[sb + c * DV4 + d4];
+				// @unroll
+				for (var r = 0u; r < RG; r++) {
+					acc[(4u * r) * NJ + j] = fma(vec4<f32>(w[r].x), x, acc[(4u * r) * NJ + j]);
+					acc[(4u * r + 1u) * NJ + j] = fma(vec4<f32>(w[r].y), x, acc[(4u * r + 1u) * NJ + j]);
+					acc[(4u * r + 2u) * NJ + j] = fma(vec4<f32>(w[r].z), x, acc[(4u * r + 2u) * NJ + j]);
+					acc[(4u * r + 3u) * NJ + j] = fma(vec4<f32>(w[r].w), x, acc[(4u * r + 3u) * NJ + j]);
+				}
+			}
+		}
+	}
+	return acc;
 }
 
 // Element offsets (in vec4s) of Q-shaped and K-shaped tensors.
@@ -528,39 +608,71 @@ fn k_at(row: u32, hk: u32, d4: u32) -> u32 {
 	return (row * P.hkv + hk) * DV4 + d4;
 }
 
-// dq_fetch_rows fetches d-chunk c of the block's Q and dO rows.
-fn dq_fetch_rows(t: Tile, h: u32, lid: u32, c: u32) -> RowsFetch {
-	var f: RowsFetch;
+// ld_q reads Q (sel 0) or dO (sel 1); ld_k reads K (sel 0) or V (sel 1).
+// Every call passes sel as a literal.
+fn ld_q(sel: u32, idx: u32) -> vec4<f32> {
+	if (sel == 0u) {
+		return q[idx];
+	}
+	return d_o[idx];
+}
+
+fn ld_k(sel: u32, idx: u32) -> vec4<f32> {
+	if (sel == 0u) {
+		return k[idx];
+	}
+	return v[idx];
+}
+
+// dq_fetch fetches d-chunk c of the block's Q rows and of the K rows
+// kb..kb+BC-1 (sel 0), or of dO and V (sel 1).
+fn dq_fetch(t: Tile, h: u32, hk: u32, lid: u32, kb: u32, c: u32, sel: u32) -> PairFetch {
+	var f: PairFetch;
 	// @unroll
 	for (var u = 0u; u < PA; u++) {
 		let it = lid + u * NT;
 		let row = it % BR;
 		let d4 = c * (KC / 4u) + it / BR;
 		f.a[u] = vec4<f32>(0.0);
-		f.b[u] = vec4<f32>(0.0);
-		if (it < SA && t.r0 + row < t.q_len && d4 < DV4) {
-			let idx = q_at(t.q_start + t.r0 + row, h, d4);
-			f.a[u] = q[idx];
-			f.b[u] = d_o[idx];
+		if ((SA % NT == 0u || it < SA) && t.r0 + row < t.q_len && d4 < DV4) {
+			f.a[u] = ld_q(sel, q_at(t.q_start + t.r0 + row, h, d4));
 		}
 	}
-	return f;
-}
-
-// dq_fetch_cols fetches d-chunk c of the K and V rows kb..kb+BC-1.
-fn dq_fetch_cols(t: Tile, hk: u32, lid: u32, kb: u32, c: u32) -> ColsFetch {
-	var f: ColsFetch;
 	// @unroll
 	for (var u = 0u; u < PB; u++) {
 		let it = lid + u * NT;
 		let row = it % BC;
 		let d4 = c * (KC / 4u) + it / BC;
-		f.a[u] = vec4<f32>(0.0);
 		f.b[u] = vec4<f32>(0.0);
-		if (it < SB && kb + row < t.k_len && d4 < DV4) {
-			let idx = k_at(t.k_start + kb + row, hk, d4);
-			f.a[u] = k[idx];
-			f.b[u] = v[idx];
+		if ((SB % NT == 0u || it < SB) && kb + row < t.k_len && d4 < DV4) {
+			f.b[u] = ld_k(sel, k_at(t.k_start + kb + row, hk, d4));
+		}
+	}
+	return f;
+}
+
+// dkv_fetch fetches d-chunk c of the block's K rows and of the Q rows
+// qb..qb+BC-1 of head h (sel 0), or of V and dO (sel 1).
+fn dkv_fetch(t: Tile, h: u32, hk: u32, lid: u32, qb: u32, c: u32, sel: u32) -> PairFetch {
+	var f: PairFetch;
+	// @unroll
+	for (var u = 0u; u < PA; u++) {
+		let it = lid + u * NT;
+		let row = it % BR;
+		let d4 = c * (KC / 4u) + it / BR;
+		f.a[u] = vec4<f32>(0.0);
+		if ((SA % NT == 0u || it < SA) && t.r0 + row < t.k_len && d4 < DV4) {
+			f.a[u] = ld_k(sel, k_at(t.k_start + t.r0 + row, hk, d4));
+		}
+	}
+	// @unroll
+	for (var u = 0u; u < PB; u++) {
+		let it = lid + u * NT;
+		let row = it % BC;
+		let d4 = c * (KC / 4u) + it / BC;
+		f.b[u] = vec4<f32>(0.0);
+		if ((SB % NT == 0u || it < SB) && qb + row < t.q_len && d4 < DV4) {
+			f.b[u] = ld_q(sel, q_at(t.q_start + qb + row, h, d4));
 		}
 	}
 	return f;
@@ -574,121 +686,65 @@ fn dq_fetch_acc(t: Tile, hk: u32, lid: u32, kb: u32) -> array<vec4<f32>, PV> {
 		let it = lid + u * NT;
 		let row = it / DV4;
 		f[u] = vec4<f32>(0.0);
-		if (it < VC * DV4 && kb + row < t.k_len) {
+		if (((VC * DV4) % NT == 0u || it < VC * DV4) && kb + row < t.k_len) {
 			f[u] = k[k_at(t.k_start + kb + row, hk, it % DV4)];
 		}
 	}
 	return f;
 }
 
-// dkv_fetch_rows fetches d-chunk c of the block's K and V rows.
-fn dkv_fetch_rows(t: Tile, hk: u32, lid: u32, c: u32) -> RowsFetch {
-	var f: RowsFetch;
-	// @unroll
-	for (var u = 0u; u < PA; u++) {
-		let it = lid + u * NT;
-		let row = it % BR;
-		let d4 = c * (KC / 4u) + it / BR;
-		f.a[u] = vec4<f32>(0.0);
-		f.b[u] = vec4<f32>(0.0);
-		if (it < SA && t.r0 + row < t.k_len && d4 < DV4) {
-			let idx = k_at(t.k_start + t.r0 + row, hk, d4);
-			f.a[u] = k[idx];
-			f.b[u] = v[idx];
-		}
-	}
-	return f;
-}
-
-// dkv_fetch_cols fetches d-chunk c of the Q and dO rows qb..qb+BC-1 of head h.
-fn dkv_fetch_cols(t: Tile, h: u32, lid: u32, qb: u32, c: u32) -> ColsFetch {
-	var f: ColsFetch;
-	// @unroll
-	for (var u = 0u; u < PB; u++) {
-		let it = lid + u * NT;
-		let row = it % BC;
-		let d4 = c * (KC / 4u) + it / BC;
-		f.a[u] = vec4<f32>(0.0);
-		f.b[u] = vec4<f32>(0.0);
-		if (it < SB && qb + row < t.q_len && d4 < DV4) {
-			let idx = q_at(t.q_start + qb + row, h, d4);
-			f.a[u] = q[idx];
-			f.b[u] = d_o[idx];
-		}
-	}
-	return f;
-}
-
-// dkv_fetch_acc fetches the dO and Q rows qb..qb+VC-1 of head h.
-fn dkv_fetch_acc(t: Tile, h: u32, lid: u32, qb: u32) -> AccFetch {
-	var f: AccFetch;
+// dkv_fetch_acc fetches the Q (sel 0) or dO (sel 1) rows qb..qb+VC-1 of head h.
+fn dkv_fetch_acc(t: Tile, h: u32, lid: u32, qb: u32, sel: u32) -> array<vec4<f32>, PV> {
+	var f: array<vec4<f32>, PV>;
 	// @unroll
 	for (var u = 0u; u < PV; u++) {
 		let it = lid + u * NT;
 		let row = it / DV4;
-		f.a[u] = vec4<f32>(0.0);
-		f.b[u] = vec4<f32>(0.0);
-		if (it < VC * DV4 && qb + row < t.q_len) {
-			let idx = q_at(t.q_start + qb + row, h, it % DV4);
-			f.a[u] = d_o[idx];
-			f.b[u] = q[idx];
+		f[u] = vec4<f32>(0.0);
+		if (((VC * DV4) % NT == 0u || it < VC * DV4) && qb + row < t.q_len) {
+			f[u] = ld_q(sel, q_at(t.q_start + qb + row, h, it % DV4));
 		}
 	}
 	return f;
 }
 
-// store_rows_cols writes fetched row and column chunks transposed into the
-// stage buffer at base: the two row operands (KC x BR each), then the two
-// column operands (KC x BC each), rows fastest so that a warp's stores hit
-// distinct banks.
-fn store_rows_cols(base: u32, lid: u32, fa: RowsFetch, fb: ColsFetch) {
+// store_pair writes a fetched pair of chunks transposed into the stage
+// buffer at base: the row operand (KC x BR), then the column operand
+// (KC x BC), rows fastest so that a warp's stores hit distinct banks.
+fn store_pair(base: u32, lid: u32, f: PairFetch) {
 	// @unroll
 	for (var u = 0u; u < PA; u++) {
 		let it = lid + u * NT;
-		if (it < SA) {
+		if (SA % NT == 0u || it < SA) {
 			let row = it % BR;
 			let c4 = it / BR;
 			// @unroll
 			for (var e = 0u; e < 4u; e++) {
-				stage[base + (4u * c4 + e) * (BR / 4u) + row / 4u][row % 4u] = fa.a[u][e];
-				stage[base + SA + (4u * c4 + e) * (BR / 4u) + row / 4u][row % 4u] = fa.b[u][e];
+				stage[base + (4u * c4 + e) * (BR / 4u) + row / 4u][row % 4u] = f.a[u][e];
 			}
 		}
 	}
 	// @unroll
 	for (var u = 0u; u < PB; u++) {
 		let it = lid + u * NT;
-		if (it < SB) {
+		if (SB % NT == 0u || it < SB) {
 			let row = it % BC;
 			let c4 = it / BC;
 			// @unroll
 			for (var e = 0u; e < 4u; e++) {
-				stage[base + 2u * SA + (4u * c4 + e) * (BC / 4u) + row / 4u][row % 4u] = fb.a[u][e];
-				stage[base + 2u * SA + SB + (4u * c4 + e) * (BC / 4u) + row / 4u][row % 4u] = fb.b[u][e];
+				stage[base + SA + (4u * c4 + e) * (BC / 4u) + row / 4u][row % 4u] = f.b[u][e];
 			}
 		}
 	}
 }
 
-// store_acc1 writes one fetched accumulation chunk (VC x D) at base.
-fn store_acc1(base: u32, lid: u32, f: array<vec4<f32>, PV>) {
+// store_acc writes a fetched accumulation chunk (VC x D) at base.
+fn store_acc(base: u32, lid: u32, f: array<vec4<f32>, PV>) {
 	// @unroll
 	for (var u = 0u; u < PV; u++) {
 		let it = lid + u * NT;
-		if (it < VC * DV4) {
+		if ((VC * DV4) % NT == 0u || it < VC * DV4) {
 			stage[base + it] = f[u];
-		}
-	}
-}
-
-// store_acc2 writes two fetched accumulation chunks (VC x D each) at base.
-fn store_acc2(base: u32, lid: u32, f: AccFetch) {
-	// @unroll
-	for (var u = 0u; u < PV; u++) {
-		let it = lid + u * NT;
-		if (it < VC * DV4) {
-			stage[base + it] = f.a[u];
-			stage[base + VC * DV4 + it] = f.b[u];
 		}
 	}
 }

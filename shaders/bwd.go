@@ -79,26 +79,34 @@ func (t BwdTiling) BC() int { return 4 * t.TX }
 // Threads is the workgroup size.
 func (t BwdTiling) Threads() int { return t.TX * t.TY }
 
-// operands is the number of D-wide operands staged per column chunk (K for
-// dQ; dO and Q for dK/dV), and of transposed probability tiles.
-func (t BwdTiling) operands() int {
-	if t.Kernel == BwdDKV {
-		return 2
-	}
-	return 1
-}
-
-// stage4 is the vec4 size of one staging buffer: the d-chunks of the two
-// row operands and the two column operands, or the column chunk(s).
+// stage4 is the vec4 size of one staging buffer: a d-chunk of a row
+// operand and of a column operand, or a column chunk (VC x D) of an
+// accumulating operand.
 func (t BwdTiling) stage4() int {
-	return max(2*t.KC*(t.BR()+t.BC())/4, t.operands()*t.VC*t.D/4)
+	return max(t.KC*(t.BR()+t.BC())/4, t.VC*t.D/4)
 }
 
-func (t BwdTiling) pt4() int { return t.BC() * (t.BR()/4 + 1) }
+// ptLayout is the row stride (in vec4s) of the transposed tile and the
+// mask of its swizzle: a power-of-two number of row groups is stored
+// unpadded, the row group XORed with (column/4) & mask so that the stores of
+// a warp hit distinct banks; any other number is padded by one vec4.
+func (t BwdTiling) ptLayout() (rs, swz int) {
+	g := t.BR() / 4
+	if g&(g-1) == 0 {
+		return g, min(g, 8) - 1
+	}
+	return g + 1, 0
+}
 
-// WorkgroupBytes is the workgroup memory the kernel declares.
+func (t BwdTiling) pt4() int {
+	rs, _ := t.ptLayout()
+	return t.BC() * rs
+}
+
+// WorkgroupBytes is the workgroup memory the kernel declares: two staging
+// buffers and the transposed P/dS tile.
 func (t BwdTiling) WorkgroupBytes() int {
-	return 2*16*t.stage4() + t.operands()*16*t.pt4() + 32
+	return 2*16*t.stage4() + 16*t.pt4()
 }
 
 // Validate reports a tiling the kernel cannot run.
@@ -139,10 +147,7 @@ func (t BwdTiling) Source() (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "// generated tiling: %s\n", t)
 	nj := ceilDiv(t.D/4, t.TX)
-	pt2 := 1 // the second probability tile is only used by dK/dV
-	if t.Kernel == BwdDKV {
-		pt2 = t.pt4()
-	}
+	rs, swz := t.ptLayout()
 	consts := []struct {
 		name string
 		val  int
@@ -154,7 +159,7 @@ func (t BwdTiling) Source() (string, error) {
 		{"PA", ceilDiv(t.KC*t.BR()/4, t.Threads())}, {"PB", ceilDiv(t.KC*t.BC()/4, t.Threads())},
 		{"PV", ceilDiv(t.VC*t.D/4, t.Threads())},
 		{"STAGE4", t.stage4()}, {"STAGE8", 2 * t.stage4()},
-		{"RS", t.BR()/4 + 1}, {"PT4", t.pt4()}, {"PT4B", pt2}, {"DWG", DeltaWorkgroup},
+		{"RS", rs}, {"SWZ", swz}, {"PT4", t.pt4()}, {"DWG", DeltaWorkgroup},
 	}
 	values := make(map[string]int, len(consts))
 	for _, c := range consts {
@@ -178,17 +183,24 @@ func (t BwdTiling) Source() (string, error) {
 // ChooseBwd picks the tiling of backward kernel k for head dimension d on
 // an adapter that offers wgBytes of workgroup memory and maxThreads
 // invocations per workgroup: the largest workgroup that fits, then the
-// widest d-chunk, then the widest column chunk.
+// preferred d-chunk and column chunk. On the H200 (S8192 D128 H32) dK/dV ran
+// fastest with the widest chunks (KC 32, VC 32: 48 KiB) and dQ with KC 16,
+// VC 16, which needs fewer registers for the fetches in flight.
 func ChooseBwd(k BwdKernel, d int, wgBytes, maxThreads int) (BwdTiling, error) {
+	kcs := []int{32, 16, 8, 4}
+	if k == BwdDQ {
+		kcs = []int{16, 32, 8, 4}
+	}
+	vcs := append(append([]int(nil), kcs...), 2, 1)
 	for _, txy := range [][2]int{{16, 16}, {8, 16}, {16, 8}, {8, 8}, {4, 8}, {4, 4}} {
 		if txy[0]*txy[1] > maxThreads {
 			continue
 		}
-		for _, kc := range []int{16, 8, 4} {
+		for _, kc := range kcs {
 			if kc > d && kc > 4 {
 				continue
 			}
-			for _, vc := range []int{16, 8, 4, 2, 1} {
+			for _, vc := range vcs {
 				t := BwdTiling{Kernel: k, D: d, TX: txy[0], TY: txy[1], KC: kc, VC: vc}
 				if t.Validate() == nil && t.WorkgroupBytes() <= wgBytes {
 					return t, nil
