@@ -18,7 +18,8 @@ type BackwardTensors struct {
 	DQ, DK, DV     *wgpu.Buffer // outputs: [total_q,Hq,D], [total_k,Hkv,D], [total_k,Hkv,D]
 }
 
-// backwardBuffers is the number of storage buffers the dK/dV kernel binds.
+// backwardBuffers is the number of storage buffers the dK/dV kernel binds;
+// the fused variant binds dQ as well.
 const backwardBuffers = 9
 
 // Backward computes dQ, dK and dV for host-resident tensors: Q, K, V, the
@@ -121,6 +122,25 @@ func (op *Op) PrepareBackward(a *Args, t BackwardTensors) (*Call, error) {
 	if err != nil {
 		return nil, fmt.Errorf("attention: %w", err)
 	}
+	fused := kvT
+	fused.FusedDQ = true
+	fuseErr := fused.Validate()
+	if fuseErr == nil && lim.MaxStorageBuffersPerStage <= backwardBuffers {
+		fuseErr = fmt.Errorf("it binds %d storage buffers; the adapter allows %d", backwardBuffers+1, lim.MaxStorageBuffersPerStage)
+	}
+	switch op.opts.DQ {
+	case DQAuto:
+		kvT.FusedDQ = fuseErr == nil
+	case DQFused:
+		if fuseErr != nil {
+			return nil, fmt.Errorf("attention: cannot fuse dQ into %s: %w", kvT, fuseErr)
+		}
+		kvT.FusedDQ = true
+	case DQSeparate:
+		kvT.FusedDQ = false
+	default:
+		return nil, fmt.Errorf("attention: DQ mode %d does not exist", op.opts.DQ)
+	}
 	return op.prepareBackward(a, t, dqT, kvT)
 }
 
@@ -144,8 +164,12 @@ func (op *Op) prepareBackward(a *Args, t BackwardTensors, dqT, kvT shaders.BwdTi
 		return nil, err
 	}
 	lim := op.dev.Limits()
-	if lim.MaxStorageBuffersPerStage < backwardBuffers {
-		return nil, fmt.Errorf("attention: the backward binds %d storage buffers; the adapter allows %d", backwardBuffers, lim.MaxStorageBuffersPerStage)
+	nbuf := backwardBuffers
+	if kvT.FusedDQ {
+		nbuf++
+	}
+	if lim.MaxStorageBuffersPerStage < uint32(nbuf) {
+		return nil, fmt.Errorf("attention: the backward binds %d storage buffers; the adapter allows %d", nbuf, lim.MaxStorageBuffersPerStage)
 	}
 	if uint32(a.NumHeadsQ) > lim.MaxWorkgroupsPerDimension {
 		return nil, fmt.Errorf("attention: %d query heads exceed the adapter's %d workgroups per dimension", a.NumHeadsQ, lim.MaxWorkgroupsPerDimension)
@@ -158,6 +182,9 @@ func (op *Op) prepareBackward(a *Args, t BackwardTensors, dqT, kvT shaders.BwdTi
 		tiling shaders.BwdTiling
 		entry  string
 	}{{dqT, shaders.DeltaEntry}, {dqT, dqT.Kernel.Entry()}, {kvT, kvT.Kernel.Entry()}} {
+		if i == 1 && kvT.FusedDQ {
+			continue // the dQ kernel is not run
+		}
 		if p.tiling.D != a.HeadDim {
 			return nil, fmt.Errorf("attention: backward tiling %s is for D=%d, the call has head_dim %d", p.tiling, p.tiling.D, a.HeadDim)
 		}
@@ -182,6 +209,9 @@ func (op *Op) prepareBackward(a *Args, t BackwardTensors, dqT, kvT shaders.BwdTi
 	kvOff := len(meta)
 	meta = append(meta, kvTiles...)
 	call := &Call{Tiling: dqT.String() + "; " + kvT.String()}
+	if kvT.FusedDQ {
+		call.Tiling = kvT.String()
+	}
 	if nq == 0 && nkv == 0 {
 		return call, nil // no rows at all: nothing to compute
 	}
@@ -215,25 +245,31 @@ func (op *Op) prepareBackward(a *Args, t BackwardTensors, dqT, kvT shaders.BwdTi
 	}
 	call.owned = append(call.owned, delta)
 	if nq > 0 {
-		call.dispatches = append(call.dispatches,
-			wgpu.Dispatch{
-				Label:      "attn_bwd delta",
-				Pipeline:   pipes[0],
-				Buffers:    []*wgpu.Buffer{pbuf, t.O, t.DO, delta},
-				Workgroups: [3]uint32{uint32(deltaX), uint32((deltaWG + deltaX - 1) / deltaX), 1},
-			},
-			wgpu.Dispatch{
+		// The pre-pass also clears dQ, which the fused dK/dV kernel adds into.
+		call.dispatches = append(call.dispatches, wgpu.Dispatch{
+			Label:      "attn_bwd delta",
+			Pipeline:   pipes[0],
+			Buffers:    []*wgpu.Buffer{pbuf, t.O, t.DO, delta, t.DQ},
+			Workgroups: [3]uint32{uint32(deltaX), uint32((deltaWG + deltaX - 1) / deltaX), 1},
+		})
+		if !kvT.FusedDQ {
+			call.dispatches = append(call.dispatches, wgpu.Dispatch{
 				Label:      "attn_bwd dq",
 				Pipeline:   pipes[1],
 				Buffers:    []*wgpu.Buffer{pbuf, mbuf, t.Q, t.K, t.V, t.DO, t.LSE, delta, t.DQ},
 				Workgroups: [3]uint32{uint32(a.NumHeadsQ), uint32(dqY), uint32((nq + dqY - 1) / dqY)},
 			})
+		}
 	}
 	if nkv > 0 {
+		bufs := []*wgpu.Buffer{pbuf, mbuf, t.Q, t.K, t.V, t.DO, t.LSE, delta, t.DK, t.DV}
+		if kvT.FusedDQ {
+			bufs = append(bufs, t.DQ)
+		}
 		call.dispatches = append(call.dispatches, wgpu.Dispatch{
 			Label:      "attn_bwd dkv",
 			Pipeline:   pipes[2],
-			Buffers:    []*wgpu.Buffer{pbuf, mbuf, t.Q, t.K, t.V, t.DO, t.LSE, delta, t.DK, t.DV},
+			Buffers:    bufs,
 			Workgroups: [3]uint32{uint32(a.NumHeadsKV), uint32(kvY), uint32((nkv + kvY - 1) / kvY)},
 		})
 	}

@@ -75,13 +75,82 @@ func (in bwdInputs) checkHost(t *testing.T, dq, dk, dv []float32) {
 	require.LessOrEqual(t, RelError(dv, in.wantDV), 1e-4, "relative error of dV")
 }
 
+// TestBackwardMatchesReference runs the case table with dQ fused into the
+// dK/dV kernel (atomic adds; under the chooser's tiling where it allows
+// fusing, else under fusableTiling) and with the separate dQ kernel.
 func TestBackwardMatchesReference(t *testing.T) {
 	op := testOp(t)
-	for i, c := range gpuCases {
-		t.Run(c.name, func(t *testing.T) {
-			in := newBwdInputs(t, c, uint64(i))
-			bt := in.tensors(t, op.Device())
-			require.NoError(t, op.BackwardBuffers(context.Background(), in.a, bt))
+	dev := op.Device()
+	lim := dev.Limits()
+	for _, fused := range []bool{true, false} {
+		for i, c := range gpuCases {
+			name := "separate/" + c.name
+			if fused {
+				name = "fused/" + c.name
+			}
+			t.Run(name, func(t *testing.T) {
+				in := newBwdInputs(t, c, uint64(i))
+				bt := in.tensors(t, dev)
+				dq, err := shaders.ChooseBwd(shaders.BwdDQ, c.d, int(lim.MaxWorkgroupStorageSize), int(lim.MaxInvocationsPerWorkgroup))
+				require.NoError(t, err)
+				kv, err := shaders.ChooseBwd(shaders.BwdDKV, c.d, int(lim.MaxWorkgroupStorageSize), int(lim.MaxInvocationsPerWorkgroup))
+				require.NoError(t, err)
+				if kv.FusedDQ = fused; fused && kv.Validate() != nil {
+					kv = fusableTiling(c.d)
+				}
+				call, err := op.prepareBackward(in.a, bt, dq, kv)
+				require.NoError(t, err)
+				defer call.Release()
+				require.Equal(t, fused, strings.Contains(call.Tiling, "fused-dq"), call.Tiling)
+				_, err = dev.Run(context.Background(), call.Dispatches()...)
+				require.NoError(t, err)
+				in.check(t, bt)
+			})
+		}
+	}
+}
+
+// fusableTiling is a small dK/dV tiling with dQ fused for head dimension d:
+// TX the largest power of two up to 16 that divides d/4.
+func fusableTiling(d int) shaders.BwdTiling {
+	tx := 16
+	for (d/4)%tx != 0 {
+		tx /= 2
+	}
+	return shaders.BwdTiling{Kernel: shaders.BwdDKV, D: d, TX: tx, TY: tx, KC: 8, VC: 4, FusedDQ: true}
+}
+
+// TestBackwardDQModes checks that Options.DQ is obeyed, and that DQFused
+// reports a tiling that cannot fuse instead of falling back.
+func TestBackwardDQModes(t *testing.T) {
+	dev := testOp(t).Device()
+	c := gpuCases[2]
+	for _, tt := range []struct {
+		name  string
+		opts  Options
+		fused bool
+		err   string
+	}{
+		{name: "separate", opts: Options{DQ: DQSeparate}},
+		{name: "fused", opts: Options{DQ: DQFused, BackwardDKV: shaders.BwdTiling{TX: 8, TY: 8, KC: 8, VC: 8}}, fused: true},
+		{name: "auto, unfusable tiling", opts: Options{BackwardDKV: shaders.BwdTiling{TX: 8, TY: 4, KC: 8, VC: 8}}},
+		{name: "fused, unfusable tiling", opts: Options{DQ: DQFused, BackwardDKV: shaders.BwdTiling{TX: 8, TY: 4, KC: 8, VC: 8}}, err: "cannot fuse dQ"},
+		{name: "bad mode", opts: Options{DQ: DQMode(7)}, err: "DQ mode 7"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			op := NewWithOptions(dev, tt.opts)
+			in := newBwdInputs(t, c, 400)
+			bt := in.tensors(t, dev)
+			call, err := op.PrepareBackward(in.a, bt)
+			if tt.err != "" {
+				require.ErrorContains(t, err, tt.err)
+				return
+			}
+			require.NoError(t, err)
+			defer call.Release()
+			require.Equal(t, tt.fused, strings.Contains(call.Tiling, "fused-dq"), call.Tiling)
+			_, err = dev.Run(context.Background(), call.Dispatches()...)
+			require.NoError(t, err)
 			in.check(t, bt)
 		})
 	}
@@ -127,7 +196,8 @@ func TestBackwardAfterForward(t *testing.T) {
 // laptop GPU and for a 48 KiB NVIDIA GPU (where they fit), so that every
 // shape the chooser can return is checked on any machine. The explicit
 // tilings cover the padded transposed tile (RM 12, TY 6), partial d-chunks
-// (KC 12), the widest chunks (KC 32, VC = BC) and VC below 4. (A dK/dV
+// (KC 12), the widest chunks (KC 32, VC = BC), VC below 4, and dQ fused
+// into the dK/dV kernel with one and two row groups per thread. (A dK/dV
 // tiling with RM 12 and TX 4 or 8 crashes lavapipe now and then, with this
 // kernel and with the one before it: too much state per invocation.)
 func TestBackwardTilings(t *testing.T) {
@@ -137,6 +207,8 @@ func TestBackwardTilings(t *testing.T) {
 		{dq: shaders.BwdTiling{TX: 4, TY: 4, KC: 4, VC: 1}, kv: shaders.BwdTiling{TX: 16, TY: 4, KC: 8, VC: 8}},
 		{dq: shaders.BwdTiling{TX: 8, TY: 4, RM: 12, KC: 12, VC: 8}, kv: shaders.BwdTiling{TX: 8, TY: 8, KC: 32, VC: 32}},
 		{dq: shaders.BwdTiling{TX: 8, TY: 8, KC: 32, VC: 32}, kv: shaders.BwdTiling{TX: 8, TY: 6, KC: 12, VC: 16}},
+		{dq: shaders.BwdTiling{TX: 8, TY: 8, KC: 8, VC: 8}, kv: shaders.BwdTiling{TX: 8, TY: 4, RM: 8, KC: 8, VC: 8, FusedDQ: true}},
+		{dq: shaders.BwdTiling{TX: 8, TY: 8, KC: 8, VC: 8}, kv: shaders.BwdTiling{TX: 8, TY: 8, KC: 32, VC: 32, FusedDQ: true}},
 	}
 	// Tilings given with -bwd.dq and -bwd.dkv (see BenchmarkBackward) are
 	// checked too, paired by position, so that tuning candidates can be
@@ -156,6 +228,9 @@ func TestBackwardTilings(t *testing.T) {
 		for _, p := range explicit {
 			p.dq.Kernel, p.dq.D = shaders.BwdDQ, c.d
 			p.kv.Kernel, p.kv.D = shaders.BwdDKV, c.d
+			if p.kv.FusedDQ && p.kv.Validate() != nil {
+				continue // this D cannot be fused with this TX
+			}
 			pairs = append(pairs, p)
 		}
 		for _, wg := range []int{16 << 10, 48 << 10} {

@@ -27,7 +27,27 @@ type Options struct {
 	// BackwardDQ and BackwardDKV, if their TX is non-zero, fix the tilings of
 	// the backward's dQ and dK/dV kernels in the same way; for tuning.
 	BackwardDQ, BackwardDKV shaders.BwdTiling
+	// DQ chooses how the backward computes dQ (DQAuto: fused where the
+	// adapter allows it).
+	DQ DQMode
 }
+
+// DQMode chooses how the backward computes dQ.
+type DQMode int
+
+const (
+	// DQAuto fuses dQ into the dK/dV kernel where the tiling and the
+	// adapter's storage-buffer limit allow it, and runs the dQ kernel
+	// otherwise.
+	DQAuto DQMode = iota
+	// DQFused always fuses it (an error where that is impossible): the
+	// dK/dV kernel adds dS K into dQ with atomic compare-and-swap loops.
+	DQFused
+	// DQSeparate runs the query-block-major dQ kernel, which recomputes S
+	// and dP but writes every element of dQ exactly once (bitwise
+	// deterministic).
+	DQSeparate
+)
 
 // New returns an Op on dev with default options.
 func New(dev *wgpu.Device) *Op { return &Op{dev: dev} }

@@ -2,7 +2,8 @@
 //
 // Three entry points, run in this order:
 //
-//   delta_main  Delta[h, i] = rowsum(dO_i ∘ O_i) for every query row and head.
+//   delta_main  Delta[h, i] = rowsum(dO_i ∘ O_i) for every query row and
+//               head; it also clears dQ, for the fused variant below.
 //   dq_main     query-block-major: a workgroup owns BR query rows of one
 //               query head, streams the segment's keys in steps of BC, and
 //               writes dQ = scale · dS K for its rows.
@@ -11,8 +12,12 @@
 //               of the GQA group, in steps of BC, and writes
 //               dV = Pᵀ dO and dK = scale · dSᵀ Q for its rows.
 //
-// WGSL has no float atomics, so every output element has exactly one
-// writer; dq_main and dkv_main each recompute S and dP. P is recomputed
+// WGSL has no float atomics, so in the plain variant every output element
+// has exactly one writer and dq_main and dkv_main each recompute S and dP.
+// In the fused variant (FUSED = 1) dkv_main also computes dQ += dS K for the
+// query rows of each step and adds it into dQ with compare-and-swap loops
+// on the float bits, and dq_main is not run: seven tile products per step
+// pair become five. P is recomputed
 // from Q, K and the forward's LSE, P = exp(scale·q·k − LSE), and
 // dS = P ∘ (dP − Delta) with dP = dO Vᵀ. S, P and dS live only in registers
 // and workgroup memory.
@@ -54,6 +59,7 @@
 //                mask of its swizzle (see pt_at)
 //   PT4          vec4 size of pt (BC x RS)
 //   DWG          workgroup size of the Delta pre-pass
+//   FUSED, VC4   1: dkv_main computes dQ too (see above); VC/4
 //
 // Loops marked `// @unroll` are expanded by the generator (unroll.go), so
 // that register arrays are only ever indexed by constants.
@@ -89,14 +95,17 @@ struct Params {
 @group(0) @binding(7) var<storage, read> dlt: array<f32>;                  // Delta [Hq, total_q]
 @group(0) @binding(8) var<storage, read_write> grad_a: array<vec4<f32>>;   // dQ or dK
 @group(0) @binding(9) var<storage, read_write> grad_b: array<vec4<f32>>;   // dV (dkv_main only)
+@group(0) @binding(10) var<storage, read_write> dq_acc: array<atomic<u32>>; // dQ as f32 bits (fused dkv_main only)
 
 // The Delta pre-pass binds its own operands; no other entry point uses these.
 @group(0) @binding(1) var<storage, read> pre_o: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> pre_do: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> pre_delta: array<f32>;
+@group(0) @binding(4) var<storage, read_write> pre_dq: array<vec4<f32>>;
 
 const LOG2E: f32 = 1.4426950408889634;
 const BIG: f32 = 1.0e30;   // stands in for an infinite LSE: exp2(s - BIG) is 0
+const NONE: u32 = 0xffffffffu;
 
 // stage holds, in turn, the d-chunks of a row operand (KC x BR, transposed)
 // and a column operand (KC x BC, transposed), and the column chunks (VC x D)
@@ -133,6 +142,7 @@ fn delta_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_in
 	var acc = vec4<f32>(0.0);
 	for (var d4 = 0u; d4 < DV4; d4++) {
 		acc = fma(pre_o[idx * DV4 + d4], pre_do[idx * DV4 + d4], acc);
+		pre_dq[idx * DV4 + d4] = vec4<f32>(0.0);
 	}
 	pre_delta[(idx % P.hq) * P.total_q + idx / P.hq] = (acc.x + acc.y) + (acc.z + acc.w);
 }
@@ -440,11 +450,14 @@ fn dkv_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
 			workgroupBarrier();
 		}
 
-		// dK += dSᵀ Q over query chunks of VC; then the next step's first chunk.
+		// dK += dSᵀ Q over query chunks of VC; then the next step's first
+		// chunk, or with FUSED the first key chunk of dQ.
 		let next = it + 1u < t.c_end;
 		for (var cb = 0u; cb < BC; cb += VC) {
 			if (cb + VC < BC) {
 				fv = dkv_fetch_acc(t, h, lid, qb + cb + VC, 0u);
+			} else if (FUSED == 1u) {
+				fv = dq_fetch_acc(t, hk, lid, t.r0);
 			} else if (next) {
 				fp = dkv_fetch(t, h_next, hk, lid, qb_next, 0u, 0u);
 			}
@@ -452,11 +465,47 @@ fn dkv_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
 			sb = STAGE4 - sb;
 			if (cb + VC < BC) {
 				store_acc(sb, lid, fv);
+			} else if (FUSED == 1u) {
+				store_acc_cols(sb, lid, fv);
 			} else if (next) {
 				store_pair(sb, lid, fp);
 			}
 			workgroupBarrier();
 		}
+		if (FUSED == 0u) {
+			continue;
+		}
+
+		// FUSED: dQ = dS K for the step's BC query rows over key chunks of
+		// VC (the block's own keys, restaged each step); then the next
+		// step's first chunk. Thread (tx, ty) holds queries 4(ty*RG+r)+i of
+		// the step and, in acc_q[(4r + i) * NJ + j], the columns
+		// tx + TX*(4j + e) (e < 4): the K chunks are staged in that order
+		// (store_acc_cols), so that accumulate_t reads them as vec4s while
+		// the threads of a row add into consecutive floats of dQ.
+		var acc_q: array<vec4<f32>, NACC>;
+		// @unroll
+		for (var i = 0u; i < NACC; i++) {
+			acc_q[i] = vec4<f32>(0.0);
+		}
+		for (var cb = 0u; cb < BR; cb += VC) {
+			if (cb + VC < BR) {
+				fv = dq_fetch_acc(t, hk, lid, t.r0 + cb + VC);
+			} else if (next) {
+				fp = dkv_fetch(t, h_next, hk, lid, qb_next, 0u, 0u);
+			}
+			acc_q = accumulate_t(sb, cb, tx, ty, acc_q);
+			sb = STAGE4 - sb;
+			if (cb + VC < BR) {
+				store_acc_cols(sb, lid, fv);
+			} else if (next) {
+				store_pair(sb, lid, fp);
+			}
+			workgroupBarrier();
+		}
+		// @if FUSED
+		add_dq(t, h, tx, ty, qb, acc_q);
+		// @end
 	}
 
 	// Every key row of the block is written; rows no query sees get zeros.
@@ -599,6 +648,112 @@ fn accumulate(sb: u32, cb: u32, tx: u32, ty: u32, acc_in: array<vec4<f32>, NACC>
 	return acc;
 }
 
+// accumulate_t is accumulate with the tile in pt read the other way round
+// (BR = BC): it adds rows cb..cb+VC-1 of the tile, taken as columns, times
+// the VC rows of the operand staged at sb. Each 4 x 4 block of the tile is
+// read as 4 vec4s and used for 4 staged rows, so it costs as many
+// workgroup-memory reads per FMA as accumulate.
+fn accumulate_t(sb: u32, cb: u32, tx: u32, ty: u32, acc_in: array<vec4<f32>, NACC>) -> array<vec4<f32>, NACC> {
+	var acc = acc_in;
+	// @unroll
+	for (var c4 = 0u; c4 < VC4; c4++) {
+		// w[4r + i]: row 4(ty*RG+r)+i of the product against the tile's
+		// rows cb+4c4..cb+4c4+3 (one row group of pt).
+		var w: array<vec4<f32>, RM>;
+		// @unroll
+		for (var r = 0u; r < RG; r++) {
+			// @unroll
+			for (var i = 0u; i < 4u; i++) {
+				w[4u * r + i] = pt[pt_at(4u * (ty * RG + r) + i, cb / 4u + c4)];
+			}
+		}
+		// @unroll
+		for (var e = 0u; e < 4u; e++) {
+			// @unroll
+			for (var j = 0u; j < NJ; j++) {
+				let d4 = tx + TX * j;
+				if (DV4 % TX == 0u || d4 < DV4) {
+					let x = stage[sb + (4u * c4 + e) * DV4 + d4];
+					// @unroll
+					for (var r = 0u; r < RG; r++) {
+						// @unroll
+						for (var i = 0u; i < 4u; i++) {
+							acc[(4u * r + i) * NJ + j] = fma(vec4<f32>(w[4u * r + i][e]), x, acc[(4u * r + i) * NJ + j]);
+						}
+					}
+				}
+			}
+		}
+	}
+	return acc;
+}
+
+// add_dq adds the thread's share of a step's dQ (query rows qb + 4(ty*RG+r)
+// + i of head h; acc[(4r + i) * NJ + j][e] is column tx + TX*(4j + e)),
+// times the softmax scale, into dQ.
+// The workgroups of the segment's other key blocks add into the same rows,
+// so each float is updated with a compare-and-swap on its bits. All loads,
+// then all exchanges, are issued back to back, so that the thread waits for
+// two round trips to memory rather than two per float; only an exchange
+// that lost a race goes round again, alone.
+fn add_dq(t: Tile, h: u32, tx: u32, ty: u32, qb: u32, acc_in: array<vec4<f32>, NACC>) {
+	var acc = acc_in;   // a var: a value array may only be indexed by constants
+	var idx: array<u32, NACC>;    // element index of column tx + 4*TX*j; NONE: not the thread's to add
+	var old: array<vec4<u32>, NACC>;
+	// @unroll
+	for (var r = 0u; r < RG; r++) {
+		// @unroll
+		for (var i = 0u; i < 4u; i++) {
+			let qi = qb + 4u * (ty * RG + r) + i;
+			// @unroll
+			for (var j = 0u; j < NJ; j++) {
+				let n = (4u * r + i) * NJ + j;
+				idx[n] = NONE;
+				if (qi < t.q_len) {
+					idx[n] = 4u * q_at(t.q_start + qi, h, 0u) + tx + 4u * TX * j;
+					old[n] = vec4<u32>(atomicLoad(&dq_acc[idx[n]]), atomicLoad(&dq_acc[idx[n] + TX]), atomicLoad(&dq_acc[idx[n] + 2u * TX]), atomicLoad(&dq_acc[idx[n] + 3u * TX]));
+				}
+			}
+		}
+	}
+	var lost: array<vec4<bool>, NACC>;
+	// @unroll
+	for (var n = 0u; n < NACC; n++) {
+		lost[n] = vec4<bool>(false);
+		if (idx[n] != NONE) {
+			let x = acc[n] * P.scale;
+			// @unroll
+			for (var e = 0u; e < 4u; e++) {
+				lost[n][e] = !atomicCompareExchangeWeak(&dq_acc[idx[n] + e * TX], old[n][e], bitcast<u32>(bitcast<f32>(old[n][e]) + x[e])).exchanged;
+			}
+		}
+	}
+	// @unroll
+	for (var n = 0u; n < NACC; n++) {
+		if (any(lost[n])) {
+			let x = acc[n] * P.scale;
+			// @unroll
+			for (var e = 0u; e < 4u; e++) {
+				if (lost[n][e]) {
+					atomic_add(idx[n] + e * TX, x[e]);
+				}
+			}
+		}
+	}
+}
+
+// atomic_add adds x to element i of dQ: a compare-and-swap loop.
+fn atomic_add(i: u32, x: f32) {
+	var old = atomicLoad(&dq_acc[i]);
+	loop {
+		let r = atomicCompareExchangeWeak(&dq_acc[i], old, bitcast<u32>(bitcast<f32>(old) + x));
+		if (r.exchanged) {
+			break;
+		}
+		old = r.old_value;
+	}
+}
+
 // Element offsets (in vec4s) of Q-shaped and K-shaped tensors.
 fn q_at(row: u32, h: u32, d4: u32) -> u32 {
 	return (row * P.hq + h) * DV4 + d4;
@@ -733,6 +888,25 @@ fn store_pair(base: u32, lid: u32, f: PairFetch) {
 			// @unroll
 			for (var e = 0u; e < 4u; e++) {
 				stage[base + SA + (4u * c4 + e) * (BC / 4u) + row / 4u][row % 4u] = f.b[u][e];
+			}
+		}
+	}
+}
+
+// store_acc_cols writes a fetched chunk of K rows (VC x D) at base with
+// each row's columns reordered for the fused dQ (DV4 % TX == 0): vec4
+// tx + TX*j holds columns tx + TX*(4j + e), e < 4.
+fn store_acc_cols(base: u32, lid: u32, f: array<vec4<f32>, PV>) {
+	// @unroll
+	for (var u = 0u; u < PV; u++) {
+		let it = lid + u * NT;
+		if ((VC * DV4) % NT == 0u || it < VC * DV4) {
+			let row = it / DV4;
+			// @unroll
+			for (var e = 0u; e < 4u; e++) {
+				let col = 4u * (it % DV4) + e;
+				let m = col / TX;   // col = col % TX + TX * m, m = 4j + e'
+				stage[base + row * DV4 + (m / 4u) * TX + col % TX][m % 4u] = f[u][e];
 			}
 		}
 	}

@@ -59,6 +59,13 @@ type BwdTiling struct {
 	RM     int // rows per thread, a multiple of 4 (0 means 4)
 	KC     int // d-chunk of the S and dP products staged in workgroup memory (multiple of 4)
 	VC     int // column chunk of the accumulating products (divides BC)
+	// FusedDQ (BwdDKV only) makes the dK/dV kernel compute dQ as well,
+	// adding each step's dS K into dQ with atomic compare-and-swap loops
+	// (WGSL has no float atomics), so that the dQ kernel and its
+	// recomputation of S and dP are not needed. dQ must be zero before the
+	// kernel runs; the Delta pre-pass clears it. It needs BR = BC, VC a
+	// multiple of 4, D/4 a multiple of TX, and a tenth storage buffer.
+	FusedDQ bool
 	// Rolled leaves the loops marked @unroll to the driver (for comparison).
 	Rolled bool
 }
@@ -124,6 +131,10 @@ func (t BwdTiling) Validate() error {
 		return fmt.Errorf("shaders: tiling %+v: KC must be a positive multiple of 4", t)
 	case t.VC < 1 || t.BC()%t.VC != 0:
 		return fmt.Errorf("shaders: tiling %+v: VC must divide BC = %d", t, t.BC())
+	case t.FusedDQ && t.Kernel != BwdDKV:
+		return fmt.Errorf("shaders: tiling %+v: only the dK/dV kernel can fuse dQ", t)
+	case t.FusedDQ && (t.BR() != t.BC() || t.VC%4 != 0 || (t.D/4)%t.TX != 0):
+		return fmt.Errorf("shaders: tiling %+v: fusing dQ needs BR = BC (here %d and %d), VC a multiple of 4 and D/4 a multiple of TX", t, t.BR(), t.BC())
 	}
 	return nil
 }
@@ -131,6 +142,9 @@ func (t BwdTiling) Validate() error {
 // String names the tiling, e.g. "dkv D128 BR64 BC64 RM4 KC8 VC8".
 func (t BwdTiling) String() string {
 	s := fmt.Sprintf("%s D%d BR%d BC%d RM%d KC%d VC%d", t.Kernel, t.D, t.BR(), t.BC(), t.rows(), t.KC, t.VC)
+	if t.FusedDQ {
+		s += " fused-dq"
+	}
 	if t.Rolled {
 		s += " rolled"
 	}
@@ -160,15 +174,18 @@ func (t BwdTiling) Source() (string, error) {
 		{"PV", ceilDiv(t.VC*t.D/4, t.Threads())},
 		{"STAGE4", t.stage4()}, {"STAGE8", 2 * t.stage4()},
 		{"RS", rs}, {"SWZ", swz}, {"PT4", t.pt4()}, {"DWG", DeltaWorkgroup},
+		{"FUSED", boolInt(t.FusedDQ)}, {"VC4", t.VC / 4},
 	}
 	values := make(map[string]int, len(consts))
 	for _, c := range consts {
 		fmt.Fprintf(&b, "const %s: u32 = %du;\n", c.name, c.val)
 		values[c.name] = c.val
 	}
-	body := attnBwd
+	body, err := keepIf(attnBwd, values)
+	if err != nil {
+		return "", err
+	}
 	if !t.Rolled {
-		var err error
 		if body, err = unroll(body, values); err != nil {
 			return "", err
 		}
@@ -183,14 +200,12 @@ func (t BwdTiling) Source() (string, error) {
 // ChooseBwd picks the tiling of backward kernel k for head dimension d on
 // an adapter that offers wgBytes of workgroup memory and maxThreads
 // invocations per workgroup: the largest workgroup that fits, then the
-// preferred d-chunk and column chunk. On the H200 (S8192 D128 H32) dK/dV ran
-// fastest with the widest chunks (KC 32, VC 32: 48 KiB) and dQ with KC 16,
-// VC 16, which needs fewer registers for the fetches in flight.
+// preferred d-chunk and column chunk. On the H200 (S8192 D128 H32) both
+// kernels, and dK/dV with dQ fused into it above all, run fastest with
+// KC 16, VC 16, which need fewer registers for the fetches in flight than
+// the widest chunks (KC 32, VC 32: 48 KiB; 27% slower fused).
 func ChooseBwd(k BwdKernel, d int, wgBytes, maxThreads int) (BwdTiling, error) {
-	kcs := []int{32, 16, 8, 4}
-	if k == BwdDQ {
-		kcs = []int{16, 32, 8, 4}
-	}
+	kcs := []int{16, 32, 8, 4}
 	vcs := append(append([]int(nil), kcs...), 2, 1)
 	for _, txy := range [][2]int{{16, 16}, {8, 16}, {16, 8}, {8, 8}, {4, 8}, {4, 4}} {
 		if txy[0]*txy[1] > maxThreads {
@@ -209,4 +224,11 @@ func ChooseBwd(k BwdKernel, d int, wgBytes, maxThreads int) (BwdTiling, error) {
 		}
 	}
 	return BwdTiling{}, fmt.Errorf("shaders: no %s backward tiling for D=%d fits %d bytes of workgroup memory and %d threads", k, d, wgBytes, maxThreads)
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

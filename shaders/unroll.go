@@ -82,3 +82,44 @@ func closingLine(lines []string, open int) (int, error) {
 	}
 	return 0, fmt.Errorf("shaders: line %d: unbalanced braces in unrolled loop", open+1)
 }
+
+// keepIf removes the lines between `// @if NAME` and the matching
+// `// @end` (each on a line of its own; blocks may nest) when the generated
+// constant NAME is 0, and drops the directive lines themselves. It is for
+// code that must not even be present in some variants: a call that makes an
+// entry point use a binding, which WGSL counts whether or not the call can
+// run.
+func keepIf(src string, consts map[string]int) (string, error) {
+	var out []string
+	var open []int // line numbers of the open @if directives
+	skip := 0      // how many of them are false
+	for i, line := range strings.Split(src, "\n") {
+		d := strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(d, "// @if "):
+			name := strings.TrimSpace(strings.TrimPrefix(d, "// @if "))
+			v, ok := consts[name]
+			if !ok {
+				return "", fmt.Errorf("shaders: line %d: @if %q is not a generated constant", i+1, name)
+			}
+			open = append(open, i+1)
+			if skip > 0 || v == 0 {
+				skip++
+			}
+		case d == "// @end":
+			if len(open) == 0 {
+				return "", fmt.Errorf("shaders: line %d: @end without @if", i+1)
+			}
+			open = open[:len(open)-1]
+			if skip > 0 {
+				skip--
+			}
+		case skip == 0:
+			out = append(out, line)
+		}
+	}
+	if len(open) > 0 {
+		return "", fmt.Errorf("shaders: line %d: @if without @end", open[len(open)-1])
+	}
+	return strings.Join(out, "\n"), nil
+}

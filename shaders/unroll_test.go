@@ -40,3 +40,28 @@ func TestUnroll(t *testing.T) {
 		})
 	}
 }
+
+func TestKeepIf(t *testing.T) {
+	tests := []struct {
+		name, src, want, err string
+	}{
+		{name: "true", src: "a\n// @if ON\nb\n// @end\nc", want: "a\nb\nc"},
+		{name: "false", src: "a\n\t// @if OFF\nb\n\t// @end\nc", want: "a\nc"},
+		{name: "nested", src: "// @if ON\na\n// @if OFF\nb\n// @end\nc\n// @end", want: "a\nc"},
+		{name: "inside false", src: "// @if OFF\na\n// @if ON\nb\n// @end\nc\n// @end\nd", want: "d"},
+		{name: "unknown", src: "// @if NOPE\n// @end", err: "not a generated constant"},
+		{name: "unclosed", src: "// @if ON\na", err: "without @end"},
+		{name: "stray end", src: "a\n// @end", err: "without @if"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := keepIf(tt.src, map[string]int{"ON": 1, "OFF": 0})
+			if tt.err != "" {
+				require.ErrorContains(t, err, tt.err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}

@@ -95,6 +95,7 @@ type benchFlags struct {
 	fwdWX   int
 	dqTile  string
 	dkvTile string
+	dq      string
 	rolled  bool
 	shapes  string
 }
@@ -123,6 +124,7 @@ shapes are scaled down. Times are medians of 5 rounds of back-to-back runs.`,
 	cmd.Flags().IntVar(&f.fwdWX, "fwd-wx", 0, "with --fwd-tiling: threads along keys per 32-lane group (8, or TX for the row-major layout)")
 	cmd.Flags().StringVar(&f.dqTile, "dq-tiling", "", "force the backward dQ kernel's tiling as TX,TY,RM,KC,VC (for tuning)")
 	cmd.Flags().StringVar(&f.dkvTile, "dkv-tiling", "", "force the backward dK/dV kernel's tiling as TX,TY,RM,KC,VC (for tuning)")
+	cmd.Flags().StringVar(&f.dq, "dq", "auto", "how the backward computes dQ: fused (into the dK/dV kernel), separate, or auto")
 	cmd.Flags().BoolVar(&f.rolled, "fwd-rolled", false, "leave the forward's loops to the driver instead of unrolling them (for tuning)")
 	cmd.Flags().StringVar(&f.shapes, "shapes", "", "only shapes whose label contains this text, e.g. S8192")
 	cmd.AddCommand(newBenchPoolCmd(g))
@@ -183,6 +185,15 @@ func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out, progress 
 	}
 	if f.fwdWX != 0 {
 		opts.ForwardTiling.WX = f.fwdWX
+	}
+	switch f.dq {
+	case "auto":
+	case "fused":
+		opts.DQ = attention.DQFused
+	case "separate":
+		opts.DQ = attention.DQSeparate
+	default:
+		return fmt.Errorf("bench: --dq %q: want fused, separate or auto", f.dq)
 	}
 	if f.rolled {
 		if opts.ForwardTiling.TX == 0 {
