@@ -127,7 +127,7 @@ shapes are scaled down. Times are medians of 5 rounds of back-to-back runs.`,
 	cmd.Flags().StringVar(&f.dq, "dq", "auto", "how the backward computes dQ: fused (into the dK/dV kernel), separate, or auto")
 	cmd.Flags().BoolVar(&f.rolled, "fwd-rolled", false, "leave the forward's loops to the driver instead of unrolling them (for tuning)")
 	cmd.Flags().StringVar(&f.shapes, "shapes", "", "only shapes whose label contains this text, e.g. S8192")
-	cmd.AddCommand(newBenchPoolCmd(g))
+	cmd.AddCommand(newBenchPoolCmd(g), newBenchShardsCmd(g))
 	return cmd
 }
 
