@@ -33,5 +33,5 @@ print("|---|---|---|---|---|---|---|---|---|")
 for r in ours:
     t = best.get((r["pass"], norm(r["shape"])))
     tt = f'{t["tflops"]:.2f} ({t["impl"]})' if t else "-"
-    ratio = f'{r["tflops"] / t["tflops"]:.2f}' if t else "-"
+    ratio = f'{r["tflops"] / t["tflops"]:.3f}' if t else "-"
     print(f'| {r.get("variant","")} | {r.get("dtype","")} | {r.get("tiling","")} | {r["pass"]} | {r["shape"]} | {r["ms"]:.3f} | {r["tflops"]:.2f} | {tt} | {ratio} |')

@@ -7,7 +7,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"sort"
 	"strings"
 	"time"
 
@@ -327,38 +326,17 @@ func benchOne(ctx context.Context, op *attention.Op, s benchShape, pass string, 
 		dispatches = append(append([]wgpu.Dispatch(nil), dispatches...), bwd.Dispatches()...)
 		flops *= 3.5
 	}
-	// A warm-up run, then one with timestamp queries for gpu_ms.
-	if _, err := dev.Run(ctx, dispatches...); err != nil {
-		return benchResult{}, err
-	}
-	timing, err := dev.Run(ctx, dispatches...)
+	t, err := timeRuns(ctx, dev, dispatches, 5, reps, time.Second)
 	if err != nil {
 		return benchResult{}, err
 	}
-	if reps <= 0 {
-		reps = max(1, min(50, int(200*time.Millisecond/max(timing.Wall, time.Microsecond))))
-	}
-	rounds := make([]float64, 5)
-	for r := range rounds {
-		start := time.Now()
-		for range reps {
-			if err := dev.Submit(dispatches...); err != nil {
-				return benchResult{}, err
-			}
-		}
-		if err := dev.Wait(ctx); err != nil {
-			return benchResult{}, err
-		}
-		rounds[r] = float64(time.Since(start)) / float64(time.Millisecond) / float64(reps)
-	}
-	sort.Float64s(rounds)
-	ms := rounds[len(rounds)/2]
+	ms := float64(t.d) / float64(time.Millisecond)
 	res := benchResult{
 		Impl: "coreattn-wgsl", Adapter: dev.Info().Name, DType: a.DType.String(), Pass: pass, Shape: s.label,
 		MS: round(ms, 4), TFLOPS: round(flops/ms/1e9, 4), Tiling: tiling,
 	}
-	if timing.Passes != nil {
-		res.GPUMS = round(float64(timing.GPU())/float64(time.Millisecond), 4)
+	if t.gpu > 0 {
+		res.GPUMS = round(float64(t.gpu)/float64(time.Millisecond), 4)
 	}
 	return res, nil
 }

@@ -214,7 +214,7 @@ func runDemo(ctx context.Context, g *globalFlags, f *demoFlags, out io.Writer) e
 		return fmt.Errorf("demo: forward: %w", err)
 	}
 	defer fwd.Release()
-	tFwd, err := timeDispatches(ctx, dev, fwd.Dispatches())
+	tFwd, err := timeRuns(ctx, dev, fwd.Dispatches(), 3, 0, time.Second)
 	if err != nil {
 		return fmt.Errorf("demo: forward: %w", err)
 	}
@@ -227,7 +227,7 @@ func runDemo(ctx context.Context, g *globalFlags, f *demoFlags, out io.Writer) e
 	}
 	errO, errLSE := chk.forward(o, lse)
 	okFwd := errO <= demoTolerance && errLSE <= demoTolerance
-	fmt.Fprintf(out, "forward   %.3f ms  %.4g TFLOP/s  (%.3g GFLOP; %s)\n", ms(tFwd.d), tflops(a.FLOPs(), tFwd.d), a.FLOPs()/1e9, tFwd.how)
+	fmt.Fprintf(out, "forward   %.3f ms  %.4g TFLOP/s  (%.3g GFLOP; %s)\n", ms(tFwd.d), tflops(a.FLOPs(), tFwd.d), a.FLOPs()/1e9, tFwd)
 	fmt.Fprintf(out, "          O rel err %.1e, LSE abs err %.1e (%s): %s\n", errO, errLSE, chk.coverage(), okString(okFwd))
 
 	okBwd := true
@@ -249,7 +249,7 @@ func runDemo(ctx context.Context, g *globalFlags, f *demoFlags, out io.Writer) e
 		return fmt.Errorf("demo: backward: %w", err)
 	default:
 		defer bwd.Release()
-		tBwd, err := timeDispatches(ctx, dev, bwd.Dispatches())
+		tBwd, err := timeRuns(ctx, dev, bwd.Dispatches(), 3, 0, time.Second)
 		if err != nil {
 			return fmt.Errorf("demo: backward: %w", err)
 		}
@@ -268,7 +268,7 @@ func runDemo(ctx context.Context, g *globalFlags, f *demoFlags, out io.Writer) e
 		}
 		okBwd = eq <= demoTolerance && ek <= demoTolerance && ev <= demoTolerance
 		bf := 2.5 * a.FLOPs() // FlashAttention's convention: backward = 2.5x forward
-		fmt.Fprintf(out, "backward  %.3f ms  %.4g TFLOP/s  (%.3g GFLOP = 2.5x forward; %s)\n", ms(tBwd.d), tflops(bf, tBwd.d), bf/1e9, tBwd.how)
+		fmt.Fprintf(out, "backward  %.3f ms  %.4g TFLOP/s  (%.3g GFLOP = 2.5x forward; %s)\n", ms(tBwd.d), tflops(bf, tBwd.d), bf/1e9, tBwd)
 		fmt.Fprintf(out, "          dQ rel err %.1e, dK %.1e, dV %.1e (%s): %s\n", eq, ek, ev, chk.coverage(), okString(okBwd))
 		fmt.Fprintf(out, "fwd+bwd   %.3f ms  %.4g TFLOP/s\n", ms(tFwd.d+tBwd.d), tflops(3.5*a.FLOPs(), tFwd.d+tBwd.d))
 	}
@@ -292,40 +292,6 @@ func randn(rng *rand.Rand, n int) []float32 {
 		x[i] = float32(rng.NormFloat64())
 	}
 	return x
-}
-
-// demoTime is a measured kernel time and how it was measured.
-type demoTime struct {
-	d   time.Duration
-	how string
-}
-
-// timeDispatches runs the dispatches once (which also leaves the results in
-// place), then times up to five more runs, stopping after about a second,
-// and returns the median. It uses GPU timestamps where the adapter has them.
-func timeDispatches(ctx context.Context, dev *wgpu.Device, ds []wgpu.Dispatch) (demoTime, error) {
-	if _, err := dev.Run(ctx, ds...); err != nil {
-		return demoTime{}, err
-	}
-	var times []time.Duration
-	how := "wall clock"
-	start := time.Now()
-	for len(times) < 5 && (len(times) == 0 || time.Since(start) < time.Second) {
-		t, err := dev.Run(ctx, ds...)
-		if err != nil {
-			return demoTime{}, err
-		}
-		if t.Passes != nil {
-			how = "GPU timestamps"
-		}
-		times = append(times, t.GPU())
-	}
-	slices.Sort(times)
-	runs := fmt.Sprintf("median of %d runs", len(times))
-	if len(times) == 1 {
-		runs = "1 run"
-	}
-	return demoTime{d: times[len(times)/2], how: runs + ", " + how}, nil
 }
 
 // demoCheck compares results on a subset of the segments with the float64

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -38,10 +37,11 @@ coreattn simulate --profile and coreattn bench pool --profile use, and that a
 disagg.Pool takes per server.
 
 Each cell runs a fused batch of identical segments, sized so that launch
-overhead is amortised, and reports the median of --reps runs after one
-warm-up, divided by the number of segments. Times come from timestamp queries
-where the adapter has them, else from the host's wall clock. On a CPU adapter
-(lavapipe) the grid and the heads are scaled down.`,
+overhead is amortised, and reports the median over --reps rounds of
+back-to-back runs (wall clock per run; a lone run timed by GPU timestamps can
+read several times too long on a GPU that idles between runs), divided by the
+number of segments. On a CPU adapter (lavapipe) the grid and the heads are
+scaled down.`,
 		Example: `  coreattn profile --out h200.json
   coreattn profile --adapter 1 --heads 32 --kv-heads 8 --head-dim 128 --out igpu.json`,
 		Args: cobra.NoArgs,
@@ -58,7 +58,7 @@ where the adapter has them, else from the host's wall clock. On a CPU adapter
 	fl.IntSliceVar(&f.qLens, "q-lens", nil, "query-length axis, ascending (default: 16,64,256 on CPU adapters, 128,512,2048,8192 otherwise)")
 	fl.IntSliceVar(&f.kvLens, "kv-lens", nil, "key-length axis, ascending (default: 64,256,1024 on CPU adapters, 512,2048,8192,32768 otherwise)")
 	fl.BoolVar(&f.forwardOnly, "forward-only", false, "measure the forward only (the backward is then predicted as 2.5× the forward)")
-	fl.IntVar(&f.reps, "reps", 3, "timed runs per cell after one warm-up")
+	fl.IntVar(&f.reps, "reps", 3, "timed rounds of back-to-back runs per cell, after one warm-up")
 	return cmd
 }
 
@@ -254,7 +254,7 @@ func profileCell(ctx context.Context, op *attention.Op, rng *rand.Rand, q, k, n 
 		return 0, 0, err
 	}
 	defer call.Release()
-	if fwd, err = timeRuns(ctx, dev, call.Dispatches(), f.reps); err != nil {
+	if fwd, err = cellTime(ctx, dev, call.Dispatches(), f.reps); err != nil {
 		return 0, 0, err
 	}
 	fwd /= float64(n)
@@ -280,33 +280,10 @@ func profileCell(ctx context.Context, op *attention.Op, rng *rand.Rand, q, k, n 
 		return 0, 0, err
 	}
 	defer bcall.Release()
-	if bwd, err = timeRuns(ctx, dev, bcall.Dispatches(), f.reps); err != nil {
+	if bwd, err = cellTime(ctx, dev, bcall.Dispatches(), f.reps); err != nil {
 		return 0, 0, err
 	}
 	return fwd, bwd / float64(n), nil
-}
-
-// timeRuns runs the dispatches once to warm up, then reps times, and returns
-// the median seconds of one run: GPU time where the adapter has timestamp
-// queries, else wall time.
-func timeRuns(ctx context.Context, dev *wgpu.Device, ds []wgpu.Dispatch, reps int) (float64, error) {
-	if _, err := dev.Run(ctx, ds...); err != nil {
-		return 0, err
-	}
-	times := make([]float64, reps)
-	for r := range times {
-		t, err := dev.Run(ctx, ds...)
-		if err != nil {
-			return 0, err
-		}
-		d := t.Wall
-		if t.Passes != nil {
-			d = t.GPU()
-		}
-		times[r] = max(d, time.Nanosecond).Seconds()
-	}
-	slices.Sort(times)
-	return times[len(times)/2], nil
 }
 
 // writeProfileTable prints the measured grid.
@@ -330,4 +307,14 @@ func writeProfileTable(w io.Writer, p *disagg.Profile, path string) {
 		}
 	}
 	tw.Flush()
+}
+
+// cellTime is the seconds of one run of a profile cell: the median of rounds
+// of back-to-back runs (see timeRuns).
+func cellTime(ctx context.Context, dev *wgpu.Device, ds []wgpu.Dispatch, rounds int) (float64, error) {
+	t, err := timeRuns(ctx, dev, ds, rounds, 0, 300*time.Millisecond)
+	if err != nil {
+		return 0, err
+	}
+	return max(t.d, time.Nanosecond).Seconds(), nil
 }
