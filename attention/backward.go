@@ -23,8 +23,8 @@ type BackwardTensors struct {
 const backwardBuffers = 9
 
 // Backward computes dQ, dK and dV for host-resident tensors: Q, K, V, the
-// forward's O and LSE, and dO (shaped like Q). It uploads them, runs the
-// kernels and downloads the gradients.
+// forward's O and LSE, and dO (shaped like Q). It uploads them (stored as
+// a.DType; LSE as float32), runs the kernels and downloads the gradients.
 func (op *Op) Backward(ctx context.Context, a *Args, q, k, v, o, lse, do []float32) (dq, dk, dv []float32, err error) {
 	if err := a.Validate(); err != nil {
 		return nil, nil, nil, err
@@ -48,7 +48,11 @@ func (op *Op) Backward(ctx context.Context, a *Args, q, k, v, o, lse, do []float
 		name string
 		data []float32
 	}{{&t.Q, "q", q}, {&t.K, "k", k}, {&t.V, "v", v}, {&t.O, "o", o}, {&t.LSE, "lse", lse}, {&t.DO, "do", do}} {
-		if *in.dst, err = wgpu.Upload(op.dev, in.name, in.data); err != nil {
+		dt := a.DType
+		if in.name == "lse" {
+			dt = Float32
+		}
+		if *in.dst, err = Upload(op.dev, in.name, dt, in.data); err != nil {
 			return nil, nil, nil, fmt.Errorf("attention: %w", err)
 		}
 	}
@@ -57,20 +61,20 @@ func (op *Op) Backward(ctx context.Context, a *Args, q, k, v, o, lse, do []float
 		name string
 		n    int
 	}{{&t.DQ, "dq", len(q)}, {&t.DK, "dk", len(k)}, {&t.DV, "dv", len(v)}} {
-		if *out.dst, err = op.dev.NewBuffer(out.name, uint64(out.n)*4); err != nil {
+		if *out.dst, err = NewTensor(op.dev, out.name, a.DType, out.n); err != nil {
 			return nil, nil, nil, fmt.Errorf("attention: %w", err)
 		}
 	}
 	if err := op.BackwardBuffers(ctx, a, t); err != nil {
 		return nil, nil, nil, err
 	}
-	dq, dk, dv = make([]float32, len(q)), make([]float32, len(k)), make([]float32, len(v))
 	for _, out := range []struct {
 		src  *wgpu.Buffer
 		name string
-		dst  []float32
-	}{{t.DQ, "dq", dq}, {t.DK, "dk", dk}, {t.DV, "dv", dv}} {
-		if err := wgpu.Download(ctx, out.src, out.dst); err != nil {
+		dst  *[]float32
+		n    int
+	}{{t.DQ, "dq", &dq, len(q)}, {t.DK, "dk", &dk, len(k)}, {t.DV, "dv", &dv, len(v)}} {
+		if *out.dst, err = Download(ctx, out.src, a.DType, out.n); err != nil {
 			return nil, nil, nil, fmt.Errorf("attention: read %s: %w", out.name, err)
 		}
 	}
@@ -122,6 +126,7 @@ func (op *Op) PrepareBackward(a *Args, t BackwardTensors) (*Call, error) {
 	if err != nil {
 		return nil, fmt.Errorf("attention: %w", err)
 	}
+	dqT.DType, kvT.DType = a.DType, a.DType
 	fused := kvT
 	fused.FusedDQ = true
 	fuseErr := fused.Validate()
@@ -149,12 +154,11 @@ func (op *Op) prepareBackward(a *Args, t BackwardTensors, dqT, kvT shaders.BwdTi
 	if err := a.Validate(); err != nil {
 		return nil, err
 	}
-	if a.DType != Float32 {
-		return nil, fmt.Errorf("attention: backward: dtype %s is not supported yet (only float32)", a.DType)
-	}
+	// The tilings give the shape; the call gives the storage type.
+	dqT.DType, kvT.DType = a.DType, a.DType
 	if err := a.checkBuffers(op.dev, map[string]*wgpu.Buffer{
 		"q": t.Q, "k": t.K, "v": t.V, "o": t.O, "do": t.DO, "dq": t.DQ, "dk": t.DK, "dv": t.DV,
-	}, 4); err != nil {
+	}, int64(a.DType.Size())); err != nil {
 		return nil, err
 	}
 	if err := checkBuffer(op.dev, "lse", t.LSE, int64(a.NumHeadsQ)*int64(a.TotalQ())*4); err != nil {

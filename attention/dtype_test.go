@@ -98,3 +98,34 @@ func TestForwardHalfStorage(t *testing.T) {
 		}
 	}
 }
+
+// TestBackwardHalfStorage runs the backward with f16 and bf16 storage of Q,
+// K, V, O, dO and the gradients: within 1e-2 relative of the float64
+// reference gradients on the unrounded inputs. Half storage takes the
+// separate dQ kernel (the fused one adds into float32 dQ); asking for the
+// fused one is an error that names the dtype.
+func TestBackwardHalfStorage(t *testing.T) {
+	op := testOp(t)
+	for _, dt := range []DType{Float16, BFloat16} {
+		for i, c := range []gpuCase{gpuCases[3], gpuCases[11], gpuCases[15], gpuCases[2]} {
+			t.Run(dt.String()+"/"+c.name, func(t *testing.T) {
+				in := newBwdInputs(t, c, uint64(500+i))
+				a := *in.a
+				a.DType = dt
+				dq, dk, dv, err := op.Backward(context.Background(), &a, in.q, in.k, in.v, in.o, in.lse, in.do)
+				require.NoError(t, err)
+				require.LessOrEqual(t, RelError(dq, in.wantDQ), 1e-2, "dQ")
+				require.LessOrEqual(t, RelError(dk, in.wantDK), 1e-2, "dK")
+				require.LessOrEqual(t, RelError(dv, in.wantDV), 1e-2, "dV")
+			})
+		}
+		t.Run(dt.String()+"/fused is float32 only", func(t *testing.T) {
+			in := newBwdInputs(t, gpuCases[2], 600)
+			a := *in.a
+			a.DType = dt
+			fused := NewWithOptions(op.Device(), Options{DQ: DQFused})
+			_, _, _, err := fused.Backward(context.Background(), &a, in.q, in.k, in.v, in.o, in.lse, in.do)
+			require.ErrorContains(t, err, dt.String())
+		})
+	}
+}

@@ -194,7 +194,7 @@ func fusedArgs(a *attention.Args, ps []piece) attention.Args {
 	f := attention.Args{
 		CuSeqlensQ: make([]int32, len(ps)+1), CuSeqlensK: make([]int32, len(ps)+1),
 		NumHeadsQ: a.NumHeadsQ, NumHeadsKV: a.NumHeadsKV, HeadDim: a.HeadDim,
-		SoftmaxScale: a.SoftmaxScale, Causal: a.Causal,
+		SoftmaxScale: a.SoftmaxScale, Causal: a.Causal, DType: a.DType,
 	}
 	for i, p := range ps {
 		f.CuSeqlensQ[i+1] = f.CuSeqlensQ[i] + int32(p.q1-p.q0)

@@ -146,17 +146,17 @@ func (s *LocalServer) Forward(ctx context.Context, req *ForwardRequest) (*Forwar
 	var t attention.ForwardTensors
 	defer func() { release(t.Q, t.K, t.V, t.O, t.LSE) }()
 	var err error
-	if t.Q, err = wgpu.Upload(dev, "q", req.Q); err != nil {
+	if t.Q, err = attention.Upload(dev, "q", a.DType, req.Q); err != nil {
 		return nil, s.wrap(err)
 	}
-	if t.K, err = wgpu.Upload(dev, "k", req.K); err != nil {
+	if t.K, err = attention.Upload(dev, "k", a.DType, req.K); err != nil {
 		return nil, s.wrap(err)
 	}
-	if t.V, err = wgpu.Upload(dev, "v", req.V); err != nil {
+	if t.V, err = attention.Upload(dev, "v", a.DType, req.V); err != nil {
 		return nil, s.wrap(err)
 	}
-	rep := &ForwardReply{O: make([]float32, len(req.Q)), LSE: make([]float32, a.NumHeadsQ*a.TotalQ())}
-	if t.O, err = dev.NewBuffer("o", 4*uint64(len(rep.O))); err != nil {
+	rep := &ForwardReply{LSE: make([]float32, a.NumHeadsQ*a.TotalQ())}
+	if t.O, err = attention.NewTensor(dev, "o", a.DType, len(req.Q)); err != nil {
 		return nil, s.wrap(err)
 	}
 	if t.LSE, err = dev.NewBuffer("lse", 4*uint64(len(rep.LSE))); err != nil {
@@ -171,7 +171,7 @@ func (s *LocalServer) Forward(ctx context.Context, req *ForwardRequest) (*Forwar
 	if err != nil {
 		return nil, s.wrap(err)
 	}
-	if err := wgpu.Download(ctx, t.O, rep.O); err != nil {
+	if rep.O, err = attention.Download(ctx, t.O, a.DType, len(req.Q)); err != nil {
 		return nil, s.wrap(err)
 	}
 	if err := wgpu.Download(ctx, t.LSE, rep.LSE); err != nil {
@@ -210,17 +210,21 @@ func (s *LocalServer) Backward(ctx context.Context, req *BackwardRequest) (*Back
 		name string
 		data []float32
 	}{{&t.Q, "q", req.Q}, {&t.K, "k", req.K}, {&t.V, "v", req.V}, {&t.O, "o", req.O}, {&t.LSE, "lse", req.LSE}, {&t.DO, "do", req.DO}} {
-		if *in.dst, err = wgpu.Upload(dev, in.name, in.data); err != nil {
+		dt := a.DType
+		if in.name == "lse" {
+			dt = attention.Float32
+		}
+		if *in.dst, err = attention.Upload(dev, in.name, dt, in.data); err != nil {
 			return nil, s.wrap(err)
 		}
 	}
-	rep := &BackwardReply{DQ: make([]float32, len(req.Q)), DK: make([]float32, len(req.K)), DV: make([]float32, len(req.V))}
+	rep := &BackwardReply{}
 	for _, out := range []struct {
 		dst  **wgpu.Buffer
 		name string
 		n    int
-	}{{&t.DQ, "dq", len(rep.DQ)}, {&t.DK, "dk", len(rep.DK)}, {&t.DV, "dv", len(rep.DV)}} {
-		if *out.dst, err = dev.NewBuffer(out.name, 4*uint64(out.n)); err != nil {
+	}{{&t.DQ, "dq", len(req.Q)}, {&t.DK, "dk", len(req.K)}, {&t.DV, "dv", len(req.V)}} {
+		if *out.dst, err = attention.NewTensor(dev, out.name, a.DType, out.n); err != nil {
 			return nil, s.wrap(err)
 		}
 	}
@@ -235,9 +239,10 @@ func (s *LocalServer) Backward(ctx context.Context, req *BackwardRequest) (*Back
 	}
 	for _, out := range []struct {
 		buf *wgpu.Buffer
-		dst []float32
-	}{{t.DQ, rep.DQ}, {t.DK, rep.DK}, {t.DV, rep.DV}} {
-		if err := wgpu.Download(ctx, out.buf, out.dst); err != nil {
+		dst *[]float32
+		n   int
+	}{{t.DQ, &rep.DQ, len(req.Q)}, {t.DK, &rep.DK, len(req.K)}, {t.DV, &rep.DV, len(req.V)}} {
+		if *out.dst, err = attention.Download(ctx, out.buf, a.DType, out.n); err != nil {
 			return nil, s.wrap(err)
 		}
 	}

@@ -39,6 +39,11 @@
 // phases and steps, so each chunk costs one barrier, and the one tile
 // buffer pt is reused for P and dS.
 //
+// Tensors are stored as IOV (four values: vec4<f32>, or vec2<u32> holding
+// four f16 or bf16), read with ld() and written with st() from the dtype's
+// prelude (dtype.go); arithmetic, LSE and Delta are f32. The fused variant
+// adds into dQ as f32 bits, so it needs float32 storage.
+//
 // The constants below are generated per adapter and head dimension by
 // shaders.BwdTiling.Source (see bwd.go) and prepended to this file:
 //
@@ -87,21 +92,21 @@ struct Params {
 // segs = cu_seqlens_q [B+1] ++ cu_seqlens_k [B+1] ++ dQ tiles (segment, q0)
 //        ++ dK/dV tiles (segment, k0)
 @group(0) @binding(1) var<storage, read> segs: array<u32>;
-@group(0) @binding(2) var<storage, read> q: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> k: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read> v: array<vec4<f32>>;
-@group(0) @binding(5) var<storage, read> d_o: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> q: array<IOV>;
+@group(0) @binding(3) var<storage, read> k: array<IOV>;
+@group(0) @binding(4) var<storage, read> v: array<IOV>;
+@group(0) @binding(5) var<storage, read> d_o: array<IOV>;
 @group(0) @binding(6) var<storage, read> lse: array<f32>;
 @group(0) @binding(7) var<storage, read> dlt: array<f32>;                  // Delta [Hq, total_q]
-@group(0) @binding(8) var<storage, read_write> grad_a: array<vec4<f32>>;   // dQ or dK
-@group(0) @binding(9) var<storage, read_write> grad_b: array<vec4<f32>>;   // dV (dkv_main only)
-@group(0) @binding(10) var<storage, read_write> dq_acc: array<atomic<u32>>; // dQ as f32 bits (fused dkv_main only)
+@group(0) @binding(8) var<storage, read_write> grad_a: array<IOV>;   // dQ or dK
+@group(0) @binding(9) var<storage, read_write> grad_b: array<IOV>;   // dV (dkv_main only)
+@group(0) @binding(10) var<storage, read_write> dq_acc: array<atomic<u32>>; // dQ as f32 bits (fused dkv_main only; float32 storage)
 
 // The Delta pre-pass binds its own operands; no other entry point uses these.
-@group(0) @binding(1) var<storage, read> pre_o: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> pre_do: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> pre_o: array<IOV>;
+@group(0) @binding(2) var<storage, read> pre_do: array<IOV>;
 @group(0) @binding(3) var<storage, read_write> pre_delta: array<f32>;
-@group(0) @binding(4) var<storage, read_write> pre_dq: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> pre_dq: array<IOV>;
 
 const LOG2E: f32 = 1.4426950408889634;
 const BIG: f32 = 1.0e30;   // stands in for an infinite LSE: exp2(s - BIG) is 0
@@ -141,8 +146,8 @@ fn delta_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_in
 	}
 	var acc = vec4<f32>(0.0);
 	for (var d4 = 0u; d4 < DV4; d4++) {
-		acc = fma(pre_o[idx * DV4 + d4], pre_do[idx * DV4 + d4], acc);
-		pre_dq[idx * DV4 + d4] = vec4<f32>(0.0);
+		acc = fma(ld(pre_o[idx * DV4 + d4]), ld(pre_do[idx * DV4 + d4]), acc);
+		pre_dq[idx * DV4 + d4] = st(vec4<f32>(0.0));
 	}
 	pre_delta[(idx % P.hq) * P.total_q + idx / P.hq] = (acc.x + acc.y) + (acc.z + acc.w);
 }
@@ -297,7 +302,7 @@ fn dq_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
 				for (var j = 0u; j < NJ; j++) {
 					let d4 = tx + TX * j;
 					if (d4 < DV4) {
-						grad_a[(row * P.hq + h) * DV4 + d4] = acc[(4u * r + i) * NJ + j] * P.scale;
+						grad_a[(row * P.hq + h) * DV4 + d4] = st(acc[(4u * r + i) * NJ + j] * P.scale);
 					}
 				}
 			}
@@ -521,8 +526,8 @@ fn dkv_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
 					let d4 = tx + TX * j;
 					if (d4 < DV4) {
 						let idx = (row * P.hkv + hk) * DV4 + d4;
-						grad_a[idx] = acc_k[(4u * r + i) * NJ + j] * P.scale;
-						grad_b[idx] = acc_v[(4u * r + i) * NJ + j];
+						grad_a[idx] = st(acc_k[(4u * r + i) * NJ + j] * P.scale);
+						grad_b[idx] = st(acc_v[(4u * r + i) * NJ + j]);
 					}
 				}
 			}
@@ -767,16 +772,16 @@ fn k_at(row: u32, hk: u32, d4: u32) -> u32 {
 // Every call passes sel as a literal.
 fn ld_q(sel: u32, idx: u32) -> vec4<f32> {
 	if (sel == 0u) {
-		return q[idx];
+		return ld(q[idx]);
 	}
-	return d_o[idx];
+	return ld(d_o[idx]);
 }
 
 fn ld_k(sel: u32, idx: u32) -> vec4<f32> {
 	if (sel == 0u) {
-		return k[idx];
+		return ld(k[idx]);
 	}
-	return v[idx];
+	return ld(v[idx]);
 }
 
 // dq_fetch fetches d-chunk c of the block's Q rows and of the K rows
@@ -842,7 +847,7 @@ fn dq_fetch_acc(t: Tile, hk: u32, lid: u32, kb: u32) -> array<vec4<f32>, PV> {
 		let row = it / DV4;
 		f[u] = vec4<f32>(0.0);
 		if (((VC * DV4) % NT == 0u || it < VC * DV4) && kb + row < t.k_len) {
-			f[u] = k[k_at(t.k_start + kb + row, hk, it % DV4)];
+			f[u] = ld(k[k_at(t.k_start + kb + row, hk, it % DV4)]);
 		}
 	}
 	return f;

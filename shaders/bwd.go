@@ -66,6 +66,8 @@ type BwdTiling struct {
 	// kernel runs; the Delta pre-pass clears it. It needs BR = BC, VC a
 	// multiple of 4, D/4 a multiple of TX, and a tenth storage buffer.
 	FusedDQ bool
+	// DType is the storage type of Q, K, V, O, dO and the gradients.
+	DType DType
 	// Rolled leaves the loops marked @unroll to the driver (for comparison).
 	Rolled bool
 }
@@ -131,6 +133,10 @@ func (t BwdTiling) Validate() error {
 		return fmt.Errorf("shaders: tiling %+v: KC must be a positive multiple of 4", t)
 	case t.VC < 1 || t.BC()%t.VC != 0:
 		return fmt.Errorf("shaders: tiling %+v: VC must divide BC = %d", t, t.BC())
+	case !t.DType.Valid():
+		return fmt.Errorf("shaders: tiling %+v: invalid dtype %d", t, int(t.DType))
+	case t.FusedDQ && t.DType != Float32:
+		return fmt.Errorf("shaders: tiling %+v: fusing dQ adds into float32 dQ; storage is %s", t, t.DType)
 	case t.FusedDQ && t.Kernel != BwdDKV:
 		return fmt.Errorf("shaders: tiling %+v: only the dK/dV kernel can fuse dQ", t)
 	case t.FusedDQ && (t.BR() != t.BC() || t.VC%4 != 0 || (t.D/4)%t.TX != 0):
@@ -144,6 +150,9 @@ func (t BwdTiling) String() string {
 	s := fmt.Sprintf("%s D%d BR%d BC%d RM%d KC%d VC%d", t.Kernel, t.D, t.BR(), t.BC(), t.rows(), t.KC, t.VC)
 	if t.FusedDQ {
 		s += " fused-dq"
+	}
+	if t.DType != Float32 {
+		s += " " + t.DType.String()
 	}
 	if t.Rolled {
 		s += " rolled"
@@ -160,6 +169,7 @@ func (t BwdTiling) Source() (string, error) {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "// generated tiling: %s\n", t)
+	b.WriteString(t.DType.prelude())
 	nj := ceilDiv(t.D/4, t.TX)
 	rs, swz := t.ptLayout()
 	consts := []struct {

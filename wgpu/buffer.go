@@ -159,49 +159,48 @@ func Download[T Elem](ctx context.Context, b *Buffer, dst []T) error {
 		d.mu.Unlock()
 		return err
 	}
+	var rel releaser
+	fail := func(err error) error {
+		rel.run()
+		d.mu.Unlock()
+		return fmt.Errorf("wgpu: %s: download %q: %w", d.info.Name, b.label, err)
+	}
 	staging, err := d.dev.CreateBuffer(&webgpu.BufferDescriptor{
 		Label: b.label + " readback",
 		Size:  padded(size),
 		Usage: webgpu.BufferUsage_MapRead | webgpu.BufferUsage_CopyDst,
 	})
 	if err != nil {
-		d.mu.Unlock()
-		return fmt.Errorf("wgpu: %s: download %q: %w", d.info.Name, b.label, err)
+		return fail(err)
 	}
-	defer staging.Release()
+	rel.add(staging.Release)
 	enc, err := d.dev.CreateCommandEncoder(nil)
 	if err != nil {
-		d.mu.Unlock()
-		return fmt.Errorf("wgpu: %s: download %q: %w", d.info.Name, b.label, err)
+		return fail(err)
 	}
-	defer enc.Release()
+	rel.add(enc.Release)
 	if err := enc.CopyBufferToBuffer(b.buf, 0, staging, 0, padded(size)); err != nil {
-		d.mu.Unlock()
-		return fmt.Errorf("wgpu: %s: download %q: %w", d.info.Name, b.label, err)
+		return fail(err)
 	}
 	cmd, err := enc.Finish(nil)
 	if err != nil {
-		d.mu.Unlock()
-		return fmt.Errorf("wgpu: %s: download %q: %w", d.info.Name, b.label, err)
+		return fail(err)
 	}
-	defer cmd.Release()
+	rel.add(cmd.Release)
 	d.queue.Submit(cmd)
-	var status webgpu.BufferMapAsyncStatus
-	mapped := false
-	if err := staging.MapAsync(webgpu.MapMode_Read, 0, padded(size), func(s webgpu.BufferMapAsyncStatus) { status, mapped = s, true }); err != nil {
-		d.mu.Unlock()
-		return fmt.Errorf("wgpu: %s: download %q: %w", d.info.Name, b.label, err)
-	}
-	unlocked, err := d.wait(ctx)
+	unlocked, err := d.wait(ctx, rel.run)
 	if unlocked {
 		return err
 	}
-	defer d.mu.Unlock()
+	defer func() {
+		rel.run()
+		d.mu.Unlock()
+	}()
 	if err != nil {
 		return err
 	}
-	if !mapped || status != webgpu.BufferMapAsyncStatus_Success {
-		return fmt.Errorf("wgpu: %s: download %q: map failed: %s", d.info.Name, b.label, status)
+	if err := d.mapRead(staging, padded(size)); err != nil {
+		return fmt.Errorf("wgpu: %s: download %q: %w", d.info.Name, b.label, err)
 	}
 	copy(bytesOf(dst), staging.GetMappedRange(0, uint(padded(size)))[:size])
 	staging.Unmap()

@@ -139,10 +139,15 @@ func (d *Device) noteLost(err error) error {
 	return fmt.Errorf("%w: %w", ErrDeviceLost, err)
 }
 
-// wait blocks until the queue is idle or ctx is done. Callers hold d.mu; if
-// ctx ends first, wait returns its error and the mutex is released only when
-// the GPU work has finished, so later callers never see a half-done queue.
-func (d *Device) wait(ctx context.Context) (unlocked bool, err error) {
+// wait blocks until the queue is idle or ctx is done. Callers hold d.mu.
+// If ctx ends first, wait returns its error with unlocked true and takes
+// over the rest in the background: once the GPU work has finished it calls
+// release (which frees the objects the work and its pending buffer maps
+// use: freeing them while a map is pending and another thread polls crashes
+// wgpu-native) and only then unlocks, so later callers never see a
+// half-done queue. Otherwise the caller still holds d.mu and calls release
+// itself when it is done with the objects.
+func (d *Device) wait(ctx context.Context, release func()) (unlocked bool, err error) {
 	if ctx.Done() == nil {
 		d.dev.Poll(true, nil)
 		return false, d.usable()
@@ -158,9 +163,22 @@ func (d *Device) wait(ctx context.Context) (unlocked bool, err error) {
 	case <-ctx.Done():
 		go func() {
 			<-done
+			release()
 			d.mu.Unlock()
 		}()
 		return true, fmt.Errorf("wgpu: %s: waiting for the GPU: %w", d.info.Name, ctx.Err())
+	}
+}
+
+// releaser collects the Release calls of objects that submitted work uses,
+// to run in reverse order once the work is done (see wait).
+type releaser []func()
+
+func (r *releaser) add(f func()) { *r = append(*r, f) }
+
+func (r releaser) run() {
+	for i := len(r) - 1; i >= 0; i-- {
+		r[i]()
 	}
 }
 
@@ -171,7 +189,7 @@ func (d *Device) Wait(ctx context.Context) error {
 		d.mu.Unlock()
 		return err
 	}
-	unlocked, err := d.wait(ctx)
+	unlocked, err := d.wait(ctx, func() {})
 	if !unlocked {
 		d.mu.Unlock()
 	}

@@ -64,6 +64,7 @@ func (d *Device) Run(ctx context.Context, ds ...Dispatch) (Timing, error) {
 		d.mu.Unlock()
 		return Timing{}, err
 	}
+	var rel releaser
 	var ts *timestamps
 	if d.info.Timestamps && len(ds) > 0 {
 		var err error
@@ -71,32 +72,33 @@ func (d *Device) Run(ctx context.Context, ds ...Dispatch) (Timing, error) {
 			d.mu.Unlock()
 			return Timing{}, err
 		}
-		defer ts.release()
+		rel.add(ts.release)
 	}
 	cmd, err := d.encode(ds, ts)
 	if err != nil {
+		rel.run()
 		d.mu.Unlock()
 		return Timing{}, d.noteLost(err)
 	}
-	defer cmd.Release()
+	rel.add(cmd.Release)
 	start := time.Now()
 	d.queue.Submit(cmd)
-	if ts != nil {
-		if err := ts.readback.MapAsync(webgpu.MapMode_Read, 0, ts.readback.GetSize(), func(s webgpu.BufferMapAsyncStatus) { ts.status, ts.mapped = s, true }); err != nil {
-			d.mu.Unlock()
-			return Timing{}, fmt.Errorf("wgpu: %s: read timestamps: %w", d.info.Name, err)
-		}
-	}
-	unlocked, err := d.wait(ctx)
+	unlocked, err := d.wait(ctx, rel.run)
 	if unlocked {
 		return Timing{}, err
 	}
-	defer d.mu.Unlock()
+	defer func() {
+		rel.run()
+		d.mu.Unlock()
+	}()
 	t := Timing{Wall: since(start)}
 	if err != nil {
 		return t, err
 	}
 	if ts != nil {
+		if err := d.mapRead(ts.readback, ts.readback.GetSize()); err != nil {
+			return t, fmt.Errorf("wgpu: %s: read timestamps: %w", d.info.Name, err)
+		}
 		t.Passes = ts.durations()
 	}
 	return t, nil

@@ -14,8 +14,6 @@ type timestamps struct {
 	set      *webgpu.QuerySet
 	resolve  *webgpu.Buffer
 	readback *webgpu.Buffer
-	status   webgpu.BufferMapAsyncStatus
-	mapped   bool
 }
 
 // newTimestamps allocates two queries per dispatch. Callers hold d.mu.
@@ -46,11 +44,8 @@ func (t *timestamps) encodeResolve(enc *webgpu.CommandEncoder) error {
 	return enc.CopyBufferToBuffer(t.resolve, 0, t.readback, 0, uint64(16*t.n))
 }
 
-// durations decodes the mapped readback buffer; nil if mapping failed.
+// durations decodes the readback buffer, mapped by the caller, and unmaps it.
 func (t *timestamps) durations() []time.Duration {
-	if !t.mapped || t.status != webgpu.BufferMapAsyncStatus_Success {
-		return nil
-	}
 	raw := t.readback.GetMappedRange(0, uint(16*t.n))
 	out := make([]time.Duration, t.n)
 	for i := range out {

@@ -2,6 +2,7 @@ package wgpu_test
 
 import (
 	"context"
+	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -103,4 +104,54 @@ func TestErrorsAreValues(t *testing.T) {
 	require.NoError(t, d.Close())
 	_, err = d.NewBuffer("after close", 16)
 	require.ErrorContains(t, err, "closed")
+}
+
+// TestDownloadSurvivesGC reads buffers back (Download, and Run's timestamp
+// readback) while another goroutine collects garbage without pause:
+// go-webgpu's map callback data is not kept alive by Go, and mapping while
+// a collection could run crashed the process (see mapRead).
+func TestDownloadSurvivesGC(t *testing.T) {
+	d := openTest(t)
+	src := make([]float32, 1<<16)
+	for i := range src {
+		src[i] = float32(i)
+	}
+	b, err := wgpu.Upload(d, "src", src)
+	require.NoError(t, err)
+	defer b.Release()
+	y, err := d.NewBuffer("y", 4*uint64(len(src)))
+	require.NoError(t, err)
+	defer y.Release()
+	p, err := d.Pipeline("axpy", axpy, "main")
+	require.NoError(t, err)
+	disp := wgpu.Dispatch{Label: "axpy", Pipeline: p, Buffers: []*wgpu.Buffer{b, y}, Workgroups: [3]uint32{uint32(len(src) / 64), 1, 1}}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				// Small objects reuse freed 8-byte slots with other values.
+				junk := make([]*uint64, 4096)
+				for j := range junk {
+					v := uint64(0xdeadbeef) << 8
+					junk[j] = &v
+				}
+				runtime.GC()
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dst := make([]float32, len(src))
+	for i := range 200 {
+		require.NoError(t, wgpu.Download(ctx, b, dst))
+		require.Equal(t, src[i*7%len(src)], dst[i*7%len(src)])
+		_, err := d.Run(ctx, disp)
+		require.NoError(t, err)
+	}
 }

@@ -1,0 +1,66 @@
+package wgpu
+
+import (
+	"fmt"
+	"runtime/debug"
+	"sync"
+
+	webgpu "github.com/rajveermalviya/go-webgpu/wgpu"
+)
+
+// mapRead maps buf for reading. Callers hold d.mu and have already waited
+// for the work that writes buf, so the map completes in the next poll.
+//
+// go-webgpu v0.17.1 gives wgpu-native, as the map callback's user data, a
+// pointer to a Go variable that nothing in Go keeps alive. A garbage
+// collection between MapAsync and the callback can free it, and the
+// callback then panics ("misuse of an invalid Handle"; seen in the pool
+// tests, where other goroutines allocate while one waits). So the map is
+// requested only when the GPU is done with buf, and the collector is held
+// off for the microseconds between the request and the callback.
+func (d *Device) mapRead(buf *webgpu.Buffer, size uint64) error {
+	resume := holdGC()
+	var status webgpu.BufferMapAsyncStatus
+	mapped := false
+	err := buf.MapAsync(webgpu.MapMode_Read, 0, size, func(s webgpu.BufferMapAsyncStatus) { status, mapped = s, true })
+	if err == nil {
+		d.dev.Poll(true, nil)
+	}
+	resume()
+	switch {
+	case err != nil:
+		return err
+	case !mapped:
+		return fmt.Errorf("map of %d bytes did not complete", size)
+	case status != webgpu.BufferMapAsyncStatus_Success:
+		return fmt.Errorf("map failed: %s", status)
+	}
+	return nil
+}
+
+// gcHold counts the goroutines inside holdGC windows, process-wide because
+// the garbage collector is.
+var gcHold struct {
+	sync.Mutex
+	n   int
+	old int // the GC percentage to restore
+}
+
+// holdGC turns the garbage collector off (waiting for a cycle in progress
+// to finish) until the returned func is called; windows may overlap.
+func holdGC() (resume func()) {
+	gcHold.Lock()
+	if gcHold.n == 0 {
+		gcHold.old = debug.SetGCPercent(-1)
+	}
+	gcHold.n++
+	gcHold.Unlock()
+	return func() {
+		gcHold.Lock()
+		gcHold.n--
+		if gcHold.n == 0 {
+			debug.SetGCPercent(gcHold.old)
+		}
+		gcHold.Unlock()
+	}
+}
