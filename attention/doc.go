@@ -33,6 +33,20 @@
 // contributions of every query head of its group; KV rows that no query sees
 // get zero gradients.
 //
+// # Storage and determinism
+//
+// [Args].DType stores Q, K, V, O, dO and the gradients on the device as
+// float32 (the default), float16 or bfloat16; the kernels always compute in
+// float32, and LSE stays float32. The host-slice methods convert.
+//
+// By default ([DQAuto]) the backward computes dQ inside the key-block-major
+// dK/dV kernel, adding each block's share with atomic compare-and-swap loops
+// on the float32 bits: float addition in an order that varies from run to
+// run, so dQ is not bitwise reproducible (dK, dV, O and LSE are). [DQSeparate]
+// runs a query-block-major dQ kernel instead, which writes every element once
+// and makes the backward about 25% slower on an H200; half storage always
+// uses it.
+//
 // # Reference
 //
 // [ReferenceForward] and [ReferenceBackward] compute the same function in
