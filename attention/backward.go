@@ -97,8 +97,10 @@ func (op *Op) BackwardBuffers(ctx context.Context, a *Args, t BackwardTensors) e
 
 // PrepareBackward validates the arguments and tensors, compiles (or
 // fetches) the kernels for this head dimension and adapter, and returns the
-// launch: the Delta pre-pass, the dQ kernel and the dK/dV kernel. The call
-// owns a Delta scratch buffer of Hq*total_q floats, freed by Release.
+// launch: the Delta pre-pass (which also clears dQ), then either the dK/dV
+// kernel with dQ fused into it or the dQ kernel and the dK/dV kernel, as
+// Options.DQ and the tiling allow. The call owns a Delta scratch buffer of
+// Hq*total_q floats, freed by Release.
 func (op *Op) PrepareBackward(a *Args, t BackwardTensors) (*Call, error) {
 	if err := a.Validate(); err != nil {
 		return nil, err
