@@ -183,13 +183,16 @@ func (op *Op) prepareBackward(a *Args, t BackwardTensors, dqT, kvT shaders.BwdTi
 	if dqT.Kernel != shaders.BwdDQ || kvT.Kernel != shaders.BwdDKV {
 		return nil, fmt.Errorf("attention: backward tilings %s and %s are for the wrong kernels", dqT, kvT)
 	}
-	pipes := make([]*wgpu.Pipeline, 3)
+	// With dQ fused and half storage, dK/dV adds into an f32 scratch dQ that
+	// a last pass stores as dQ.
+	castDQ := kvT.FusedDQ && a.DType != Float32
+	pipes := make([]*wgpu.Pipeline, 4)
 	for i, p := range []struct {
 		tiling shaders.BwdTiling
 		entry  string
-	}{{dqT, shaders.DeltaEntry}, {dqT, dqT.Kernel.Entry()}, {kvT, kvT.Kernel.Entry()}} {
-		if i == 1 && kvT.FusedDQ {
-			continue // the dQ kernel is not run
+	}{{dqT, shaders.DeltaEntry}, {dqT, dqT.Kernel.Entry()}, {kvT, kvT.Kernel.Entry()}, {dqT, shaders.DQCastEntry}} {
+		if (i == 1 && kvT.FusedDQ) || (i == 3 && !castDQ) {
+			continue // not run
 		}
 		if p.tiling.D != a.HeadDim {
 			return nil, fmt.Errorf("attention: backward tiling %s is for D=%d, the call has head_dim %d", p.tiling, p.tiling.D, a.HeadDim)
@@ -250,6 +253,14 @@ func (op *Op) prepareBackward(a *Args, t BackwardTensors, dqT, kvT shaders.BwdTi
 		return nil, fmt.Errorf("attention: %w", err)
 	}
 	call.owned = append(call.owned, delta)
+	dqAcc := t.DQ // what the fused dK/dV kernel adds into
+	if castDQ {
+		if dqAcc, err = op.dev.NewBuffer("attn_bwd dq f32", uint64(nrows)*uint64(a.HeadDim)*4); err != nil {
+			call.Release()
+			return nil, fmt.Errorf("attention: %w", err)
+		}
+		call.owned = append(call.owned, dqAcc) // zero when created; the cast pass clears it again
+	}
 	if nq > 0 {
 		// The pre-pass also clears dQ, which the fused dK/dV kernel adds into.
 		call.dispatches = append(call.dispatches, wgpu.Dispatch{
@@ -270,7 +281,7 @@ func (op *Op) prepareBackward(a *Args, t BackwardTensors, dqT, kvT shaders.BwdTi
 	if nkv > 0 {
 		bufs := []*wgpu.Buffer{pbuf, mbuf, t.Q, t.K, t.V, t.DO, t.LSE, delta, t.DK, t.DV}
 		if kvT.FusedDQ {
-			bufs = append(bufs, t.DQ)
+			bufs = append(bufs, dqAcc)
 		}
 		call.dispatches = append(call.dispatches, wgpu.Dispatch{
 			Label:      "attn_bwd dkv",
@@ -278,6 +289,14 @@ func (op *Op) prepareBackward(a *Args, t BackwardTensors, dqT, kvT shaders.BwdTi
 			Buffers:    bufs,
 			Workgroups: [3]uint32{uint32(a.NumHeadsKV), uint32(kvY), uint32((nkv + kvY - 1) / kvY)},
 		})
+		if castDQ && nq > 0 {
+			call.dispatches = append(call.dispatches, wgpu.Dispatch{
+				Label:      "attn_bwd dq cast",
+				Pipeline:   pipes[3],
+				Buffers:    []*wgpu.Buffer{pbuf, dqAcc, t.DQ},
+				Workgroups: [3]uint32{uint32(deltaX), uint32((deltaWG + deltaX - 1) / deltaX), 1},
+			})
+		}
 	}
 	return call, nil
 }

@@ -44,8 +44,8 @@
 // on the float32 bits: float addition in an order that varies from run to
 // run, so dQ is not bitwise reproducible (dK, dV, O and LSE are). [DQSeparate]
 // runs a query-block-major dQ kernel instead, which writes every element once
-// and makes the backward about 25% slower on an H200; half storage always
-// uses it.
+// and makes the backward about 25% slower on an H200. With half storage the
+// fused kernel adds into an f32 scratch dQ that a last pass stores.
 //
 // # Reference
 //

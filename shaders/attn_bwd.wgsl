@@ -42,7 +42,9 @@
 // Tensors are stored as IOV (four values: vec4<f32>, or vec2<u32> holding
 // four f16 or bf16), read with ld() and written with st() from the dtype's
 // prelude (dtype.go); arithmetic, LSE and Delta are f32. The fused variant
-// adds into dQ as f32 bits, so it needs float32 storage.
+// adds into dQ as f32 bits: with half storage it adds into an f32 scratch
+// copy of dQ, which dq_cast_main then stores as dQ (clearing the scratch
+// for the next run).
 //
 // The constants below are generated per adapter and head dimension by
 // shaders.BwdTiling.Source (see bwd.go) and prepended to this file:
@@ -108,6 +110,10 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> pre_delta: array<f32>;
 @group(0) @binding(4) var<storage, read_write> pre_dq: array<IOV>;
 
+// The dQ cast pass (fused variant with half storage) binds these.
+@group(0) @binding(1) var<storage, read_write> cast_src: array<vec4<f32>>;   // f32 dQ, cleared as read
+@group(0) @binding(2) var<storage, read_write> cast_dst: array<IOV>;         // dQ
+
 const LOG2E: f32 = 1.4426950408889634;
 const BIG: f32 = 1.0e30;   // stands in for an infinite LSE: exp2(s - BIG) is 0
 const NONE: u32 = 0xffffffffu;
@@ -150,6 +156,21 @@ fn delta_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_in
 		pre_dq[idx * DV4 + d4] = st(vec4<f32>(0.0));
 	}
 	pre_delta[(idx % P.hq) * P.total_q + idx / P.hq] = (acc.x + acc.y) + (acc.z + acc.w);
+}
+
+// dq_cast_main stores the f32 dQ that the fused dkv_main added up into
+// cast_src as dQ in the storage type, and clears cast_src for the next run.
+// It has the Delta pre-pass's grid: one invocation per (row, head) pair.
+@compute @workgroup_size(DWG)
+fn dq_cast_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+	let idx = (wg.x + wg.y * P.delta_grid_x) * DWG + lid;
+	if (idx >= P.nrows) {
+		return;
+	}
+	for (var d4 = 0u; d4 < DV4; d4++) {
+		cast_dst[idx * DV4 + d4] = st(cast_src[idx * DV4 + d4]);
+		cast_src[idx * DV4 + d4] = vec4<f32>(0.0);
+	}
 }
 
 @compute @workgroup_size(NT)

@@ -46,6 +46,11 @@ const (
 	DeltaWorkgroup = 64
 )
 
+// DQCastEntry is the entry point, in the BwdDQ module, of the pass that
+// stores the f32 dQ of the fused dK/dV kernel in a half storage type. It has
+// the Delta pre-pass's workgroup size and grid.
+const DQCastEntry = "dq_cast_main"
+
 // BwdTiling is the tile shape of one backward kernel. Both kernels share
 // one structure: a workgroup owns BR "rows" (queries for dQ, keys for dK/dV)
 // and streams "columns" (keys, queries) in steps of BC; thread (tx, ty) owns
@@ -63,8 +68,10 @@ type BwdTiling struct {
 	// adding each step's dS K into dQ with atomic compare-and-swap loops
 	// (WGSL has no float atomics), so that the dQ kernel and its
 	// recomputation of S and dP are not needed. dQ must be zero before the
-	// kernel runs; the Delta pre-pass clears it. It needs BR = BC, VC a
-	// multiple of 4, D/4 a multiple of TX, and a tenth storage buffer.
+	// kernel runs; the Delta pre-pass clears it. With half storage the
+	// kernel adds into an f32 scratch dQ instead, which the DQCastEntry pass
+	// stores as dQ. It needs BR = BC, VC a multiple of 4, D/4 a multiple of
+	// TX, and a tenth storage buffer.
 	FusedDQ bool
 	// DType is the storage type of Q, K, V, O, dO and the gradients.
 	DType DType
@@ -135,8 +142,6 @@ func (t BwdTiling) Validate() error {
 		return fmt.Errorf("shaders: tiling %+v: VC must divide BC = %d", t, t.BC())
 	case !t.DType.Valid():
 		return fmt.Errorf("shaders: tiling %+v: invalid dtype %d", t, int(t.DType))
-	case t.FusedDQ && t.DType != Float32:
-		return fmt.Errorf("shaders: tiling %+v: fusing dQ adds into float32 dQ; storage is %s", t, t.DType)
 	case t.FusedDQ && t.Kernel != BwdDKV:
 		return fmt.Errorf("shaders: tiling %+v: only the dK/dV kernel can fuse dQ", t)
 	case t.FusedDQ && (t.BR() != t.BC() || t.VC%4 != 0 || (t.D/4)%t.TX != 0):

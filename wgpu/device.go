@@ -149,12 +149,12 @@ func (d *Device) noteLost(err error) error {
 // itself when it is done with the objects.
 func (d *Device) wait(ctx context.Context, release func()) (unlocked bool, err error) {
 	if ctx.Done() == nil {
-		d.dev.Poll(true, nil)
+		d.drain()
 		return false, d.usable()
 	}
 	done := make(chan struct{})
 	go func() {
-		d.dev.Poll(true, nil)
+		d.drain()
 		close(done)
 	}()
 	select {
@@ -167,6 +167,19 @@ func (d *Device) wait(ctx context.Context, release func()) (unlocked bool, err e
 			d.mu.Unlock()
 		}()
 		return true, fmt.Errorf("wgpu: %s: waiting for the GPU: %w", d.info.Name, ctx.Err())
+	}
+}
+
+// drain polls the device until its queue is empty. It never asks wgpu to
+// block: wgpu-core 0.17's blocking poll gives up after 5 seconds and then
+// treats the submission as finished, freeing what it uses while the GPU
+// still runs it (lavapipe compiling a large kernel on a busy CPU takes that
+// long, and crashed in its queue thread). Callers hold d.mu.
+func (d *Device) drain() {
+	pause := 20 * time.Microsecond
+	for !d.dev.Poll(false, nil) {
+		time.Sleep(pause)
+		pause = min(2*pause, time.Millisecond)
 	}
 }
 

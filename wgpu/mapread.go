@@ -24,7 +24,7 @@ func (d *Device) mapRead(buf *webgpu.Buffer, size uint64) error {
 	mapped := false
 	err := buf.MapAsync(webgpu.MapMode_Read, 0, size, func(s webgpu.BufferMapAsyncStatus) { status, mapped = s, true })
 	if err == nil {
-		d.dev.Poll(true, nil)
+		d.drain() // the work is done: this returns at once, with the callback run
 	}
 	resume()
 	switch {
