@@ -128,7 +128,6 @@ func (op *Op) PrepareBackward(a *Args, t BackwardTensors) (*Call, error) {
 	if err != nil {
 		return nil, fmt.Errorf("attention: %w", err)
 	}
-	dqT.DType, kvT.DType = a.DType, a.DType
 	fused := kvT
 	fused.FusedDQ = true
 	fuseErr := fused.Validate()

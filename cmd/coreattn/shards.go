@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/coreattn/coreattn/attention"
+	"github.com/coreattn/coreattn/disagg"
 	"github.com/coreattn/coreattn/wgpu"
 )
 
@@ -187,7 +188,7 @@ func shardBatch(dense *attention.Args, l int, maxBytes uint64, seed uint64) (ben
 		}
 		a.CuSeqlensQ = append(a.CuSeqlensQ, int32(a.TotalQ()+q))
 		a.CuSeqlensK = append(a.CuSeqlensK, int32(a.TotalK()+kv))
-		pairs += int64(q)*int64(kv-q) + int64(q)*int64(q+1)/2 // bottom-right causal
+		pairs += disagg.CausalPairs(q, kv)
 	}
 	return benchShape{
 		label: fmt.Sprintf("L%d x%d q_total=%d kv_total=%d D%d Hq%d Hkv%d", l, a.Batch(), a.TotalQ(), a.TotalK(), a.HeadDim, a.NumHeadsQ, a.NumHeadsKV),
