@@ -158,6 +158,7 @@ func TestForwardTilings(t *testing.T) {
 		{TX: 8, TY: 16, RM: 4, KC: 8, VC: 8},
 		{TX: 8, TY: 8, RM: 4, KC: 16, VC: 4},
 		{TX: 4, TY: 8, RM: 8, KC: 4, VC: 2},
+		{TX: 8, TY: 32, RM: 4, KC: 8, VC: 8}, // Br 128 x Bc 32: row partials span several stage rows
 	}
 	cases := []gpuCase{gpuCases[3], gpuCases[11], gpuCases[15], gpuCases[2]}
 	for _, tl := range tilings {

@@ -60,16 +60,21 @@
 //                of the column operand (KC x BC)
 //   PA, PB, PV   vec4s of a row chunk, a column chunk and an accumulation
 //                chunk (VC x D) each thread fetches
-//   STAGE4       vec4 size of one staging buffer; there are two (STAGE8),
-//                filled and used alternately
-//   RS, SWZ      row stride of the transposed tile pt in vec4s, and the
-//                mask of its swizzle (see pt_at)
-//   PT4          vec4 size of pt (BC x RS)
+//   SR, SW       rows and vec4 width of one staging buffer (there are
+//                two, filled and used alternately): max(KC, VC) and
+//                max((BR + BC)/4, D/4)
+//   BR4          BR/4: vec4 columns of a staged row-operand chunk
+//   RS, SWZ      row width of the transposed tile pt in vec4s, and the
+//                mask of its swizzle (see pt_col)
 //   DWG          workgroup size of the Delta pre-pass
 //   FUSED, VC4   1: dkv_main computes dQ too (see above); VC/4
 //
 // Loops marked `// @unroll` are expanded by the generator (unroll.go), so
-// that register arrays are only ever indexed by constants.
+// that register arrays are only ever indexed by constants. Workgroup arrays
+// are shaped so that in the inner loops the varying index (kk, c) is an
+// outer, constant one and the innermost a per-thread value (see
+// attn_fwd.wgsl): naga clamps every dynamic index, and clamps of the same
+// value are computed once.
 
 struct Params {
 	hq: u32,            // query heads
@@ -118,12 +123,13 @@ const LOG2E: f32 = 1.4426950408889634;
 const BIG: f32 = 1.0e30;   // stands in for an infinite LSE: exp2(s - BIG) is 0
 const NONE: u32 = 0xffffffffu;
 
-// stage holds, in turn, the d-chunks of a row operand (KC x BR, transposed)
-// and a column operand (KC x BC, transposed), and the column chunks (VC x D)
-// of the accumulating products. pt holds the transposed P or dS tile. The
-// two together fill the 48 KiB of an NVIDIA GPU exactly at D = 128, KC = 32.
-var<workgroup> stage: array<vec4<f32>, STAGE8>;
-var<workgroup> pt: array<vec4<f32>, PT4>;
+// stage[sb] holds, in turn, the d-chunks of a row operand (row kk: KC x BR,
+// transposed, columns 0..BR4-1) beside a column operand (KC x BC,
+// transposed, columns BR4..), and the column chunks (VC x D) of the
+// accumulating products. pt holds the transposed P or dS tile, one row per
+// column of the tile.
+var<workgroup> stage: array<array<array<vec4<f32>, SW>, SR>, 2>;
+var<workgroup> pt: array<array<vec4<f32>, RS>, BC>;
 
 // Tile is the block a workgroup computes (see dq_tile and dkv_tile).
 struct Tile {
@@ -230,7 +236,7 @@ fn dq_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
 				fp = dq_fetch(t, h, hk, lid, kb, 0u, 1u);
 			}
 			s = products(sb, tx, ty, s);
-			sb = STAGE4 - sb;
+			sb = 1u - sb;
 			store_pair(sb, lid, fp);
 			workgroupBarrier();
 		}
@@ -274,7 +280,7 @@ fn dq_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
 				fv = dq_fetch_acc(t, hk, lid, kb);
 			}
 			dp = products(sb, tx, ty, dp);
-			sb = STAGE4 - sb;
+			sb = 1u - sb;
 			if (c + 1u < NKC) {
 				store_pair(sb, lid, fp);
 			} else {
@@ -301,7 +307,7 @@ fn dq_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
 				fp = dq_fetch(t, h, hk, lid, kb + BC, 0u, 0u);
 			}
 			acc = accumulate(sb, cb, tx, ty, acc);
-			sb = STAGE4 - sb;
+			sb = 1u - sb;
 			if (cb + VC < BC) {
 				store_acc(sb, lid, fv);
 			} else if (kb + BC < t.c_end) {
@@ -400,7 +406,7 @@ fn dkv_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
 				fv = dkv_fetch_acc(t, h, lid, qb, 1u);
 			}
 			s = products(sb, tx, ty, s);
-			sb = STAGE4 - sb;
+			sb = 1u - sb;
 			if (c + 1u < NKC) {
 				store_pair(sb, lid, fp);
 			} else {
@@ -433,7 +439,7 @@ fn dkv_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
 				fp = dkv_fetch(t, h, hk, lid, qb, 0u, 1u);
 			}
 			acc_v = accumulate(sb, cb, tx, ty, acc_v);
-			sb = STAGE4 - sb;
+			sb = 1u - sb;
 			if (cb + VC < BC) {
 				store_acc(sb, lid, fv);
 			} else {
@@ -458,7 +464,7 @@ fn dkv_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
 				fv = dkv_fetch_acc(t, h, lid, qb, 0u);
 			}
 			dp = products(sb, tx, ty, dp);
-			sb = STAGE4 - sb;
+			sb = 1u - sb;
 			if (c + 1u < NKC) {
 				store_pair(sb, lid, fp);
 			} else {
@@ -488,7 +494,7 @@ fn dkv_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
 				fp = dkv_fetch(t, h_next, hk, lid, qb_next, 0u, 0u);
 			}
 			acc_k = accumulate(sb, cb, tx, ty, acc_k);
-			sb = STAGE4 - sb;
+			sb = 1u - sb;
 			if (cb + VC < BC) {
 				store_acc(sb, lid, fv);
 			} else if (FUSED == 1u) {
@@ -521,7 +527,7 @@ fn dkv_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
 				fp = dkv_fetch(t, h_next, hk, lid, qb_next, 0u, 0u);
 			}
 			acc_q = accumulate_t(sb, cb, tx, ty, acc_q);
-			sb = STAGE4 - sb;
+			sb = 1u - sb;
 			if (cb + VC < BR) {
 				store_acc_cols(sb, lid, fv);
 			} else if (next) {
@@ -590,12 +596,13 @@ fn dkv_tile(tile: u32) -> Tile {
 	return Tile(qs, ql, ks, kl, k0, first, P.group * nqb, nqb);
 }
 
-// pt_at is the index in pt of column col, row group g. A power-of-two
-// number of row groups is stored unpadded and swizzled (g XOR col/4) so that
-// the threads of a warp, which write columns 4tx..4tx+3 of the same row
-// group, hit distinct banks; any other number is padded by one.
-fn pt_at(col: u32, g: u32) -> u32 {
-	return col * RS + (g ^ ((col >> 2u) & SWZ));
+// pt_col is where row group g of tile column col lies in pt[col]. A
+// power-of-two number of row groups is stored unpadded and swizzled
+// (g XOR col/4) so that the threads of a warp, which write columns
+// 4tx..4tx+3 of the same row group, hit distinct banks; any other number is
+// padded by one.
+fn pt_col(col: u32, g: u32) -> u32 {
+	return g ^ ((col >> 2u) & SWZ);
 }
 
 // put_tile stores the thread's 4 x 4 block of rows 4g..4g+3 (p[i] holds row
@@ -603,7 +610,7 @@ fn pt_at(col: u32, g: u32) -> u32 {
 fn put_tile(tx: u32, g: u32, p: array<vec4<f32>, 4>) {
 	// @unroll
 	for (var j = 0u; j < 4u; j++) {
-		pt[pt_at(4u * tx + j, g)] = vec4<f32>(p[0][j], p[1][j], p[2][j], p[3][j]);
+		pt[4u * tx + j][pt_col(4u * tx + j, g)] = vec4<f32>(p[0][j], p[1][j], p[2][j], p[3][j]);
 	}
 }
 
@@ -611,7 +618,7 @@ fn get_tile(tx: u32, g: u32) -> array<vec4<f32>, 4> {
 	var c: array<vec4<f32>, 4>;
 	// @unroll
 	for (var j = 0u; j < 4u; j++) {
-		c[j] = pt[pt_at(4u * tx + j, g)];
+		c[j] = pt[4u * tx + j][pt_col(4u * tx + j, g)];
 	}
 	var p: array<vec4<f32>, 4>;
 	// @unroll
@@ -627,10 +634,10 @@ fn products(sb: u32, tx: u32, ty: u32, s_in: array<vec4<f32>, RM>) -> array<vec4
 	var s = s_in;
 	// @unroll
 	for (var kk = 0u; kk < KC; kk++) {
-		let b = stage[sb + SA + kk * (BC / 4u) + tx];
+		let b = stage[sb][kk][BR4 + tx];
 		// @unroll
 		for (var g = 0u; g < RG; g++) {
-			let a = stage[sb + kk * (BR / 4u) + ty * RG + g];
+			let a = stage[sb][kk][ty * RG + g];
 			s[4u * g] = fma(vec4<f32>(a.x), b, s[4u * g]);
 			s[4u * g + 1u] = fma(vec4<f32>(a.y), b, s[4u * g + 1u]);
 			s[4u * g + 2u] = fma(vec4<f32>(a.z), b, s[4u * g + 2u]);
@@ -651,16 +658,16 @@ fn accumulate(sb: u32, cb: u32, tx: u32, ty: u32, acc_in: array<vec4<f32>, NACC>
 		// @unroll
 		for (var r = 0u; r < RG; r++) {
 			if (VC % 4u == 0u) {
-				w[r] = pt[(cb + c) * RS + ((ty * RG + r) ^ ((q4 + c / 4u) & SWZ))];
+				w[r] = pt[cb + c][(ty * RG + r) ^ ((q4 + c / 4u) & SWZ)];
 			} else {
-				w[r] = pt[pt_at(cb + c, ty * RG + r)];
+				w[r] = pt[cb + c][pt_col(cb + c, ty * RG + r)];
 			}
 		}
 		// @unroll
 		for (var j = 0u; j < NJ; j++) {
 			let d4 = tx + TX * j;
 			if (DV4 % TX == 0u || d4 < DV4) {
-				let x = stage[sb + c * DV4 + d4];
+				let x = stage[sb][c][d4];
 				// @unroll
 				for (var r = 0u; r < RG; r++) {
 					acc[(4u * r) * NJ + j] = fma(vec4<f32>(w[r].x), x, acc[(4u * r) * NJ + j]);
@@ -690,7 +697,7 @@ fn accumulate_t(sb: u32, cb: u32, tx: u32, ty: u32, acc_in: array<vec4<f32>, NAC
 		for (var r = 0u; r < RG; r++) {
 			// @unroll
 			for (var i = 0u; i < 4u; i++) {
-				w[4u * r + i] = pt[pt_at(4u * (ty * RG + r) + i, cb / 4u + c4)];
+				w[4u * r + i] = pt[4u * (ty * RG + r) + i][pt_col(4u * (ty * RG + r) + i, cb / 4u + c4)];
 			}
 		}
 		// @unroll
@@ -699,7 +706,7 @@ fn accumulate_t(sb: u32, cb: u32, tx: u32, ty: u32, acc_in: array<vec4<f32>, NAC
 			for (var j = 0u; j < NJ; j++) {
 				let d4 = tx + TX * j;
 				if (DV4 % TX == 0u || d4 < DV4) {
-					let x = stage[sb + (4u * c4 + e) * DV4 + d4];
+					let x = stage[sb][4u * c4 + e][d4];
 					// @unroll
 					for (var r = 0u; r < RG; r++) {
 						// @unroll
@@ -889,10 +896,10 @@ fn dkv_fetch_acc(t: Tile, h: u32, lid: u32, qb: u32, sel: u32) -> array<vec4<f32
 	return f;
 }
 
-// store_pair writes a fetched pair of chunks transposed into the stage
-// buffer at base: the row operand (KC x BR), then the column operand
-// (KC x BC), rows fastest so that a warp's stores hit distinct banks.
-fn store_pair(base: u32, lid: u32, f: PairFetch) {
+// store_pair writes a fetched pair of chunks transposed into stage[sb]:
+// the row operand (KC x BR) beside the column operand (KC x BC), rows
+// fastest so that a warp's stores hit distinct banks.
+fn store_pair(sb: u32, lid: u32, f: PairFetch) {
 	// @unroll
 	for (var u = 0u; u < PA; u++) {
 		let it = lid + u * NT;
@@ -901,7 +908,7 @@ fn store_pair(base: u32, lid: u32, f: PairFetch) {
 			let c4 = it / BR;
 			// @unroll
 			for (var e = 0u; e < 4u; e++) {
-				stage[base + (4u * c4 + e) * (BR / 4u) + row / 4u][row % 4u] = f.a[u][e];
+				stage[sb][4u * c4 + e][row / 4u][row % 4u] = f.a[u][e];
 			}
 		}
 	}
@@ -913,16 +920,16 @@ fn store_pair(base: u32, lid: u32, f: PairFetch) {
 			let c4 = it / BC;
 			// @unroll
 			for (var e = 0u; e < 4u; e++) {
-				stage[base + SA + (4u * c4 + e) * (BC / 4u) + row / 4u][row % 4u] = f.b[u][e];
+				stage[sb][4u * c4 + e][BR4 + row / 4u][row % 4u] = f.b[u][e];
 			}
 		}
 	}
 }
 
-// store_acc_cols writes a fetched chunk of K rows (VC x D) at base with
+// store_acc_cols writes a fetched chunk of K rows (VC x D) into stage[sb] with
 // each row's columns reordered for the fused dQ (DV4 % TX == 0): vec4
 // tx + TX*j holds columns tx + TX*(4j + e), e < 4.
-fn store_acc_cols(base: u32, lid: u32, f: array<vec4<f32>, PV>) {
+fn store_acc_cols(sb: u32, lid: u32, f: array<vec4<f32>, PV>) {
 	// @unroll
 	for (var u = 0u; u < PV; u++) {
 		let it = lid + u * NT;
@@ -932,19 +939,19 @@ fn store_acc_cols(base: u32, lid: u32, f: array<vec4<f32>, PV>) {
 			for (var e = 0u; e < 4u; e++) {
 				let col = 4u * (it % DV4) + e;
 				let m = col / TX;   // col = col % TX + TX * m, m = 4j + e'
-				stage[base + row * DV4 + (m / 4u) * TX + col % TX][m % 4u] = f[u][e];
+				stage[sb][row][(m / 4u) * TX + col % TX][m % 4u] = f[u][e];
 			}
 		}
 	}
 }
 
-// store_acc writes a fetched accumulation chunk (VC x D) at base.
-fn store_acc(base: u32, lid: u32, f: array<vec4<f32>, PV>) {
+// store_acc writes a fetched accumulation chunk (VC x D) into stage[sb].
+fn store_acc(sb: u32, lid: u32, f: array<vec4<f32>, PV>) {
 	// @unroll
 	for (var u = 0u; u < PV; u++) {
 		let it = lid + u * NT;
 		if ((VC * DV4) % NT == 0u || it < VC * DV4) {
-			stage[base + it] = f[u];
+			stage[sb][it / DV4][it % DV4] = f[u];
 		}
 	}
 }

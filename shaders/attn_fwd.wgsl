@@ -21,14 +21,20 @@
 //   VC         key chunk of the O += P V product (divides BC)
 //   NJ, NACC   ceil(DV4/TX): vec4 columns of O owned by each thread; RM*NJ
 //   PQ, PK, PV vec4s of a Q chunk, a K chunk and a V chunk each thread fetches
-//   STAGE4     vec4 size of one staging buffer, shared by Q/K and V chunks;
-//              there are two (STAGE8), filled and used alternately
-//   RS         row stride of Pᵀ in vec4s: Br/4 + 1, padded so that the
-//              threads of a warp store to different banks
-//   PT4        vec4 size of Pᵀ (Bc x RS)
+//   BR4        Br/4: vec4 columns of a staged Qᵀ row (Kᵀ follows it)
+//   SR, SW     rows and vec4 width of a stage buffer: max(KC, VC) and
+//              max((Br + Bc)/4, DV4)
+//   NCB        Bc/VC: key chunks of the O += P V product
 //
 // Loops marked `// @unroll` are expanded by the generator (unroll.go), so
 // that register arrays are only ever indexed by constants.
+//
+// Workgroup arrays are shaped so that, in the inner loops, the index that
+// varies (kk, c) is an outer, constant one and the innermost is a per-thread
+// value that does not change (tx, ty*RG + r). Naga clamps every dynamic
+// index into a workgroup array (wgpu's bounds-check policy); shaped this
+// way the clamps are the same few values for the whole loop, and the
+// driver folds the constant part into the load's immediate offset.
 //
 // Thread (tx, ty) owns RM = 4*RG rows of the block (RG groups of 4 rows,
 // starting at row 4*RG*ty), columns 4tx..4tx+3 of each S tile, and the O
@@ -61,15 +67,14 @@ struct Params {
 const NEG: f32 = -1.0e30;   // the score of a masked pair; finite so that m - NEG never makes NaN
 const LN2: f32 = 0.6931471805599453;
 
-// stage holds, in turn, a d-chunk of Qᵀ (KC x BR) followed by one of Kᵀ (KC x BC),
-// and a chunk of V (VC x D). pt holds Pᵀ (BC x BR). The per-thread row
-// partials (TX x Br/4 vec4s) borrow whichever stage buffer is idle.
-var<workgroup> stage: array<vec4<f32>, STAGE8>;  // two buffers of STAGE4
-var<workgroup> pt: array<vec4<f32>, PT4>;
-var<workgroup> tile_wg: Tile;
+// Each of the two stage buffers holds, in turn, a d-chunk of Qᵀ (row kk:
+// columns 0..BR4-1) beside one of Kᵀ (columns BR4..), or a chunk of V rows;
+// they are filled and used alternately. pt holds Pᵀ by key chunk of VC.
+// The per-thread row partials (TX x BR4 vec4s) borrow the idle buffer.
+var<workgroup> stage: array<array<array<vec4<f32>, SW>, SR>, 2>;
+var<workgroup> pt: array<array<array<vec4<f32>, BR4>, VC>, NCB>;
 
-// Tile is the query block a workgroup computes, read once and shared so that
-// every loop bound below is provably uniform across the workgroup.
+// Tile is the query block a workgroup computes.
 struct Tile {
 	q_start: u32,  // first row of the segment in Q
 	q_len: u32,
@@ -94,14 +99,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 	let ty = lane / WX + (32u / WX) * (grp / (TX / WX));
 	let hk = h / P.group;
 
-	// Stage 0: find the segment and the key range this tile needs.
-	if (lid == 0u) {
-		let b = segs[P.tiles_off + 2u * tile];
-		let qs = segs[b];
-		let ks = segs[P.batch + 1u + b];
-		tile_wg = Tile(qs, segs[b + 1u] - qs, ks, segs[P.batch + 2u + b] - ks, segs[P.tiles_off + 2u * tile + 1u]);
-	}
-	let t = workgroupUniformLoad(&tile_wg);
+	// Stage 0: find the segment and the key range this tile needs (segs is
+	// read-only and indexed by the workgroup id: uniform across the group).
+	let b = segs[P.tiles_off + 2u * tile];
+	let qs = segs[b];
+	let ks = segs[P.batch + 1u + b];
+	let t = Tile(qs, segs[b + 1u] - qs, ks, segs[P.batch + 2u + b] - ks, segs[P.tiles_off + 2u * tile + 1u]);
 	let q_start = t.q_start;
 	let q_len = t.q_len;
 	let k_start = t.k_start;
@@ -130,14 +133,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 	}
 
 	// Operands travel global memory -> registers (fq, fk, fv) -> workgroup
-	// memory, one step ahead of the arithmetic: while step n computes on
-	// stage buffer sb, step n+1's operands are fetched and stored into the
-	// other buffer, so global latency hides behind the FMAs and each step
-	// needs one barrier.
+	// memory, one chunk ahead of the arithmetic: while chunk n computes on
+	// one buffer, chunk n+1's operands are fetched and stored into the
+	// other, so global latency hides behind the FMAs and each chunk needs
+	// one barrier. The last chunk of each product stages the first of the
+	// next.
 	var fq = load_q(t, h, lid, 0u);
 	var fk = load_k(t, hk, lid, 0u, 0u);
 	var fv: array<IOV, PV>;
-	var sb = 0u;                     // stage buffer of the current step: 0 or STAGE4
+	var sb = 0u;                     // stage buffer of the current chunk
 	store_qk(0u, lid, fq, fk);
 	workgroupBarrier();
 	for (var kb = 0u; kb < kv_end; kb += BC) {
@@ -157,17 +161,17 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 			}
 			// @unroll
 			for (var kk = 0u; kk < KC; kk++) {
-				let bk = stage[sb + KC * BR / 4u + kk * (BC / 4u) + tx];
+				let bk = stage[sb][kk][BR4 + tx];
 				// @unroll
 				for (var r = 0u; r < RG; r++) {
-					let a = stage[sb + kk * (BR / 4u) + ty * RG + r];
+					let a = stage[sb][kk][ty * RG + r];
 					s[4u * r] = fma(vec4<f32>(a.x), bk, s[4u * r]);
 					s[4u * r + 1u] = fma(vec4<f32>(a.y), bk, s[4u * r + 1u]);
 					s[4u * r + 2u] = fma(vec4<f32>(a.z), bk, s[4u * r + 2u]);
 					s[4u * r + 3u] = fma(vec4<f32>(a.w), bk, s[4u * r + 3u]);
 				}
 			}
-			sb = STAGE4 - sb;
+			sb = 1u - sb;
 			if (c + 1u < NKC) {
 				store_qk(sb, lid, fq, fk);
 			} else {
@@ -178,7 +182,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 
 		// Stage 2: scale, mask, and this thread's partial row maxima. Only
 		// tiles that cross k_len or the causal diagonal need the mask.
-		let rb = STAGE4 - sb;   // the idle stage buffer holds the row partials
+		let rb = 1u - sb;   // the idle stage buffer holds the row partials
 		let whole = kb + BC <= k_len && (P.causal == 0u || i32(kb + BC) <= i32(q0) + delta + 1);
 		// @unroll
 		for (var r = 0u; r < RG; r++) {
@@ -201,7 +205,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 				let si = s[4u * r + i];
 				pmax[i] = max(max(si.x, si.y), max(si.z, si.w));
 			}
-			stage[rb + tx * (BR / 4u) + ty * RG + r] = pmax;
+			put_part(rb, tx, ty * RG + r, pmax);
 		}
 		workgroupBarrier();
 
@@ -211,7 +215,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 			var m_new = m[r];
 			// @unroll
 			for (var x = 0u; x < TX; x++) {
-				m_new = max(m_new, stage[rb + x * (BR / 4u) + ty * RG + r]);
+				m_new = max(m_new, get_part(rb, x, ty * RG + r));
 			}
 			let alpha = exp2(m[r] - m_new);
 			m[r] = m_new;
@@ -227,14 +231,16 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 			}
 			// @unroll
 			for (var j = 0u; j < 4u; j++) {
-				pt[(4u * tx + j) * RS + ty * RG + r] = vec4<f32>(p[0][j], p[1][j], p[2][j], p[3][j]);
+				let key = 4u * tx + j;
+				pt[key / VC][key % VC][ty * RG + r] = vec4<f32>(p[0][j], p[1][j], p[2][j], p[3][j]);
 			}
 		}
 
 		workgroupBarrier();   // Pᵀ complete before any thread reads it
 
 		// Stage 4: O += P V over key chunks of VC.
-		for (var cb = 0u; cb < BC; cb += VC) {
+		for (var ci = 0u; ci < NCB; ci++) {
+			let cb = ci * VC;
 			if (cb + VC < BC) {
 				fv = load_v(t, hk, lid, kb, cb + VC);
 			} else if (kb + BC < kv_end) {
@@ -246,13 +252,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 				var pv: array<vec4<f32>, RG>;
 				// @unroll
 				for (var r = 0u; r < RG; r++) {
-					pv[r] = pt[(cb + c) * RS + ty * RG + r];
+					pv[r] = pt[ci][c][ty * RG + r];
 				}
 				// @unroll
 				for (var j = 0u; j < NJ; j++) {
 					let d4 = tx + TX * j;
 					if (DV4 % TX == 0u || d4 < DV4) {
-						let vv = stage[sb + c * DV4 + d4];
+						let vv = stage[sb][c][d4];
 						// @unroll
 						for (var r = 0u; r < RG; r++) {
 							acc[(4u * r) * NJ + j] = fma(vec4<f32>(pv[r].x), vv, acc[(4u * r) * NJ + j]);
@@ -263,7 +269,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 					}
 				}
 			}
-			sb = STAGE4 - sb;
+			sb = 1u - sb;
 			if (cb + VC < BC) {
 				store_v(sb, lid, fv);
 			} else if (kb + BC < kv_end) {
@@ -276,7 +282,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 	// Stage 5: sum the row shares of l (every stage buffer is idle now), then O = acc / l and LSE = ln(sum exp(scaled S)).
 	// @unroll
 	for (var r = 0u; r < RG; r++) {
-		stage[tx * (BR / 4u) + ty * RG + r] = l[r];
+		put_part(0u, tx, ty * RG + r, l[r]);
 	}
 	workgroupBarrier();
 	// @unroll
@@ -284,7 +290,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 		var lsum = vec4<f32>(0.0);
 		// @unroll
 		for (var x = 0u; x < TX; x++) {
-			lsum += stage[x * (BR / 4u) + ty * RG + r];
+			lsum += get_part(0u, x, ty * RG + r);
 		}
 		// @unroll
 		for (var i = 0u; i < 4u; i++) {
@@ -361,9 +367,22 @@ fn load_v(t: Tile, hk: u32, lid: u32, kb: u32, cb: u32) -> array<IOV, PV> {
 	return f;
 }
 
-// store_qk writes a fetched Q and K chunk transposed into the stage buffer at base: Qᵀ (KC x BR)
-// then Kᵀ (KC x BC), rows fastest so that a warp's stores hit distinct banks.
-fn store_qk(base: u32, lid: u32, fq: array<IOV, PQ>, fk: array<IOV, PK>) {
+// put_part and get_part store and load the row partial of thread column x
+// for row group g, laid out flat over stage buffer sb.
+fn put_part(sb: u32, x: u32, g: u32, val: vec4<f32>) {
+	let f = x * BR4 + g;
+	stage[sb][f / SW][f % SW] = val;
+}
+
+fn get_part(sb: u32, x: u32, g: u32) -> vec4<f32> {
+	let f = x * BR4 + g;
+	return stage[sb][f / SW][f % SW];
+}
+
+// store_qk writes a fetched Q and K chunk transposed into stage[sb]: Qᵀ
+// (KC x Br) beside Kᵀ (KC x Bc), rows fastest so that a warp's stores hit
+// distinct banks.
+fn store_qk(sb: u32, lid: u32, fq: array<IOV, PQ>, fk: array<IOV, PK>) {
 	// @unroll
 	for (var u = 0u; u < PQ; u++) {
 		let it = lid + u * NT;
@@ -373,7 +392,7 @@ fn store_qk(base: u32, lid: u32, fq: array<IOV, PQ>, fk: array<IOV, PK>) {
 			let x = ld(fq[u]);
 			// @unroll
 			for (var e = 0u; e < 4u; e++) {
-				stage[base + (4u * c4 + e) * (BR / 4u) + row / 4u][row % 4u] = x[e];
+				stage[sb][4u * c4 + e][row / 4u][row % 4u] = x[e];
 			}
 		}
 	}
@@ -386,19 +405,19 @@ fn store_qk(base: u32, lid: u32, fq: array<IOV, PQ>, fk: array<IOV, PK>) {
 			let x = ld(fk[u]);
 			// @unroll
 			for (var e = 0u; e < 4u; e++) {
-				stage[base + KC * BR / 4u + (4u * c4 + e) * (BC / 4u) + row / 4u][row % 4u] = x[e];
+				stage[sb][4u * c4 + e][BR4 + row / 4u][row % 4u] = x[e];
 			}
 		}
 	}
 }
 
-// store_v writes a fetched V chunk (VC x D) into the stage buffer at base.
-fn store_v(base: u32, lid: u32, fv: array<IOV, PV>) {
+// store_v writes a fetched V chunk (VC x D) into stage[sb].
+fn store_v(sb: u32, lid: u32, fv: array<IOV, PV>) {
 	// @unroll
 	for (var u = 0u; u < PV; u++) {
 		let it = lid + u * NT;
 		if ((VC * DV4) % NT == 0u || it < VC * DV4) {
-			stage[base + it] = ld(fv[u]);
+			stage[sb][it / DV4][it % DV4] = ld(fv[u]);
 		}
 	}
 }

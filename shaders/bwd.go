@@ -95,12 +95,12 @@ func (t BwdTiling) BC() int { return 4 * t.TX }
 // Threads is the workgroup size.
 func (t BwdTiling) Threads() int { return t.TX * t.TY }
 
-// stage4 is the vec4 size of one staging buffer: a d-chunk of a row
-// operand and of a column operand, or a column chunk (VC x D) of an
-// accumulating operand.
-func (t BwdTiling) stage4() int {
-	return max(t.KC*(t.BR()+t.BC())/4, t.VC*t.D/4)
-}
+// stageRows and stageWidth are the shape of one staging buffer in vec4s:
+// it holds a d-chunk of a row operand beside one of a column operand
+// (KC rows of (BR+BC)/4), or a column chunk of an accumulating operand
+// (VC rows of D/4).
+func (t BwdTiling) stageRows() int  { return max(t.KC, t.VC) }
+func (t BwdTiling) stageWidth() int { return max((t.BR()+t.BC())/4, t.D/4) }
 
 // ptLayout is the row stride (in vec4s) of the transposed tile and the
 // mask of its swizzle: a power-of-two number of row groups is stored
@@ -122,7 +122,7 @@ func (t BwdTiling) pt4() int {
 // WorkgroupBytes is the workgroup memory the kernel declares: two staging
 // buffers and the transposed P/dS tile.
 func (t BwdTiling) WorkgroupBytes() int {
-	return 2*16*t.stage4() + 16*t.pt4()
+	return 2*16*t.stageRows()*t.stageWidth() + 16*t.pt4()
 }
 
 // Validate reports a tiling the kernel cannot run.
@@ -187,8 +187,8 @@ func (t BwdTiling) Source() (string, error) {
 		{"SA", t.KC * t.BR() / 4}, {"SB", t.KC * t.BC() / 4},
 		{"PA", ceilDiv(t.KC*t.BR()/4, t.Threads())}, {"PB", ceilDiv(t.KC*t.BC()/4, t.Threads())},
 		{"PV", ceilDiv(t.VC*t.D/4, t.Threads())},
-		{"STAGE4", t.stage4()}, {"STAGE8", 2 * t.stage4()},
-		{"RS", rs}, {"SWZ", swz}, {"PT4", t.pt4()}, {"DWG", DeltaWorkgroup},
+		{"SR", t.stageRows()}, {"SW", t.stageWidth()}, {"BR4", t.BR() / 4},
+		{"RS", rs}, {"SWZ", swz}, {"DWG", DeltaWorkgroup},
 		{"FUSED", boolInt(t.FusedDQ)}, {"VC4", t.VC / 4},
 	}
 	values := make(map[string]int, len(consts))

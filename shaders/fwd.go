@@ -56,12 +56,15 @@ func (t FwdTiling) BC() int { return 4 * t.TX }
 // Threads is the workgroup size.
 func (t FwdTiling) Threads() int { return t.TX * t.TY }
 
-func (t FwdTiling) stage() int { return max(t.KC*(t.BR()+t.BC()), t.VC*t.D) }
+// stageRows and stageWidth are the shape of one stage buffer in vec4s: it
+// holds a Q/K chunk (KC rows of (Br+Bc)/4) or a V chunk (VC rows of D/4).
+func (t FwdTiling) stageRows() int  { return max(t.KC, t.VC) }
+func (t FwdTiling) stageWidth() int { return max((t.BR()+t.BC())/4, t.D/4) }
 
-// WorkgroupBytes is the workgroup memory the kernel declares.
+// WorkgroupBytes is the workgroup memory the kernel declares: two stage
+// buffers and Pᵀ.
 func (t FwdTiling) WorkgroupBytes() int {
-	rs := t.BR() + 4 // padded row stride in floats
-	return 2*4*t.stage() + 4*t.BC()*rs + 32
+	return 16*2*t.stageRows()*t.stageWidth() + 4*t.BC()*t.BR()
 }
 
 // Validate reports a tiling the kernel cannot run.
@@ -79,8 +82,8 @@ func (t FwdTiling) Validate() error {
 		return fmt.Errorf("shaders: tiling %+v: VC must divide Bc = %d", t, t.BC())
 	case t.warpX() != t.TX && (t.TX%t.warpX() != 0 || 32%t.warpX() != 0 || t.Threads()%32 != 0 || t.TY%(32/t.warpX()) != 0):
 		return fmt.Errorf("shaders: tiling %+v: WX must divide TX and 32, with TY a multiple of 32/WX", t)
-	case t.TX*t.BR() > t.stage():
-		return fmt.Errorf("shaders: tiling %+v: the row partials (%d floats) must fit one stage buffer (%d)", t, t.TX*t.BR(), t.stage())
+	case t.TX*t.BR() > 4*t.stageRows()*t.stageWidth():
+		return fmt.Errorf("shaders: tiling %+v: the row partials (%d floats) must fit one stage buffer (%d)", t, t.TX*t.BR(), 4*t.stageRows()*t.stageWidth())
 	}
 	return nil
 }
@@ -115,8 +118,8 @@ func (t FwdTiling) Source() (string, error) {
 	}{
 		{"D", t.D}, {"DV4", t.D / 4}, {"TX", t.TX}, {"TY", t.TY}, {"NT", t.Threads()},
 		{"BR", t.BR()}, {"BC", t.BC()}, {"KC", t.KC}, {"NKC", (t.D + t.KC - 1) / t.KC},
-		{"VC", t.VC}, {"NJ", (t.D/4 + t.TX - 1) / t.TX}, {"STAGE4", t.stage() / 4}, {"STAGE8", t.stage() / 2},
-		{"RS", t.BR()/4 + 1}, {"PT4", t.BC() * (t.BR()/4 + 1)}, {"NACC", t.rows() * ((t.D/4 + t.TX - 1) / t.TX)},
+		{"VC", t.VC}, {"NCB", t.BC() / t.VC}, {"NJ", (t.D/4 + t.TX - 1) / t.TX},
+		{"BR4", t.BR() / 4}, {"SR", t.stageRows()}, {"SW", t.stageWidth()}, {"NACC", t.rows() * ((t.D/4 + t.TX - 1) / t.TX)},
 		{"RM", t.rows()}, {"RG", t.rows() / 4}, {"WX", t.warpX()},
 		{"PQ", ceilDiv(t.BR()*t.KC/4, t.Threads())}, {"PK", ceilDiv(t.BC()*t.KC/4, t.Threads())}, {"PV", ceilDiv(t.VC*t.D/4, t.Threads())},
 	}
@@ -139,17 +142,18 @@ func (t FwdTiling) Source() (string, error) {
 
 // ChooseFwd picks the forward tiling for head dimension d on an adapter that
 // offers wgBytes of workgroup memory and maxThreads invocations per
-// workgroup: the largest tile that fits, preferring wide d-chunks.
+// workgroup: the largest tile that fits, preferring chunks of 16 (on the
+// H200, chunks of 32 cost more in registers than they save in barriers).
 func ChooseFwd(d int, wgBytes, maxThreads int) (FwdTiling, error) {
 	for _, txy := range [][2]int{{16, 16}, {8, 16}, {8, 8}, {4, 8}, {4, 4}} {
 		if txy[0]*txy[1] > maxThreads {
 			continue
 		}
-		for _, kc := range []int{32, 16, 8, 4} {
+		for _, kc := range []int{16, 32, 8, 4} {
 			if kc > d && kc > 4 {
 				continue
 			}
-			for _, vc := range []int{32, 16, 8, 4, 2, 1} {
+			for _, vc := range []int{16, 32, 8, 4, 2, 1} {
 				t := FwdTiling{D: d, TX: txy[0], TY: txy[1], KC: kc, VC: vc}
 				if t.Validate() == nil && t.WorkgroupBytes() <= wgBytes {
 					return t, nil
