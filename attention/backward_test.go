@@ -91,9 +91,9 @@ func TestBackwardMatchesReference(t *testing.T) {
 			t.Run(name, func(t *testing.T) {
 				in := newBwdInputs(t, c, uint64(i))
 				bt := in.tensors(t, dev)
-				dq, err := shaders.ChooseBwd(shaders.BwdDQ, c.d, int(lim.MaxWorkgroupStorageSize), int(lim.MaxInvocationsPerWorkgroup))
+				dq, err := shaders.ChooseBwd(shaders.BwdDQ, c.d, shaders.Float32, int(lim.MaxWorkgroupStorageSize), int(lim.MaxInvocationsPerWorkgroup))
 				require.NoError(t, err)
-				kv, err := shaders.ChooseBwd(shaders.BwdDKV, c.d, int(lim.MaxWorkgroupStorageSize), int(lim.MaxInvocationsPerWorkgroup))
+				kv, err := shaders.ChooseBwd(shaders.BwdDKV, c.d, shaders.Float32, int(lim.MaxWorkgroupStorageSize), int(lim.MaxInvocationsPerWorkgroup))
 				require.NoError(t, err)
 				if kv.FusedDQ = fused; fused && kv.Validate() != nil {
 					t.Skipf("%s cannot fuse dQ at D=%d; the separate run covers this case", kv, c.d)
@@ -228,9 +228,9 @@ func TestBackwardTilings(t *testing.T) {
 			pairs = append(pairs, p)
 		}
 		for _, wg := range []int{16 << 10, 48 << 10} {
-			dq, err := shaders.ChooseBwd(shaders.BwdDQ, c.d, wg, 256)
+			dq, err := shaders.ChooseBwd(shaders.BwdDQ, c.d, shaders.Float32, wg, 256)
 			require.NoError(t, err)
-			kv, err := shaders.ChooseBwd(shaders.BwdDKV, c.d, wg, 256)
+			kv, err := shaders.ChooseBwd(shaders.BwdDKV, c.d, shaders.Float32, wg, 256)
 			require.NoError(t, err)
 			if dq.WorkgroupBytes() <= int(lim.MaxWorkgroupStorageSize) && kv.WorkgroupBytes() <= int(lim.MaxWorkgroupStorageSize) {
 				pairs = append(pairs, pair{dq, kv})
@@ -253,19 +253,22 @@ func TestBackwardTilings(t *testing.T) {
 
 func TestChooseBwdFitsLimits(t *testing.T) {
 	for _, k := range []shaders.BwdKernel{shaders.BwdDQ, shaders.BwdDKV} {
-		for d := 4; d <= 256; d += 4 {
-			for _, lim := range [][2]int{{16 << 10, 256}, {32 << 10, 1024}, {48 << 10, 1024}} {
-				tl, err := shaders.ChooseBwd(k, d, lim[0], lim[1])
-				require.NoError(t, err, "%s D=%d %v", k, d, lim)
-				require.NoError(t, tl.Validate())
-				require.LessOrEqual(t, tl.WorkgroupBytes(), lim[0])
-				require.LessOrEqual(t, tl.Threads(), lim[1])
-				_, err = tl.Source()
-				require.NoError(t, err)
+		for _, dt := range shaders.DTypes {
+			for d := 4; d <= 256; d += 4 {
+				for _, lim := range [][2]int{{16 << 10, 256}, {32 << 10, 1024}, {48 << 10, 1024}} {
+					tl, err := shaders.ChooseBwd(k, d, dt, lim[0], lim[1])
+					require.NoError(t, err, "%s %s D=%d %v", k, dt, d, lim)
+					require.NoError(t, tl.Validate())
+					require.Equal(t, dt, tl.DType)
+					require.LessOrEqual(t, tl.WorkgroupBytes(), lim[0])
+					require.LessOrEqual(t, tl.Threads(), lim[1])
+					_, err = tl.Source()
+					require.NoError(t, err)
+				}
 			}
 		}
 	}
-	_, err := shaders.ChooseBwd(shaders.BwdDKV, 128, 1024, 256)
+	_, err := shaders.ChooseBwd(shaders.BwdDKV, 128, shaders.Float32, 1024, 256)
 	require.ErrorContains(t, err, "no dkv backward tiling")
 }
 
@@ -381,9 +384,9 @@ func BenchmarkBackward(b *testing.B) {
 	require.NoError(b, err)
 	kvs, err := parseBwdTilings(shaders.BwdDKV, d, *bwdDKV)
 	require.NoError(b, err)
-	defDQ, err := shaders.ChooseBwd(shaders.BwdDQ, d, int(lim.MaxWorkgroupStorageSize), int(lim.MaxInvocationsPerWorkgroup))
+	defDQ, err := shaders.ChooseBwd(shaders.BwdDQ, d, shaders.Float32, int(lim.MaxWorkgroupStorageSize), int(lim.MaxInvocationsPerWorkgroup))
 	require.NoError(b, err)
-	defKV, err := shaders.ChooseBwd(shaders.BwdDKV, d, int(lim.MaxWorkgroupStorageSize), int(lim.MaxInvocationsPerWorkgroup))
+	defKV, err := shaders.ChooseBwd(shaders.BwdDKV, d, shaders.Float32, int(lim.MaxWorkgroupStorageSize), int(lim.MaxInvocationsPerWorkgroup))
 	require.NoError(b, err)
 
 	a := &Args{CuSeqlensQ: []int32{0, int32(sq)}, CuSeqlensK: []int32{0, int32(sq)}, NumHeadsQ: h, NumHeadsKV: h, HeadDim: d, Causal: true}

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/coreattn/coreattn/shaders"
 	"github.com/coreattn/coreattn/wgpu"
 )
 
@@ -131,6 +132,38 @@ func TestBackwardHalfStorage(t *testing.T) {
 					}
 				})
 			}
+		}
+	}
+}
+
+// TestHalfStorageWideChunks runs half storage through the chunk sizes the
+// choosers prefer for it where 48 KiB of workgroup memory allows (32 halves
+// per fetched row, see shaders.ChooseFwd), on a tile small enough for
+// lavapipe: forward, then the backward with dQ fused.
+func TestHalfStorageWideChunks(t *testing.T) {
+	dev := testOp(t).Device()
+	op := NewWithOptions(dev, Options{
+		ForwardTiling: shaders.FwdTiling{TX: 8, TY: 8, RM: 4, KC: 32, VC: 32},
+		BackwardDKV:   shaders.BwdTiling{TX: 8, TY: 8, RM: 4, KC: 16, VC: 32},
+		DQ:            DQFused,
+	})
+	for _, dt := range []DType{Float16, BFloat16} {
+		for i, c := range []gpuCase{gpuCases[3], gpuCases[2], gpuCases[15]} {
+			t.Run(dt.String()+"/"+c.name, func(t *testing.T) {
+				in := newBwdInputs(t, c, uint64(700+i))
+				a := *in.a
+				a.DType = dt
+				wantO, _, err := ReferenceForward(&a, in.q, in.k, in.v)
+				require.NoError(t, err)
+				o, _, err := op.Forward(context.Background(), &a, in.q, in.k, in.v)
+				require.NoError(t, err)
+				require.LessOrEqual(t, RelError(o, wantO), 1e-2, "O")
+				dq, dk, dv, err := op.Backward(context.Background(), &a, in.q, in.k, in.v, in.o, in.lse, in.do)
+				require.NoError(t, err)
+				require.LessOrEqual(t, RelError(dq, in.wantDQ), 1e-2, "dQ")
+				require.LessOrEqual(t, RelError(dk, in.wantDK), 1e-2, "dK")
+				require.LessOrEqual(t, RelError(dv, in.wantDV), 1e-2, "dV")
+			})
 		}
 	}
 }

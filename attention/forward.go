@@ -55,8 +55,9 @@ func New(dev *wgpu.Device) *Op { return &Op{dev: dev} }
 // NewWithOptions returns an Op on dev with the given options.
 func NewWithOptions(dev *wgpu.Device, opts Options) *Op { return &Op{dev: dev, opts: opts} }
 
-// forwardTiling picks the forward kernel's tile shape for head dimension d.
-func (op *Op) forwardTiling(d int) (shaders.FwdTiling, error) {
+// forwardTiling picks the forward kernel's tile shape for head dimension d
+// and storage type dt.
+func (op *Op) forwardTiling(d int, dt shaders.DType) (shaders.FwdTiling, error) {
 	lim := op.dev.Limits()
 	if t := op.opts.ForwardTiling; t.TX != 0 {
 		t.D = d
@@ -68,7 +69,7 @@ func (op *Op) forwardTiling(d int) (shaders.FwdTiling, error) {
 		}
 		return t, nil
 	}
-	return shaders.ChooseFwd(d, int(lim.MaxWorkgroupStorageSize), int(lim.MaxInvocationsPerWorkgroup))
+	return shaders.ChooseFwd(d, dt, int(lim.MaxWorkgroupStorageSize), int(lim.MaxInvocationsPerWorkgroup))
 }
 
 // Device is the device the Op runs on.
@@ -168,7 +169,7 @@ func (op *Op) PrepareForward(a *Args, t ForwardTensors) (*Call, error) {
 		return nil, err
 	}
 	lim := op.dev.Limits()
-	tiling, err := op.forwardTiling(a.HeadDim)
+	tiling, err := op.forwardTiling(a.HeadDim, a.DType)
 	if err != nil {
 		return nil, fmt.Errorf("attention: %w", err)
 	}

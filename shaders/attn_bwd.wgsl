@@ -144,10 +144,12 @@ struct Tile {
 }
 
 // PairFetch is a fetched d-chunk of a row and a column operand, in
-// registers between global and workgroup memory.
+// registers between global and workgroup memory. Fetches hold the stored
+// type (IOV) and are widened only when stored to workgroup memory, after
+// the arithmetic they overlap: widening at the load would wait for it.
 struct PairFetch {
-	a: array<vec4<f32>, PA>,
-	b: array<vec4<f32>, PB>,
+	a: array<IOV, PA>,
+	b: array<IOV, PB>,
 }
 
 @compute @workgroup_size(DWG)
@@ -218,7 +220,7 @@ fn dq_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
 	}
 
 	var fp = dq_fetch(t, h, hk, lid, 0u, 0u, 0u);
-	var fv: array<vec4<f32>, PV>;
+	var fv: array<IOV, PV>;
 	var sb = 0u;
 	store_pair(0u, lid, fp);
 	workgroupBarrier();
@@ -360,7 +362,7 @@ fn dkv_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
 	}
 
 	var fp = dkv_fetch(t, h0, hk, lid, t.c_first, 0u, 0u);
-	var fv: array<vec4<f32>, PV>;
+	var fv: array<IOV, PV>;
 	var sb = 0u;
 	store_pair(0u, lid, fp);
 	workgroupBarrier();
@@ -798,18 +800,18 @@ fn k_at(row: u32, hk: u32, d4: u32) -> u32 {
 
 // ld_q reads Q (sel 0) or dO (sel 1); ld_k reads K (sel 0) or V (sel 1).
 // Every call passes sel as a literal.
-fn ld_q(sel: u32, idx: u32) -> vec4<f32> {
+fn ld_q(sel: u32, idx: u32) -> IOV {
 	if (sel == 0u) {
-		return ld(q[idx]);
+		return q[idx];
 	}
-	return ld(d_o[idx]);
+	return d_o[idx];
 }
 
-fn ld_k(sel: u32, idx: u32) -> vec4<f32> {
+fn ld_k(sel: u32, idx: u32) -> IOV {
 	if (sel == 0u) {
-		return ld(k[idx]);
+		return k[idx];
 	}
-	return ld(v[idx]);
+	return v[idx];
 }
 
 // dq_fetch fetches d-chunk c of the block's Q rows and of the K rows
@@ -821,7 +823,7 @@ fn dq_fetch(t: Tile, h: u32, hk: u32, lid: u32, kb: u32, c: u32, sel: u32) -> Pa
 		let it = lid + u * NT;
 		let row = it % BR;
 		let d4 = c * (KC / 4u) + it / BR;
-		f.a[u] = vec4<f32>(0.0);
+		f.a[u] = IOV();
 		if ((SA % NT == 0u || it < SA) && t.r0 + row < t.q_len && d4 < DV4) {
 			f.a[u] = ld_q(sel, q_at(t.q_start + t.r0 + row, h, d4));
 		}
@@ -831,7 +833,7 @@ fn dq_fetch(t: Tile, h: u32, hk: u32, lid: u32, kb: u32, c: u32, sel: u32) -> Pa
 		let it = lid + u * NT;
 		let row = it % BC;
 		let d4 = c * (KC / 4u) + it / BC;
-		f.b[u] = vec4<f32>(0.0);
+		f.b[u] = IOV();
 		if ((SB % NT == 0u || it < SB) && kb + row < t.k_len && d4 < DV4) {
 			f.b[u] = ld_k(sel, k_at(t.k_start + kb + row, hk, d4));
 		}
@@ -848,7 +850,7 @@ fn dkv_fetch(t: Tile, h: u32, hk: u32, lid: u32, qb: u32, c: u32, sel: u32) -> P
 		let it = lid + u * NT;
 		let row = it % BR;
 		let d4 = c * (KC / 4u) + it / BR;
-		f.a[u] = vec4<f32>(0.0);
+		f.a[u] = IOV();
 		if ((SA % NT == 0u || it < SA) && t.r0 + row < t.k_len && d4 < DV4) {
 			f.a[u] = ld_k(sel, k_at(t.k_start + t.r0 + row, hk, d4));
 		}
@@ -858,7 +860,7 @@ fn dkv_fetch(t: Tile, h: u32, hk: u32, lid: u32, qb: u32, c: u32, sel: u32) -> P
 		let it = lid + u * NT;
 		let row = it % BC;
 		let d4 = c * (KC / 4u) + it / BC;
-		f.b[u] = vec4<f32>(0.0);
+		f.b[u] = IOV();
 		if ((SB % NT == 0u || it < SB) && qb + row < t.q_len && d4 < DV4) {
 			f.b[u] = ld_q(sel, q_at(t.q_start + qb + row, h, d4));
 		}
@@ -867,28 +869,28 @@ fn dkv_fetch(t: Tile, h: u32, hk: u32, lid: u32, qb: u32, c: u32, sel: u32) -> P
 }
 
 // dq_fetch_acc fetches the K rows kb..kb+VC-1.
-fn dq_fetch_acc(t: Tile, hk: u32, lid: u32, kb: u32) -> array<vec4<f32>, PV> {
-	var f: array<vec4<f32>, PV>;
+fn dq_fetch_acc(t: Tile, hk: u32, lid: u32, kb: u32) -> array<IOV, PV> {
+	var f: array<IOV, PV>;
 	// @unroll
 	for (var u = 0u; u < PV; u++) {
 		let it = lid + u * NT;
 		let row = it / DV4;
-		f[u] = vec4<f32>(0.0);
+		f[u] = IOV();
 		if (((VC * DV4) % NT == 0u || it < VC * DV4) && kb + row < t.k_len) {
-			f[u] = ld(k[k_at(t.k_start + kb + row, hk, it % DV4)]);
+			f[u] = k[k_at(t.k_start + kb + row, hk, it % DV4)];
 		}
 	}
 	return f;
 }
 
 // dkv_fetch_acc fetches the Q (sel 0) or dO (sel 1) rows qb..qb+VC-1 of head h.
-fn dkv_fetch_acc(t: Tile, h: u32, lid: u32, qb: u32, sel: u32) -> array<vec4<f32>, PV> {
-	var f: array<vec4<f32>, PV>;
+fn dkv_fetch_acc(t: Tile, h: u32, lid: u32, qb: u32, sel: u32) -> array<IOV, PV> {
+	var f: array<IOV, PV>;
 	// @unroll
 	for (var u = 0u; u < PV; u++) {
 		let it = lid + u * NT;
 		let row = it / DV4;
-		f[u] = vec4<f32>(0.0);
+		f[u] = IOV();
 		if (((VC * DV4) % NT == 0u || it < VC * DV4) && qb + row < t.q_len) {
 			f[u] = ld_q(sel, q_at(t.q_start + qb + row, h, it % DV4));
 		}
@@ -906,9 +908,10 @@ fn store_pair(sb: u32, lid: u32, f: PairFetch) {
 		if (SA % NT == 0u || it < SA) {
 			let row = it % BR;
 			let c4 = it / BR;
+			let x = ld(f.a[u]);
 			// @unroll
 			for (var e = 0u; e < 4u; e++) {
-				stage[sb][4u * c4 + e][row / 4u][row % 4u] = f.a[u][e];
+				stage[sb][4u * c4 + e][row / 4u][row % 4u] = x[e];
 			}
 		}
 	}
@@ -918,9 +921,10 @@ fn store_pair(sb: u32, lid: u32, f: PairFetch) {
 		if (SB % NT == 0u || it < SB) {
 			let row = it % BC;
 			let c4 = it / BC;
+			let x = ld(f.b[u]);
 			// @unroll
 			for (var e = 0u; e < 4u; e++) {
-				stage[sb][4u * c4 + e][BR4 + row / 4u][row % 4u] = f.b[u][e];
+				stage[sb][4u * c4 + e][BR4 + row / 4u][row % 4u] = x[e];
 			}
 		}
 	}
@@ -929,29 +933,30 @@ fn store_pair(sb: u32, lid: u32, f: PairFetch) {
 // store_acc_cols writes a fetched chunk of K rows (VC x D) into stage[sb] with
 // each row's columns reordered for the fused dQ (DV4 % TX == 0): vec4
 // tx + TX*j holds columns tx + TX*(4j + e), e < 4.
-fn store_acc_cols(sb: u32, lid: u32, f: array<vec4<f32>, PV>) {
+fn store_acc_cols(sb: u32, lid: u32, f: array<IOV, PV>) {
 	// @unroll
 	for (var u = 0u; u < PV; u++) {
 		let it = lid + u * NT;
 		if ((VC * DV4) % NT == 0u || it < VC * DV4) {
 			let row = it / DV4;
+			let x = ld(f[u]);
 			// @unroll
 			for (var e = 0u; e < 4u; e++) {
 				let col = 4u * (it % DV4) + e;
 				let m = col / TX;   // col = col % TX + TX * m, m = 4j + e'
-				stage[sb][row][(m / 4u) * TX + col % TX][m % 4u] = f[u][e];
+				stage[sb][row][(m / 4u) * TX + col % TX][m % 4u] = x[e];
 			}
 		}
 	}
 }
 
 // store_acc writes a fetched accumulation chunk (VC x D) into stage[sb].
-fn store_acc(sb: u32, lid: u32, f: array<vec4<f32>, PV>) {
+fn store_acc(sb: u32, lid: u32, f: array<IOV, PV>) {
 	// @unroll
 	for (var u = 0u; u < PV; u++) {
 		let it = lid + u * NT;
 		if ((VC * DV4) % NT == 0u || it < VC * DV4) {
-			stage[sb][it / DV4][it % DV4] = f[u];
+			stage[sb][it / DV4][it % DV4] = ld(f[u]);
 		}
 	}
 }

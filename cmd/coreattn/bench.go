@@ -197,7 +197,7 @@ func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out, progress 
 	if f.rolled {
 		if opts.ForwardTiling.TX == 0 {
 			lim := dev.Limits()
-			t, err := shaders.ChooseFwd(128, int(lim.MaxWorkgroupStorageSize), int(lim.MaxInvocationsPerWorkgroup))
+			t, err := shaders.ChooseFwd(128, shaders.Float32, int(lim.MaxWorkgroupStorageSize), int(lim.MaxInvocationsPerWorkgroup))
 			if err != nil {
 				return err
 			}

@@ -1,0 +1,50 @@
+package shaders
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestChooseFwdFitsLimits(t *testing.T) {
+	for _, dt := range DTypes {
+		for d := 4; d <= 256; d += 4 {
+			for _, lim := range [][2]int{{16 << 10, 256}, {32 << 10, 1024}, {48 << 10, 1024}} {
+				tl, err := ChooseFwd(d, dt, lim[0], lim[1])
+				require.NoError(t, err, "%s D=%d %v", dt, d, lim)
+				require.NoError(t, tl.Validate())
+				require.Equal(t, dt, tl.DType)
+				require.LessOrEqual(t, tl.WorkgroupBytes(), lim[0])
+				require.LessOrEqual(t, tl.Threads(), lim[1])
+				_, err = tl.Source()
+				require.NoError(t, err)
+			}
+		}
+	}
+	_, err := ChooseFwd(128, Float32, 1024, 256)
+	require.ErrorContains(t, err, "no forward tiling")
+}
+
+// TestChooseChunks pins the measured preference: 64 bytes of each fetched
+// row per chunk where it fits (see chunkSizes), KC 16 in the backward.
+func TestChooseChunks(t *testing.T) {
+	cases := []struct {
+		dt           DType
+		wgBytes      int
+		fwdKC, fwdVC int
+		dkvKC, dkvVC int
+	}{
+		{Float32, 48 << 10, 16, 16, 16, 16},
+		{Float16, 48 << 10, 32, 32, 16, 32},
+		{BFloat16, 48 << 10, 32, 32, 16, 32},
+		{Float16, 32 << 10, 16, 16, 16, 16}, // chunks of 32 do not fit
+	}
+	for _, c := range cases {
+		f, err := ChooseFwd(128, c.dt, c.wgBytes, 1024)
+		require.NoError(t, err)
+		require.Equal(t, [2]int{c.fwdKC, c.fwdVC}, [2]int{f.KC, f.VC}, "forward %s %d", c.dt, c.wgBytes)
+		b, err := ChooseBwd(BwdDKV, 128, c.dt, c.wgBytes, 1024)
+		require.NoError(t, err)
+		require.Equal(t, [2]int{c.dkvKC, c.dkvVC}, [2]int{b.KC, b.VC}, "dK/dV %s %d", c.dt, c.wgBytes)
+	}
+}
