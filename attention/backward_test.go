@@ -251,27 +251,6 @@ func TestBackwardTilings(t *testing.T) {
 	}
 }
 
-func TestChooseBwdFitsLimits(t *testing.T) {
-	for _, k := range []shaders.BwdKernel{shaders.BwdDQ, shaders.BwdDKV} {
-		for _, dt := range shaders.DTypes {
-			for d := 4; d <= 256; d += 4 {
-				for _, lim := range [][2]int{{16 << 10, 256}, {32 << 10, 1024}, {48 << 10, 1024}} {
-					tl, err := shaders.ChooseBwd(k, d, dt, lim[0], lim[1])
-					require.NoError(t, err, "%s %s D=%d %v", k, dt, d, lim)
-					require.NoError(t, tl.Validate())
-					require.Equal(t, dt, tl.DType)
-					require.LessOrEqual(t, tl.WorkgroupBytes(), lim[0])
-					require.LessOrEqual(t, tl.Threads(), lim[1])
-					_, err = tl.Source()
-					require.NoError(t, err)
-				}
-			}
-		}
-	}
-	_, err := shaders.ChooseBwd(shaders.BwdDKV, 128, shaders.Float32, 1024, 256)
-	require.ErrorContains(t, err, "no dkv backward tiling")
-}
-
 func TestBackwardErrors(t *testing.T) {
 	op := testOp(t)
 	dev := op.Device()

@@ -6,23 +6,52 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestChooseFwdFitsLimits(t *testing.T) {
-	for _, dt := range DTypes {
-		for d := 4; d <= 256; d += 4 {
-			for _, lim := range [][2]int{{16 << 10, 256}, {32 << 10, 1024}, {48 << 10, 1024}} {
-				tl, err := ChooseFwd(d, dt, lim[0], lim[1])
-				require.NoError(t, err, "%s D=%d %v", dt, d, lim)
-				require.NoError(t, tl.Validate())
-				require.Equal(t, dt, tl.DType)
-				require.LessOrEqual(t, tl.WorkgroupBytes(), lim[0])
-				require.LessOrEqual(t, tl.Threads(), lim[1])
-				_, err = tl.Source()
-				require.NoError(t, err)
-			}
-		}
+// chosen is what the choosers' tests need of either kernel's tiling.
+type chosen interface {
+	Validate() error
+	WorkgroupBytes() int
+	Threads() int
+	Source() (string, error)
+}
+
+func TestChoosersFitLimits(t *testing.T) {
+	choosers := []struct {
+		name   string
+		choose func(d int, dt DType, wgBytes, threads int) (chosen, DType, error)
+	}{
+		{"forward", func(d int, dt DType, wg, th int) (chosen, DType, error) {
+			tl, err := ChooseFwd(d, dt, wg, th)
+			return tl, tl.DType, err
+		}},
+		{"dq", func(d int, dt DType, wg, th int) (chosen, DType, error) {
+			tl, err := ChooseBwd(BwdDQ, d, dt, wg, th)
+			return tl, tl.DType, err
+		}},
+		{"dkv", func(d int, dt DType, wg, th int) (chosen, DType, error) {
+			tl, err := ChooseBwd(BwdDKV, d, dt, wg, th)
+			return tl, tl.DType, err
+		}},
 	}
-	_, err := ChooseFwd(128, Float32, 1024, 256)
-	require.ErrorContains(t, err, "no forward tiling")
+	for _, c := range choosers {
+		t.Run(c.name, func(t *testing.T) {
+			for _, dt := range DTypes {
+				for d := 4; d <= 256; d += 4 {
+					for _, lim := range [][2]int{{16 << 10, 256}, {32 << 10, 1024}, {48 << 10, 1024}} {
+						tl, got, err := c.choose(d, dt, lim[0], lim[1])
+						require.NoError(t, err, "%s D=%d %v", dt, d, lim)
+						require.NoError(t, tl.Validate())
+						require.Equal(t, dt, got)
+						require.LessOrEqual(t, tl.WorkgroupBytes(), lim[0])
+						require.LessOrEqual(t, tl.Threads(), lim[1])
+						_, err = tl.Source()
+						require.NoError(t, err)
+					}
+				}
+			}
+			_, _, err := c.choose(128, Float32, 1024, 256)
+			require.ErrorContains(t, err, "no "+c.name)
+		})
+	}
 }
 
 // TestChooseChunks pins the measured preference: 64 bytes of each fetched
