@@ -47,6 +47,12 @@
 // and makes the backward about 25% slower on an H200. With half storage the
 // fused kernel adds into an f32 scratch dQ that a last pass stores.
 //
+// On GPUs the forward may compute a query block's keys in pieces (split-KV,
+// [Options].SplitKV) where a batch has few workgroups and some long key
+// ranges; a second pass merges the pieces in a fixed order, so O and LSE
+// stay bitwise reproducible, but they may differ in the last bits from an
+// unsplit run.
+//
 // # Reference
 //
 // [ReferenceForward] and [ReferenceBackward] compute the same function in

@@ -30,6 +30,11 @@ type Options struct {
 	// DQ chooses how the backward computes dQ (DQAuto: fused where the
 	// adapter allows it).
 	DQ DQMode
+	// SplitKV is the forward's split-KV piece length in keys (rounded up
+	// to the key tile): query blocks that see more keys are computed in
+	// pieces and merged (see splitkv.go). 0 splits where the work calls for
+	// it, on GPUs only; a negative value never splits.
+	SplitKV int
 }
 
 // DQMode chooses how the backward computes dQ.
@@ -185,35 +190,84 @@ func (op *Op) PrepareForward(a *Args, t ForwardTensors) (*Call, error) {
 	if err != nil {
 		return nil, fmt.Errorf("attention: %w", err)
 	}
-	meta, ntiles := a.tileTable(tiling.BR(), tiling.BC())
+	plan, err := op.plan(a, tiling)
+	if err != nil {
+		return nil, err
+	}
 	call := &Call{Tiling: tiling.String()}
-	if ntiles == 0 {
+	if plan.ntiles == 0 {
 		return call, nil // every segment is empty: nothing to compute
 	}
-	gridY := min(ntiles, int(lim.MaxWorkgroupsPerDimension))
-	gridZ := (ntiles + gridY - 1) / gridY
+	if plan.piece > 0 {
+		call.Tiling += fmt.Sprintf(" split-kv %d keys (%d pieces)", plan.piece, plan.nslots)
+	}
+	maxWG := int(lim.MaxWorkgroupsPerDimension)
+	gridY := min(plan.ntiles, maxWG)
+	cgridY := max(1, min(plan.ngroups, maxWG))
+	lseOff := plan.nslots * a.NumHeadsQ * tiling.BR() * a.HeadDim / 4
 	params := []uint32{
 		uint32(a.NumHeadsQ), uint32(a.NumHeadsQ / a.NumHeadsKV), uint32(a.TotalQ()), boolU32(a.Causal),
-		uint32(ntiles), uint32(gridY), uint32(a.Batch()), uint32(2 * (a.Batch() + 1)),
-		math.Float32bits(float32(a.Scale() * math.Log2E)), uint32(a.NumHeadsKV), 0, 0,
+		uint32(plan.ntiles), uint32(gridY), uint32(a.Batch()), uint32(plan.tilesOff),
+		math.Float32bits(float32(a.Scale() * math.Log2E)), uint32(a.NumHeadsKV), uint32(plan.piece), uint32(plan.combOff),
+		uint32(plan.ngroups), uint32(cgridY), uint32(lseOff), 0,
 	}
-	pbuf, err := wgpu.UploadUniform(op.dev, "attn_fwd params", params)
-	if err != nil {
-		return nil, fmt.Errorf("attention: %w", err)
+	// part holds the pieces' O and LSE; it is bound even when nothing is split.
+	partBytes := max(16, 4*plan.nslots*a.NumHeadsQ*tiling.BR()*(a.HeadDim+1))
+	bufs := make([]*wgpu.Buffer, 3)
+	for i, mk := range []func() (*wgpu.Buffer, error){
+		func() (*wgpu.Buffer, error) { return wgpu.UploadUniform(op.dev, "attn_fwd params", params) },
+		func() (*wgpu.Buffer, error) { return wgpu.Upload(op.dev, "attn_fwd meta", plan.meta) },
+		func() (*wgpu.Buffer, error) { return op.dev.NewBuffer("attn_fwd split-kv partials", uint64(partBytes)) },
+	} {
+		if bufs[i], err = mk(); err != nil {
+			releaseAll(bufs[:i]...)
+			return nil, fmt.Errorf("attention: %w", err)
+		}
 	}
-	mbuf, err := wgpu.Upload(op.dev, "attn_fwd meta", meta)
-	if err != nil {
-		pbuf.Release()
-		return nil, fmt.Errorf("attention: %w", err)
-	}
-	call.owned = []*wgpu.Buffer{pbuf, mbuf}
+	pbuf, mbuf, part := bufs[0], bufs[1], bufs[2]
+	call.owned = bufs
 	call.dispatches = []wgpu.Dispatch{{
 		Label:      "attn_fwd",
 		Pipeline:   pipe,
-		Buffers:    []*wgpu.Buffer{pbuf, mbuf, t.Q, t.K, t.V, t.O, t.LSE},
-		Workgroups: [3]uint32{uint32(a.NumHeadsQ), uint32(gridY), uint32(gridZ)},
+		Buffers:    []*wgpu.Buffer{pbuf, mbuf, t.Q, t.K, t.V, t.O, t.LSE, part},
+		Workgroups: [3]uint32{uint32(a.NumHeadsQ), uint32(gridY), uint32((plan.ntiles + gridY - 1) / gridY)},
 	}}
+	if plan.ngroups > 0 {
+		comb, err := op.dev.Pipeline("attn_fwd combine "+tiling.String(), src, "combine_main")
+		if err != nil {
+			call.Release()
+			return nil, fmt.Errorf("attention: %w", err)
+		}
+		call.dispatches = append(call.dispatches, wgpu.Dispatch{
+			Label:      "attn_fwd combine",
+			Pipeline:   comb,
+			Buffers:    []*wgpu.Buffer{pbuf, mbuf, part, t.O, t.LSE},
+			Workgroups: [3]uint32{uint32(a.NumHeadsQ), uint32(cgridY), uint32((plan.ngroups + cgridY - 1) / cgridY)},
+		})
+	}
 	return call, nil
+}
+
+// plan lays out the forward's workgroups, choosing the split-KV piece from
+// the options, the work and the adapter: splitting pays only where the GPU
+// runs many workgroups at once, and the partial results must fit one
+// buffer (the piece doubles until they do).
+func (op *Op) plan(a *Args, tiling shaders.FwdTiling) (fwdPlan, error) {
+	br, bc := tiling.BR(), tiling.BC()
+	piece := 0
+	switch s := op.opts.SplitKV; {
+	case s > 0:
+		piece = (s + bc - 1) / bc * bc
+	case s == 0 && !op.dev.Info().IsCPU():
+		piece = autoPiece(a.queryBlocks(br), a.NumHeadsQ, bc)
+	}
+	for {
+		p := a.forwardPlan(br, bc, piece)
+		if uint64(4*p.nslots*a.NumHeadsQ*br*(a.HeadDim+1)) <= op.dev.MaxBufferBytes() {
+			return p, nil
+		}
+		piece *= 2
+	}
 }
 
 // tileTable returns cu_seqlens_q ++ cu_seqlens_k ++ (segment, q0) per query
@@ -223,15 +277,8 @@ func (op *Op) PrepareForward(a *Args, t ForwardTensors) (*Call, error) {
 func (a *Args) tileTable(br, bc int) ([]uint32, int) {
 	type tile struct{ b, q0, work int }
 	var tiles []tile
-	for b := 0; b < a.Batch(); b++ {
-		qLen, kLen := a.segment(b)
-		for q0 := 0; q0 < qLen; q0 += br {
-			end := kLen
-			if a.Causal {
-				end = min(kLen, min(q0+br, qLen)+kLen-qLen)
-			}
-			tiles = append(tiles, tile{b, q0, (end + bc - 1) / bc})
-		}
+	for _, blk := range a.queryBlocks(br) {
+		tiles = append(tiles, tile{blk.b, blk.q0, (blk.end + bc - 1) / bc})
 	}
 	sort.SliceStable(tiles, func(i, j int) bool { return tiles[i].work > tiles[j].work })
 	meta := make([]uint32, 0, 2*(a.Batch()+1)+2*len(tiles))

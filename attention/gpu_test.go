@@ -123,6 +123,24 @@ func requireLSE(t *testing.T, got []float32, want []float64) {
 	}
 }
 
+// checkForward runs op.Forward on fresh random inputs drawn from rng and
+// compares O (relative error at most tol) with the float64 reference, and
+// LSE too for float32 storage.
+func checkForward(t *testing.T, op *Op, a *Args, rng *rand.Rand, tol float64) {
+	t.Helper()
+	q := randn(rng, a.TotalQ()*a.NumHeadsQ*a.HeadDim)
+	k := randn(rng, a.TotalK()*a.NumHeadsKV*a.HeadDim)
+	v := randn(rng, a.TotalK()*a.NumHeadsKV*a.HeadDim)
+	wantO, wantLSE, err := ReferenceForward(a, q, k, v)
+	require.NoError(t, err)
+	gotO, gotLSE, err := op.Forward(context.Background(), a, q, k, v)
+	require.NoError(t, err)
+	require.LessOrEqual(t, RelError(gotO, wantO), tol)
+	if a.DType == Float32 {
+		requireLSE(t, gotLSE, wantLSE)
+	}
+}
+
 func TestForwardMatchesReference(t *testing.T) {
 	op := testOp(t)
 	dev := op.Device()
@@ -166,17 +184,7 @@ func TestForwardTilings(t *testing.T) {
 		op := NewWithOptions(dev, Options{ForwardTiling: tl})
 		for i, c := range cases {
 			t.Run(fmt.Sprintf("%dx%dx%dx%dx%d/%s", tl.TX, tl.TY, tl.RM, tl.KC, tl.VC, c.name), func(t *testing.T) {
-				rng := rand.New(rand.NewPCG(uint64(i), 0xf1))
-				a := c.args()
-				q := randn(rng, a.TotalQ()*a.NumHeadsQ*a.HeadDim)
-				k := randn(rng, a.TotalK()*a.NumHeadsKV*a.HeadDim)
-				v := randn(rng, a.TotalK()*a.NumHeadsKV*a.HeadDim)
-				wantO, wantLSE, err := ReferenceForward(a, q, k, v)
-				require.NoError(t, err)
-				gotO, gotLSE, err := op.Forward(context.Background(), a, q, k, v)
-				require.NoError(t, err)
-				require.LessOrEqual(t, RelError(gotO, wantO), 1e-4)
-				requireLSE(t, gotLSE, wantLSE)
+				checkForward(t, op, c.args(), rand.New(rand.NewPCG(uint64(i), 0xf1)), 1e-4)
 			})
 		}
 	}

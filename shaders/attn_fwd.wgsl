@@ -5,6 +5,11 @@
 // tiles of Bc rows. S = Q Kᵀ and P live only in registers and workgroup
 // memory; the softmax is computed online (running max m and sum l per row).
 //
+// Split-KV: a block with a long key range may be cut into pieces of
+// P.piece keys, each its own workgroup, which writes its normalised O and
+// its LSE to the scratch buffer part instead of O and LSE; combine_main then
+// merges the pieces of each block (O = sum_s exp(LSE_s - LSE) O_s).
+//
 // Tensors are stored as IOV (four values: vec4<f32>, or vec2<u32> holding
 // four f16 or bf16), read with ld() and written with st(); both come from
 // the dtype's prelude (dtype.go). Arithmetic is always f32.
@@ -51,20 +56,35 @@ struct Params {
 	tiles_off: u32,   // offset of the tile table in segs
 	scale_log2: f32,  // softmax_scale * log2(e)
 	hkv: u32,         // key/value heads: hq / group
-	_pad1: u32,
-	_pad2: u32,
+	piece: u32,       // keys per split-KV piece (a multiple of Bc)
+	comb_off: u32,    // offset of the combine table in segs
+	ngroups: u32,     // split blocks in the combine table
+	cgrid_y: u32,     // combine_main workgroups along y; group = wg.y + wg.z * cgrid_y
+	lse_off: u32,     // vec4 offset of the LSE partials in part
+	_pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
-// segs = cu_seqlens_q [B+1] ++ cu_seqlens_k [B+1] ++ tile table (segment, q0)
+// segs = cu_seqlens_q [B+1] ++ cu_seqlens_k [B+1] ++ tile table (segment,
+// q0, k0, slot) ++ combine table (segment, q0, first slot, pieces)
 @group(0) @binding(1) var<storage, read> segs: array<u32>;
 @group(0) @binding(2) var<storage, read> q: array<IOV>;
 @group(0) @binding(3) var<storage, read> k: array<IOV>;
 @group(0) @binding(4) var<storage, read> v: array<IOV>;
 @group(0) @binding(5) var<storage, read_write> o: array<IOV>;
 @group(0) @binding(6) var<storage, read_write> lse: array<f32>;
+// part holds each split-KV piece's O (slot, head, row, vec4 column) and,
+// from lse_off, its LSE (slot, head, row group of 4).
+@group(0) @binding(7) var<storage, read_write> part: array<vec4<f32>>;
+
+// combine_main binds its own operands (and P); main uses none of these.
+@group(0) @binding(1) var<storage, read> cmb_segs: array<u32>;
+@group(0) @binding(2) var<storage, read> cmb_part: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> cmb_o: array<IOV>;
+@group(0) @binding(4) var<storage, read_write> cmb_lse: array<f32>;
 
 const NEG: f32 = -1.0e30;   // the score of a masked pair; finite so that m - NEG never makes NaN
+const NONE: u32 = 0xffffffffu;   // the slot of a block computed whole
 const LN2: f32 = 0.6931471805599453;
 
 // Each of the two stage buffers holds, in turn, a d-chunk of Qᵀ (row kk:
@@ -81,6 +101,8 @@ struct Tile {
 	k_start: u32,  // first row of the segment in K and V
 	k_len: u32,
 	q0: u32,       // first row of the block within the segment
+	k0: u32,       // first key of the piece (0 unless split)
+	slot: u32,     // the piece's slot in part, or NONE
 }
 
 @compute @workgroup_size(NT)
@@ -101,10 +123,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 
 	// Stage 0: find the segment and the key range this tile needs (segs is
 	// read-only and indexed by the workgroup id: uniform across the group).
-	let b = segs[P.tiles_off + 2u * tile];
+	let e = P.tiles_off + 4u * tile;
+	let b = segs[e];
 	let qs = segs[b];
 	let ks = segs[P.batch + 1u + b];
-	let t = Tile(qs, segs[b + 1u] - qs, ks, segs[P.batch + 2u + b] - ks, segs[P.tiles_off + 2u * tile + 1u]);
+	let t = Tile(qs, segs[b + 1u] - qs, ks, segs[P.batch + 2u + b] - ks, segs[e + 1u], segs[e + 2u], segs[e + 3u]);
 	let q_start = t.q_start;
 	let q_len = t.q_len;
 	let k_start = t.k_start;
@@ -115,6 +138,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 	if (P.causal == 1u) {
 		let last = min(q0 + BR, q_len);    // one past the last row of the block
 		kv_end = u32(clamp(i32(last) + delta, 0, i32(k_len)));
+	}
+	let k0 = t.k0;
+	if (t.slot != NONE) {
+		kv_end = min(kv_end, k0 + P.piece);   // a split-KV piece: keys k0..k0+piece-1
 	}
 
 	// Row group g = ty*RG + r (r < RG) is rows 4g..4g+3 of the block; the
@@ -139,12 +166,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 	// one barrier. The last chunk of each product stages the first of the
 	// next.
 	var fq = load_q(t, h, lid, 0u);
-	var fk = load_k(t, hk, lid, 0u, 0u);
+	var fk = load_k(t, hk, lid, k0, 0u);
 	var fv: array<IOV, PV>;
 	var sb = 0u;                     // stage buffer of the current chunk
 	store_qk(0u, lid, fq, fk);
 	workgroupBarrier();
-	for (var kb = 0u; kb < kv_end; kb += BC) {
+	for (var kb = k0; kb < kv_end; kb += BC) {
 		// Stage 1: S = Q Kᵀ for this tile, accumulated over d-chunks of KC.
 		// s[4r + i] holds row 4(ty*RG+r)+i against keys kb+4tx..kb+4tx+3.
 		var s: array<vec4<f32>, RM>;
@@ -279,7 +306,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 		}
 	}
 
-	// Stage 5: sum the row shares of l (every stage buffer is idle now), then O = acc / l and LSE = ln(sum exp(scaled S)).
+	// Stage 5: sum the row shares of l (every stage buffer is idle now), then
+	// O = acc / l and LSE = ln(sum exp(scaled S)); a split-KV piece writes
+	// both to part, with LSE -Inf for a row that sees none of its keys.
 	// @unroll
 	for (var r = 0u; r < RG; r++) {
 		put_part(0u, tx, ty * RG + r, l[r]);
@@ -292,30 +321,103 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 		for (var x = 0u; x < TX; x++) {
 			lsum += get_part(0u, x, ty * RG + r);
 		}
-		// @unroll
-		for (var i = 0u; i < 4u; i++) {
-			let qr = q0 + 4u * (ty * RG + r) + i;
-			if (qr < q_len) {
-				let row = q_start + qr;
+		if (t.slot != NONE) {
+			let g = (t.slot * P.hq + h) * BR4 + ty * RG + r;   // row group of the piece
+			var pl = vec4<f32>(bitcast<f32>(0xff800000u));
+			// @unroll
+			for (var i = 0u; i < 4u; i++) {
 				var inv = 0.0;
 				if (lsum[i] > 0.0) {
 					inv = 1.0 / lsum[i];
+					pl[i] = (m[r][i] + log2(lsum[i])) * LN2;
 				}
 				// @unroll
 				for (var j = 0u; j < NJ; j++) {
 					let d4 = tx + TX * j;
 					if (d4 < DV4) {
-						o[(row * P.hq + h) * DV4 + d4] = st(acc[(4u * r + i) * NJ + j] * inv);
+						part[(4u * g + i) * DV4 + d4] = acc[(4u * r + i) * NJ + j] * inv;
 					}
-				}
-				if (tx == 0u) {
-					var val = bitcast<f32>(0x7f800000u);   // +Inf: a row that sees no key
-					if (lsum[i] > 0.0) {
-						val = (m[r][i] + log2(lsum[i])) * LN2;
-					}
-					lse[h * P.total_q + row] = val;
 				}
 			}
+			if (tx == 0u) {
+				part[P.lse_off + g] = pl;
+			}
+		} else {
+			// @unroll
+			for (var i = 0u; i < 4u; i++) {
+				let qr = q0 + 4u * (ty * RG + r) + i;
+				if (qr < q_len) {
+					let row = q_start + qr;
+					var inv = 0.0;
+					if (lsum[i] > 0.0) {
+						inv = 1.0 / lsum[i];
+					}
+					// @unroll
+					for (var j = 0u; j < NJ; j++) {
+						let d4 = tx + TX * j;
+						if (d4 < DV4) {
+							o[(row * P.hq + h) * DV4 + d4] = st(acc[(4u * r + i) * NJ + j] * inv);
+						}
+					}
+					if (tx == 0u) {
+						var val = bitcast<f32>(0x7f800000u);   // +Inf: a row that sees no key
+						if (lsum[i] > 0.0) {
+							val = (m[r][i] + log2(lsum[i])) * LN2;
+						}
+						lse[h * P.total_q + row] = val;
+					}
+				}
+			}
+		}
+	}
+}
+
+// combine_main merges the split-KV pieces of one query block for one head:
+// LSE = ln sum_s exp(LSE_s) and O = sum_s exp(LSE_s - LSE) O_s. Workgroup
+// (head, group); invocation lid takes the (row, vec4 column) pairs lid,
+// lid + 64, ... of the block. A row that no piece sees gets O = 0 and
+// LSE = +Inf, as in main.
+@compute @workgroup_size(64)
+fn combine_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+	let h = wg.x;
+	let grp = wg.y + wg.z * P.cgrid_y;
+	if (grp >= P.ngroups) {
+		return;
+	}
+	let e = P.comb_off + 4u * grp;
+	let b = cmb_segs[e];
+	let q0 = cmb_segs[e + 1u];
+	let first = cmb_segs[e + 2u];
+	let n = cmb_segs[e + 3u];
+	let q_start = cmb_segs[b];
+	let rows = min(BR, cmb_segs[b + 1u] - q_start - q0);
+	for (var it = lid; it < rows * DV4; it += 64u) {
+		let rr = it / DV4;
+		let d4 = it % DV4;
+		let row = q_start + q0 + rr;
+		// LSE_s of row rr is lane rr % 4 of its row group in piece s.
+		var mx = -3.0e38;
+		for (var s = 0u; s < n; s++) {
+			mx = max(mx, cmb_part[P.lse_off + ((first + s) * P.hq + h) * BR4 + rr / 4u][rr % 4u]);
+		}
+		if (mx <= -3.0e38) {
+			cmb_o[(row * P.hq + h) * DV4 + d4] = st(vec4<f32>(0.0));
+			if (d4 == 0u) {
+				cmb_lse[h * P.total_q + row] = bitcast<f32>(0x7f800000u);
+			}
+			continue;
+		}
+		var sum = 0.0;
+		var acc = vec4<f32>(0.0);
+		for (var s = 0u; s < n; s++) {
+			let slot = (first + s) * P.hq + h;
+			let w = exp(cmb_part[P.lse_off + slot * BR4 + rr / 4u][rr % 4u] - mx);
+			sum += w;
+			acc += w * cmb_part[(slot * BR + rr) * DV4 + d4];
+		}
+		cmb_o[(row * P.hq + h) * DV4 + d4] = st(acc / sum);
+		if (d4 == 0u) {
+			cmb_lse[h * P.total_q + row] = mx + log(sum);
 		}
 	}
 }

@@ -95,6 +95,7 @@ type benchFlags struct {
 	dqTile  string
 	dkvTile string
 	dq      string
+	splitKV int
 	rolled  bool
 	shapes  string
 }
@@ -124,6 +125,7 @@ shapes are scaled down. Times are medians of 5 rounds of back-to-back runs.`,
 	cmd.Flags().StringVar(&f.dqTile, "dq-tiling", "", "force the backward dQ kernel's tiling as TX,TY,RM,KC,VC (for tuning)")
 	cmd.Flags().StringVar(&f.dkvTile, "dkv-tiling", "", "force the backward dK/dV kernel's tiling as TX,TY,RM,KC,VC (for tuning)")
 	cmd.Flags().StringVar(&f.dq, "dq", "auto", "how the backward computes dQ: fused (into the dK/dV kernel), separate, or auto")
+	cmd.Flags().IntVar(&f.splitKV, "split-kv", 0, "forward split-KV piece in keys: 0 where the work calls for it, -1 never")
 	cmd.Flags().BoolVar(&f.rolled, "fwd-rolled", false, "leave the forward's loops to the driver instead of unrolling them (for tuning)")
 	cmd.Flags().StringVar(&f.shapes, "shapes", "", "only shapes whose label contains this text, e.g. S8192")
 	cmd.AddCommand(newBenchPoolCmd(g), newBenchShardsCmd(g))
@@ -205,6 +207,7 @@ func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out, progress 
 		}
 		opts.ForwardTiling.Rolled = true
 	}
+	opts.SplitKV = f.splitKV
 	op := attention.NewWithOptions(dev, opts)
 	info := dev.Info()
 	enc := json.NewEncoder(out)
