@@ -190,10 +190,7 @@ func (op *Op) PrepareForward(a *Args, t ForwardTensors) (*Call, error) {
 	if err != nil {
 		return nil, fmt.Errorf("attention: %w", err)
 	}
-	plan, err := op.plan(a, tiling)
-	if err != nil {
-		return nil, err
-	}
+	plan := op.plan(a, tiling)
 	call := &Call{Tiling: tiling.String()}
 	if plan.ntiles == 0 {
 		return call, nil // every segment is empty: nothing to compute
@@ -211,13 +208,13 @@ func (op *Op) PrepareForward(a *Args, t ForwardTensors) (*Call, error) {
 		math.Float32bits(float32(a.Scale() * math.Log2E)), uint32(a.NumHeadsKV), uint32(plan.piece), uint32(plan.combOff),
 		uint32(plan.ngroups), uint32(cgridY), uint32(lseOff), 0,
 	}
-	// part holds the pieces' O and LSE; it is bound even when nothing is split.
-	partBytes := max(16, 4*plan.nslots*a.NumHeadsQ*tiling.BR()*(a.HeadDim+1))
 	bufs := make([]*wgpu.Buffer, 3)
 	for i, mk := range []func() (*wgpu.Buffer, error){
 		func() (*wgpu.Buffer, error) { return wgpu.UploadUniform(op.dev, "attn_fwd params", params) },
 		func() (*wgpu.Buffer, error) { return wgpu.Upload(op.dev, "attn_fwd meta", plan.meta) },
-		func() (*wgpu.Buffer, error) { return op.dev.NewBuffer("attn_fwd split-kv partials", uint64(partBytes)) },
+		func() (*wgpu.Buffer, error) {
+			return op.dev.NewBuffer("attn_fwd split-kv partials", plan.partBytes(a.NumHeadsQ, tiling.BR(), a.HeadDim))
+		},
 	} {
 		if bufs[i], err = mk(); err != nil {
 			releaseAll(bufs[:i]...)
@@ -246,28 +243,6 @@ func (op *Op) PrepareForward(a *Args, t ForwardTensors) (*Call, error) {
 		})
 	}
 	return call, nil
-}
-
-// plan lays out the forward's workgroups, choosing the split-KV piece from
-// the options, the work and the adapter: splitting pays only where the GPU
-// runs many workgroups at once, and the partial results must fit one
-// buffer (the piece doubles until they do).
-func (op *Op) plan(a *Args, tiling shaders.FwdTiling) (fwdPlan, error) {
-	br, bc := tiling.BR(), tiling.BC()
-	piece := 0
-	switch s := op.opts.SplitKV; {
-	case s > 0:
-		piece = (s + bc - 1) / bc * bc
-	case s == 0 && !op.dev.Info().IsCPU():
-		piece = autoPiece(a.queryBlocks(br), a.NumHeadsQ, bc)
-	}
-	for {
-		p := a.forwardPlan(br, bc, piece)
-		if uint64(4*p.nslots*a.NumHeadsQ*br*(a.HeadDim+1)) <= op.dev.MaxBufferBytes() {
-			return p, nil
-		}
-		piece *= 2
-	}
 }
 
 // tileTable returns cu_seqlens_q ++ cu_seqlens_k ++ (segment, q0) per query

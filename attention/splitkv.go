@@ -2,6 +2,8 @@ package attention
 
 import (
 	"sort"
+
+	"github.com/coreattn/coreattn/shaders"
 )
 
 // Split-KV. A query block whose key range is long (a CA-task shard with a
@@ -129,4 +131,33 @@ func (a *Args) forwardPlan(br, bc, piece int) fwdPlan {
 		p.piece = 0
 	}
 	return p
+}
+
+// partBytes is the size of the scratch buffer that holds the pieces' O and
+// LSE for hq heads, blocks of br rows and head dimension d: at least 16
+// bytes, as the kernel binds it even when nothing is split.
+func (p fwdPlan) partBytes(hq, br, d int) uint64 {
+	return uint64(max(16, 4*p.nslots*hq*br*(d+1)))
+}
+
+// plan lays out the forward's workgroups, choosing the split-KV piece from
+// the options, the work and the adapter: splitting pays only where the GPU
+// runs many workgroups at once, and the partial results must fit one
+// buffer (the piece doubles until they do).
+func (op *Op) plan(a *Args, tiling shaders.FwdTiling) fwdPlan {
+	br, bc := tiling.BR(), tiling.BC()
+	piece := 0
+	switch s := op.opts.SplitKV; {
+	case s > 0:
+		piece = (s + bc - 1) / bc * bc
+	case s == 0 && !op.dev.Info().IsCPU():
+		piece = autoPiece(a.queryBlocks(br), a.NumHeadsQ, bc)
+	}
+	for {
+		p := a.forwardPlan(br, bc, piece)
+		if p.partBytes(a.NumHeadsQ, br, a.HeadDim) <= op.dev.MaxBufferBytes() {
+			return p
+		}
+		piece *= 2
+	}
 }
