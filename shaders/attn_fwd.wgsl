@@ -322,12 +322,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 			lsum += get_part(0u, x, ty * RG + r);
 		}
 		if (t.slot != NONE) {
+			// A row may see none of a piece's keys (causal, keys past its
+			// diagonal): its m is then NEG and its l counts masked pairs, so
+			// it is written as O = 0 and LSE = -Inf, weight 0 in the merge.
 			let g = (t.slot * P.hq + h) * BR4 + ty * RG + r;   // row group of the piece
 			var pl = vec4<f32>(bitcast<f32>(0xff800000u));
 			// @unroll
 			for (var i = 0u; i < 4u; i++) {
 				var inv = 0.0;
-				if (lsum[i] > 0.0) {
+				if (lsum[i] > 0.0 && m[r][i] > NEG) {
 					inv = 1.0 / lsum[i];
 					pl[i] = (m[r][i] + log2(lsum[i])) * LN2;
 				}
