@@ -201,12 +201,11 @@ func (op *Op) PrepareForward(a *Args, t ForwardTensors) (*Call, error) {
 	maxWG := int(lim.MaxWorkgroupsPerDimension)
 	gridY := min(plan.ntiles, maxWG)
 	cgridY := max(1, min(plan.ngroups, maxWG))
-	lseOff := plan.nslots * a.NumHeadsQ * tiling.BR() * a.HeadDim / 4
 	params := []uint32{
 		uint32(a.NumHeadsQ), uint32(a.NumHeadsQ / a.NumHeadsKV), uint32(a.TotalQ()), boolU32(a.Causal),
 		uint32(plan.ntiles), uint32(gridY), uint32(a.Batch()), uint32(plan.tilesOff),
 		math.Float32bits(float32(a.Scale() * math.Log2E)), uint32(a.NumHeadsKV), uint32(plan.piece), uint32(plan.combOff),
-		uint32(plan.ngroups), uint32(cgridY), uint32(lseOff), 0,
+		uint32(plan.ngroups), uint32(cgridY), uint32(plan.lseOffset(a.NumHeadsQ, tiling.BR(), a.HeadDim)), 0,
 	}
 	bufs := make([]*wgpu.Buffer, 3)
 	for i, mk := range []func() (*wgpu.Buffer, error){

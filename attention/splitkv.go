@@ -28,7 +28,7 @@ const splitTarget = 1024
 // pieces would spend more on their prologue and on the merge than they save.
 const minPieceSteps = 8
 
-// NoSplit is the slot of a block computed whole, as the kernel reads it.
+// noSplit is the slot of a block computed whole (the kernel's NONE).
 const noSplit = ^uint32(0)
 
 // queryBlock is a block of br query rows of segment b, starting at row q0,
@@ -133,9 +133,15 @@ func (a *Args) forwardPlan(br, bc, piece int) fwdPlan {
 	return p
 }
 
-// partBytes is the size of the scratch buffer that holds the pieces' O and
-// LSE for hq heads, blocks of br rows and head dimension d: at least 16
-// bytes, as the kernel binds it even when nothing is split.
+// The scratch buffer part holds, for hq heads, blocks of br rows and head
+// dimension d, every piece's O (slot, head, row, d) and then its LSE (slot,
+// head, row).
+
+// lseOffset is where the pieces' LSE starts in part, in vec4s.
+func (p fwdPlan) lseOffset(hq, br, d int) int { return p.nslots * hq * br * d / 4 }
+
+// partBytes is the size of part: at least 16 bytes, as the kernel binds it
+// even when nothing is split.
 func (p fwdPlan) partBytes(hq, br, d int) uint64 {
 	return uint64(max(16, 4*p.nslots*hq*br*(d+1)))
 }

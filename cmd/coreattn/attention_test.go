@@ -170,18 +170,23 @@ func TestAttentionBackwardMatchesReference(t *testing.T) {
 		t.Skipf("backward kernels not built yet: %v", err)
 	}
 	require.NoError(t, err)
-	e := c.backwardErrors(t)
-	assert.LessOrEqual(t, e.o, 1e-4, "O")
-	assert.LessOrEqual(t, e.lse, 1e-4, "largest absolute error of LSE")
-	assert.LessOrEqual(t, e.dq, 1e-4, "dQ")
-	assert.LessOrEqual(t, e.dk, 1e-4, "dK")
-	assert.LessOrEqual(t, e.dv, 1e-4, "dV")
+	c.backwardErrors(t).assertWithin(t, 1e-4)
 }
 
 // attnErrors are the errors of a forward+backward run of the CLI against
 // the float64 reference: relative for O and the gradients, the largest
 // absolute for LSE.
 type attnErrors struct{ o, lse, dq, dk, dv float64 }
+
+// assertWithin asserts every error is at most tol.
+func (e attnErrors) assertWithin(t *testing.T, tol float64) {
+	t.Helper()
+	assert.LessOrEqual(t, e.o, tol, "O")
+	assert.LessOrEqual(t, e.lse, tol, "largest absolute error of LSE")
+	assert.LessOrEqual(t, e.dq, tol, "dQ")
+	assert.LessOrEqual(t, e.dk, tol, "dK")
+	assert.LessOrEqual(t, e.dv, tol, "dV")
+}
 
 // backwardErrors reads the outputs of a run of c.cmdArgs(true) and compares
 // them with the reference.
@@ -214,12 +219,8 @@ func TestAttentionHalfStorage(t *testing.T) {
 			_, _, err := execRoot(t, append(c.cmdArgs(true), "--dtype", tc.dtype, "--servers", tc.servers)...)
 			require.NoError(t, err)
 			e := c.backwardErrors(t)
-			assert.LessOrEqual(t, e.o, 1e-2, "O")
+			e.assertWithin(t, 1e-2)
 			assert.Greater(t, e.o, 1e-5, "O as exact as float32: was the storage type ignored?")
-			assert.LessOrEqual(t, e.lse, 1e-2, "LSE")
-			assert.LessOrEqual(t, e.dq, 1e-2, "dQ")
-			assert.LessOrEqual(t, e.dk, 1e-2, "dK")
-			assert.LessOrEqual(t, e.dv, 1e-2, "dV")
 		})
 	}
 }
