@@ -109,7 +109,9 @@ func (op *Op) PrepareBackward(a *Args, t BackwardTensors) (*Call, error) {
 	wgBytes, threads := int(lim.MaxWorkgroupStorageSize), int(lim.MaxInvocationsPerWorkgroup)
 	choose := func(k shaders.BwdKernel, fixed shaders.BwdTiling) (shaders.BwdTiling, error) {
 		if fixed.TX == 0 {
-			return shaders.ChooseBwd(k, a.HeadDim, a.DType, wgBytes, threads)
+			t, err := shaders.ChooseBwd(k, a.HeadDim, a.DType, wgBytes, threads)
+			t.CPU = op.dev.Info().IsCPU()
+			return t, err
 		}
 		fixed.Kernel, fixed.D = k, a.HeadDim
 		if err := fixed.Validate(); err != nil {

@@ -146,6 +146,23 @@ func TestBackwardDQModes(t *testing.T) {
 	}
 }
 
+// TestFetchPatternFollowsAdapter checks that the automatic tilings of both
+// passes take the CPU fetch pattern exactly on CPU adapters (forced tilings
+// keep theirs, which is how the tests run the GPU pattern on lavapipe).
+func TestFetchPatternFollowsAdapter(t *testing.T) {
+	op := testOp(t)
+	dev := op.Device()
+	cpu := dev.Info().IsCPU()
+	fwd, err := op.forwardTiling(64, Float32)
+	require.NoError(t, err)
+	require.Equal(t, cpu, fwd.CPU, fwd.String())
+	in := newBwdInputs(t, gpuCases[2], 401)
+	call, err := op.PrepareBackward(in.a, in.tensors(t, dev))
+	require.NoError(t, err)
+	defer call.Release()
+	require.Equal(t, cpu, strings.Contains(call.Tiling, " cpu"), call.Tiling)
+}
+
 // TestBackwardEdgeCases covers calls that leave one of the kernels without
 // work: no query rows at all (every dK and dV is 0 and must still be
 // written) and no key rows at all (every dQ is 0).
@@ -196,7 +213,7 @@ func TestBackwardTilings(t *testing.T) {
 	type pair struct{ dq, kv shaders.BwdTiling }
 	explicit := []pair{
 		{dq: shaders.BwdTiling{TX: 8, TY: 8, RM: 8, KC: 8, VC: 4}, kv: shaders.BwdTiling{TX: 4, TY: 8, RM: 8, KC: 4, VC: 2}},
-		{dq: shaders.BwdTiling{TX: 4, TY: 4, KC: 4, VC: 1}, kv: shaders.BwdTiling{TX: 16, TY: 4, KC: 8, VC: 8}},
+		{dq: shaders.BwdTiling{TX: 4, TY: 4, KC: 4, VC: 1, CPU: true}, kv: shaders.BwdTiling{TX: 16, TY: 4, KC: 8, VC: 8, CPU: true}},
 		{dq: shaders.BwdTiling{TX: 16, TY: 16, KC: 8, VC: 8}, kv: shaders.BwdTiling{TX: 16, TY: 16, KC: 8, VC: 8, FusedDQ: true}},
 	}
 	if *bwdExtra {

@@ -74,7 +74,9 @@ func (op *Op) forwardTiling(d int, dt shaders.DType) (shaders.FwdTiling, error) 
 		}
 		return t, nil
 	}
-	return shaders.ChooseFwd(d, dt, int(lim.MaxWorkgroupStorageSize), int(lim.MaxInvocationsPerWorkgroup))
+	t, err := shaders.ChooseFwd(d, dt, int(lim.MaxWorkgroupStorageSize), int(lim.MaxInvocationsPerWorkgroup))
+	t.CPU = op.dev.Info().IsCPU()
+	return t, err
 }
 
 // Device is the device the Op runs on.

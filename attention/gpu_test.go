@@ -173,19 +173,59 @@ func TestForwardMatchesReference(t *testing.T) {
 func TestForwardTilings(t *testing.T) {
 	tilings := []shaders.FwdTiling{
 		{TX: 16, TY: 8, RM: 8, KC: 8, VC: 8},
-		{TX: 8, TY: 16, RM: 4, KC: 8, VC: 8},
+		{TX: 8, TY: 16, RM: 4, KC: 8, VC: 8, CPU: true},
 		{TX: 8, TY: 8, RM: 4, KC: 16, VC: 4},
-		{TX: 4, TY: 8, RM: 8, KC: 4, VC: 2},
+		{TX: 4, TY: 8, RM: 8, KC: 4, VC: 2, CPU: true},
 		{TX: 8, TY: 32, RM: 4, KC: 8, VC: 8}, // Br 128 x Bc 32: row partials span several stage rows
+		{TX: 8, TY: 24, RM: 4, KC: 8, VC: 8}, // Br 96: not a power of two, as the H200's D 64 choice
 	}
 	cases := []gpuCase{gpuCases[3], gpuCases[11], gpuCases[15], gpuCases[2]}
 	for _, tl := range tilings {
 		dev := testOp(t).Device()
 		op := NewWithOptions(dev, Options{ForwardTiling: tl})
 		for i, c := range cases {
-			t.Run(fmt.Sprintf("%dx%dx%dx%dx%d/%s", tl.TX, tl.TY, tl.RM, tl.KC, tl.VC, c.name), func(t *testing.T) {
+			t.Run(fmt.Sprintf("%dx%dx%dx%dx%d/cpu=%t/%s", tl.TX, tl.TY, tl.RM, tl.KC, tl.VC, tl.CPU, c.name), func(t *testing.T) {
 				checkForward(t, op, c.args(), rand.New(rand.NewPCG(uint64(i), 0xf1)), 1e-4)
 			})
 		}
+	}
+}
+
+// TestForwardGPUPattern checks the forward's GPU fetch pattern (the block's
+// Q held in registers, coalesced K; see FwdTiling.CPU), which CPU adapters
+// do not choose, for head dimensions with whole and partial d-chunks, empty
+// segments, split pieces and half storage.
+func TestForwardGPUPattern(t *testing.T) {
+	dev := testOp(t).Device()
+	lim := dev.Limits()
+	cases := []struct {
+		c     gpuCase
+		dtype DType
+		split int
+	}{
+		{gpuCases[8], Float32, 0},  // D4
+		{gpuCases[6], Float32, 0},  // GQA 4, D32
+		{gpuCases[2], Float32, 0},  // zero-length segments
+		{gpuCases[3], Float32, 64}, // CA-task shards, split into pieces
+		{gpuCases[11], Float32, 0}, // D80
+		{gpuCases[13], Float32, 0}, // D128
+		{gpuCases[15], Float32, 0}, // non-causal
+		{gpuCases[3], Float16, 0},
+		{gpuCases[3], BFloat16, 0},
+	}
+	for i, tc := range cases {
+		t.Run(fmt.Sprintf("%s/%s/split%d", tc.c.name, tc.dtype, tc.split), func(t *testing.T) {
+			a := tc.c.args()
+			a.DType = tc.dtype
+			tl, err := shaders.ChooseFwd(a.HeadDim, a.DType, int(lim.MaxWorkgroupStorageSize), int(lim.MaxInvocationsPerWorkgroup))
+			require.NoError(t, err)
+			require.False(t, tl.CPU)
+			op := NewWithOptions(dev, Options{ForwardTiling: tl, SplitKV: tc.split})
+			tol := 1e-4
+			if a.DType != Float32 {
+				tol = 1e-2
+			}
+			checkForward(t, op, a, rand.New(rand.NewPCG(uint64(i), 0xf2)), tol)
+		})
 	}
 }

@@ -26,6 +26,11 @@
 //   VC         key chunk of the O += P V product (divides BC)
 //   NJ, NACC   ceil(DV4/TX): vec4 columns of O owned by each thread; RM*NJ
 //   PQ, PK, PV vec4s of a Q chunk, a K chunk and a V chunk each thread fetches
+//   GPU, CPU   the fetch pattern (exactly one is 1): GPU holds the block's Q
+//              in registers and reads K chunks coalesced; CPU (for CPU
+//              drivers) fetches Q again for every tile, Q and K one row per
+//              item (see FwdTiling.CPU)
+//   NQ         NKC*PQ with GPU (the thread's share of the Q block), else 1
 //   BR4        Br/4: vec4 columns of a staged Qᵀ row (Kᵀ follows it)
 //   SR, SW     rows and vec4 width of a stage buffer: max(KC, VC) and
 //              max((Br + Bc)/4, DV4)
@@ -159,13 +164,37 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 		acc[i] = vec4<f32>(0.0);
 	}
 
-	// Operands travel global memory -> registers (fq, fk, fv) -> workgroup
+	// Operands travel global memory -> registers (fk, fv) -> workgroup
 	// memory, one chunk ahead of the arithmetic: while chunk n computes on
 	// one buffer, chunk n+1's operands are fetched and stored into the
 	// other, so global latency hides behind the FMAs and each chunk needs
 	// one barrier. The last chunk of each product stages the first of the
-	// next.
-	var fq = load_q(t, h, lid, 0u);
+	// next. The block's Q is the same for every tile: with GPU it is
+	// fetched once, into registers (fqa: this thread's share of every
+	// d-chunk, transposed), and only stored again; with CPU it is fetched
+	// again for every tile and the d-chunk loop stays rolled (CPU drivers
+	// compile the unrolled one several times slower, and run it slower).
+	var fqa: array<vec4<f32>, NQ>;
+	// @if GPU
+	// @unroll
+	for (var c = 0u; c < NKC; c++) {
+		let f = load_qt(t, h, lid, c);
+		// @unroll
+		for (var u = 0u; u < PQ; u++) {
+			fqa[c * PQ + u] = f[u];
+		}
+	}
+	// @end
+	var fq: array<vec4<f32>, PQ>;
+	// @if GPU
+	// @unroll
+	for (var u = 0u; u < PQ; u++) {
+		fq[u] = fqa[0u * PQ + u];
+	}
+	// @end
+	// @if CPU
+	fq = load_q(t, h, lid, 0u);
+	// @end
 	var fk = load_k(t, hk, lid, k0, 0u);
 	var fv: array<IOV, PV>;
 	var sb = 0u;                     // stage buffer of the current chunk
@@ -179,16 +208,27 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 		for (var i = 0u; i < RM; i++) {
 			s[i] = vec4<f32>(0.0);
 		}
+		// @if GPU
+		// @unroll
+		// @end
 		for (var c = 0u; c < NKC; c++) {
 			if (c + 1u < NKC) {
+				// @if GPU
+				// @unroll
+				for (var u = 0u; u < PQ; u++) {
+					fq[u] = fqa[(c + 1u) * PQ + u];
+				}
+				// @end
+				// @if CPU
 				fq = load_q(t, h, lid, c + 1u);
+				// @end
 				fk = load_k(t, hk, lid, kb, c + 1u);
 			} else {
 				fv = load_v(t, hk, lid, kb, 0u);
 			}
 			// @unroll
 			for (var kk = 0u; kk < KC; kk++) {
-				let bk = stage[sb][kk][BR4 + tx];
+				let bk = stage[sb][kk][BR4 + (tx ^ kswz(kk / 4u))];
 				// @unroll
 				for (var r = 0u; r < RG; r++) {
 					let a = stage[sb][kk][ty * RG + r];
@@ -271,7 +311,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 			if (cb + VC < BC) {
 				fv = load_v(t, hk, lid, kb, cb + VC);
 			} else if (kb + BC < kv_end) {
+				// @if GPU
+				// @unroll
+				for (var u = 0u; u < PQ; u++) {
+					fq[u] = fqa[0u * PQ + u];
+				}
+				// @end
+				// @if CPU
 				fq = load_q(t, h, lid, 0u);
+				// @end
 				fk = load_k(t, hk, lid, kb + BC, 0u);
 			}
 			// @unroll
@@ -425,30 +473,58 @@ fn combine_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
 	}
 }
 
-// load_q fetches d-chunk c of the block's query rows into registers.
-fn load_q(t: Tile, h: u32, lid: u32, c: u32) -> array<IOV, PQ> {
-	var f: array<IOV, PQ>;
+// load_q fetches d-chunk c of the block's query rows for the CPU pattern:
+// item it is vec4 column it / BR of row it % BR.
+fn load_q(t: Tile, h: u32, lid: u32, c: u32) -> array<vec4<f32>, PQ> {
+	var f: array<vec4<f32>, PQ>;
 	// @unroll
 	for (var u = 0u; u < PQ; u++) {
 		let it = lid + u * NT;
 		let row = it % BR;
 		let c4 = it / BR;
-		f[u] = IOV();
+		f[u] = vec4<f32>(0.0);
 		if (((BR * KC / 4u) % NT == 0u || it < BR * KC / 4u) && t.q0 + row < t.q_len && c * KC + 4u * c4 < D) {
-			f[u] = q[((t.q_start + t.q0 + row) * P.hq + h) * DV4 + c * (KC / 4u) + c4];
+			f[u] = ld(q[((t.q_start + t.q0 + row) * P.hq + h) * DV4 + c * (KC / 4u) + c4]);
 		}
 	}
 	return f;
 }
 
-// load_k fetches d-chunk c of keys kb..kb+BC-1 into registers.
+// load_qt fetches d-chunk c of the block's query rows for the GPU pattern,
+// transposed: item it
+// is Qᵀ row kk = it / BR4 of the chunk, columns 4g..4g+3 (g = it % BR4),
+// i.e. element c*KC + kk of rows 4g..4g+3. Its reads are scattered, but
+// it runs once per block.
+fn load_qt(t: Tile, h: u32, lid: u32, c: u32) -> array<vec4<f32>, PQ> {
+	var f: array<vec4<f32>, PQ>;
+	// @unroll
+	for (var u = 0u; u < PQ; u++) {
+		let it = lid + u * NT;
+		let g = it % BR4;
+		let d = c * KC + it / BR4;
+		f[u] = vec4<f32>(0.0);
+		if (((BR * KC / 4u) % NT == 0u || it < BR * KC / 4u) && d < D) {
+			// @unroll
+			for (var e = 0u; e < 4u; e++) {
+				let row = t.q0 + 4u * g + e;
+				if (row < t.q_len) {
+					f[u][e] = ld(q[((t.q_start + row) * P.hq + h) * DV4 + d / 4u])[d % 4u];
+				}
+			}
+		}
+	}
+	return f;
+}
+
+// load_k fetches d-chunk c of keys kb..kb+BC-1 into registers, KC/4
+// consecutive items per key row, so that a group's reads are contiguous.
 fn load_k(t: Tile, hk: u32, lid: u32, kb: u32, c: u32) -> array<IOV, PK> {
 	var f: array<IOV, PK>;
 	// @unroll
 	for (var u = 0u; u < PK; u++) {
 		let it = lid + u * NT;
-		let row = it % BC;
-		let c4 = it / BC;
+		let row = k_row(it);
+		let c4 = k_col(it);
 		f[u] = IOV();
 		if (((BC * KC / 4u) % NT == 0u || it < BC * KC / 4u) && kb + row < t.k_len && c * KC + 4u * c4 < D) {
 			f[u] = k[((t.k_start + kb + row) * P.hkv + hk) * DV4 + c * (KC / 4u) + c4];
@@ -484,20 +560,47 @@ fn get_part(sb: u32, x: u32, g: u32) -> vec4<f32> {
 	return stage[sb][f / SW][f % SW];
 }
 
-// store_qk writes a fetched Q and K chunk transposed into stage[sb]: Qᵀ
-// (KC x Br) beside Kᵀ (KC x Bc), rows fastest so that a warp's stores hit
-// distinct banks.
-fn store_qk(sb: u32, lid: u32, fq: array<IOV, PQ>, fk: array<IOV, PK>) {
+// k_row and k_col are the key row and the vec4 column within the d-chunk of
+// K item it: KC/4 consecutive items per row (GPU: coalesced reads), or rows
+// fastest (CPU).
+fn k_row(it: u32) -> u32 {
+	return select(it / (KC / 4u), it % BC, CPU == 1u);
+}
+
+fn k_col(it: u32) -> u32 {
+	return select(it % (KC / 4u), it / BC, CPU == 1u);
+}
+
+// kswz(c4) is the vec4-column swizzle of the Kᵀ rows 4*c4..4*c4+3: keys
+// move by multiples of 8 (never within a vec4), and only with the GPU
+// pattern where Bc is a power of two, so that they stay below Bc.
+fn kswz(c4: u32) -> u32 {
+	if (CPU == 1u || (BC & (BC - 1u)) != 0u) {
+		return 0u;
+	}
+	return (2u * c4) % TX;
+}
+
+// store_qk writes a fetched Q and K chunk into stage[sb]: Qᵀ (KC x Br)
+// beside Kᵀ (KC x Bc). With the GPU pattern, Q comes transposed and the K
+// rows of a group of 32 threads are 32/(KC/4) consecutive keys at KC/4
+// d-offsets c4; each Kᵀ row kk = 4*c4 + e keeps key j in column
+// j ^ 4*kswz(c4), so that the group's transposed stores land in distinct
+// banks. With the CPU pattern both are stored transposed, rows fastest.
+fn store_qk(sb: u32, lid: u32, fq: array<vec4<f32>, PQ>, fk: array<IOV, PK>) {
 	// @unroll
 	for (var u = 0u; u < PQ; u++) {
 		let it = lid + u * NT;
 		if ((BR * KC / 4u) % NT == 0u || it < BR * KC / 4u) {
-			let row = it % BR;
-			let c4 = it / BR;
-			let x = ld(fq[u]);
-			// @unroll
-			for (var e = 0u; e < 4u; e++) {
-				stage[sb][4u * c4 + e][row / 4u][row % 4u] = x[e];
+			if (GPU == 1u) {
+				stage[sb][it / BR4][it % BR4] = fq[u];   // transposed by load_qt
+			} else {
+				let row = it % BR;
+				let c4 = it / BR;
+				// @unroll
+				for (var e = 0u; e < 4u; e++) {
+					stage[sb][4u * c4 + e][row / 4u][row % 4u] = fq[u][e];
+				}
 			}
 		}
 	}
@@ -505,12 +608,12 @@ fn store_qk(sb: u32, lid: u32, fq: array<IOV, PQ>, fk: array<IOV, PK>) {
 	for (var u = 0u; u < PK; u++) {
 		let it = lid + u * NT;
 		if ((BC * KC / 4u) % NT == 0u || it < BC * KC / 4u) {
-			let row = it % BC;
-			let c4 = it / BC;
+			let c4 = k_col(it);
+			let col = k_row(it) ^ (4u * kswz(c4));   // the key's (swizzled) column
 			let x = ld(fk[u]);
 			// @unroll
 			for (var e = 0u; e < 4u; e++) {
-				stage[sb][4u * c4 + e][BR4 + row / 4u][row % 4u] = x[e];
+				stage[sb][4u * c4 + e][BR4 + col / 4u][col % 4u] = x[e];
 			}
 		}
 	}

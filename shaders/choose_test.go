@@ -77,3 +77,26 @@ func TestChooseChunks(t *testing.T) {
 		require.Equal(t, [2]int{c.dkvKC, c.dkvVC}, [2]int{b.KC, b.VC}, "dK/dV %s %d", c.dt, c.wgBytes)
 	}
 }
+
+// TestChooseFwdShape pins the forward's workgroup shape: 384 threads (Br 96)
+// for D 64 in f32 where they fit with chunks of 16, 256 otherwise.
+func TestChooseFwdShape(t *testing.T) {
+	cases := []struct {
+		d               int
+		dt              DType
+		wgBytes, maxThr int
+		tx, ty, kc, vc  int
+	}{
+		{64, Float32, 48 << 10, 1024, 16, 24, 16, 16},
+		{64, Float32, 48 << 10, 256, 16, 16, 16, 16},  // 384 threads not offered
+		{64, Float32, 32 << 10, 1024, 16, 16, 16, 16}, // 44 KiB does not fit (lavapipe)
+		{64, Float16, 48 << 10, 1024, 16, 16, 32, 32},
+		{128, Float32, 48 << 10, 1024, 16, 16, 16, 16},
+		{32, Float32, 48 << 10, 1024, 16, 16, 16, 16},
+	}
+	for _, c := range cases {
+		f, err := ChooseFwd(c.d, c.dt, c.wgBytes, c.maxThr)
+		require.NoError(t, err)
+		require.Equal(t, [4]int{c.tx, c.ty, c.kc, c.vc}, [4]int{f.TX, f.TY, f.KC, f.VC}, "D%d %s %d bytes %d threads", c.d, c.dt, c.wgBytes, c.maxThr)
+	}
+}
