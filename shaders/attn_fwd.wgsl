@@ -189,7 +189,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 	// @if GPU
 	// @unroll
 	for (var u = 0u; u < PQ; u++) {
-		fq[u] = fqa[0u * PQ + u];
+		fq[u] = fqa[u];
 	}
 	// @end
 	// @if CPU
@@ -314,7 +314,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 				// @if GPU
 				// @unroll
 				for (var u = 0u; u < PQ; u++) {
-					fq[u] = fqa[0u * PQ + u];
+					fq[u] = fqa[u];
 				}
 				// @end
 				// @if CPU
@@ -491,10 +491,9 @@ fn load_q(t: Tile, h: u32, lid: u32, c: u32) -> array<vec4<f32>, PQ> {
 }
 
 // load_qt fetches d-chunk c of the block's query rows for the GPU pattern,
-// transposed: item it
-// is Qᵀ row kk = it / BR4 of the chunk, columns 4g..4g+3 (g = it % BR4),
-// i.e. element c*KC + kk of rows 4g..4g+3. Its reads are scattered, but
-// it runs once per block.
+// transposed: item it is Qᵀ row kk = it / BR4 of the chunk, columns
+// 4g..4g+3 (g = it % BR4), i.e. element c*KC + kk of rows 4g..4g+3. Its
+// reads are scattered, but it runs once per block.
 fn load_qt(t: Tile, h: u32, lid: u32, c: u32) -> array<vec4<f32>, PQ> {
 	var f: array<vec4<f32>, PQ>;
 	// @unroll
