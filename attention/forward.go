@@ -22,7 +22,9 @@ type Op struct {
 // adapter's limits.
 type Options struct {
 	// ForwardTiling, if its TX is non-zero, fixes the forward's TX, TY, KC
-	// and VC (the head dimension still comes from the call); for tuning.
+	// and VC (the head dimension still comes from the call), and its fetch
+	// pattern: CPU as given, where the automatic choice follows the
+	// adapter; for tuning and tests.
 	ForwardTiling shaders.FwdTiling
 	// BackwardDQ and BackwardDKV, if their TX is non-zero, fix the tilings of
 	// the backward's dQ and dK/dV kernels in the same way; for tuning.
