@@ -259,17 +259,24 @@ func (a *Args) tileTable(br, bc int) ([]uint32, int) {
 		tiles = append(tiles, tile{blk.b, blk.q0, (blk.end + bc - 1) / bc})
 	}
 	sort.SliceStable(tiles, func(i, j int) bool { return tiles[i].work > tiles[j].work })
-	meta := make([]uint32, 0, 2*(a.Batch()+1)+2*len(tiles))
+	meta := a.seqlensMeta(2 * len(tiles))
+	for _, t := range tiles {
+		meta = append(meta, uint32(t.b), uint32(t.q0))
+	}
+	return meta, len(tiles)
+}
+
+// seqlensMeta returns cu_seqlens_q ++ cu_seqlens_k as the kernels read
+// them at the head of their segs buffer, with room for extra more entries.
+func (a *Args) seqlensMeta(extra int) []uint32 {
+	meta := make([]uint32, 0, len(a.CuSeqlensQ)+len(a.CuSeqlensK)+extra)
 	for _, c := range a.CuSeqlensQ {
 		meta = append(meta, uint32(c))
 	}
 	for _, c := range a.CuSeqlensK {
 		meta = append(meta, uint32(c))
 	}
-	for _, t := range tiles {
-		meta = append(meta, uint32(t.b), uint32(t.q0))
-	}
-	return meta, len(tiles)
+	return meta
 }
 
 // checkBuffers checks Q-shaped ("q", "o", "dq", "do") and KV-shaped buffers

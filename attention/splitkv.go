@@ -113,13 +113,7 @@ func (a *Args) forwardPlan(br, bc, piece int) fwdPlan {
 		p.nslots += n
 	}
 	sort.SliceStable(tiles, func(i, j int) bool { return tiles[i].work > tiles[j].work })
-	p.meta = make([]uint32, 0, 2*(a.Batch()+1)+4*len(tiles)+len(groups))
-	for _, c := range a.CuSeqlensQ {
-		p.meta = append(p.meta, uint32(c))
-	}
-	for _, c := range a.CuSeqlensK {
-		p.meta = append(p.meta, uint32(c))
-	}
+	p.meta = a.seqlensMeta(4*len(tiles) + len(groups))
 	p.tilesOff = len(p.meta)
 	for _, t := range tiles {
 		p.meta = append(p.meta, uint32(t.b), uint32(t.q0), uint32(t.k0), t.slot)

@@ -631,46 +631,16 @@ fn get_tile(tx: u32, g: u32) -> array<vec4<f32>, 4> {
 	return p;
 }
 
-// pair_row and pair_col are the row and the vec4 column within the d-chunk
-// of item it of a staged operand of n rows: KC/4 consecutive items per row
-// (the GPU pattern: contiguous reads), or rows fastest (CPU).
-fn pair_row(it: u32, n: u32) -> u32 {
-	return select(it / (KC / 4u), it % n, CPU == 1u);
-}
-
-fn pair_col(it: u32, n: u32) -> u32 {
-	return select(it % (KC / 4u), it / n, CPU == 1u);
-}
-
-// kswz(c4) is the vec4-column swizzle of the column operand's transposed
-// rows 4*c4..4*c4+3 (see store_pair): columns move by multiples of 8, and
-// only with the GPU pattern where BC is a power of two, so that they stay
-// below BC.
-fn kswz(c4: u32) -> u32 {
-	if (CPU == 1u || (BC & (BC - 1u)) != 0u) {
-		return 0u;
-	}
-	return (2u * c4) % TX;
-}
-
-// rswz(c4) is the same swizzle for the row operand (BR rows).
-fn rswz(c4: u32) -> u32 {
-	if (CPU == 1u || (BR & (BR - 1u)) != 0u) {
-		return 0u;
-	}
-	return (2u * c4) % BR4;
-}
-
 // products adds the product of the row and column d-chunks staged at sb to
 // the thread's share of a BR x BC tile.
 fn products(sb: u32, tx: u32, ty: u32, s_in: array<vec4<f32>, RM>) -> array<vec4<f32>, RM> {
 	var s = s_in;
 	// @unroll
 	for (var kk = 0u; kk < KC; kk++) {
-		let b = stage[sb][kk][BR4 + (tx ^ kswz(kk / 4u))];
+		let b = stage[sb][kk][BR4 + (tx ^ swz(kk / 4u, BC))];
 		// @unroll
 		for (var g = 0u; g < RG; g++) {
-			let a = stage[sb][kk][(ty * RG + g) ^ rswz(kk / 4u)];
+			let a = stage[sb][kk][(ty * RG + g) ^ swz(kk / 4u, BR)];
 			s[4u * g] = fma(vec4<f32>(a.x), b, s[4u * g]);
 			s[4u * g + 1u] = fma(vec4<f32>(a.y), b, s[4u * g + 1u]);
 			s[4u * g + 2u] = fma(vec4<f32>(a.z), b, s[4u * g + 2u]);
@@ -852,8 +822,8 @@ fn dq_fetch(t: Tile, h: u32, hk: u32, lid: u32, kb: u32, c: u32, sel: u32) -> Pa
 	// @unroll
 	for (var u = 0u; u < PA; u++) {
 		let it = lid + u * NT;
-		let row = pair_row(it, BR);
-		let d4 = c * (KC / 4u) + pair_col(it, BR);
+		let row = chunk_row(it, BR);
+		let d4 = c * (KC / 4u) + chunk_col(it, BR);
 		f.a[u] = IOV();
 		if ((SA % NT == 0u || it < SA) && t.r0 + row < t.q_len && d4 < DV4) {
 			f.a[u] = ld_q(sel, q_at(t.q_start + t.r0 + row, h, d4));
@@ -862,8 +832,8 @@ fn dq_fetch(t: Tile, h: u32, hk: u32, lid: u32, kb: u32, c: u32, sel: u32) -> Pa
 	// @unroll
 	for (var u = 0u; u < PB; u++) {
 		let it = lid + u * NT;
-		let row = pair_row(it, BC);
-		let d4 = c * (KC / 4u) + pair_col(it, BC);
+		let row = chunk_row(it, BC);
+		let d4 = c * (KC / 4u) + chunk_col(it, BC);
 		f.b[u] = IOV();
 		if ((SB % NT == 0u || it < SB) && kb + row < t.k_len && d4 < DV4) {
 			f.b[u] = ld_k(sel, k_at(t.k_start + kb + row, hk, d4));
@@ -879,8 +849,8 @@ fn dkv_fetch(t: Tile, h: u32, hk: u32, lid: u32, qb: u32, c: u32, sel: u32) -> P
 	// @unroll
 	for (var u = 0u; u < PA; u++) {
 		let it = lid + u * NT;
-		let row = pair_row(it, BR);
-		let d4 = c * (KC / 4u) + pair_col(it, BR);
+		let row = chunk_row(it, BR);
+		let d4 = c * (KC / 4u) + chunk_col(it, BR);
 		f.a[u] = IOV();
 		if ((SA % NT == 0u || it < SA) && t.r0 + row < t.k_len && d4 < DV4) {
 			f.a[u] = ld_k(sel, k_at(t.k_start + t.r0 + row, hk, d4));
@@ -889,8 +859,8 @@ fn dkv_fetch(t: Tile, h: u32, hk: u32, lid: u32, qb: u32, c: u32, sel: u32) -> P
 	// @unroll
 	for (var u = 0u; u < PB; u++) {
 		let it = lid + u * NT;
-		let row = pair_row(it, BC);
-		let d4 = c * (KC / 4u) + pair_col(it, BC);
+		let row = chunk_row(it, BC);
+		let d4 = c * (KC / 4u) + chunk_col(it, BC);
 		f.b[u] = IOV();
 		if ((SB % NT == 0u || it < SB) && qb + row < t.q_len && d4 < DV4) {
 			f.b[u] = ld_q(sel, q_at(t.q_start + qb + row, h, d4));
@@ -933,17 +903,16 @@ fn dkv_fetch_acc(t: Tile, h: u32, lid: u32, qb: u32, sel: u32) -> array<IOV, PV>
 // the row operand (KC x BR) beside the column operand (KC x BC). With the
 // GPU pattern both are fetched KC/4 items per row, so that reads are
 // contiguous, and transposed row kk = 4*c4 + e keeps column j at
-// j ^ 4*rswz(c4) (row operand) or j ^ 4*kswz(c4) (column operand), so that
-// the stores of a warp's 32/(KC/4) rows at KC/4 offsets still hit distinct
-// banks. With the CPU pattern they are fetched rows fastest and stored
-// unswizzled.
+// j ^ 4*swz(c4, BR) (row operand) or j ^ 4*swz(c4, BC) (column operand;
+// see fetch.wgsl). With the CPU pattern they are fetched rows fastest and
+// stored unswizzled.
 fn store_pair(sb: u32, lid: u32, f: PairFetch) {
 	// @unroll
 	for (var u = 0u; u < PA; u++) {
 		let it = lid + u * NT;
 		if (SA % NT == 0u || it < SA) {
-			let c4 = pair_col(it, BR);
-			let row = pair_row(it, BR) ^ (4u * rswz(c4));   // the row's (swizzled) column
+			let c4 = chunk_col(it, BR);
+			let row = chunk_row(it, BR) ^ (4u * swz(c4, BR));   // the row's (swizzled) column
 			let x = ld(f.a[u]);
 			// @unroll
 			for (var e = 0u; e < 4u; e++) {
@@ -955,8 +924,8 @@ fn store_pair(sb: u32, lid: u32, f: PairFetch) {
 	for (var u = 0u; u < PB; u++) {
 		let it = lid + u * NT;
 		if (SB % NT == 0u || it < SB) {
-			let c4 = pair_col(it, BC);
-			let col = pair_row(it, BC) ^ (4u * kswz(c4));   // the row's (swizzled) column
+			let c4 = chunk_col(it, BC);
+			let col = chunk_row(it, BC) ^ (4u * swz(c4, BC));   // the row's (swizzled) column
 			let x = ld(f.b[u]);
 			// @unroll
 			for (var e = 0u; e < 4u; e++) {

@@ -228,7 +228,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 			}
 			// @unroll
 			for (var kk = 0u; kk < KC; kk++) {
-				let bk = stage[sb][kk][BR4 + (tx ^ kswz(kk / 4u))];
+				let bk = stage[sb][kk][BR4 + (tx ^ swz(kk / 4u, BC))];
 				// @unroll
 				for (var r = 0u; r < RG; r++) {
 					let a = stage[sb][kk][ty * RG + r];
@@ -522,8 +522,8 @@ fn load_k(t: Tile, hk: u32, lid: u32, kb: u32, c: u32) -> array<IOV, PK> {
 	// @unroll
 	for (var u = 0u; u < PK; u++) {
 		let it = lid + u * NT;
-		let row = k_row(it);
-		let c4 = k_col(it);
+		let row = chunk_row(it, BC);
+		let c4 = chunk_col(it, BC);
 		f[u] = IOV();
 		if (((BC * KC / 4u) % NT == 0u || it < BC * KC / 4u) && kb + row < t.k_len && c * KC + 4u * c4 < D) {
 			f[u] = k[((t.k_start + kb + row) * P.hkv + hk) * DV4 + c * (KC / 4u) + c4];
@@ -559,32 +559,11 @@ fn get_part(sb: u32, x: u32, g: u32) -> vec4<f32> {
 	return stage[sb][f / SW][f % SW];
 }
 
-// k_row and k_col are the key row and the vec4 column within the d-chunk of
-// K item it: KC/4 consecutive items per row (GPU: coalesced reads), or rows
-// fastest (CPU).
-fn k_row(it: u32) -> u32 {
-	return select(it / (KC / 4u), it % BC, CPU == 1u);
-}
-
-fn k_col(it: u32) -> u32 {
-	return select(it % (KC / 4u), it / BC, CPU == 1u);
-}
-
-// kswz(c4) is the vec4-column swizzle of the Kᵀ rows 4*c4..4*c4+3: keys
-// move by multiples of 8 (never within a vec4), and only with the GPU
-// pattern where Bc is a power of two, so that they stay below Bc.
-fn kswz(c4: u32) -> u32 {
-	if (CPU == 1u || (BC & (BC - 1u)) != 0u) {
-		return 0u;
-	}
-	return (2u * c4) % TX;
-}
-
 // store_qk writes a fetched Q and K chunk into stage[sb]: Qᵀ (KC x Br)
 // beside Kᵀ (KC x Bc). With the GPU pattern, Q comes transposed and the K
 // rows of a group of 32 threads are 32/(KC/4) consecutive keys at KC/4
 // d-offsets c4; each Kᵀ row kk = 4*c4 + e keeps key j in column
-// j ^ 4*kswz(c4), so that the group's transposed stores land in distinct
+// j ^ 4*swz(c4, BC), so that the group's transposed stores land in distinct
 // banks. With the CPU pattern both are stored transposed, rows fastest.
 fn store_qk(sb: u32, lid: u32, fq: array<vec4<f32>, PQ>, fk: array<IOV, PK>) {
 	// @unroll
@@ -607,8 +586,8 @@ fn store_qk(sb: u32, lid: u32, fq: array<vec4<f32>, PQ>, fk: array<IOV, PK>) {
 	for (var u = 0u; u < PK; u++) {
 		let it = lid + u * NT;
 		if ((BC * KC / 4u) % NT == 0u || it < BC * KC / 4u) {
-			let c4 = k_col(it);
-			let col = k_row(it) ^ (4u * kswz(c4));   // the key's (swizzled) column
+			let c4 = chunk_col(it, BC);
+			let col = chunk_row(it, BC) ^ (4u * swz(c4, BC));   // the key's (swizzled) column
 			let x = ld(fk[u]);
 			// @unroll
 			for (var e = 0u; e < 4u; e++) {

@@ -184,6 +184,7 @@ func (t BwdTiling) Source() (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "// generated tiling: %s\n", t)
 	b.WriteString(t.DType.prelude())
+	b.WriteString(fetchHelpers)
 	nj := ceilDiv(t.D/4, t.TX)
 	rs, swz := t.ptLayout()
 	consts := []struct {

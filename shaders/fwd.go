@@ -136,6 +136,7 @@ func (t FwdTiling) Source() (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "// generated tiling: %s\n", t)
 	b.WriteString(t.DType.prelude())
+	b.WriteString(fetchHelpers)
 	consts := []struct {
 		name string
 		val  int
