@@ -30,7 +30,7 @@
 //              in registers and reads K chunks coalesced; CPU (for CPU
 //              drivers) fetches Q again for every tile, Q and K one row per
 //              item (see FwdTiling.CPU)
-//   NQ         NKC*PQ with GPU (the thread's share of the Q block), else 1
+//   NQ         NKC*PQ: the thread's share of the Q block (GPU pattern)
 //   BR4        Br/4: vec4 columns of a staged Qᵀ row (Kᵀ follows it)
 //   SR, SW     rows and vec4 width of a stage buffer: max(KC, VC) and
 //              max((Br + Bc)/4, DV4)
@@ -174,8 +174,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 	// d-chunk, transposed), and only stored again; with CPU it is fetched
 	// again for every tile and the d-chunk loop stays rolled (CPU drivers
 	// compile the unrolled one several times slower, and run it slower).
-	var fqa: array<vec4<f32>, NQ>;
 	// @if GPU
+	var fqa: array<vec4<f32>, NQ>;
 	// @unroll
 	for (var c = 0u; c < NKC; c++) {
 		let f = load_qt(t, h, lid, c);

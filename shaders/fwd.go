@@ -36,15 +36,6 @@ type FwdTiling struct {
 	Rolled bool
 }
 
-// qRegs is the number of vec4 registers holding the thread's share of the
-// Q block: NKC chunks of PQ, or 1 (unused) with the CPU pattern.
-func (t FwdTiling) qRegs() int {
-	if t.CPU {
-		return 1
-	}
-	return ceilDiv(t.D, t.KC) * ceilDiv(t.BR()*t.KC/4, t.Threads())
-}
-
 // warpX resolves WX: 8 when TX is a multiple of 8 and the workgroup a
 // multiple of 32 threads with TY a multiple of 4, otherwise TX (the plain
 // row-major layout).
@@ -146,7 +137,7 @@ func (t FwdTiling) Source() (string, error) {
 		{"VC", t.VC}, {"NCB", t.BC() / t.VC}, {"NJ", (t.D/4 + t.TX - 1) / t.TX},
 		{"BR4", t.BR() / 4}, {"SR", t.stageRows()}, {"SW", t.stageWidth()}, {"NACC", t.rows() * ((t.D/4 + t.TX - 1) / t.TX)},
 		{"RM", t.rows()}, {"RG", t.rows() / 4}, {"WX", t.warpX()},
-		{"PQ", ceilDiv(t.BR()*t.KC/4, t.Threads())}, {"NQ", t.qRegs()}, {"GPU", boolInt(!t.CPU)}, {"CPU", boolInt(t.CPU)}, {"PK", ceilDiv(t.BC()*t.KC/4, t.Threads())}, {"PV", ceilDiv(t.VC*t.D/4, t.Threads())},
+		{"PQ", ceilDiv(t.BR()*t.KC/4, t.Threads())}, {"NQ", ceilDiv(t.D, t.KC) * ceilDiv(t.BR()*t.KC/4, t.Threads())}, {"GPU", boolInt(!t.CPU)}, {"CPU", boolInt(t.CPU)}, {"PK", ceilDiv(t.BC()*t.KC/4, t.Threads())}, {"PV", ceilDiv(t.VC*t.D/4, t.Threads())},
 	}
 	values := make(map[string]int, len(consts))
 	for _, c := range consts {
