@@ -213,8 +213,9 @@ func TestBackwardTilings(t *testing.T) {
 	type pair struct{ dq, kv shaders.BwdTiling }
 	explicit := []pair{
 		{dq: shaders.BwdTiling{TX: 8, TY: 8, RM: 8, KC: 8, VC: 4}, kv: shaders.BwdTiling{TX: 4, TY: 8, RM: 8, KC: 4, VC: 2}},
-		{dq: shaders.BwdTiling{TX: 4, TY: 4, KC: 4, VC: 1, CPU: true}, kv: shaders.BwdTiling{TX: 16, TY: 4, KC: 8, VC: 8, CPU: true}},
-		{dq: shaders.BwdTiling{TX: 16, TY: 16, KC: 8, VC: 8}, kv: shaders.BwdTiling{TX: 16, TY: 16, KC: 8, VC: 8, FusedDQ: true}},
+		{dq: shaders.BwdTiling{TX: 4, TY: 4, KC: 4, VC: 1, CPU: true}, kv: shaders.BwdTiling{TX: 16, TY: 4, KC: 8, VC: 8, CPU: true, Transposed: true}},
+		{dq: shaders.BwdTiling{TX: 16, TY: 16, KC: 8, VC: 8, Transposed: true}, kv: shaders.BwdTiling{TX: 16, TY: 16, KC: 8, VC: 8, FusedDQ: true}},
+		{dq: shaders.BwdTiling{TX: 8, TY: 16, KC: 16, VC: 8}, kv: shaders.BwdTiling{TX: 16, TY: 16, KC: 16, VC: 16, FusedDQ: true, Transposed: true}},
 	}
 	if *bwdExtra {
 		for _, x := range extraTilings {

@@ -173,18 +173,19 @@ func TestForwardMatchesReference(t *testing.T) {
 func TestForwardTilings(t *testing.T) {
 	tilings := []shaders.FwdTiling{
 		{TX: 16, TY: 8, RM: 8, KC: 8, VC: 8},
-		{TX: 8, TY: 16, RM: 4, KC: 8, VC: 8, CPU: true},
+		{TX: 8, TY: 16, RM: 4, KC: 8, VC: 8, CPU: true, TransposedK: true},
 		{TX: 8, TY: 8, RM: 4, KC: 16, VC: 4},
 		{TX: 4, TY: 8, RM: 8, KC: 4, VC: 2, CPU: true},
-		{TX: 8, TY: 32, RM: 4, KC: 8, VC: 8}, // Br 128 x Bc 32: row partials span several stage rows
-		{TX: 8, TY: 24, RM: 4, KC: 8, VC: 8}, // Br 96: not a power of two, as the H200's D 64 choice
+		{TX: 8, TY: 32, RM: 4, KC: 8, VC: 8},                    // Br 128 x Bc 32: row partials span several stage rows
+		{TX: 8, TY: 24, RM: 4, KC: 8, VC: 8, TransposedK: true}, // Br 96: not a power of two, K transposed, as the H200's D 64 choice
+		{TX: 8, TY: 8, RM: 4, KC: 32, VC: 8},                    // K chunks of 32, as the H200's D 128 choice
 	}
 	cases := []gpuCase{gpuCases[3], gpuCases[11], gpuCases[15], gpuCases[2]}
 	for _, tl := range tilings {
 		dev := testOp(t).Device()
 		op := NewWithOptions(dev, Options{ForwardTiling: tl})
 		for i, c := range cases {
-			t.Run(fmt.Sprintf("%dx%dx%dx%dx%d/cpu=%t/%s", tl.TX, tl.TY, tl.RM, tl.KC, tl.VC, tl.CPU, c.name), func(t *testing.T) {
+			t.Run(fmt.Sprintf("%dx%dx%dx%dx%d/cpu=%t/kt=%t/%s", tl.TX, tl.TY, tl.RM, tl.KC, tl.VC, tl.CPU, tl.TransposedK, c.name), func(t *testing.T) {
 				checkForward(t, op, c.args(), rand.New(rand.NewPCG(uint64(i), 0xf1)), 1e-4)
 			})
 		}

@@ -54,6 +54,7 @@
 //   RM, RG       rows per thread (a multiple of 4) and RM/4
 //   BR, BC       rows per workgroup (RM*TY) and columns per step (4*TX)
 //   KC, NKC      d-chunk of the S and dP products, and ceil(D/KC) chunks
+//   KC4          KC/4: vec4 columns of a d-chunk
 //   VC           column chunk of the accumulating products (divides BC)
 //   NJ, NACC     ceil(DV4/TX) vec4 accumulator columns per thread; RM*NJ
 //   SA, SB       vec4 sizes of a d-chunk of the row operand (KC x BR) and
@@ -69,6 +70,8 @@
 //   DWG          workgroup size of the Delta pre-pass
 //   FUSED, VC4   1: dkv_main computes dQ too (see above); VC/4
 //   CPU          1: the fetch pattern for CPU drivers (BwdTiling.CPU)
+//   KT, KU       how product operands are staged (exactly one is 1):
+//                transposed or untransposed (BwdTiling.Transposed)
 //
 // Loops marked `// @unroll` are expanded by the generator (unroll.go), so
 // that register arrays are only ever indexed by constants. Workgroup arrays
@@ -124,10 +127,10 @@ const LOG2E: f32 = 1.4426950408889634;
 const BIG: f32 = 1.0e30;   // stands in for an infinite LSE: exp2(s - BIG) is 0
 const NONE: u32 = 0xffffffffu;
 
-// stage[sb] holds, in turn, the d-chunks of a row operand (row kk: KC x BR,
-// transposed, columns 0..BR4-1) beside a column operand (KC x BC,
-// transposed, columns BR4..), and the column chunks (VC x D) of the
-// accumulating products. pt holds the transposed P or dS tile, one row per
+// stage[sb] holds, in turn, the d-chunks of a row operand (columns
+// 0..BR4-1) beside a column operand (columns BR4..), both in one of
+// fetch.wgsl's layouts (KU untransposed, KT transposed), and the column
+// chunks (VC x D) of the accumulating products. pt holds the transposed P or dS tile, one row per
 // column of the tile.
 var<workgroup> stage: array<array<array<vec4<f32>, SW>, SR>, 2>;
 var<workgroup> pt: array<array<vec4<f32>, RS>, BC>;
@@ -632,21 +635,42 @@ fn get_tile(tx: u32, g: u32) -> array<vec4<f32>, 4> {
 }
 
 // products adds the product of the row and column d-chunks staged at sb to
-// the thread's share of a BR x BC tile.
+// the thread's share of a BR x BC tile: four d-steps per read (KU), or one
+// (KT).
 fn products(sb: u32, tx: u32, ty: u32, s_in: array<vec4<f32>, RM>) -> array<vec4<f32>, RM> {
 	var s = s_in;
+	// @if KU
 	// @unroll
-	for (var kk = 0u; kk < KC; kk++) {
-		let b = stage[sb][kk][BR4 + (tx ^ swz(kk / 4u, BC))];
+	for (var c4 = 0u; c4 < KC4; c4++) {
+		let bc = staged_cols(sb, BR4, tx, c4, BC);   // bc[j][e]: column 4tx+j, d-step 4*c4+e
 		// @unroll
 		for (var g = 0u; g < RG; g++) {
-			let a = stage[sb][kk][(ty * RG + g) ^ swz(kk / 4u, BR)];
+			let a = staged_cols(sb, 0u, ty * RG + g, c4, BR);   // a[i][e]: row 4(ty*RG+g)+i
+			// @unroll
+			for (var e = 0u; e < 4u; e++) {
+				let b = vec4<f32>(bc[0][e], bc[1][e], bc[2][e], bc[3][e]);
+				s[4u * g] = fma(vec4<f32>(a[0][e]), b, s[4u * g]);
+				s[4u * g + 1u] = fma(vec4<f32>(a[1][e]), b, s[4u * g + 1u]);
+				s[4u * g + 2u] = fma(vec4<f32>(a[2][e]), b, s[4u * g + 2u]);
+				s[4u * g + 3u] = fma(vec4<f32>(a[3][e]), b, s[4u * g + 3u]);
+			}
+		}
+	}
+	// @end
+	// @if KT
+	// @unroll
+	for (var kk = 0u; kk < KC; kk++) {
+		let b = stage[sb][kk][BR4 + (tx ^ tswz(kk / 4u, BC))];
+		// @unroll
+		for (var g = 0u; g < RG; g++) {
+			let a = stage[sb][kk][(ty * RG + g) ^ tswz(kk / 4u, BR)];
 			s[4u * g] = fma(vec4<f32>(a.x), b, s[4u * g]);
 			s[4u * g + 1u] = fma(vec4<f32>(a.y), b, s[4u * g + 1u]);
 			s[4u * g + 2u] = fma(vec4<f32>(a.z), b, s[4u * g + 2u]);
 			s[4u * g + 3u] = fma(vec4<f32>(a.w), b, s[4u * g + 3u]);
 		}
 	}
+	// @end
 	return s;
 }
 
@@ -899,38 +923,24 @@ fn dkv_fetch_acc(t: Tile, h: u32, lid: u32, qb: u32, sel: u32) -> array<IOV, PV>
 	return f;
 }
 
-// store_pair writes a fetched pair of chunks transposed into stage[sb]:
-// the row operand (KC x BR) beside the column operand (KC x BC). With the
-// GPU pattern both are fetched KC/4 items per row, so that reads are
-// contiguous, and transposed row kk = 4*c4 + e keeps column j at
-// j ^ 4*swz(c4, BR) (row operand) or j ^ 4*swz(c4, BC) (column operand;
-// see fetch.wgsl). With the CPU pattern they are fetched rows fastest and
-// stored unswizzled.
+// store_pair writes a fetched pair of chunks into stage[sb]: the row
+// operand (BR rows) in columns 0..BR4-1 beside the column operand (BC
+// rows), untransposed (KU: one 16-byte store per vec4) or transposed (KT:
+// four 4-byte stores). With the GPU pattern both are fetched KC/4 items per
+// row, so that reads are contiguous; with the CPU pattern rows fastest.
 fn store_pair(sb: u32, lid: u32, f: PairFetch) {
 	// @unroll
 	for (var u = 0u; u < PA; u++) {
 		let it = lid + u * NT;
 		if (SA % NT == 0u || it < SA) {
-			let c4 = chunk_col(it, BR);
-			let row = chunk_row(it, BR) ^ (4u * swz(c4, BR));   // the row's (swizzled) column
-			let x = ld(f.a[u]);
-			// @unroll
-			for (var e = 0u; e < 4u; e++) {
-				stage[sb][4u * c4 + e][row / 4u][row % 4u] = x[e];
-			}
+			store_operand(sb, 0u, chunk_row(it, BR), chunk_col(it, BR), BR, ld(f.a[u]));
 		}
 	}
 	// @unroll
 	for (var u = 0u; u < PB; u++) {
 		let it = lid + u * NT;
 		if (SB % NT == 0u || it < SB) {
-			let c4 = chunk_col(it, BC);
-			let col = chunk_row(it, BC) ^ (4u * swz(c4, BC));   // the row's (swizzled) column
-			let x = ld(f.b[u]);
-			// @unroll
-			for (var e = 0u; e < 4u; e++) {
-				stage[sb][4u * c4 + e][BR4 + col / 4u][col % 4u] = x[e];
-			}
+			store_operand(sb, BR4, chunk_row(it, BC), chunk_col(it, BC), BC, ld(f.b[u]));
 		}
 	}
 }

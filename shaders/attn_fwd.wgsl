@@ -23,6 +23,7 @@
 //   RM, RG     query rows per thread (a multiple of 4) and RM/4
 //   BR, BC     Br = RM*TY query rows per workgroup, Bc = 4*TX keys per tile
 //   KC, NKC    d-chunk of the S = Q Kᵀ product, and ceil(D/KC) chunks
+//   KC4        KC/4: vec4 columns of a d-chunk
 //   VC         key chunk of the O += P V product (divides BC)
 //   NJ, NACC   ceil(DV4/TX): vec4 columns of O owned by each thread; RM*NJ
 //   PQ, PK, PV vec4s of a Q chunk, a K chunk and a V chunk each thread fetches
@@ -31,7 +32,12 @@
 //              drivers) fetches Q again for every tile, Q and K one row per
 //              item (see FwdTiling.CPU)
 //   NQ         NKC*PQ: the thread's share of the Q block (GPU pattern)
-//   BR4        Br/4: vec4 columns of a staged Qᵀ row (Kᵀ follows it)
+//   KT, KU     how K chunks are staged (exactly one is 1): KU untransposed
+//              (fetch.wgsl's layout: one 16-byte store per vec4, one read
+//              per key and four d-steps), KT transposed (four 4-byte stores
+//              per vec4, one read per d-step; fewer registers held: see
+//              FwdTiling.TransposedK)
+//   BR4        Br/4: vec4 columns of a staged Qᵀ row (the K chunk follows it)
 //   SR, SW     rows and vec4 width of a stage buffer: max(KC, VC) and
 //              max((Br + Bc)/4, DV4)
 //   NCB        Bc/VC: key chunks of the O += P V product
@@ -93,9 +99,10 @@ const NONE: u32 = 0xffffffffu;   // the slot of a block computed whole
 const LN2: f32 = 0.6931471805599453;
 
 // Each of the two stage buffers holds, in turn, a d-chunk of Qᵀ (row kk:
-// columns 0..BR4-1) beside one of Kᵀ (columns BR4..), or a chunk of V rows;
-// they are filled and used alternately. pt holds Pᵀ by key chunk of VC.
-// The per-thread row partials (TX x BR4 vec4s) borrow the idle buffer.
+// columns 0..BR4-1) beside one of K (columns BR4.., see store_qk), or a
+// chunk of V rows; they are filled and used alternately. pt holds Pᵀ by key
+// chunk of VC. The per-thread row partials (TX x BR4 vec4s) borrow the idle
+// buffer.
 var<workgroup> stage: array<array<array<vec4<f32>, SW>, SR>, 2>;
 var<workgroup> pt: array<array<array<vec4<f32>, BR4>, VC>, NCB>;
 
@@ -226,18 +233,38 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 			} else {
 				fv = load_v(t, hk, lid, kb, 0u);
 			}
+			// @if KU
+			// @unroll
+			for (var c4 = 0u; c4 < KC4; c4++) {
+				let bk = staged_cols(sb, BR4, tx, c4, BC);   // bk[j][e]: key 4tx+j, d-step 4*c4+e
+				// @unroll
+				for (var e = 0u; e < 4u; e++) {
+					let b = vec4<f32>(bk[0][e], bk[1][e], bk[2][e], bk[3][e]);   // keys 4tx..4tx+3 at d-step 4*c4 + e
+					// @unroll
+					for (var r = 0u; r < RG; r++) {
+						let a = stage[sb][4u * c4 + e][ty * RG + r];
+						s[4u * r] = fma(vec4<f32>(a.x), b, s[4u * r]);
+						s[4u * r + 1u] = fma(vec4<f32>(a.y), b, s[4u * r + 1u]);
+						s[4u * r + 2u] = fma(vec4<f32>(a.z), b, s[4u * r + 2u]);
+						s[4u * r + 3u] = fma(vec4<f32>(a.w), b, s[4u * r + 3u]);
+					}
+				}
+			}
+			// @end
+			// @if KT
 			// @unroll
 			for (var kk = 0u; kk < KC; kk++) {
-				let bk = stage[sb][kk][BR4 + (tx ^ swz(kk / 4u, BC))];
+				let b = stage[sb][kk][BR4 + (tx ^ tswz(kk / 4u, BC))];   // keys 4tx..4tx+3 at d-step kk
 				// @unroll
 				for (var r = 0u; r < RG; r++) {
 					let a = stage[sb][kk][ty * RG + r];
-					s[4u * r] = fma(vec4<f32>(a.x), bk, s[4u * r]);
-					s[4u * r + 1u] = fma(vec4<f32>(a.y), bk, s[4u * r + 1u]);
-					s[4u * r + 2u] = fma(vec4<f32>(a.z), bk, s[4u * r + 2u]);
-					s[4u * r + 3u] = fma(vec4<f32>(a.w), bk, s[4u * r + 3u]);
+					s[4u * r] = fma(vec4<f32>(a.x), b, s[4u * r]);
+					s[4u * r + 1u] = fma(vec4<f32>(a.y), b, s[4u * r + 1u]);
+					s[4u * r + 2u] = fma(vec4<f32>(a.z), b, s[4u * r + 2u]);
+					s[4u * r + 3u] = fma(vec4<f32>(a.w), b, s[4u * r + 3u]);
 				}
 			}
+			// @end
 			sb = 1u - sb;
 			if (c + 1u < NKC) {
 				store_qk(sb, lid, fq, fk);
@@ -559,12 +586,11 @@ fn get_part(sb: u32, x: u32, g: u32) -> vec4<f32> {
 	return stage[sb][f / SW][f % SW];
 }
 
-// store_qk writes a fetched Q and K chunk into stage[sb]: Qᵀ (KC x Br)
-// beside Kᵀ (KC x Bc). With the GPU pattern, Q comes transposed and the K
-// rows of a group of 32 threads are 32/(KC/4) consecutive keys at KC/4
-// d-offsets c4; each Kᵀ row kk = 4*c4 + e keeps key j in column
-// j ^ 4*swz(c4, BC), so that the group's transposed stores land in distinct
-// banks. With the CPU pattern both are stored transposed, rows fastest.
+// store_qk writes a fetched Q and K chunk into stage[sb]: Qᵀ (KC x Br) in
+// columns 0..BR4-1 and beside it the K chunk, untransposed (KU) or
+// transposed (KT; see store_operand in fetch.wgsl). With the GPU
+// pattern Q comes transposed; with the CPU pattern it is stored transposed
+// here, rows fastest.
 fn store_qk(sb: u32, lid: u32, fq: array<vec4<f32>, PQ>, fk: array<IOV, PK>) {
 	// @unroll
 	for (var u = 0u; u < PQ; u++) {
@@ -586,13 +612,7 @@ fn store_qk(sb: u32, lid: u32, fq: array<vec4<f32>, PQ>, fk: array<IOV, PK>) {
 	for (var u = 0u; u < PK; u++) {
 		let it = lid + u * NT;
 		if ((BC * KC / 4u) % NT == 0u || it < BC * KC / 4u) {
-			let c4 = chunk_col(it, BC);
-			let col = chunk_row(it, BC) ^ (4u * swz(c4, BC));   // the key's (swizzled) column
-			let x = ld(fk[u]);
-			// @unroll
-			for (var e = 0u; e < 4u; e++) {
-				stage[sb][4u * c4 + e][BR4 + col / 4u][col % 4u] = x[e];
-			}
+			store_operand(sb, BR4, chunk_row(it, BC), chunk_col(it, BC), BC, ld(fk[u]));
 		}
 	}
 }

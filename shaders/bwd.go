@@ -81,6 +81,13 @@ type BwdTiling struct {
 	// the transposed stores; on the H200 it is 5 to 9 ms faster at S8192,
 	// on lavapipe 2-4% slower. The automatic choice sets CPU on CPU adapters.
 	CPU bool
+	// Transposed stages the operands of the S and dP products transposed
+	// (four 4-byte stores per fetched vec4, one workgroup-memory read per
+	// d-step) instead of untransposed (one 16-byte store, one read per row
+	// and four d-steps; see fetch.wgsl). On the H200 the untransposed
+	// layout makes f32 fwd+bwd 3-4% faster at S8192 D128 and half storage
+	// 1.2% slower; the automatic choice sets Transposed for halves.
+	Transposed bool
 	// Rolled leaves the loops marked @unroll to the driver (for comparison).
 	Rolled bool
 }
@@ -168,6 +175,9 @@ func (t BwdTiling) String() string {
 	if t.CPU {
 		s += " cpu"
 	}
+	if t.Transposed {
+		s += " transposed"
+	}
 	if t.Rolled {
 		s += " rolled"
 	}
@@ -184,7 +194,6 @@ func (t BwdTiling) Source() (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "// generated tiling: %s\n", t)
 	b.WriteString(t.DType.prelude())
-	b.WriteString(fetchHelpers)
 	nj := ceilDiv(t.D/4, t.TX)
 	rs, swz := t.ptLayout()
 	consts := []struct {
@@ -193,20 +202,21 @@ func (t BwdTiling) Source() (string, error) {
 	}{
 		{"D", t.D}, {"DV4", t.D / 4}, {"TX", t.TX}, {"TY", t.TY}, {"NT", t.Threads()},
 		{"RM", t.rows()}, {"RG", t.rows() / 4}, {"BR", t.BR()}, {"BC", t.BC()},
-		{"KC", t.KC}, {"NKC", ceilDiv(t.D, t.KC)}, {"VC", t.VC}, {"NJ", nj}, {"NACC", t.rows() * nj},
+		{"KC", t.KC}, {"KC4", t.KC / 4}, {"NKC", ceilDiv(t.D, t.KC)}, {"VC", t.VC}, {"NJ", nj}, {"NACC", t.rows() * nj},
 		{"SA", t.KC * t.BR() / 4}, {"SB", t.KC * t.BC() / 4},
 		{"PA", ceilDiv(t.KC*t.BR()/4, t.Threads())}, {"PB", ceilDiv(t.KC*t.BC()/4, t.Threads())},
 		{"PV", ceilDiv(t.VC*t.D/4, t.Threads())},
 		{"SR", t.stageRows()}, {"SW", t.stageWidth()}, {"BR4", t.BR() / 4},
 		{"RS", rs}, {"SWZ", swz}, {"DWG", DeltaWorkgroup},
 		{"FUSED", boolInt(t.FusedDQ)}, {"VC4", t.VC / 4}, {"CPU", boolInt(t.CPU)},
+		{"KT", boolInt(t.Transposed)}, {"KU", boolInt(!t.Transposed)},
 	}
 	values := make(map[string]int, len(consts))
 	for _, c := range consts {
 		fmt.Fprintf(&b, "const %s: u32 = %du;\n", c.name, c.val)
 		values[c.name] = c.val
 	}
-	body, err := keepIf(attnBwd, values)
+	body, err := keepIf(attnBwd+fetchHelpers, values)
 	if err != nil {
 		return "", err
 	}
@@ -229,6 +239,7 @@ func (t BwdTiling) Source() (string, error) {
 // dK/dV with dQ fused) KC 16 runs fastest for every dtype (KC 32 needs more
 // registers for the fetches in flight: f32 2% slower, f16 1%), and the
 // column chunk follows chunkSizes (f16: VC 32 1.7 ms faster than VC 16).
+// Half storage stages the product operands transposed (see Transposed).
 func ChooseBwd(k BwdKernel, d int, dt DType, wgBytes, maxThreads int) (BwdTiling, error) {
 	for _, txy := range [][2]int{{16, 16}, {8, 16}, {16, 8}, {8, 8}, {4, 8}, {4, 4}} {
 		if txy[0]*txy[1] > maxThreads {
@@ -239,7 +250,7 @@ func ChooseBwd(k BwdKernel, d int, dt DType, wgBytes, maxThreads int) (BwdTiling
 				continue
 			}
 			for _, vc := range append(chunkSizes(dt), 2, 1) {
-				t := BwdTiling{Kernel: k, D: d, TX: txy[0], TY: txy[1], KC: kc, VC: vc, DType: dt}
+				t := BwdTiling{Kernel: k, D: d, TX: txy[0], TY: txy[1], KC: kc, VC: vc, DType: dt, Transposed: dt.Size() == 2}
 				if t.Validate() == nil && t.WorkgroupBytes() <= wgBytes {
 					return t, nil
 				}

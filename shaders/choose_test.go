@@ -55,7 +55,9 @@ func TestChoosersFitLimits(t *testing.T) {
 }
 
 // TestChooseChunks pins the measured preference: 64 bytes of each fetched
-// row per chunk where it fits (see chunkSizes), KC 16 in the backward.
+// row per chunk where it fits (see chunkSizes), K chunks of 32 for D 128 in
+// f32 (see measuredFwd), KC 16 in the backward, and the transposed staging
+// for half storage.
 func TestChooseChunks(t *testing.T) {
 	cases := []struct {
 		dt           DType
@@ -63,7 +65,8 @@ func TestChooseChunks(t *testing.T) {
 		fwdKC, fwdVC int
 		dkvKC, dkvVC int
 	}{
-		{Float32, 48 << 10, 16, 16, 16, 16},
+		{Float32, 48 << 10, 32, 16, 16, 16},
+		{Float32, 32 << 10, 16, 16, 16, 16}, // K chunks of 32 do not fit (lavapipe)
 		{Float16, 48 << 10, 32, 32, 16, 32},
 		{BFloat16, 48 << 10, 32, 32, 16, 32},
 		{Float16, 32 << 10, 16, 16, 16, 16}, // chunks of 32 do not fit
@@ -75,28 +78,35 @@ func TestChooseChunks(t *testing.T) {
 		b, err := ChooseBwd(BwdDKV, 128, c.dt, c.wgBytes, 1024)
 		require.NoError(t, err)
 		require.Equal(t, [2]int{c.dkvKC, c.dkvVC}, [2]int{b.KC, b.VC}, "dK/dV %s %d", c.dt, c.wgBytes)
+		half := c.dt.Size() == 2
+		require.Equal(t, half, f.TransposedK, "forward %s: K transposed for halves only", c.dt)
+		require.Equal(t, half, b.Transposed, "dK/dV %s: operands transposed for halves only", c.dt)
 	}
 }
 
 // TestChooseFwdShape pins the forward's workgroup shape: 384 threads (Br 96)
-// for D 64 in f32 where they fit with chunks of 16, 256 otherwise.
+// and K transposed for D 64 in f32 where they fit with chunks of 16, 256
+// otherwise; K chunks of 32 for D 128 in f32 where they fit.
 func TestChooseFwdShape(t *testing.T) {
 	cases := []struct {
 		d               int
 		dt              DType
 		wgBytes, maxThr int
 		tx, ty, kc, vc  int
+		kt              bool
 	}{
-		{64, Float32, 48 << 10, 1024, 16, 24, 16, 16},
-		{64, Float32, 48 << 10, 256, 16, 16, 16, 16},  // 384 threads not offered
-		{64, Float32, 32 << 10, 1024, 16, 16, 16, 16}, // 44 KiB does not fit (lavapipe)
-		{64, Float16, 48 << 10, 1024, 16, 16, 32, 32},
-		{128, Float32, 48 << 10, 1024, 16, 16, 16, 16},
-		{32, Float32, 48 << 10, 1024, 16, 16, 16, 16},
+		{64, Float32, 48 << 10, 1024, 16, 24, 16, 16, true},
+		{64, Float32, 48 << 10, 256, 16, 16, 16, 16, false},  // 384 threads not offered
+		{64, Float32, 32 << 10, 1024, 16, 16, 16, 16, false}, // 44 KiB does not fit (lavapipe)
+		{64, Float16, 48 << 10, 1024, 16, 16, 32, 32, true},  // halves: K transposed
+		{128, Float32, 48 << 10, 1024, 16, 16, 32, 16, false},
+		{128, Float32, 48 << 10, 128, 8, 16, 16, 16, false}, // 256 threads not offered
+		{32, Float32, 48 << 10, 1024, 16, 16, 16, 16, false},
 	}
 	for _, c := range cases {
 		f, err := ChooseFwd(c.d, c.dt, c.wgBytes, c.maxThr)
 		require.NoError(t, err)
 		require.Equal(t, [4]int{c.tx, c.ty, c.kc, c.vc}, [4]int{f.TX, f.TY, f.KC, f.VC}, "D%d %s %d bytes %d threads", c.d, c.dt, c.wgBytes, c.maxThr)
+		require.Equal(t, c.kt, f.TransposedK, "D%d %s %d bytes %d threads: K transposed", c.d, c.dt, c.wgBytes, c.maxThr)
 	}
 }

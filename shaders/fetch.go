@@ -3,8 +3,9 @@ package shaders
 import _ "embed"
 
 // fetchHelpers are the WGSL functions that both kernel families use to
-// fetch d-chunks and place them in workgroup memory (chunk_row, chunk_col,
-// swz); Source prepends them after the generated constants.
+// fetch d-chunks, place them in workgroup memory and read them back
+// (chunk_row, chunk_col, stage_row, stage_col, staged_cols); Source appends
+// them to the kernel's own source, before unrolling.
 //
 //go:embed fetch.wgsl
 var fetchHelpers string

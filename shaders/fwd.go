@@ -32,6 +32,15 @@ type FwdTiling struct {
 	// unrolled loop several times slower and runs it 15-20% slower. The
 	// automatic choice sets CPU on CPU adapters.
 	CPU bool
+	// TransposedK stages K chunks transposed (four 4-byte stores per
+	// fetched vec4, one workgroup-memory read per d-step) instead of
+	// untransposed (one 16-byte store, one read per key and four d-steps).
+	// The untransposed S loop holds a 4 x 4 block of K in registers, 12
+	// more: on the H200 it is 2-3% faster at D 128 in f32 (and allows K
+	// chunks of 32), 1.3% slower at D 64 with 384 threads, where the
+	// registers are capped at 170, and 4-5% slower with half storage. The
+	// automatic choice sets TransposedK for those.
+	TransposedK bool
 	// Rolled leaves the loops marked @unroll to the driver (for comparison).
 	Rolled bool
 }
@@ -109,6 +118,9 @@ func (t FwdTiling) String() string {
 	if t.CPU {
 		s += " cpu"
 	}
+	if t.TransposedK {
+		s += " kt"
+	}
 	if t.Rolled {
 		s += " rolled"
 	}
@@ -127,24 +139,23 @@ func (t FwdTiling) Source() (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "// generated tiling: %s\n", t)
 	b.WriteString(t.DType.prelude())
-	b.WriteString(fetchHelpers)
 	consts := []struct {
 		name string
 		val  int
 	}{
 		{"D", t.D}, {"DV4", t.D / 4}, {"TX", t.TX}, {"TY", t.TY}, {"NT", t.Threads()},
-		{"BR", t.BR()}, {"BC", t.BC()}, {"KC", t.KC}, {"NKC", (t.D + t.KC - 1) / t.KC},
+		{"BR", t.BR()}, {"BC", t.BC()}, {"KC", t.KC}, {"KC4", t.KC / 4}, {"NKC", (t.D + t.KC - 1) / t.KC},
 		{"VC", t.VC}, {"NCB", t.BC() / t.VC}, {"NJ", (t.D/4 + t.TX - 1) / t.TX},
 		{"BR4", t.BR() / 4}, {"SR", t.stageRows()}, {"SW", t.stageWidth()}, {"NACC", t.rows() * ((t.D/4 + t.TX - 1) / t.TX)},
 		{"RM", t.rows()}, {"RG", t.rows() / 4}, {"WX", t.warpX()},
-		{"PQ", ceilDiv(t.BR()*t.KC/4, t.Threads())}, {"NQ", ceilDiv(t.D, t.KC) * ceilDiv(t.BR()*t.KC/4, t.Threads())}, {"GPU", boolInt(!t.CPU)}, {"CPU", boolInt(t.CPU)}, {"PK", ceilDiv(t.BC()*t.KC/4, t.Threads())}, {"PV", ceilDiv(t.VC*t.D/4, t.Threads())},
+		{"PQ", ceilDiv(t.BR()*t.KC/4, t.Threads())}, {"NQ", ceilDiv(t.D, t.KC) * ceilDiv(t.BR()*t.KC/4, t.Threads())}, {"GPU", boolInt(!t.CPU)}, {"CPU", boolInt(t.CPU)}, {"KT", boolInt(t.TransposedK)}, {"KU", boolInt(!t.TransposedK)}, {"PK", ceilDiv(t.BC()*t.KC/4, t.Threads())}, {"PV", ceilDiv(t.VC*t.D/4, t.Threads())},
 	}
 	values := make(map[string]int, len(consts))
 	for _, c := range consts {
 		fmt.Fprintf(&b, "const %s: u32 = %du;\n", c.name, c.val)
 		values[c.name] = c.val
 	}
-	body, err := keepIf(attnFwd, values)
+	body, err := keepIf(attnFwd+fetchHelpers, values)
 	if err != nil {
 		return "", err
 	}
@@ -160,17 +171,12 @@ func (t FwdTiling) Source() (string, error) {
 
 // ChooseFwd picks the forward tiling for head dimension d and storage type
 // dt on an adapter that offers wgBytes of workgroup memory and maxThreads
-// invocations per workgroup: the largest workgroup that fits, then the
-// preferred chunk sizes (see chunkSizes); for D 64 in f32, 384 threads
-// where they fit with chunks of 16.
+// invocations per workgroup: a shape measured faster for this d and dt
+// (see measuredFwd) where it fits, otherwise the largest workgroup that
+// fits, then the preferred chunk sizes (see chunkSizes).
 func ChooseFwd(d int, dt DType, wgBytes, maxThreads int) (FwdTiling, error) {
-	if d == 64 && dt == Float32 {
-		// Br 96 at 384 threads, where it fits with chunks of 16 (44 KiB):
-		// 4% faster than Br 64 at S4096 D64 on the H200 (slower at D 128).
-		t := FwdTiling{D: d, TX: 16, TY: 24, KC: 16, VC: 16, DType: dt}
-		if t.Threads() <= maxThreads && t.Validate() == nil && t.WorkgroupBytes() <= wgBytes {
-			return t, nil
-		}
+	if t, ok := measuredFwd(d, dt); ok && t.Threads() <= maxThreads && t.Validate() == nil && t.WorkgroupBytes() <= wgBytes {
+		return t, nil
 	}
 	for _, txy := range [][2]int{{16, 16}, {8, 16}, {8, 8}, {4, 8}, {4, 4}} {
 		if txy[0]*txy[1] > maxThreads {
@@ -181,7 +187,7 @@ func ChooseFwd(d int, dt DType, wgBytes, maxThreads int) (FwdTiling, error) {
 				continue
 			}
 			for _, vc := range append(chunkSizes(dt), 2, 1) {
-				t := FwdTiling{D: d, TX: txy[0], TY: txy[1], KC: kc, VC: vc, DType: dt}
+				t := FwdTiling{D: d, TX: txy[0], TY: txy[1], KC: kc, VC: vc, DType: dt, TransposedK: dt.Size() == 2}
 				if t.Validate() == nil && t.WorkgroupBytes() <= wgBytes {
 					return t, nil
 				}
@@ -189,6 +195,24 @@ func ChooseFwd(d int, dt DType, wgBytes, maxThreads int) (FwdTiling, error) {
 		}
 	}
 	return FwdTiling{}, fmt.Errorf("shaders: no forward tiling for D=%d fits %d bytes of workgroup memory and %d threads", d, wgBytes, maxThreads)
+}
+
+// measuredFwd is the tiling measured fastest on the H200 for head dimension
+// d and storage type dt, where it differs from the general rule:
+//   - D 64, f32: Br 96 at 384 threads with chunks of 16 (44 KiB), 4% faster
+//     than Br 64 at S4096 D64 H32 (slower at D 128), K transposed (see
+//     TransposedK);
+//   - D 128, f32: K chunks of 32 (48 KiB), 3% faster than 16 at S8192 D128
+//     H32 since K is staged untransposed with 16-byte stores (no faster
+//     before: each K vec4 then cost four 4-byte stores).
+func measuredFwd(d int, dt DType) (FwdTiling, bool) {
+	switch {
+	case d == 64 && dt == Float32:
+		return FwdTiling{D: d, TX: 16, TY: 24, KC: 16, VC: 16, DType: dt, TransposedK: true}, true
+	case d == 128 && dt == Float32:
+		return FwdTiling{D: d, TX: 16, TY: 16, KC: 32, VC: 16, DType: dt}, true
+	}
+	return FwdTiling{}, false
 }
 
 // chunkSizes lists chunk sizes (KC, VC) in order of preference: 64 bytes

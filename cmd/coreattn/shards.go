@@ -25,6 +25,7 @@ type benchShardsFlags struct {
 	kvHeads  int
 	headDim  int
 	lens     string
+	mixed    string
 	maxBytes int64
 }
 
@@ -42,7 +43,9 @@ tokens against its causal prefix of (i+1)*L keys, with i drawn at random.
 Tasks are added until the batch has the dense sequence's FLOPs or its keys
 would outgrow the largest buffer the adapter allows (or --max-bytes); the
 shape label gives the batch actually run. Ratio is the batch's TFLOP/s over
-the dense sequence's.
+the dense sequence's. A last, mixed batch draws each task's shard length at
+random from the powers of two in the --mixed range (as a CAD scheduler's
+shards come; default 128 to half the document), with its own random prefix.
 
 Defaults: a Llama-8B layer (32 query heads, 8 KV heads of 128) and documents
 of 8192 tokens; on a CPU adapter 4 query heads, 2 KV heads of 64 and 1024.`,
@@ -60,16 +63,19 @@ of 8192 tokens; on a CPU adapter 4 query heads, 2 KV heads of 64 and 1024.`,
 	fl.IntVar(&f.kvHeads, "kv-heads", 0, "key/value heads (0: 8, or 2 on CPU adapters)")
 	fl.IntVar(&f.headDim, "head-dim", 0, "head dimension (0: 128, or 64 on CPU adapters)")
 	fl.StringVar(&f.lens, "lens", "", "shard lengths, comma-separated (default: powers of two from 16 to the document length)")
+	fl.StringVar(&f.mixed, "mixed", "", "shard lengths of the mixed batch: powers of two in MIN-MAX, or none (default: 128 to half the document)")
 	fl.Int64Var(&f.maxBytes, "max-bytes", 0, "cap on the bytes of K per batch (0: the adapter's largest buffer)")
 	return cmd
 }
 
 // shardResult is one line of `coreattn bench shards --json`: a benchResult
-// with the shard length (0 for the dense sequence) and the ratio of its
-// TFLOP/s to the dense sequence's.
+// with the shard length (0 for the dense sequence and the mixed batch), the
+// mixed batch's range of lengths, and the ratio of its TFLOP/s to the dense
+// sequence's.
 type shardResult struct {
 	benchResult
 	ShardLen int     `json:"shard_len"`
+	Mixed    string  `json:"mixed,omitempty"`
 	Tasks    int     `json:"tasks"`
 	Ratio    float64 `json:"ratio_to_dense"`
 }
@@ -98,6 +104,13 @@ func runBenchShards(ctx context.Context, g *globalFlags, f *benchShardsFlags, ou
 	if err != nil {
 		return err
 	}
+	if f.mixed == "" {
+		f.mixed = fmt.Sprintf("128-%d", doc/2)
+	}
+	mixed, err := mixedLens(f.mixed, doc)
+	if err != nil {
+		return err
+	}
 	maxBytes := uint64(f.maxBytes)
 	if maxBytes == 0 || maxBytes > dev.MaxBufferBytes() {
 		maxBytes = dev.MaxBufferBytes()
@@ -113,22 +126,35 @@ func runBenchShards(ctx context.Context, g *globalFlags, f *benchShardsFlags, ou
 	if !f.json {
 		fmt.Fprintf(out, "adapter: %s\n%-6s %-6s %-70s %10s %9s %7s\n", dev.Info(), "L", "tasks", "shape", "ms", "TFLOP/s", "ratio")
 	}
+	// Batch i+1 has shard lengths batches[i]: one each, then the mixed ones.
+	var batches [][]int
+	for _, l := range lens {
+		batches = append(batches, []int{l})
+	}
+	if len(mixed) > 0 {
+		batches = append(batches, mixed)
+	}
 	var denseTF float64
-	for i, l := range append([]int{0}, lens...) {
-		s, tasks := dense, 1
-		if l > 0 {
-			s, tasks = shardBatch(dense.args, l, maxBytes, uint64(i))
+	for i := range len(batches) + 1 {
+		s, tasks, l, mix := dense, 1, 0, ""
+		if i > 0 {
+			s, tasks = shardBatch(dense.args, batches[i-1], maxBytes, uint64(i))
+			if len(batches[i-1]) == 1 {
+				l = batches[i-1][0]
+			} else {
+				mix = f.mixed
+			}
 		}
-		fmt.Fprintf(progress, "\rbench shards %d/%d: %s ...%20s", i+1, len(lens)+1, s.label, "")
+		fmt.Fprintf(progress, "\rbench shards %d/%d: %s ...%20s", i+1, len(batches)+1, s.label, "")
 		r, err := benchOne(ctx, op, s, "fwd", attention.Float32, f.reps)
 		fmt.Fprint(progress, "\r\033[K")
 		if err != nil {
 			return fmt.Errorf("bench shards: %s: %w", s.label, err)
 		}
-		if l == 0 {
+		if i == 0 {
 			denseTF = r.TFLOPS
 		}
-		res := shardResult{benchResult: r, ShardLen: l, Tasks: tasks, Ratio: round(r.TFLOPS/denseTF, 4)}
+		res := shardResult{benchResult: r, ShardLen: l, Mixed: mix, Tasks: tasks, Ratio: round(r.TFLOPS/denseTF, 4)}
 		if f.json {
 			if err := enc.Encode(res); err != nil {
 				return err
@@ -136,7 +162,10 @@ func runBenchShards(ctx context.Context, g *globalFlags, f *benchShardsFlags, ou
 			continue
 		}
 		name := strconv.Itoa(l)
-		if l == 0 {
+		switch {
+		case mix != "":
+			name = mix
+		case i == 0:
 			name = "dense"
 		}
 		fmt.Fprintf(out, "%-6s %-6d %-70s %10.3f %9.4g %7.3f\n", name, tasks, r.Shape, r.MS, r.TFLOPS, res.Ratio)
@@ -163,20 +192,49 @@ func shardLens(s string, doc int) ([]int, error) {
 	return lens, nil
 }
 
-// shardBatch draws CA-tasks of shard length l from documents shaped like
-// dense (one causal sequence): each is rows i*l..(i+1)*l against the first
-// (i+1)*l keys, i at random, until the batch reaches the dense sequence's
-// FLOPs or its K would outgrow maxBytes. It returns the batch and its size.
-func shardBatch(dense *attention.Args, l int, maxBytes uint64, seed uint64) (benchShape, int) {
+// mixedLens parses --mixed, "MIN-MAX", into the powers of two in that
+// range that fit the document; "none" means no mixed batch.
+func mixedLens(s string, doc int) ([]int, error) {
+	if s == "none" {
+		return nil, nil
+	}
+	lo, hi, ok := strings.Cut(s, "-")
+	minL, err1 := strconv.Atoi(strings.TrimSpace(lo))
+	maxL, err2 := strconv.Atoi(strings.TrimSpace(hi))
+	if !ok || err1 != nil || err2 != nil || minL <= 0 || maxL < minL {
+		return nil, fmt.Errorf("bench shards: --mixed %q: want MIN-MAX with 0 < MIN <= MAX, or none", s)
+	}
+	var lens []int
+	for l := 1; l <= min(maxL, doc); l *= 2 {
+		if l >= minL {
+			lens = append(lens, l)
+		}
+	}
+	if len(lens) < 2 {
+		return nil, fmt.Errorf("bench shards: --mixed %q: fewer than two powers of two in range for documents of %d tokens", s, doc)
+	}
+	return lens, nil
+}
+
+// shardBatch draws CA-tasks from documents shaped like dense (one causal
+// sequence): each has a shard length l drawn from lens and is rows
+// i*l..(i+1)*l against the first (i+1)*l keys, i at random, until the
+// batch reaches the dense sequence's FLOPs or its K would outgrow maxBytes.
+// It returns the batch and its size.
+func shardBatch(dense *attention.Args, lens []int, maxBytes uint64, seed uint64) (benchShape, int) {
 	rng := rand.New(rand.NewPCG(seed, 0x5a))
 	doc := dense.TotalQ()
-	n := (doc + l - 1) / l // shards per document; the last may be short
 	a := &attention.Args{CuSeqlensQ: []int32{0}, CuSeqlensK: []int32{0}, NumHeadsQ: dense.NumHeadsQ,
 		NumHeadsKV: dense.NumHeadsKV, HeadDim: dense.HeadDim, Causal: true}
 	rowBytes := uint64(dense.NumHeadsKV * dense.HeadDim * 4)
 	target := dense.Pairs()
 	var pairs int64
 	for pairs < target {
+		l := lens[0]
+		if len(lens) > 1 { // (one length draws no number: its batches stay those of earlier versions)
+			l = lens[rng.IntN(len(lens))]
+		}
+		n := (doc + l - 1) / l // shards per document; the last may be short
 		i := rng.IntN(n)
 		q := min(l, doc-i*l)
 		kv := i*l + q
@@ -190,8 +248,12 @@ func shardBatch(dense *attention.Args, l int, maxBytes uint64, seed uint64) (ben
 		a.CuSeqlensK = append(a.CuSeqlensK, int32(a.TotalK()+kv))
 		pairs += disagg.CausalPairs(q, kv)
 	}
+	name := fmt.Sprintf("L%d", lens[0])
+	if len(lens) > 1 {
+		name = fmt.Sprintf("L%d-%d mixed", lens[0], lens[len(lens)-1])
+	}
 	return benchShape{
-		label: fmt.Sprintf("L%d x%d q_total=%d kv_total=%d D%d Hq%d Hkv%d", l, a.Batch(), a.TotalQ(), a.TotalK(), a.HeadDim, a.NumHeadsQ, a.NumHeadsKV),
+		label: fmt.Sprintf("%s x%d q_total=%d kv_total=%d D%d Hq%d Hkv%d", name, a.Batch(), a.TotalQ(), a.TotalK(), a.HeadDim, a.NumHeadsQ, a.NumHeadsKV),
 		args:  a,
 	}, a.Batch()
 }
