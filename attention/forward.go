@@ -22,12 +22,14 @@ type Op struct {
 // adapter's limits.
 type Options struct {
 	// ForwardTiling, if its TX is non-zero, fixes the forward's TX, TY, KC
-	// and VC (the head dimension still comes from the call), and its fetch
-	// pattern: CPU as given, where the automatic choice follows the
-	// adapter; for tuning and tests.
+	// and VC (the head dimension still comes from the call), its fetch
+	// pattern and its staging: CPU and TransposedK as given, where the
+	// automatic choice follows the adapter and the shape; for tuning and
+	// tests.
 	ForwardTiling shaders.FwdTiling
 	// BackwardDQ and BackwardDKV, if their TX is non-zero, fix the tilings of
-	// the backward's dQ and dK/dV kernels in the same way; for tuning.
+	// the backward's dQ and dK/dV kernels in the same way (CPU and
+	// Transposed as given); for tuning.
 	BackwardDQ, BackwardDKV shaders.BwdTiling
 	// DQ chooses how the backward computes dQ (DQAuto: fused where the
 	// adapter allows it).
