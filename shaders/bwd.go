@@ -250,7 +250,7 @@ func ChooseBwd(k BwdKernel, d int, dt DType, wgBytes, maxThreads int) (BwdTiling
 				continue
 			}
 			for _, vc := range append(chunkSizes(dt), 2, 1) {
-				t := BwdTiling{Kernel: k, D: d, TX: txy[0], TY: txy[1], KC: kc, VC: vc, DType: dt, Transposed: dt.Size() == 2}
+				t := BwdTiling{Kernel: k, D: d, TX: txy[0], TY: txy[1], KC: kc, VC: vc, DType: dt, Transposed: transposedStaging(dt)}
 				if t.Validate() == nil && t.WorkgroupBytes() <= wgBytes {
 					return t, nil
 				}

@@ -187,7 +187,7 @@ func ChooseFwd(d int, dt DType, wgBytes, maxThreads int) (FwdTiling, error) {
 				continue
 			}
 			for _, vc := range append(chunkSizes(dt), 2, 1) {
-				t := FwdTiling{D: d, TX: txy[0], TY: txy[1], KC: kc, VC: vc, DType: dt, TransposedK: dt.Size() == 2}
+				t := FwdTiling{D: d, TX: txy[0], TY: txy[1], KC: kc, VC: vc, DType: dt, TransposedK: transposedStaging(dt)}
 				if t.Validate() == nil && t.WorkgroupBytes() <= wgBytes {
 					return t, nil
 				}
@@ -214,6 +214,12 @@ func measuredFwd(d int, dt DType) (FwdTiling, bool) {
 	}
 	return FwdTiling{}, false
 }
+
+// transposedStaging reports whether the choosers stage the products'
+// operands transposed for storage type dt (FwdTiling.TransposedK,
+// BwdTiling.Transposed): for half storage, which measured slower on the
+// H200 with the untransposed layout in both passes.
+func transposedStaging(dt DType) bool { return dt.Size() == 2 }
 
 // chunkSizes lists chunk sizes (KC, VC) in order of preference: 64 bytes
 // of each fetched row first (16 floats or 32 halves), then larger, then

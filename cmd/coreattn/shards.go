@@ -45,7 +45,8 @@ would outgrow the largest buffer the adapter allows (or --max-bytes); the
 shape label gives the batch actually run. Ratio is the batch's TFLOP/s over
 the dense sequence's. A last, mixed batch draws each task's shard length at
 random from the powers of two in the --mixed range (as a CAD scheduler's
-shards come; default 128 to half the document), with its own random prefix.
+shards come; default 128 to half the document, for documents of 512 tokens
+or more), with its own random prefix.
 
 Defaults: a Llama-8B layer (32 query heads, 8 KV heads of 128) and documents
 of 8192 tokens; on a CPU adapter 4 query heads, 2 KV heads of 64 and 1024.`,
@@ -63,7 +64,7 @@ of 8192 tokens; on a CPU adapter 4 query heads, 2 KV heads of 64 and 1024.`,
 	fl.IntVar(&f.kvHeads, "kv-heads", 0, "key/value heads (0: 8, or 2 on CPU adapters)")
 	fl.IntVar(&f.headDim, "head-dim", 0, "head dimension (0: 128, or 64 on CPU adapters)")
 	fl.StringVar(&f.lens, "lens", "", "shard lengths, comma-separated (default: powers of two from 16 to the document length)")
-	fl.StringVar(&f.mixed, "mixed", "", "shard lengths of the mixed batch: powers of two in MIN-MAX, or none (default: 128 to half the document)")
+	fl.StringVar(&f.mixed, "mixed", "", "shard lengths of the mixed batch: powers of two in MIN-MAX, or none (default: 128 to half the document, where that holds two)")
 	fl.Int64Var(&f.maxBytes, "max-bytes", 0, "cap on the bytes of K per batch (0: the adapter's largest buffer)")
 	return cmd
 }
@@ -104,10 +105,11 @@ func runBenchShards(ctx context.Context, g *globalFlags, f *benchShardsFlags, ou
 	if err != nil {
 		return err
 	}
-	if f.mixed == "" {
-		f.mixed = fmt.Sprintf("128-%d", doc/2)
+	mixRange := f.mixed
+	if mixRange == "" {
+		mixRange = defaultMixed(doc)
 	}
-	mixed, err := mixedLens(f.mixed, doc)
+	mixed, err := mixedLens(mixRange, doc)
 	if err != nil {
 		return err
 	}
@@ -142,7 +144,7 @@ func runBenchShards(ctx context.Context, g *globalFlags, f *benchShardsFlags, ou
 			if len(batches[i-1]) == 1 {
 				l = batches[i-1][0]
 			} else {
-				mix = f.mixed
+				mix = mixRange
 			}
 		}
 		fmt.Fprintf(progress, "\rbench shards %d/%d: %s ...%20s", i+1, len(batches)+1, s.label, "")
@@ -190,6 +192,15 @@ func shardLens(s string, doc int) ([]int, error) {
 		lens = append(lens, l)
 	}
 	return lens, nil
+}
+
+// defaultMixed is --mixed's default for documents of doc tokens: 128 to
+// half the document, or none where that holds fewer than two lengths.
+func defaultMixed(doc int) string {
+	if doc/2 < 256 {
+		return "none"
+	}
+	return fmt.Sprintf("128-%d", doc/2)
 }
 
 // mixedLens parses --mixed, "MIN-MAX", into the powers of two in that

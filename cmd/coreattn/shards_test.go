@@ -34,6 +34,15 @@ func TestParseLens(t *testing.T) {
 		{"mixed", mixedLens, "x-8", 8192, nil, `"x-8"`},
 		{"mixed", mixedLens, "512-1000", 8192, nil, "fewer than two"},
 	}
+	for _, doc := range []int{100, 511, 512, 1024, 8192} {
+		lens, err := mixedLens(defaultMixed(doc), doc)
+		require.NoError(t, err, "default --mixed for documents of %d", doc)
+		if doc < 512 {
+			assert.Empty(t, lens, "documents of %d", doc)
+		} else {
+			assert.Equal(t, []int{128, doc / 2}, []int{lens[0], lens[len(lens)-1]}, "documents of %d", doc)
+		}
+	}
 	for _, tt := range tests {
 		t.Run(tt.flag+"="+tt.in, func(t *testing.T) {
 			got, err := tt.parse(tt.in, tt.doc)
