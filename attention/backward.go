@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/bits"
 	"sort"
 
 	"github.com/coreattn/coreattn/shaders"
@@ -97,10 +98,13 @@ func (op *Op) BackwardBuffers(ctx context.Context, a *Args, t BackwardTensors) e
 
 // PrepareBackward validates the arguments and tensors, compiles (or
 // fetches) the kernels for this head dimension and adapter, and returns the
-// launch: the Delta pre-pass (which also clears dQ), then either the dK/dV
-// kernel with dQ fused into it or the dQ kernel and the dK/dV kernel, as
-// Options.DQ and the tiling allow. The call owns a Delta scratch buffer of
-// Hq*total_q floats, freed by Release.
+// launch: the Delta pre-pass, then either the dK/dV kernel with dQ fused
+// into it (between a bound pass before Delta and a pass that stores dQ
+// from its fixed-point accumulator; dQ is then the same bits on every run)
+// or the dQ kernel and the dK/dV kernel, as Options.DQ and the tiling
+// allow. The call owns scratch buffers, freed by Release: Delta and the
+// fixed-point scales (2·Hq·total_q floats) and, with dQ fused, the
+// accumulator (8 bytes per element of dQ).
 func (op *Op) PrepareBackward(a *Args, t BackwardTensors) (*Call, error) {
 	if err := a.Validate(); err != nil {
 		return nil, err
@@ -136,6 +140,9 @@ func (op *Op) PrepareBackward(a *Args, t BackwardTensors) (*Call, error) {
 	if fuseErr == nil && lim.MaxStorageBuffersPerStage <= backwardBuffers {
 		fuseErr = fmt.Errorf("it binds %d storage buffers; the adapter allows %d", backwardBuffers+1, lim.MaxStorageBuffersPerStage)
 	}
+	if n, m := dqAccBytes(a), op.dev.MaxBufferBytes(); fuseErr == nil && n > m {
+		fuseErr = fmt.Errorf("its dQ accumulator needs %d bytes; the adapter's buffers hold %d", n, m)
+	}
 	switch op.opts.DQ {
 	case DQAuto:
 		kvT.FusedDQ = fuseErr == nil
@@ -150,6 +157,24 @@ func (op *Op) PrepareBackward(a *Args, t BackwardTensors) (*Call, error) {
 		return nil, fmt.Errorf("attention: DQ mode %d does not exist", op.opts.DQ)
 	}
 	return op.prepareBackward(a, t, dqT, kvT)
+}
+
+// dqAccBytes is the size of the fused dK/dV kernel's fixed-point dQ
+// accumulator: two i32 words per element of dQ.
+func dqAccBytes(a *Args) uint64 {
+	return 8 * uint64(a.TotalQ()) * uint64(a.NumHeadsQ) * uint64(a.HeadDim)
+}
+
+// loBits is L, the fractional bits of the fused kernel's lo words (see
+// attn_bwd.wgsl): each dQ element sums one lo word of at most 2^(L-1) per
+// key block of br rows, and the sum must stay within 2^30.
+func loBits(a *Args, br int) int {
+	n := 1
+	for b := 0; b < a.Batch(); b++ {
+		_, kLen := a.segment(b)
+		n = max(n, (kLen+br-1)/br)
+	}
+	return min(24, 31-bits.Len(uint(n-1)))
 }
 
 // prepareBackward is PrepareBackward with the tilings given.
@@ -184,15 +209,14 @@ func (op *Op) prepareBackward(a *Args, t BackwardTensors, dqT, kvT shaders.BwdTi
 	if dqT.Kernel != shaders.BwdDQ || kvT.Kernel != shaders.BwdDKV {
 		return nil, fmt.Errorf("attention: backward tilings %s and %s are for the wrong kernels", dqT, kvT)
 	}
-	// With dQ fused and half storage, dK/dV adds into an f32 scratch dQ that
-	// a last pass stores as dQ.
-	castDQ := kvT.FusedDQ && a.DType != Float32
-	pipes := make([]*wgpu.Pipeline, 4)
+	// With dQ fused, dK/dV adds into a fixed-point accumulator, scaled from
+	// a bound pass before it, that a last pass stores as dQ.
+	pipes := make([]*wgpu.Pipeline, 5)
 	for i, p := range []struct {
 		tiling shaders.BwdTiling
 		entry  string
-	}{{dqT, shaders.DeltaEntry}, {dqT, dqT.Kernel.Entry()}, {kvT, kvT.Kernel.Entry()}, {dqT, shaders.DQCastEntry}} {
-		if (i == 1 && kvT.FusedDQ) || (i == 3 && !castDQ) {
+	}{{dqT, shaders.DeltaEntry}, {dqT, dqT.Kernel.Entry()}, {kvT, kvT.Kernel.Entry()}, {dqT, shaders.DQCastEntry}, {dqT, shaders.BoundEntry}} {
+		if (i == 1 && kvT.FusedDQ) || (i >= 3 && !kvT.FusedDQ) {
 			continue // not run
 		}
 		if p.tiling.D != a.HeadDim {
@@ -229,13 +253,18 @@ func (op *Op) prepareBackward(a *Args, t BackwardTensors, dqT, kvT shaders.BwdTi
 	nrows := a.TotalQ() * a.NumHeadsQ
 	deltaWG := (nrows + shaders.DeltaWorkgroup - 1) / shaders.DeltaWorkgroup
 	deltaX := max(1, min(deltaWG, maxWG))
+	krows := a.TotalK() * a.NumHeadsKV
+	boundWG := (krows + shaders.DeltaWorkgroup - 1) / shaders.DeltaWorkgroup
+	boundX := max(1, min(boundWG, maxWG))
 	dqY := max(1, min(nq, maxWG))
 	kvY := max(1, min(nkv, maxWG))
+	lo := loBits(a, kvT.BR())
 	params := []uint32{
 		uint32(a.NumHeadsQ), uint32(a.NumHeadsQ / a.NumHeadsKV), uint32(a.TotalQ()), boolU32(a.Causal),
 		uint32(a.Batch()), uint32(a.NumHeadsKV), uint32(nrows), uint32(deltaX),
 		uint32(nq), uint32(dqY), uint32(2 * (a.Batch() + 1)), math.Float32bits(float32(a.Scale() * math.Log2E)),
 		uint32(nkv), uint32(kvY), uint32(kvOff), math.Float32bits(float32(a.Scale())),
+		uint32(krows), uint32(boundX), math.Float32bits(float32(math.Ldexp(1, lo))), math.Float32bits(float32(math.Ldexp(1, -lo))),
 	}
 	pbuf, err := wgpu.UploadUniform(op.dev, "attn_bwd params", params)
 	if err != nil {
@@ -248,26 +277,37 @@ func (op *Op) prepareBackward(a *Args, t BackwardTensors, dqT, kvT shaders.BwdTi
 		return nil, fmt.Errorf("attention: %w", err)
 	}
 	call.owned = append(call.owned, mbuf)
-	delta, err := op.dev.NewBuffer("attn_bwd delta", uint64(nrows)*4)
-	if err != nil {
-		call.Release()
-		return nil, fmt.Errorf("attention: %w", err)
-	}
-	call.owned = append(call.owned, delta)
-	dqAcc := t.DQ // what the fused dK/dV kernel adds into
-	if castDQ {
-		if dqAcc, err = op.dev.NewBuffer("attn_bwd dq f32", uint64(nrows)*uint64(a.HeadDim)*4); err != nil {
+	// Delta, then the fixed-point scales; the bound's two maxima. Both, and
+	// the accumulator, are zero when created; the cast pass clears the
+	// bound and the accumulator again for the next run.
+	var delta, bound, dqAcc *wgpu.Buffer
+	for _, b := range []struct {
+		buf   **wgpu.Buffer
+		label string
+		size  uint64
+	}{{&delta, "attn_bwd delta", uint64(nrows) * 8}, {&bound, "attn_bwd bound", 8}, {&dqAcc, "attn_bwd dq acc", dqAccBytes(a)}} {
+		if b.buf == &dqAcc && !kvT.FusedDQ {
+			break
+		}
+		if *b.buf, err = op.dev.NewBuffer(b.label, b.size); err != nil {
 			call.Release()
 			return nil, fmt.Errorf("attention: %w", err)
 		}
-		call.owned = append(call.owned, dqAcc) // zero when created; the cast pass clears it again
+		call.owned = append(call.owned, *b.buf)
+	}
+	if kvT.FusedDQ && nq > 0 && nkv > 0 {
+		call.dispatches = append(call.dispatches, wgpu.Dispatch{
+			Label:      "attn_bwd bound",
+			Pipeline:   pipes[4],
+			Buffers:    []*wgpu.Buffer{pbuf, t.K, t.V, bound},
+			Workgroups: [3]uint32{uint32(boundX), uint32((boundWG + boundX - 1) / boundX), 1},
+		})
 	}
 	if nq > 0 {
-		// The pre-pass also clears dQ, which the fused dK/dV kernel adds into.
 		call.dispatches = append(call.dispatches, wgpu.Dispatch{
 			Label:      "attn_bwd delta",
 			Pipeline:   pipes[0],
-			Buffers:    []*wgpu.Buffer{pbuf, t.O, t.DO, delta, t.DQ},
+			Buffers:    []*wgpu.Buffer{pbuf, t.O, t.DO, delta, bound},
 			Workgroups: [3]uint32{uint32(deltaX), uint32((deltaWG + deltaX - 1) / deltaX), 1},
 		})
 		if !kvT.FusedDQ {
@@ -290,14 +330,14 @@ func (op *Op) prepareBackward(a *Args, t BackwardTensors, dqT, kvT shaders.BwdTi
 			Buffers:    bufs,
 			Workgroups: [3]uint32{uint32(a.NumHeadsKV), uint32(kvY), uint32((nkv + kvY - 1) / kvY)},
 		})
-		if castDQ && nq > 0 {
-			call.dispatches = append(call.dispatches, wgpu.Dispatch{
-				Label:      "attn_bwd dq cast",
-				Pipeline:   pipes[3],
-				Buffers:    []*wgpu.Buffer{pbuf, dqAcc, t.DQ},
-				Workgroups: [3]uint32{uint32(deltaX), uint32((deltaWG + deltaX - 1) / deltaX), 1},
-			})
-		}
+	}
+	if kvT.FusedDQ && nq > 0 {
+		call.dispatches = append(call.dispatches, wgpu.Dispatch{
+			Label:      "attn_bwd dq cast",
+			Pipeline:   pipes[3],
+			Buffers:    []*wgpu.Buffer{pbuf, dqAcc, t.DQ, delta, bound},
+			Workgroups: [3]uint32{uint32(deltaX), uint32((deltaWG + deltaX - 1) / deltaX), 1},
+		})
 	}
 	return call, nil
 }

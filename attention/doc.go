@@ -40,12 +40,14 @@
 // float32, and LSE stays float32. The host-slice methods convert.
 //
 // By default ([DQAuto]) the backward computes dQ inside the key-block-major
-// dK/dV kernel, adding each block's share with atomic compare-and-swap loops
-// on the float32 bits: float addition in an order that varies from run to
-// run, so dQ is not bitwise reproducible (dK, dV, O and LSE are). [DQSeparate]
-// runs a query-block-major dQ kernel instead, which writes every element once
-// and makes the backward about 25% slower on an H200. With half storage the
-// fused kernel adds into an f32 scratch dQ that a last pass stores.
+// dK/dV kernel, adding each block's share into a fixed-point accumulator
+// (two int32 words per element, 8 bytes of scratch per element of dQ) with
+// integer atomics, scaled per row from a bound on the row's dQ so that the
+// words cannot overflow and the sum keeps about 50 bits below the bound;
+// a last pass stores it as dQ. Integer addition does not depend on order,
+// so dQ, like dK, dV, O and LSE, is the same bits on every run. [DQSeparate]
+// runs a query-block-major dQ kernel instead, which needs no scratch and
+// makes the backward about 25% slower on an H200.
 //
 // On GPUs the forward may compute a query block's keys in pieces (split-KV,
 // [Options].SplitKV) where a batch has few workgroups and some long key

@@ -50,11 +50,11 @@ const (
 	// otherwise.
 	DQAuto DQMode = iota
 	// DQFused always fuses it (an error where that is impossible): the
-	// dK/dV kernel adds dS K into dQ with atomic compare-and-swap loops.
+	// dK/dV kernel adds dS K into a fixed-point dQ with integer atomics.
 	DQFused
 	// DQSeparate runs the query-block-major dQ kernel, which recomputes S
-	// and dP but writes every element of dQ exactly once (bitwise
-	// deterministic).
+	// and dP but writes every element of dQ exactly once, with no scratch
+	// buffer.
 	DQSeparate
 )
 

@@ -5,6 +5,7 @@
 // compiled offline (naga, tint) or fed to scripts/vkstats.c:
 //
 //	go run scripts/wgsl.go -d 128 -out /tmp/wgsl
+//	go run scripts/wgsl.go -d 128 -fwd-tiling 16,8,4,32,16 -out /tmp/wgsl
 //	naga --index-bounds-check-policy Restrict --buffer-bounds-check-policy Unchecked \
 //	    --entry-point main --compact /tmp/wgsl/fwd.wgsl /tmp/wgsl/fwd.spv
 package main
@@ -25,6 +26,8 @@ func main() {
 	wg := flag.Int("wg-bytes", 48<<10, "the adapter's workgroup memory in bytes")
 	threads := flag.Int("threads", 256, "the adapter's invocations per workgroup")
 	cpu := flag.Bool("cpu", false, "the forward's fetch pattern for CPU drivers")
+	force := flag.String("fwd-tiling", "", "force the forward tiling as TX,TY,RM,KC,VC (as coreattn bench --fwd-tiling)")
+	kt := flag.Bool("kt", false, "with -fwd-tiling: stage K transposed (FwdTiling.TransposedK)")
 	out := flag.String("out", ".", "output directory")
 	flag.Parse()
 	dt, err := shaders.ParseDType(*dtype)
@@ -34,6 +37,12 @@ func main() {
 	fwd, err := shaders.ChooseFwd(*d, dt, *wg, *threads)
 	if err != nil {
 		log.Fatal(err)
+	}
+	if *force != "" {
+		fwd = shaders.FwdTiling{D: *d, DType: dt, TransposedK: *kt}
+		if _, err := fmt.Sscanf(*force, "%d,%d,%d,%d,%d", &fwd.TX, &fwd.TY, &fwd.RM, &fwd.KC, &fwd.VC); err != nil {
+			log.Fatalf("-fwd-tiling %q: want TX,TY,RM,KC,VC: %v", *force, err)
+		}
 	}
 	fwd.CPU = *cpu
 	write(*out, "fwd.wgsl", fwd.String(), fwd.Source)

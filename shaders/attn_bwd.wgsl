@@ -1,9 +1,11 @@
 // attn_bwd.wgsl: FlashAttention-2 style backward over a fused varlen batch.
 //
-// Three entry points, run in this order:
+// Entry points, run in this order:
 //
+//   bound_main  (fused variant) max |K| and max ‖V_j‖ over the batch, the
+//               bound of dQ's fixed-point accumulation (see below).
 //   delta_main  Delta[h, i] = rowsum(dO_i ∘ O_i) for every query row and
-//               head; it also clears dQ, for the fused variant below.
+//               head, and (fused variant) the row's fixed-point scale.
 //   dq_main     query-block-major: a workgroup owns BR query rows of one
 //               query head, streams the segment's keys in steps of BC, and
 //               writes dQ = scale · dS K for its rows.
@@ -11,13 +13,25 @@
 //               streams the query rows that see them, for every query head
 //               of the GQA group, in steps of BC, and writes
 //               dV = Pᵀ dO and dK = scale · dSᵀ Q for its rows.
+//   dq_cast_main (fused variant) dQ from its fixed-point accumulator.
 //
 // WGSL has no float atomics, so in the plain variant every output element
 // has exactly one writer and dq_main and dkv_main each recompute S and dP.
 // In the fused variant (FUSED = 1) dkv_main also computes dQ += dS K for the
-// query rows of each step and adds it into dQ with compare-and-swap loops
-// on the float bits, and dq_main is not run: seven tile products per step
-// pair become five. P is recomputed
+// query rows of each step and adds it into a fixed-point accumulator with
+// integer atomics, and dq_main is not run: seven tile products per step
+// pair become five. Each element of dQ is the sum of one term per key block
+// of its segment; a term x (in units of 2^-e, e per query row and head) is
+// added as two i32 words, hi = round(x) and lo = round((x - hi) 2^L), into
+// two halves of the accumulator (dq_acc). Integer sums do not depend on the
+// order of the additions, so dQ is the same bits on every run; the scale
+// 2^e is chosen from a bound on the row's dQ (delta_main: |dQ_id| <= scale
+// · max|K| · (‖dO_i‖ · max‖V_j‖ + |Delta_i|), since dS_ij = P_ij (dP_ij -
+// Delta_i) and the P_ij sum to 1) so that the hi sum stays below 2^29, and
+// L from the segments' key blocks so that the lo sum stays within 2^30:
+// terms lose at most 2^-(L+1) units each, about 2^-50 of the bound. An
+// integer add needs no load and never retries (a compare-and-swap loop on
+// f32 bits, before, cost 9 ms more at S8192 D128 H32). P is recomputed
 // from Q, K and the forward's LSE, P = exp(scale·q·k − LSE), and
 // dS = P ∘ (dP − Delta) with dP = dO Vᵀ. S, P and dS live only in registers
 // and workgroup memory.
@@ -41,10 +55,9 @@
 //
 // Tensors are stored as IOV (four values: vec4<f32>, or vec2<u32> holding
 // four f16 or bf16), read with ld() and written with st() from the dtype's
-// prelude (dtype.go); arithmetic, LSE and Delta are f32. The fused variant
-// adds into dQ as f32 bits: with half storage it adds into an f32 scratch
-// copy of dQ, which dq_cast_main then stores as dQ (clearing the scratch
-// for the next run).
+// prelude (dtype.go); arithmetic, LSE and Delta are f32. The fused
+// variant's dq_cast_main stores the fixed-point dQ in the storage type and
+// clears the accumulator (and the bound) for the next run.
 //
 // The constants below are generated per adapter and head dimension by
 // shaders.BwdTiling.Source (see bwd.go) and prepended to this file:
@@ -97,6 +110,10 @@ struct Params {
 	kv_grid_y: u32,
 	kv_off: u32,        // offset of the dK/dV tile table in segs
 	scale: f32,         // softmax_scale
+	kv_rows: u32,       // total_k * hkv: rows of bound_main
+	kv_grid_x: u32,     // workgroups along x of bound_main
+	lo_scale: f32,      // 2^L: the lo word's units per unit of the hi word
+	lo_inv: f32,        // 2^-L
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
@@ -108,20 +125,29 @@ struct Params {
 @group(0) @binding(4) var<storage, read> v: array<IOV>;
 @group(0) @binding(5) var<storage, read> d_o: array<IOV>;
 @group(0) @binding(6) var<storage, read> lse: array<f32>;
-@group(0) @binding(7) var<storage, read> dlt: array<f32>;                  // Delta [Hq, total_q]
+@group(0) @binding(7) var<storage, read> dlt: array<f32>;                  // Delta [Hq, total_q], then the fixed-point scales 2^e [Hq, total_q]
 @group(0) @binding(8) var<storage, read_write> grad_a: array<IOV>;   // dQ or dK
 @group(0) @binding(9) var<storage, read_write> grad_b: array<IOV>;   // dV (dkv_main only)
-@group(0) @binding(10) var<storage, read_write> dq_acc: array<atomic<u32>>; // dQ as f32 bits (fused dkv_main only; float32 storage)
+@group(0) @binding(10) var<storage, read_write> dq_acc: array<atomic<u32>>; // fixed-point dQ: hi words [Hq * total_q * D], then lo words (fused dkv_main only)
 
-// The Delta pre-pass binds its own operands; no other entry point uses these.
+// The bound pre-pass binds these.
+@group(0) @binding(1) var<storage, read> bnd_k: array<IOV>;
+@group(0) @binding(2) var<storage, read> bnd_v: array<IOV>;
+@group(0) @binding(3) var<storage, read_write> bnd_out: array<atomic<u32>, 2>;   // f32 bits of max |K|, max ‖V_j‖
+
+// The Delta pre-pass binds these.
 @group(0) @binding(1) var<storage, read> pre_o: array<IOV>;
 @group(0) @binding(2) var<storage, read> pre_do: array<IOV>;
-@group(0) @binding(3) var<storage, read_write> pre_delta: array<f32>;
-@group(0) @binding(4) var<storage, read_write> pre_dq: array<IOV>;
+@group(0) @binding(3) var<storage, read_write> pre_delta: array<f32>;   // Delta, then the scales (dlt)
+@group(0) @binding(4) var<storage, read> pre_bound: array<f32, 2>;      // bound_main's maxima
 
-// The dQ cast pass (fused variant with half storage) binds these.
-@group(0) @binding(1) var<storage, read_write> cast_src: array<vec4<f32>>;   // f32 dQ, cleared as read
+// The dQ cast pass binds these.
+@group(0) @binding(1) var<storage, read_write> cast_acc: array<vec4<i32>>;   // dq_acc, cleared as read
 @group(0) @binding(2) var<storage, read_write> cast_dst: array<IOV>;         // dQ
+@group(0) @binding(3) var<storage, read> cast_scale: array<f32>;             // Delta, then the scales
+@group(0) @binding(4) var<storage, read_write> cast_bound: array<f32, 2>;    // cleared for the next run
+
+var<workgroup> bnd_wg: array<atomic<u32>, 2>;
 
 const LOG2E: f32 = 1.4426950408889634;
 const BIG: f32 = 1.0e30;   // stands in for an infinite LSE: exp2(s - BIG) is 0
@@ -156,6 +182,41 @@ struct PairFetch {
 	b: array<IOV, PB>,
 }
 
+// pow2 is 2^n for n in [-126, 127] (naga's ldexp takes no i32 exponent).
+fn pow2(n: i32) -> f32 {
+	return bitcast<f32>(u32(n + 127) << 23u);
+}
+
+// bound_main reduces max |K| and max ‖V_j‖ over every (key row, KV head)
+// pair, one per invocation, into bnd_out (zero before it runs: the buffer
+// starts so and dq_cast_main clears it). Non-negative f32 values order as
+// their bits, so an integer max is the float max (a NaN wins over all).
+@compute @workgroup_size(DWG)
+fn bound_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+	if (lid == 0u) {
+		atomicStore(&bnd_wg[0], 0u);
+		atomicStore(&bnd_wg[1], 0u);
+	}
+	workgroupBarrier();
+	let idx = (wg.x + wg.y * P.kv_grid_x) * DWG + lid;   // (key row, KV head) pair: row * hkv + h
+	if (idx < P.kv_rows) {
+		var kmax = vec4<f32>(0.0);
+		var vsq = vec4<f32>(0.0);
+		for (var d4 = 0u; d4 < DV4; d4++) {
+			kmax = max(kmax, abs(ld(bnd_k[idx * DV4 + d4])));
+			let x = ld(bnd_v[idx * DV4 + d4]);
+			vsq = fma(x, x, vsq);
+		}
+		atomicMax(&bnd_wg[0], bitcast<u32>(max(max(kmax.x, kmax.y), max(kmax.z, kmax.w))));
+		atomicMax(&bnd_wg[1], bitcast<u32>(sqrt((vsq.x + vsq.y) + (vsq.z + vsq.w))));
+	}
+	workgroupBarrier();
+	if (lid == 0u) {
+		atomicMax(&bnd_out[0], atomicLoad(&bnd_wg[0]));
+		atomicMax(&bnd_out[1], atomicLoad(&bnd_wg[1]));
+	}
+}
+
 @compute @workgroup_size(DWG)
 fn delta_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
 	let idx = (wg.x + wg.y * P.delta_grid_x) * DWG + lid;   // (row, head) pair: row * hq + h
@@ -163,25 +224,58 @@ fn delta_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_in
 		return;
 	}
 	var acc = vec4<f32>(0.0);
+	var dsq = vec4<f32>(0.0);
 	for (var d4 = 0u; d4 < DV4; d4++) {
-		acc = fma(ld(pre_o[idx * DV4 + d4]), ld(pre_do[idx * DV4 + d4]), acc);
-		pre_dq[idx * DV4 + d4] = st(vec4<f32>(0.0));
+		let x = ld(pre_do[idx * DV4 + d4]);
+		acc = fma(ld(pre_o[idx * DV4 + d4]), x, acc);
+		dsq = fma(x, x, dsq);
 	}
-	pre_delta[(idx % P.hq) * P.total_q + idx / P.hq] = (acc.x + acc.y) + (acc.z + acc.w);
+	let delta = (acc.x + acc.y) + (acc.z + acc.w);
+	let at = (idx % P.hq) * P.total_q + idx / P.hq;
+	pre_delta[at] = delta;
+	// The fixed-point scale 2^e of the row's dQ (see the top of the file):
+	// with the bound b < 2^(E-126) (E its biased exponent), e = 29 - (E -
+	// 126), kept within f32's normal exponents; NaN where b is not finite
+	// (non-finite inputs), 1 where it is 0 (dQ is then 0).
+	let b = P.scale * pre_bound[0] * (sqrt((dsq.x + dsq.y) + (dsq.z + dsq.w)) * pre_bound[1] + abs(delta));
+	let bits = bitcast<u32>(b);
+	let biased = (bits >> 23u) & 0xffu;
+	var e2 = 1.0;
+	if (biased == 0xffu) {
+		e2 = bitcast<f32>(0x7fc00000u);
+	} else if (b > 0.0) {
+		e2 = bitcast<f32>(min(282u - biased, 254u) << 23u);
+	}
+	pre_delta[P.nrows + at] = e2;
 }
 
-// dq_cast_main stores the f32 dQ that the fused dkv_main added up into
-// cast_src as dQ in the storage type, and clears cast_src for the next run.
-// It has the Delta pre-pass's grid: one invocation per (row, head) pair.
+// dq_cast_main stores the fixed-point dQ that the fused dkv_main added up
+// in cast_acc as dQ in the storage type, (hi + lo 2^-L) 2^-e, and clears
+// cast_acc (and the bound) for the next run. It has the Delta pre-pass's
+// grid: one invocation per (row, head) pair.
 @compute @workgroup_size(DWG)
 fn dq_cast_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
 	let idx = (wg.x + wg.y * P.delta_grid_x) * DWG + lid;
 	if (idx >= P.nrows) {
 		return;
 	}
+	if (idx == 0u) {
+		cast_bound[0] = 0.0;
+		cast_bound[1] = 0.0;
+	}
+	let bits = bitcast<u32>(cast_scale[P.nrows + (idx % P.hq) * P.total_q + idx / P.hq]);
+	let e = i32((bits >> 23u) & 0xffu) - 127;
+	let lo = P.nrows * DV4;   // the lo words, in vec4s
 	for (var d4 = 0u; d4 < DV4; d4++) {
-		cast_dst[idx * DV4 + d4] = st(cast_src[idx * DV4 + d4]);
-		cast_src[idx * DV4 + d4] = vec4<f32>(0.0);
+		let i = idx * DV4 + d4;
+		let u = vec4<f32>(cast_acc[i]) + vec4<f32>(cast_acc[lo + i]) * P.lo_inv;   // in units of 2^-e
+		var x = u * pow2(-e / 2) * pow2(-e - -e / 2);   // two factors, each a normal f32
+		if (e == 128) {
+			x = vec4<f32>(bitcast<f32>(0x7fc00000u));   // the bound was not finite
+		}
+		cast_dst[i] = st(x);
+		cast_acc[i] = vec4<i32>(0);
+		cast_acc[lo + i] = vec4<i32>(0);
 	}
 }
 
@@ -394,6 +488,21 @@ fn dkv_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
 				dl[j] = dlt[idx];
 			}
 		}
+		// @if FUSED
+		// The fixed-point units of the query rows this thread adds into dQ
+		// (softmax_scale times the row's 2^e), loaded long before add_dq.
+		var units: array<vec4<f32>, RG>;
+		// @unroll
+		for (var r = 0u; r < RG; r++) {
+			// @unroll
+			for (var i = 0u; i < 4u; i++) {
+				let qi = qb + 4u * (ty * RG + r) + i;
+				if (qi < t.q_len) {
+					units[r][i] = P.scale * dlt[P.nrows + h * P.total_q + t.q_start + qi];
+				}
+			}
+		}
+		// @end
 
 		// Sᵀ = K Qᵀ over d-chunks of KC; then the first dO chunk of dV. The
 		// last chunk also writes Pᵀ into pt, idle since the last barrier.
@@ -542,7 +651,7 @@ fn dkv_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
 			workgroupBarrier();
 		}
 		// @if FUSED
-		add_dq(t, h, tx, ty, qb, acc_q);
+		add_dq(t, h, tx, ty, qb, acc_q, units);
 		// @end
 	}
 
@@ -750,67 +859,35 @@ fn accumulate_t(sb: u32, cb: u32, tx: u32, ty: u32, acc_in: array<vec4<f32>, NAC
 
 // add_dq adds the thread's share of a step's dQ (query rows qb + 4(ty*RG+r)
 // + i of head h; acc[(4r + i) * NJ + j][e] is column tx + TX*(4j + e)),
-// times the softmax scale, into dQ.
-// The workgroups of the segment's other key blocks add into the same rows,
-// so each float is updated with a compare-and-swap on its bits. All loads,
-// then all exchanges, are issued back to back, so that the thread waits for
-// two round trips to memory rather than two per float; only an exchange
-// that lost a race goes round again, alone.
-fn add_dq(t: Tile, h: u32, tx: u32, ty: u32, qb: u32, acc_in: array<vec4<f32>, NACC>) {
+// times units[r][i] (the softmax scale times the row's 2^e), into the
+// fixed-point accumulator (see the top of the file): the hi word round(x)
+// and the lo word round((x - hi) 2^L). The workgroups of the segment's
+// other key blocks add into the same elements; integer adds need no retry.
+fn add_dq(t: Tile, h: u32, tx: u32, ty: u32, qb: u32, acc_in: array<vec4<f32>, NACC>, units: array<vec4<f32>, RG>) {
 	var acc = acc_in;   // a var: a value array may only be indexed by constants
-	var idx: array<u32, NACC>;    // element index of column tx + 4*TX*j; NONE: not the thread's to add
-	var old: array<vec4<u32>, NACC>;
+	let lo = P.nrows * D;   // the lo words
 	// @unroll
 	for (var r = 0u; r < RG; r++) {
 		// @unroll
 		for (var i = 0u; i < 4u; i++) {
 			let qi = qb + 4u * (ty * RG + r) + i;
-			// @unroll
-			for (var j = 0u; j < NJ; j++) {
-				let n = (4u * r + i) * NJ + j;
-				idx[n] = NONE;
-				if (qi < t.q_len) {
-					idx[n] = 4u * q_at(t.q_start + qi, h, 0u) + tx + 4u * TX * j;
-					old[n] = vec4<u32>(atomicLoad(&dq_acc[idx[n]]), atomicLoad(&dq_acc[idx[n] + TX]), atomicLoad(&dq_acc[idx[n] + 2u * TX]), atomicLoad(&dq_acc[idx[n] + 3u * TX]));
+			if (qi < t.q_len) {
+				let row = t.q_start + qi;
+				// @unroll
+				for (var j = 0u; j < NJ; j++) {
+					let idx = 4u * q_at(row, h, 0u) + tx + 4u * TX * j;
+					let x = acc[(4u * r + i) * NJ + j] * units[r][i];
+					let hi = round(x);
+					let w = vec4<i32>(hi);
+					let v = vec4<i32>(round((x - hi) * P.lo_scale));
+					// @unroll
+					for (var e = 0u; e < 4u; e++) {
+						atomicAdd(&dq_acc[idx + e * TX], bitcast<u32>(w[e]));
+						atomicAdd(&dq_acc[lo + idx + e * TX], bitcast<u32>(v[e]));
+					}
 				}
 			}
 		}
-	}
-	var lost: array<vec4<bool>, NACC>;
-	// @unroll
-	for (var n = 0u; n < NACC; n++) {
-		lost[n] = vec4<bool>(false);
-		if (idx[n] != NONE) {
-			let x = acc[n] * P.scale;
-			// @unroll
-			for (var e = 0u; e < 4u; e++) {
-				lost[n][e] = !atomicCompareExchangeWeak(&dq_acc[idx[n] + e * TX], old[n][e], bitcast<u32>(bitcast<f32>(old[n][e]) + x[e])).exchanged;
-			}
-		}
-	}
-	// @unroll
-	for (var n = 0u; n < NACC; n++) {
-		if (any(lost[n])) {
-			let x = acc[n] * P.scale;
-			// @unroll
-			for (var e = 0u; e < 4u; e++) {
-				if (lost[n][e]) {
-					atomic_add(idx[n] + e * TX, x[e]);
-				}
-			}
-		}
-	}
-}
-
-// atomic_add adds x to element i of dQ: a compare-and-swap loop.
-fn atomic_add(i: u32, x: f32) {
-	var old = atomicLoad(&dq_acc[i]);
-	loop {
-		let r = atomicCompareExchangeWeak(&dq_acc[i], old, bitcast<u32>(bitcast<f32>(old) + x));
-		if (r.exchanged) {
-			break;
-		}
-		old = r.old_value;
 	}
 }
 

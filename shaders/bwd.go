@@ -47,9 +47,15 @@ const (
 )
 
 // DQCastEntry is the entry point, in the BwdDQ module, of the pass that
-// stores the f32 dQ of the fused dK/dV kernel in a half storage type. It has
-// the Delta pre-pass's workgroup size and grid.
+// stores the fixed-point dQ of the fused dK/dV kernel in the storage type.
+// It has the Delta pre-pass's workgroup size and grid.
 const DQCastEntry = "dq_cast_main"
+
+// BoundEntry is the entry point, in the BwdDQ module, of the pass that
+// finds max |K| and max ‖V_j‖, from which the Delta pre-pass scales the
+// fused dK/dV kernel's fixed-point dQ. It has the Delta pre-pass's
+// workgroup size and one invocation per (key row, KV head) pair.
+const BoundEntry = "bound_main"
 
 // BwdTiling is the tile shape of one backward kernel. Both kernels share
 // one structure: a workgroup owns BR "rows" (queries for dQ, keys for dK/dV)
@@ -65,13 +71,13 @@ type BwdTiling struct {
 	KC     int // d-chunk of the S and dP products staged in workgroup memory (multiple of 4)
 	VC     int // column chunk of the accumulating products (divides BC)
 	// FusedDQ (BwdDKV only) makes the dK/dV kernel compute dQ as well,
-	// adding each step's dS K into dQ with atomic compare-and-swap loops
-	// (WGSL has no float atomics), so that the dQ kernel and its
-	// recomputation of S and dP are not needed. dQ must be zero before the
-	// kernel runs; the Delta pre-pass clears it. With half storage the
-	// kernel adds into an f32 scratch dQ instead, which the DQCastEntry pass
-	// stores as dQ. It needs BR = BC, VC a multiple of 4, D/4 a multiple of
-	// TX, and a tenth storage buffer.
+	// adding each step's dS K into a fixed-point accumulator of two i32
+	// words per element with integer atomics (WGSL has no float atomics;
+	// integer sums are also the same bits on every run), so that the dQ
+	// kernel and its recomputation of S and dP are not needed. The
+	// BoundEntry and DeltaEntry passes run before it, the DQCastEntry pass
+	// after it. It needs BR = BC, VC a multiple of 4, D/4 a multiple of TX,
+	// and a tenth storage buffer.
 	FusedDQ bool
 	// DType is the storage type of Q, K, V, O, dO and the gradients.
 	DType DType
@@ -235,17 +241,15 @@ func (t BwdTiling) Source() (string, error) {
 // ChooseBwd picks the tiling of backward kernel k for head dimension d and
 // storage type dt on an adapter that offers wgBytes of workgroup memory and
 // maxThreads invocations per workgroup: the largest workgroup that fits,
-// then the preferred d-chunk and column chunk. On the H200 (S8192 D128 H32,
-// dK/dV with dQ fused) KC 16 runs fastest for every dtype (KC 32 needs more
-// registers for the fetches in flight: f32 2% slower, f16 1%), and the
-// column chunk follows chunkSizes (f16: VC 32 1.7 ms faster than VC 16).
-// Half storage stages the product operands transposed (see Transposed).
+// then the preferred d-chunk (see bwdChunks) and column chunk (chunkSizes;
+// f16: VC 32 1.7 ms faster than VC 16 at S8192 D128 H32). Half storage
+// stages the product operands transposed (see Transposed).
 func ChooseBwd(k BwdKernel, d int, dt DType, wgBytes, maxThreads int) (BwdTiling, error) {
 	for _, txy := range [][2]int{{16, 16}, {8, 16}, {16, 8}, {8, 8}, {4, 8}, {4, 4}} {
 		if txy[0]*txy[1] > maxThreads {
 			continue
 		}
-		for _, kc := range []int{16, 32, 8, 4} {
+		for _, kc := range bwdChunks(k, dt) {
 			if kc > d && kc > 4 {
 				continue
 			}
@@ -258,6 +262,19 @@ func ChooseBwd(k BwdKernel, d int, dt DType, wgBytes, maxThreads int) (BwdTiling
 		}
 	}
 	return BwdTiling{}, fmt.Errorf("shaders: no %s backward tiling for D=%d fits %d bytes of workgroup memory and %d threads", k, d, wgBytes, maxThreads)
+}
+
+// bwdChunks lists the backward's d-chunks in order of preference. On the
+// H200 (fwd+bwd, dQ fused into dK/dV) the untransposed f32 dK/dV kernel
+// runs fastest with chunks of 32 (S8192 D128 H32 78.2, 78.4 ms against
+// 80.0, 80.1 with 16; S4096 D64 H32 -1.5%), where they fit (48 KiB); half
+// storage with chunks of 16 (32 is 2.5% slower, transposed or not), as
+// does the separate dQ kernel (not measured with 32 since b9).
+func bwdChunks(k BwdKernel, dt DType) []int {
+	if k == BwdDKV && dt == Float32 {
+		return []int{32, 16, 8, 4}
+	}
+	return []int{16, 32, 8, 4}
 }
 
 func boolInt(b bool) int {

@@ -55,9 +55,10 @@ func TestChoosersFitLimits(t *testing.T) {
 }
 
 // TestChooseChunks pins the measured preference: 64 bytes of each fetched
-// row per chunk where it fits (see chunkSizes), K chunks of 32 for D 128 in
-// f32 (see measuredFwd), KC 16 in the backward, and the transposed staging
-// for half storage.
+// row per chunk where it fits (see chunkSizes), K and V chunks of 32 for
+// D 128 in f32 (see measuredFwd), d-chunks of 32 for the f32 dK/dV kernel
+// and 16 for halves (see bwdChunks), and the transposed staging for half
+// storage.
 func TestChooseChunks(t *testing.T) {
 	cases := []struct {
 		dt           DType
@@ -65,8 +66,8 @@ func TestChooseChunks(t *testing.T) {
 		fwdKC, fwdVC int
 		dkvKC, dkvVC int
 	}{
-		{Float32, 48 << 10, 32, 16, 16, 16},
-		{Float32, 32 << 10, 16, 16, 16, 16}, // K chunks of 32 do not fit (lavapipe)
+		{Float32, 48 << 10, 32, 32, 32, 16},
+		{Float32, 32 << 10, 16, 16, 16, 16}, // chunks of 32 do not fit (lavapipe)
 		{Float16, 48 << 10, 32, 32, 16, 32},
 		{BFloat16, 48 << 10, 32, 32, 16, 32},
 		{Float16, 32 << 10, 16, 16, 16, 16}, // chunks of 32 do not fit
@@ -86,7 +87,7 @@ func TestChooseChunks(t *testing.T) {
 
 // TestChooseFwdShape pins the forward's workgroup shape: 384 threads (Br 96)
 // and K transposed for D 64 in f32 where they fit with chunks of 16, 256
-// otherwise; K chunks of 32 for D 128 in f32 where they fit.
+// otherwise; K and V chunks of 32 for D 128 in f32 where they fit.
 func TestChooseFwdShape(t *testing.T) {
 	cases := []struct {
 		d               int
@@ -99,7 +100,7 @@ func TestChooseFwdShape(t *testing.T) {
 		{64, Float32, 48 << 10, 256, 16, 16, 16, 16, false},  // 384 threads not offered
 		{64, Float32, 32 << 10, 1024, 16, 16, 16, 16, false}, // 44 KiB does not fit (lavapipe)
 		{64, Float16, 48 << 10, 1024, 16, 16, 32, 32, true},  // halves: K transposed
-		{128, Float32, 48 << 10, 1024, 16, 16, 32, 16, false},
+		{128, Float32, 48 << 10, 1024, 16, 16, 32, 32, false},
 		{128, Float32, 48 << 10, 128, 8, 16, 16, 16, false}, // 256 threads not offered
 		{32, Float32, 48 << 10, 1024, 16, 16, 16, 16, false},
 	}
