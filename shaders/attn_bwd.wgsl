@@ -83,6 +83,8 @@
 //   DWG          workgroup size of the Delta pre-pass
 //   FUSED, VC4   1: dkv_main computes dQ too (see above); VC/4
 //   CPU          1: the fetch pattern for CPU drivers (BwdTiling.CPU)
+//   RREG, NRA    1: dkv_main holds its K and V rows in registers
+//                (BwdTiling.RowRegs); NKC*PA, a thread's share of them
 //   KT, KU       how product operands are staged (exactly one is 1):
 //                transposed or untransposed (BwdTiling.Transposed)
 //
@@ -459,7 +461,31 @@ fn dkv_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
 		acc_v[i] = vec4<f32>(0.0);
 	}
 
+	// The block's K and V rows are the same for every step: with RREG they
+	// are fetched once, into registers (ka, va: this thread's share of
+	// every d-chunk, in the stored type), and only staged again; fp.a is
+	// filled from them after each dkv_fetch.
+	// @if RREG
+	var ka: array<IOV, NRA>;
+	var va: array<IOV, NRA>;
+	// @unroll
+	for (var c = 0u; c < NKC; c++) {
+		let a = dkv_fetch_rows(t, hk, lid, c, 0u);
+		let b = dkv_fetch_rows(t, hk, lid, c, 1u);
+		// @unroll
+		for (var u = 0u; u < PA; u++) {
+			ka[c * PA + u] = a[u];
+			va[c * PA + u] = b[u];
+		}
+	}
+	// @end
 	var fp = dkv_fetch(t, h0, hk, lid, t.c_first, 0u, 0u);
+	// @if RREG
+	// @unroll
+	for (var u = 0u; u < PA; u++) {
+		fp.a[u] = ka[u];
+	}
+	// @end
 	var fv: array<IOV, PV>;
 	var sb = 0u;
 	store_pair(0u, lid, fp);
@@ -514,9 +540,18 @@ fn dkv_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
 		for (var i = 0u; i < RM; i++) {
 			s[i] = vec4<f32>(0.0);
 		}
+		// @if RREG
+		// @unroll
+		// @end
 		for (var c = 0u; c < NKC; c++) {
 			if (c + 1u < NKC) {
 				fp = dkv_fetch(t, h, hk, lid, qb, c + 1u, 0u);
+				// @if RREG
+				// @unroll
+				for (var u = 0u; u < PA; u++) {
+					fp.a[u] = ka[(c + 1u) * PA + u];
+				}
+				// @end
 			} else {
 				fv = dkv_fetch_acc(t, h, lid, qb, 1u);
 			}
@@ -552,6 +587,12 @@ fn dkv_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
 				fv = dkv_fetch_acc(t, h, lid, qb + cb + VC, 1u);
 			} else {
 				fp = dkv_fetch(t, h, hk, lid, qb, 0u, 1u);
+				// @if RREG
+				// @unroll
+				for (var u = 0u; u < PA; u++) {
+					fp.a[u] = va[u];
+				}
+				// @end
 			}
 			acc_v = accumulate(sb, cb, tx, ty, acc_v);
 			sb = 1u - sb;
@@ -572,9 +613,18 @@ fn dkv_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
 		for (var i = 0u; i < RM; i++) {
 			dp[i] = vec4<f32>(0.0);
 		}
+		// @if RREG
+		// @unroll
+		// @end
 		for (var c = 0u; c < NKC; c++) {
 			if (c + 1u < NKC) {
 				fp = dkv_fetch(t, h, hk, lid, qb, c + 1u, 1u);
+				// @if RREG
+				// @unroll
+				for (var u = 0u; u < PA; u++) {
+					fp.a[u] = va[(c + 1u) * PA + u];
+				}
+				// @end
 			} else {
 				fv = dkv_fetch_acc(t, h, lid, qb, 0u);
 			}
@@ -607,6 +657,12 @@ fn dkv_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
 				fv = dq_fetch_acc(t, hk, lid, t.r0);
 			} else if (next) {
 				fp = dkv_fetch(t, h_next, hk, lid, qb_next, 0u, 0u);
+				// @if RREG
+				// @unroll
+				for (var u = 0u; u < PA; u++) {
+					fp.a[u] = ka[u];
+				}
+				// @end
 			}
 			acc_k = accumulate(sb, cb, tx, ty, acc_k);
 			sb = 1u - sb;
@@ -640,6 +696,12 @@ fn dkv_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
 				fv = dq_fetch_acc(t, hk, lid, t.r0 + cb + VC);
 			} else if (next) {
 				fp = dkv_fetch(t, h_next, hk, lid, qb_next, 0u, 0u);
+				// @if RREG
+				// @unroll
+				for (var u = 0u; u < PA; u++) {
+					fp.a[u] = ka[u];
+				}
+				// @end
 			}
 			acc_q = accumulate_t(sb, cb, tx, ty, acc_q);
 			sb = 1u - sb;
@@ -944,18 +1006,13 @@ fn dq_fetch(t: Tile, h: u32, hk: u32, lid: u32, kb: u32, c: u32, sel: u32) -> Pa
 }
 
 // dkv_fetch fetches d-chunk c of the block's K rows and of the Q rows
-// qb..qb+BC-1 of head h (sel 0), or of V and dO (sel 1).
+// qb..qb+BC-1 of head h (sel 0), or of V and dO (sel 1). With RREG it
+// leaves the K or V rows to the caller, which holds them in registers (see
+// dkv_main).
 fn dkv_fetch(t: Tile, h: u32, hk: u32, lid: u32, qb: u32, c: u32, sel: u32) -> PairFetch {
 	var f: PairFetch;
-	// @unroll
-	for (var u = 0u; u < PA; u++) {
-		let it = lid + u * NT;
-		let row = chunk_row(it, BR);
-		let d4 = c * (KC / 4u) + chunk_col(it, BR);
-		f.a[u] = IOV();
-		if ((SA % NT == 0u || it < SA) && t.r0 + row < t.k_len && d4 < DV4) {
-			f.a[u] = ld_k(sel, k_at(t.k_start + t.r0 + row, hk, d4));
-		}
+	if (RREG == 0u) {
+		f.a = dkv_fetch_rows(t, hk, lid, c, sel);
 	}
 	// @unroll
 	for (var u = 0u; u < PB; u++) {
@@ -968,6 +1025,23 @@ fn dkv_fetch(t: Tile, h: u32, hk: u32, lid: u32, qb: u32, c: u32, sel: u32) -> P
 		}
 	}
 	return f;
+}
+
+// dkv_fetch_rows fetches d-chunk c of the block's K (sel 0) or V (sel 1)
+// rows.
+fn dkv_fetch_rows(t: Tile, hk: u32, lid: u32, c: u32, sel: u32) -> array<IOV, PA> {
+	var a: array<IOV, PA>;
+	// @unroll
+	for (var u = 0u; u < PA; u++) {
+		let it = lid + u * NT;
+		let row = chunk_row(it, BR);
+		let d4 = c * (KC / 4u) + chunk_col(it, BR);
+		a[u] = IOV();
+		if ((SA % NT == 0u || it < SA) && t.r0 + row < t.k_len && d4 < DV4) {
+			a[u] = ld_k(sel, k_at(t.k_start + t.r0 + row, hk, d4));
+		}
+	}
+	return a;
 }
 
 // dq_fetch_acc fetches the K rows kb..kb+VC-1.

@@ -1,6 +1,7 @@
 package shaders
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -109,5 +110,34 @@ func TestChooseFwdShape(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, [4]int{c.tx, c.ty, c.kc, c.vc}, [4]int{f.TX, f.TY, f.KC, f.VC}, "D%d %s %d bytes %d threads", c.d, c.dt, c.wgBytes, c.maxThr)
 		require.Equal(t, c.kt, f.TransposedK, "D%d %s %d bytes %d threads: K transposed", c.d, c.dt, c.wgBytes, c.maxThr)
+	}
+}
+
+// TestChooseRowRegs pins where the dK/dV kernel holds its K and V rows in
+// registers: D <= 64 (measured faster on the H200; slower at D 128), never
+// in the dQ kernel, and never with the CPU fetch pattern.
+func TestChooseRowRegs(t *testing.T) {
+	cases := []struct {
+		k    BwdKernel
+		d    int
+		dt   DType
+		cpu  bool
+		want bool
+	}{
+		{BwdDKV, 64, Float32, false, true},
+		{BwdDKV, 32, BFloat16, false, true},
+		{BwdDKV, 128, Float32, false, false},
+		{BwdDKV, 64, Float32, true, false}, // CPU pattern: rows fetched each step
+		{BwdDQ, 64, Float32, false, false},
+	}
+	for _, c := range cases {
+		b, err := ChooseBwd(c.k, c.d, c.dt, 48<<10, 1024)
+		require.NoError(t, err)
+		b.CPU = c.cpu
+		require.Equal(t, c.want, b.rowRegs(), "%s D%d %s cpu=%v", c.k, c.d, c.dt, c.cpu)
+		require.Equal(t, c.want, strings.Contains(b.String(), "rowregs"), b.String())
+		src, err := b.Source()
+		require.NoError(t, err)
+		require.Equal(t, c.want, strings.Contains(src, "const RREG: u32 = 1u;"), "%s: RREG constant", b)
 	}
 }
