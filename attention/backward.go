@@ -277,18 +277,20 @@ func (op *Op) prepareBackward(a *Args, t BackwardTensors, dqT, kvT shaders.BwdTi
 		return nil, fmt.Errorf("attention: %w", err)
 	}
 	call.owned = append(call.owned, mbuf)
-	// Delta, then the fixed-point scales; the bound's two maxima. Both, and
-	// the accumulator, are zero when created; the cast pass clears the
-	// bound and the accumulator again for the next run.
+	// Scratch: Delta, then the fixed-point scales; the bound's two maxima;
+	// with dQ fused, its accumulator. They are zero when created, and the
+	// cast pass clears the bound and the accumulator for the next run.
 	var delta, bound, dqAcc *wgpu.Buffer
-	for _, b := range []struct {
+	type scratch struct {
 		buf   **wgpu.Buffer
 		label string
 		size  uint64
-	}{{&delta, "attn_bwd delta", uint64(nrows) * 8}, {&bound, "attn_bwd bound", 8}, {&dqAcc, "attn_bwd dq acc", dqAccBytes(a)}} {
-		if b.buf == &dqAcc && !kvT.FusedDQ {
-			break
-		}
+	}
+	scratches := []scratch{{&delta, "attn_bwd delta", uint64(nrows) * 8}, {&bound, "attn_bwd bound", 8}}
+	if kvT.FusedDQ {
+		scratches = append(scratches, scratch{&dqAcc, "attn_bwd dq acc", dqAccBytes(a)})
+	}
+	for _, b := range scratches {
 		if *b.buf, err = op.dev.NewBuffer(b.label, b.size); err != nil {
 			call.Release()
 			return nil, fmt.Errorf("attention: %w", err)

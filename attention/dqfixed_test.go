@@ -143,3 +143,29 @@ func newBwdInputsScaled(t *testing.T, c gpuCase, seed uint64, sq, sk, sv, sdo fl
 	require.NoError(t, err)
 	return in
 }
+
+// TestLoBits pins L, the lo words' fractional bits: 24 while one lo word
+// per key block of the longest segment, at most 2^(L-1) each, sums within
+// 2^30, fewer beyond (16384 keys in blocks of 64: 256 words, L 23).
+func TestLoBits(t *testing.T) {
+	cases := []struct {
+		kLens []int
+		want  int
+	}{
+		{[]int{0}, 24},
+		{[]int{64}, 24},
+		{[]int{100, 8192}, 24},
+		{[]int{8193}, 23},
+		{[]int{16384, 5}, 23},
+		{[]int{1 << 20}, 17},
+	}
+	for _, c := range cases {
+		a := gpuCase{qLens: make([]int, len(c.kLens)), kLens: c.kLens, hq: 1, hkv: 1, d: 64}.args()
+		require.Equal(t, c.want, loBits(a, 64), "key lengths %v", c.kLens)
+		n := 1
+		for _, k := range c.kLens {
+			n = max(n, (k+63)/64)
+		}
+		require.LessOrEqual(t, int64(n)<<(c.want-1), int64(1)<<30, "key lengths %v: the lo sum's bound", c.kLens)
+	}
+}
