@@ -3,7 +3,6 @@ package shaders
 import (
 	_ "embed"
 	"fmt"
-	"strings"
 )
 
 //go:embed attn_bwd.wgsl
@@ -211,15 +210,9 @@ func (t BwdTiling) Source() (string, error) {
 	if err := t.Validate(); err != nil {
 		return "", err
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "// generated tiling: %s\n", t)
-	b.WriteString(t.DType.prelude())
 	nj := ceilDiv(t.D/4, t.TX)
 	rs, swz := t.ptLayout()
-	consts := []struct {
-		name string
-		val  int
-	}{
+	consts := []constant{
 		{"D", t.D}, {"DV4", t.D / 4}, {"TX", t.TX}, {"TY", t.TY}, {"NT", t.Threads()},
 		{"RM", t.rows()}, {"RG", t.rows() / 4}, {"BR", t.BR()}, {"BC", t.BC()},
 		{"KC", t.KC}, {"KC4", t.KC / 4}, {"NKC", ceilDiv(t.D, t.KC)}, {"VC", t.VC}, {"NJ", nj}, {"NACC", t.rows() * nj},
@@ -232,25 +225,7 @@ func (t BwdTiling) Source() (string, error) {
 		{"NRA", ceilDiv(t.D, t.KC) * ceilDiv(t.KC*t.BR()/4, t.Threads())},
 		{"KT", boolInt(t.Transposed)}, {"KU", boolInt(!t.Transposed)},
 	}
-	values := make(map[string]int, len(consts))
-	for _, c := range consts {
-		fmt.Fprintf(&b, "const %s: u32 = %du;\n", c.name, c.val)
-		values[c.name] = c.val
-	}
-	body, err := keepIf(attnBwd+fetchHelpers, values)
-	if err != nil {
-		return "", err
-	}
-	if !t.Rolled {
-		if body, err = unroll(body, values); err != nil {
-			return "", err
-		}
-	}
-	// Naga wants literal workgroup sizes.
-	body = strings.ReplaceAll(body, "@workgroup_size(NT)", fmt.Sprintf("@workgroup_size(%d)", t.Threads()))
-	body = strings.ReplaceAll(body, "@workgroup_size(DWG)", fmt.Sprintf("@workgroup_size(%d)", DeltaWorkgroup))
-	b.WriteString(body)
-	return b.String(), nil
+	return generate(t.String(), t.DType, consts, attnBwd, t.Rolled, "NT", "DWG")
 }
 
 // ChooseBwd picks the tiling of backward kernel k for head dimension d and

@@ -3,7 +3,6 @@ package shaders
 import (
 	_ "embed"
 	"fmt"
-	"strings"
 )
 
 //go:embed attn_fwd.wgsl
@@ -136,13 +135,7 @@ func (t FwdTiling) Source() (string, error) {
 	if !t.DType.Valid() {
 		return "", fmt.Errorf("shaders: tiling %s: invalid dtype %d", t, int(t.DType))
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "// generated tiling: %s\n", t)
-	b.WriteString(t.DType.prelude())
-	consts := []struct {
-		name string
-		val  int
-	}{
+	consts := []constant{
 		{"D", t.D}, {"DV4", t.D / 4}, {"TX", t.TX}, {"TY", t.TY}, {"NT", t.Threads()},
 		{"BR", t.BR()}, {"BC", t.BC()}, {"KC", t.KC}, {"KC4", t.KC / 4}, {"NKC", (t.D + t.KC - 1) / t.KC},
 		{"VC", t.VC}, {"NCB", t.BC() / t.VC}, {"NJ", (t.D/4 + t.TX - 1) / t.TX},
@@ -150,23 +143,7 @@ func (t FwdTiling) Source() (string, error) {
 		{"RM", t.rows()}, {"RG", t.rows() / 4}, {"WX", t.warpX()},
 		{"PQ", ceilDiv(t.BR()*t.KC/4, t.Threads())}, {"NQ", ceilDiv(t.D, t.KC) * ceilDiv(t.BR()*t.KC/4, t.Threads())}, {"GPU", boolInt(!t.CPU)}, {"CPU", boolInt(t.CPU)}, {"KT", boolInt(t.TransposedK)}, {"KU", boolInt(!t.TransposedK)}, {"PK", ceilDiv(t.BC()*t.KC/4, t.Threads())}, {"PV", ceilDiv(t.VC*t.D/4, t.Threads())},
 	}
-	values := make(map[string]int, len(consts))
-	for _, c := range consts {
-		fmt.Fprintf(&b, "const %s: u32 = %du;\n", c.name, c.val)
-		values[c.name] = c.val
-	}
-	body, err := keepIf(attnFwd+fetchHelpers, values)
-	if err != nil {
-		return "", err
-	}
-	if !t.Rolled {
-		if body, err = unroll(body, values); err != nil {
-			return "", err
-		}
-	}
-	// Naga wants a literal workgroup size, so that one is substituted.
-	b.WriteString(strings.ReplaceAll(body, "@workgroup_size(NT)", fmt.Sprintf("@workgroup_size(%d)", t.Threads())))
-	return b.String(), nil
+	return generate(t.String(), t.DType, consts, attnFwd, t.Rolled, "NT")
 }
 
 // ChooseFwd picks the forward tiling for head dimension d and storage type

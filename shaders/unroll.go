@@ -123,3 +123,39 @@ func keepIf(src string, consts map[string]int) (string, error) {
 	}
 	return strings.Join(out, "\n"), nil
 }
+
+// constant is one generated WGSL constant: `const name: u32 = val;`.
+type constant struct {
+	name string
+	val  int
+}
+
+// generate is a kernel module's WGSL: a line naming the tiling, the
+// dtype's prelude, the constants, then src with fetch.wgsl appended, its
+// @if blocks kept or dropped by the constants, its @unroll loops expanded
+// unless rolled, and @workgroup_size(NAME) given the value of each
+// constant named in sizes (naga wants literal workgroup sizes).
+func generate(tiling string, dt DType, consts []constant, src string, rolled bool, sizes ...string) (string, error) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "// generated tiling: %s\n", tiling)
+	b.WriteString(dt.prelude())
+	values := make(map[string]int, len(consts))
+	for _, c := range consts {
+		fmt.Fprintf(&b, "const %s: u32 = %du;\n", c.name, c.val)
+		values[c.name] = c.val
+	}
+	body, err := keepIf(src+fetchHelpers, values)
+	if err != nil {
+		return "", err
+	}
+	if !rolled {
+		if body, err = unroll(body, values); err != nil {
+			return "", err
+		}
+	}
+	for _, name := range sizes {
+		body = strings.ReplaceAll(body, "@workgroup_size("+name+")", fmt.Sprintf("@workgroup_size(%d)", values[name]))
+	}
+	b.WriteString(body)
+	return b.String(), nil
+}
