@@ -251,20 +251,18 @@ func (op *Op) prepareBackward(a *Args, t BackwardTensors, dqT, kvT shaders.BwdTi
 	}
 	maxWG := int(lim.MaxWorkgroupsPerDimension)
 	nrows := a.TotalQ() * a.NumHeadsQ
-	deltaWG := (nrows + shaders.DeltaWorkgroup - 1) / shaders.DeltaWorkgroup
-	deltaX := max(1, min(deltaWG, maxWG))
+	deltaGrid := rowGrid(nrows, maxWG)
 	krows := a.TotalK() * a.NumHeadsKV
-	boundWG := (krows + shaders.DeltaWorkgroup - 1) / shaders.DeltaWorkgroup
-	boundX := max(1, min(boundWG, maxWG))
+	boundGrid := rowGrid(krows, maxWG)
 	dqY := max(1, min(nq, maxWG))
 	kvY := max(1, min(nkv, maxWG))
 	lo := loBits(a, kvT.BR())
 	params := []uint32{
 		uint32(a.NumHeadsQ), uint32(a.NumHeadsQ / a.NumHeadsKV), uint32(a.TotalQ()), boolU32(a.Causal),
-		uint32(a.Batch()), uint32(a.NumHeadsKV), uint32(nrows), uint32(deltaX),
+		uint32(a.Batch()), uint32(a.NumHeadsKV), uint32(nrows), deltaGrid[0],
 		uint32(nq), uint32(dqY), uint32(2 * (a.Batch() + 1)), math.Float32bits(float32(a.Scale() * math.Log2E)),
 		uint32(nkv), uint32(kvY), uint32(kvOff), math.Float32bits(float32(a.Scale())),
-		uint32(krows), uint32(boundX), math.Float32bits(float32(math.Ldexp(1, lo))), math.Float32bits(float32(math.Ldexp(1, -lo))),
+		uint32(krows), boundGrid[0], math.Float32bits(float32(math.Ldexp(1, lo))), math.Float32bits(float32(math.Ldexp(1, -lo))),
 	}
 	pbuf, err := wgpu.UploadUniform(op.dev, "attn_bwd params", params)
 	if err != nil {
@@ -302,7 +300,7 @@ func (op *Op) prepareBackward(a *Args, t BackwardTensors, dqT, kvT shaders.BwdTi
 			Label:      "attn_bwd bound",
 			Pipeline:   pipes[4],
 			Buffers:    []*wgpu.Buffer{pbuf, t.K, t.V, bound},
-			Workgroups: [3]uint32{uint32(boundX), uint32((boundWG + boundX - 1) / boundX), 1},
+			Workgroups: boundGrid,
 		})
 	}
 	if nq > 0 {
@@ -310,7 +308,7 @@ func (op *Op) prepareBackward(a *Args, t BackwardTensors, dqT, kvT shaders.BwdTi
 			Label:      "attn_bwd delta",
 			Pipeline:   pipes[0],
 			Buffers:    []*wgpu.Buffer{pbuf, t.O, t.DO, delta, bound},
-			Workgroups: [3]uint32{uint32(deltaX), uint32((deltaWG + deltaX - 1) / deltaX), 1},
+			Workgroups: deltaGrid,
 		})
 		if !kvT.FusedDQ {
 			call.dispatches = append(call.dispatches, wgpu.Dispatch{
@@ -338,10 +336,20 @@ func (op *Op) prepareBackward(a *Args, t BackwardTensors, dqT, kvT shaders.BwdTi
 			Label:      "attn_bwd dq cast",
 			Pipeline:   pipes[3],
 			Buffers:    []*wgpu.Buffer{pbuf, dqAcc, t.DQ, delta, bound},
-			Workgroups: [3]uint32{uint32(deltaX), uint32((deltaWG + deltaX - 1) / deltaX), 1},
+			Workgroups: deltaGrid,
 		})
 	}
 	return call, nil
+}
+
+// rowGrid is the grid of a pass with one invocation per row, rows in all,
+// in workgroups of shaders.DeltaWorkgroup: as many along x as the adapter
+// allows (at least one), the rest along y. The pass finds its row as
+// (wg.x + wg.y * grid_x) * DeltaWorkgroup + lid.
+func rowGrid(rows, maxWG int) [3]uint32 {
+	wgs := (rows + shaders.DeltaWorkgroup - 1) / shaders.DeltaWorkgroup
+	x := max(1, min(wgs, maxWG))
+	return [3]uint32{uint32(x), uint32((wgs + x - 1) / x), 1}
 }
 
 // kvTileTable returns (segment, k0) per block of br key rows, for every
