@@ -54,8 +54,11 @@
 // buffer pt is reused for P and dS.
 //
 // Tensors are stored as IOV (four values: vec4<f32>, or vec2<u32> holding
-// four f16 or bf16), read with ld() and written with st() from the dtype's
-// prelude (dtype.go); arithmetic, LSE and Delta are f32. The fused
+// four f16 or bf16), read with ld() and written with st(); the operands are
+// fetched as LDV, 16 bytes a load where the dtype allows (VW IOVs: two of
+// halves where D and KC are multiples of 8), taken apart with pick(). All
+// come from the dtype's prelude (dtype.go); arithmetic, LSE and Delta are
+// f32. The fused
 // variant's dq_cast_main stores the fixed-point dQ in the storage type and
 // clears the accumulator (and the bound) for the next run.
 //
@@ -68,11 +71,13 @@
 //   BR, BC       rows per workgroup (RM*TY) and columns per step (4*TX)
 //   KC, NKC      d-chunk of the S and dP products, and ceil(D/KC) chunks
 //   KC4          KC/4: vec4 columns of a d-chunk
+//   VW, KCL, DL  IOVs per operand load (1, or 2 for halves), KC4/VW loads
+//                per d-chunk row and DV4/VW per tensor row
 //   VC           column chunk of the accumulating products (divides BC)
 //   NJ, NACC     ceil(DV4/TX) vec4 accumulator columns per thread; RM*NJ
-//   SA, SB       vec4 sizes of a d-chunk of the row operand (KC x BR) and
-//                of the column operand (KC x BC)
-//   PA, PB, PV   vec4s of a row chunk, a column chunk and an accumulation
+//   SA, SB       loads of a d-chunk of the row operand (KC x BR) and of
+//                the column operand (KC x BC)
+//   PA, PB, PV   loads of a row chunk, a column chunk and an accumulation
 //                chunk (VC x D) each thread fetches
 //   SR, SW       rows and vec4 width of one staging buffer (there are
 //                two, filled and used alternately): max(KC, VC) and
@@ -122,10 +127,10 @@ struct Params {
 // segs = cu_seqlens_q [B+1] ++ cu_seqlens_k [B+1] ++ dQ tiles (segment, q0)
 //        ++ dK/dV tiles (segment, k0)
 @group(0) @binding(1) var<storage, read> segs: array<u32>;
-@group(0) @binding(2) var<storage, read> q: array<IOV>;
-@group(0) @binding(3) var<storage, read> k: array<IOV>;
-@group(0) @binding(4) var<storage, read> v: array<IOV>;
-@group(0) @binding(5) var<storage, read> d_o: array<IOV>;
+@group(0) @binding(2) var<storage, read> q: array<LDV>;   // the operands, read VW vec4s a load
+@group(0) @binding(3) var<storage, read> k: array<LDV>;
+@group(0) @binding(4) var<storage, read> v: array<LDV>;
+@group(0) @binding(5) var<storage, read> d_o: array<LDV>;
 @group(0) @binding(6) var<storage, read> lse: array<f32>;
 @group(0) @binding(7) var<storage, read> dlt: array<f32>;                  // Delta [Hq, total_q], then the fixed-point scales 2^e [Hq, total_q]
 @group(0) @binding(8) var<storage, read_write> grad_a: array<IOV>;   // dQ or dK
@@ -180,8 +185,8 @@ struct Tile {
 // type (IOV) and are widened only when stored to workgroup memory, after
 // the arithmetic they overlap: widening at the load would wait for it.
 struct PairFetch {
-	a: array<IOV, PA>,
-	b: array<IOV, PB>,
+	a: array<LDV, PA>,
+	b: array<LDV, PB>,
 }
 
 // pow2 is 2^n for n in [-126, 127] (naga's ldexp takes no i32 exponent).
@@ -320,7 +325,7 @@ fn dq_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
 	}
 
 	var fp = dq_fetch(t, h, hk, lid, 0u, 0u, 0u);
-	var fv: array<IOV, PV>;
+	var fv: array<LDV, PV>;
 	var sb = 0u;
 	store_pair(0u, lid, fp);
 	workgroupBarrier();
@@ -466,8 +471,8 @@ fn dkv_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
 	// every d-chunk, in the stored type), and only staged again; fp.a is
 	// filled from them after each dkv_fetch.
 	// @if RREG
-	var ka: array<IOV, NRA>;
-	var va: array<IOV, NRA>;
+	var ka: array<LDV, NRA>;
+	var va: array<LDV, NRA>;
 	// @unroll
 	for (var c = 0u; c < NKC; c++) {
 		let a = dkv_fetch_rows(t, hk, lid, c, 0u);
@@ -486,7 +491,7 @@ fn dkv_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
 		fp.a[u] = ka[u];
 	}
 	// @end
-	var fv: array<IOV, PV>;
+	var fv: array<LDV, PV>;
 	var sb = 0u;
 	store_pair(0u, lid, fp);
 	workgroupBarrier();
@@ -937,7 +942,7 @@ fn add_dq(t: Tile, h: u32, tx: u32, ty: u32, qb: u32, acc_in: array<vec4<f32>, N
 				let row = t.q_start + qi;
 				// @unroll
 				for (var j = 0u; j < NJ; j++) {
-					let idx = 4u * q_at(row, h, 0u) + tx + 4u * TX * j;
+					let idx = (row * P.hq + h) * D + tx + 4u * TX * j;
 					let x = acc[(4u * r + i) * NJ + j] * units[r][i];
 					let hi = round(x);
 					let w = vec4<i32>(hi);
@@ -953,25 +958,26 @@ fn add_dq(t: Tile, h: u32, tx: u32, ty: u32, qb: u32, acc_in: array<vec4<f32>, N
 	}
 }
 
-// Element offsets (in vec4s) of Q-shaped and K-shaped tensors.
-fn q_at(row: u32, h: u32, d4: u32) -> u32 {
-	return (row * P.hq + h) * DV4 + d4;
+// Offsets of load l (VW vec4s each, DL a row) of row row, head h of
+// Q-shaped and K-shaped tensors.
+fn q_at(row: u32, h: u32, l: u32) -> u32 {
+	return (row * P.hq + h) * DL + l;
 }
 
-fn k_at(row: u32, hk: u32, d4: u32) -> u32 {
-	return (row * P.hkv + hk) * DV4 + d4;
+fn k_at(row: u32, hk: u32, l: u32) -> u32 {
+	return (row * P.hkv + hk) * DL + l;
 }
 
 // ld_q reads Q (sel 0) or dO (sel 1); ld_k reads K (sel 0) or V (sel 1).
 // Every call passes sel as a literal.
-fn ld_q(sel: u32, idx: u32) -> IOV {
+fn ld_q(sel: u32, idx: u32) -> LDV {
 	if (sel == 0u) {
 		return q[idx];
 	}
 	return d_o[idx];
 }
 
-fn ld_k(sel: u32, idx: u32) -> IOV {
+fn ld_k(sel: u32, idx: u32) -> LDV {
 	if (sel == 0u) {
 		return k[idx];
 	}
@@ -986,20 +992,20 @@ fn dq_fetch(t: Tile, h: u32, hk: u32, lid: u32, kb: u32, c: u32, sel: u32) -> Pa
 	for (var u = 0u; u < PA; u++) {
 		let it = lid + u * NT;
 		let row = chunk_row(it, BR);
-		let d4 = c * (KC / 4u) + chunk_col(it, BR);
-		f.a[u] = IOV();
-		if ((SA % NT == 0u || it < SA) && t.r0 + row < t.q_len && d4 < DV4) {
-			f.a[u] = ld_q(sel, q_at(t.q_start + t.r0 + row, h, d4));
+		let l = c * KCL + chunk_col(it, BR);
+		f.a[u] = LDV();
+		if ((SA % NT == 0u || it < SA) && t.r0 + row < t.q_len && l < DL) {
+			f.a[u] = ld_q(sel, q_at(t.q_start + t.r0 + row, h, l));
 		}
 	}
 	// @unroll
 	for (var u = 0u; u < PB; u++) {
 		let it = lid + u * NT;
 		let row = chunk_row(it, BC);
-		let d4 = c * (KC / 4u) + chunk_col(it, BC);
-		f.b[u] = IOV();
-		if ((SB % NT == 0u || it < SB) && kb + row < t.k_len && d4 < DV4) {
-			f.b[u] = ld_k(sel, k_at(t.k_start + kb + row, hk, d4));
+		let l = c * KCL + chunk_col(it, BC);
+		f.b[u] = LDV();
+		if ((SB % NT == 0u || it < SB) && kb + row < t.k_len && l < DL) {
+			f.b[u] = ld_k(sel, k_at(t.k_start + kb + row, hk, l));
 		}
 	}
 	return f;
@@ -1018,10 +1024,10 @@ fn dkv_fetch(t: Tile, h: u32, hk: u32, lid: u32, qb: u32, c: u32, sel: u32) -> P
 	for (var u = 0u; u < PB; u++) {
 		let it = lid + u * NT;
 		let row = chunk_row(it, BC);
-		let d4 = c * (KC / 4u) + chunk_col(it, BC);
-		f.b[u] = IOV();
-		if ((SB % NT == 0u || it < SB) && qb + row < t.q_len && d4 < DV4) {
-			f.b[u] = ld_q(sel, q_at(t.q_start + qb + row, h, d4));
+		let l = c * KCL + chunk_col(it, BC);
+		f.b[u] = LDV();
+		if ((SB % NT == 0u || it < SB) && qb + row < t.q_len && l < DL) {
+			f.b[u] = ld_q(sel, q_at(t.q_start + qb + row, h, l));
 		}
 	}
 	return f;
@@ -1029,46 +1035,46 @@ fn dkv_fetch(t: Tile, h: u32, hk: u32, lid: u32, qb: u32, c: u32, sel: u32) -> P
 
 // dkv_fetch_rows fetches d-chunk c of the block's K (sel 0) or V (sel 1)
 // rows.
-fn dkv_fetch_rows(t: Tile, hk: u32, lid: u32, c: u32, sel: u32) -> array<IOV, PA> {
-	var a: array<IOV, PA>;
+fn dkv_fetch_rows(t: Tile, hk: u32, lid: u32, c: u32, sel: u32) -> array<LDV, PA> {
+	var a: array<LDV, PA>;
 	// @unroll
 	for (var u = 0u; u < PA; u++) {
 		let it = lid + u * NT;
 		let row = chunk_row(it, BR);
-		let d4 = c * (KC / 4u) + chunk_col(it, BR);
-		a[u] = IOV();
-		if ((SA % NT == 0u || it < SA) && t.r0 + row < t.k_len && d4 < DV4) {
-			a[u] = ld_k(sel, k_at(t.k_start + t.r0 + row, hk, d4));
+		let l = c * KCL + chunk_col(it, BR);
+		a[u] = LDV();
+		if ((SA % NT == 0u || it < SA) && t.r0 + row < t.k_len && l < DL) {
+			a[u] = ld_k(sel, k_at(t.k_start + t.r0 + row, hk, l));
 		}
 	}
 	return a;
 }
 
 // dq_fetch_acc fetches the K rows kb..kb+VC-1.
-fn dq_fetch_acc(t: Tile, hk: u32, lid: u32, kb: u32) -> array<IOV, PV> {
-	var f: array<IOV, PV>;
+fn dq_fetch_acc(t: Tile, hk: u32, lid: u32, kb: u32) -> array<LDV, PV> {
+	var f: array<LDV, PV>;
 	// @unroll
 	for (var u = 0u; u < PV; u++) {
 		let it = lid + u * NT;
-		let row = it / DV4;
-		f[u] = IOV();
-		if (((VC * DV4) % NT == 0u || it < VC * DV4) && kb + row < t.k_len) {
-			f[u] = k[k_at(t.k_start + kb + row, hk, it % DV4)];
+		let row = it / DL;
+		f[u] = LDV();
+		if (((VC * DL) % NT == 0u || it < VC * DL) && kb + row < t.k_len) {
+			f[u] = k[k_at(t.k_start + kb + row, hk, it % DL)];
 		}
 	}
 	return f;
 }
 
 // dkv_fetch_acc fetches the Q (sel 0) or dO (sel 1) rows qb..qb+VC-1 of head h.
-fn dkv_fetch_acc(t: Tile, h: u32, lid: u32, qb: u32, sel: u32) -> array<IOV, PV> {
-	var f: array<IOV, PV>;
+fn dkv_fetch_acc(t: Tile, h: u32, lid: u32, qb: u32, sel: u32) -> array<LDV, PV> {
+	var f: array<LDV, PV>;
 	// @unroll
 	for (var u = 0u; u < PV; u++) {
 		let it = lid + u * NT;
-		let row = it / DV4;
-		f[u] = IOV();
-		if (((VC * DV4) % NT == 0u || it < VC * DV4) && qb + row < t.q_len) {
-			f[u] = ld_q(sel, q_at(t.q_start + qb + row, h, it % DV4));
+		let row = it / DL;
+		f[u] = LDV();
+		if (((VC * DL) % NT == 0u || it < VC * DL) && qb + row < t.q_len) {
+			f[u] = ld_q(sel, q_at(t.q_start + qb + row, h, it % DL));
 		}
 	}
 	return f;
@@ -1077,21 +1083,27 @@ fn dkv_fetch_acc(t: Tile, h: u32, lid: u32, qb: u32, sel: u32) -> array<IOV, PV>
 // store_pair writes a fetched pair of chunks into stage[sb]: the row
 // operand (BR rows) in columns 0..BR4-1 beside the column operand (BC
 // rows), untransposed (KU: one 16-byte store per vec4) or transposed (KT:
-// four 4-byte stores). With the GPU pattern both are fetched KC/4 items per
+// four 4-byte stores). With the GPU pattern both are fetched KCL items per
 // row, so that reads are contiguous; with the CPU pattern rows fastest.
 fn store_pair(sb: u32, lid: u32, f: PairFetch) {
 	// @unroll
 	for (var u = 0u; u < PA; u++) {
 		let it = lid + u * NT;
 		if (SA % NT == 0u || it < SA) {
-			store_operand(sb, 0u, chunk_row(it, BR), chunk_col(it, BR), BR, ld(f.a[u]));
+			// @unroll
+			for (var w = 0u; w < VW; w++) {
+				store_operand(sb, 0u, chunk_row(it, BR), VW * chunk_col(it, BR) + w, BR, ld(pick(f.a[u], w)));
+			}
 		}
 	}
 	// @unroll
 	for (var u = 0u; u < PB; u++) {
 		let it = lid + u * NT;
 		if (SB % NT == 0u || it < SB) {
-			store_operand(sb, BR4, chunk_row(it, BC), chunk_col(it, BC), BC, ld(f.b[u]));
+			// @unroll
+			for (var w = 0u; w < VW; w++) {
+				store_operand(sb, BR4, chunk_row(it, BC), VW * chunk_col(it, BC) + w, BC, ld(pick(f.b[u], w)));
+			}
 		}
 	}
 }
@@ -1099,30 +1111,36 @@ fn store_pair(sb: u32, lid: u32, f: PairFetch) {
 // store_acc_cols writes a fetched chunk of K rows (VC x D) into stage[sb] with
 // each row's columns reordered for the fused dQ (DV4 % TX == 0): vec4
 // tx + TX*j holds columns tx + TX*(4j + e), e < 4.
-fn store_acc_cols(sb: u32, lid: u32, f: array<IOV, PV>) {
+fn store_acc_cols(sb: u32, lid: u32, f: array<LDV, PV>) {
 	// @unroll
 	for (var u = 0u; u < PV; u++) {
 		let it = lid + u * NT;
-		if ((VC * DV4) % NT == 0u || it < VC * DV4) {
-			let row = it / DV4;
-			let x = ld(f[u]);
+		if ((VC * DL) % NT == 0u || it < VC * DL) {
+			let row = it / DL;
 			// @unroll
-			for (var e = 0u; e < 4u; e++) {
-				let col = 4u * (it % DV4) + e;
-				let m = col / TX;   // col = col % TX + TX * m, m = 4j + e'
-				stage[sb][row][(m / 4u) * TX + col % TX][m % 4u] = x[e];
+			for (var w = 0u; w < VW; w++) {
+				let x = ld(pick(f[u], w));
+				// @unroll
+				for (var e = 0u; e < 4u; e++) {
+					let col = 4u * (VW * (it % DL) + w) + e;
+					let m = col / TX;   // col = col % TX + TX * m, m = 4j + e'
+					stage[sb][row][(m / 4u) * TX + col % TX][m % 4u] = x[e];
+				}
 			}
 		}
 	}
 }
 
 // store_acc writes a fetched accumulation chunk (VC x D) into stage[sb].
-fn store_acc(sb: u32, lid: u32, f: array<IOV, PV>) {
+fn store_acc(sb: u32, lid: u32, f: array<LDV, PV>) {
 	// @unroll
 	for (var u = 0u; u < PV; u++) {
 		let it = lid + u * NT;
-		if ((VC * DV4) % NT == 0u || it < VC * DV4) {
-			stage[sb][it / DV4][it % DV4] = ld(f[u]);
+		if ((VC * DL) % NT == 0u || it < VC * DL) {
+			// @unroll
+			for (var w = 0u; w < VW; w++) {
+				stage[sb][it / DL][VW * (it % DL) + w] = ld(pick(f[u], w));
+			}
 		}
 	}
 }

@@ -11,8 +11,10 @@
 // merges the pieces of each block (O = sum_s exp(LSE_s - LSE) O_s).
 //
 // Tensors are stored as IOV (four values: vec4<f32>, or vec2<u32> holding
-// four f16 or bf16), read with ld() and written with st(); both come from
-// the dtype's prelude (dtype.go). Arithmetic is always f32.
+// four f16 or bf16), read with ld() and written with st(); the operands are
+// fetched as LDV, 16 bytes a load where the dtype allows (VW IOVs: two of
+// halves where D and KC are multiples of 8), taken apart with pick(). All
+// come from the dtype's prelude (dtype.go). Arithmetic is always f32.
 //
 // The constants below are generated per adapter and head dimension by
 // shaders.Forward (see fwd.go) and prepended to this file:
@@ -24,9 +26,12 @@
 //   BR, BC     Br = RM*TY query rows per workgroup, Bc = 4*TX keys per tile
 //   KC, NKC    d-chunk of the S = Q Kᵀ product, and ceil(D/KC) chunks
 //   KC4        KC/4: vec4 columns of a d-chunk
+//   VW, KCL, DL  IOVs per operand load (1, or 2 for halves), KC4/VW loads
+//              per d-chunk row and DV4/VW per tensor row
 //   VC         key chunk of the O += P V product (divides BC)
 //   NJ, NACC   ceil(DV4/TX): vec4 columns of O owned by each thread; RM*NJ
-//   PQ, PK, PV vec4s of a Q chunk, a K chunk and a V chunk each thread fetches
+//   PQ, PK, PV vec4s of a Q chunk, loads of a K chunk and of a V chunk each
+//              thread fetches
 //   GPU, CPU   the fetch pattern (exactly one is 1): GPU holds the block's Q
 //              in registers and reads K chunks coalesced; CPU (for CPU
 //              drivers) fetches Q again for every tile, Q and K one row per
@@ -79,9 +84,9 @@ struct Params {
 // segs = cu_seqlens_q [B+1] ++ cu_seqlens_k [B+1] ++ tile table (segment,
 // q0, k0, slot) ++ combine table (segment, q0, first slot, pieces)
 @group(0) @binding(1) var<storage, read> segs: array<u32>;
-@group(0) @binding(2) var<storage, read> q: array<IOV>;
-@group(0) @binding(3) var<storage, read> k: array<IOV>;
-@group(0) @binding(4) var<storage, read> v: array<IOV>;
+@group(0) @binding(2) var<storage, read> q: array<LDV>;   // read VW vec4s a load
+@group(0) @binding(3) var<storage, read> k: array<LDV>;
+@group(0) @binding(4) var<storage, read> v: array<LDV>;
 @group(0) @binding(5) var<storage, read_write> o: array<IOV>;
 @group(0) @binding(6) var<storage, read_write> lse: array<f32>;
 // part holds each split-KV piece's O (slot, head, row, vec4 column) and,
@@ -203,7 +208,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 	fq = load_q(t, h, lid, 0u);
 	// @end
 	var fk = load_k(t, hk, lid, k0, 0u);
-	var fv: array<IOV, PV>;
+	var fv: array<LDV, PV>;
 	var sb = 0u;                     // stage buffer of the current chunk
 	store_qk(0u, lid, fq, fk);
 	workgroupBarrier();
@@ -511,7 +516,7 @@ fn load_q(t: Tile, h: u32, lid: u32, c: u32) -> array<vec4<f32>, PQ> {
 		let c4 = it / BR;
 		f[u] = vec4<f32>(0.0);
 		if (((BR * KC / 4u) % NT == 0u || it < BR * KC / 4u) && t.q0 + row < t.q_len && c * KC + 4u * c4 < D) {
-			f[u] = ld(q[((t.q_start + t.q0 + row) * P.hq + h) * DV4 + c * (KC / 4u) + c4]);
+			f[u] = ld(q_vec4(((t.q_start + t.q0 + row) * P.hq + h) * DV4 + c * (KC / 4u) + c4));
 		}
 	}
 	return f;
@@ -534,7 +539,7 @@ fn load_qt(t: Tile, h: u32, lid: u32, c: u32) -> array<vec4<f32>, PQ> {
 			for (var e = 0u; e < 4u; e++) {
 				let row = t.q0 + 4u * g + e;
 				if (row < t.q_len) {
-					f[u][e] = ld(q[((t.q_start + row) * P.hq + h) * DV4 + d / 4u])[d % 4u];
+					f[u][e] = ld(q_vec4(((t.q_start + row) * P.hq + h) * DV4 + d / 4u))[d % 4u];
 				}
 			}
 		}
@@ -542,33 +547,38 @@ fn load_qt(t: Tile, h: u32, lid: u32, c: u32) -> array<vec4<f32>, PQ> {
 	return f;
 }
 
-// load_k fetches d-chunk c of keys kb..kb+BC-1 into registers, KC/4
-// consecutive items per key row, so that a group's reads are contiguous.
-fn load_k(t: Tile, hk: u32, lid: u32, kb: u32, c: u32) -> array<IOV, PK> {
-	var f: array<IOV, PK>;
+// q_vec4 reads vec4 i of Q (the block's Q is read once, a vec4 at a time).
+fn q_vec4(i: u32) -> IOV {
+	return pick(q[i / VW], i % VW);
+}
+
+// load_k fetches d-chunk c of keys kb..kb+BC-1 into registers, KCL
+// consecutive loads per key row, so that a group's reads are contiguous.
+fn load_k(t: Tile, hk: u32, lid: u32, kb: u32, c: u32) -> array<LDV, PK> {
+	var f: array<LDV, PK>;
 	// @unroll
 	for (var u = 0u; u < PK; u++) {
 		let it = lid + u * NT;
 		let row = chunk_row(it, BC);
-		let c4 = chunk_col(it, BC);
-		f[u] = IOV();
-		if (((BC * KC / 4u) % NT == 0u || it < BC * KC / 4u) && kb + row < t.k_len && c * KC + 4u * c4 < D) {
-			f[u] = k[((t.k_start + kb + row) * P.hkv + hk) * DV4 + c * (KC / 4u) + c4];
+		let l = c * KCL + chunk_col(it, BC);
+		f[u] = LDV();
+		if (((BC * KCL) % NT == 0u || it < BC * KCL) && kb + row < t.k_len && l < DL) {
+			f[u] = k[((t.k_start + kb + row) * P.hkv + hk) * DL + l];
 		}
 	}
 	return f;
 }
 
 // load_v fetches value rows kb+cb..kb+cb+VC-1 into registers.
-fn load_v(t: Tile, hk: u32, lid: u32, kb: u32, cb: u32) -> array<IOV, PV> {
-	var f: array<IOV, PV>;
+fn load_v(t: Tile, hk: u32, lid: u32, kb: u32, cb: u32) -> array<LDV, PV> {
+	var f: array<LDV, PV>;
 	// @unroll
 	for (var u = 0u; u < PV; u++) {
 		let it = lid + u * NT;
-		let row = it / DV4;
-		f[u] = IOV();
-		if (((VC * DV4) % NT == 0u || it < VC * DV4) && kb + cb + row < t.k_len) {
-			f[u] = v[((t.k_start + kb + cb + row) * P.hkv + hk) * DV4 + it % DV4];
+		let row = it / DL;
+		f[u] = LDV();
+		if (((VC * DL) % NT == 0u || it < VC * DL) && kb + cb + row < t.k_len) {
+			f[u] = v[((t.k_start + kb + cb + row) * P.hkv + hk) * DL + it % DL];
 		}
 	}
 	return f;
@@ -591,7 +601,7 @@ fn get_part(sb: u32, x: u32, g: u32) -> vec4<f32> {
 // transposed (KT; see store_operand in fetch.wgsl). With the GPU
 // pattern Q comes transposed; with the CPU pattern it is stored transposed
 // here, rows fastest.
-fn store_qk(sb: u32, lid: u32, fq: array<vec4<f32>, PQ>, fk: array<IOV, PK>) {
+fn store_qk(sb: u32, lid: u32, fq: array<vec4<f32>, PQ>, fk: array<LDV, PK>) {
 	// @unroll
 	for (var u = 0u; u < PQ; u++) {
 		let it = lid + u * NT;
@@ -611,19 +621,25 @@ fn store_qk(sb: u32, lid: u32, fq: array<vec4<f32>, PQ>, fk: array<IOV, PK>) {
 	// @unroll
 	for (var u = 0u; u < PK; u++) {
 		let it = lid + u * NT;
-		if ((BC * KC / 4u) % NT == 0u || it < BC * KC / 4u) {
-			store_operand(sb, BR4, chunk_row(it, BC), chunk_col(it, BC), BC, ld(fk[u]));
+		if ((BC * KCL) % NT == 0u || it < BC * KCL) {
+			// @unroll
+			for (var w = 0u; w < VW; w++) {
+				store_operand(sb, BR4, chunk_row(it, BC), VW * chunk_col(it, BC) + w, BC, ld(pick(fk[u], w)));
+			}
 		}
 	}
 }
 
 // store_v writes a fetched V chunk (VC x D) into stage[sb].
-fn store_v(sb: u32, lid: u32, fv: array<IOV, PV>) {
+fn store_v(sb: u32, lid: u32, fv: array<LDV, PV>) {
 	// @unroll
 	for (var u = 0u; u < PV; u++) {
 		let it = lid + u * NT;
-		if ((VC * DV4) % NT == 0u || it < VC * DV4) {
-			stage[sb][it / DV4][it % DV4] = ld(fv[u]);
+		if ((VC * DL) % NT == 0u || it < VC * DL) {
+			// @unroll
+			for (var w = 0u; w < VW; w++) {
+				stage[sb][it / DL][VW * (it % DL) + w] = ld(pick(fv[u], w));
+			}
 		}
 	}
 }

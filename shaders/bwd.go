@@ -82,16 +82,16 @@ type BwdTiling struct {
 	DType DType
 	// CPU selects the fetch pattern for CPU drivers (lavapipe): staged
 	// d-chunks read one row per invocation and stored unswizzled. The GPU
-	// pattern reads them KC/4 invocations per row (contiguous) and swizzles
-	// the transposed stores; on the H200 it is 5 to 9 ms faster at S8192,
-	// on lavapipe 2-4% slower. The automatic choice sets CPU on CPU adapters.
+	// pattern reads them in 16-byte loads, KC/4 invocations per row (KC/8
+	// for halves; contiguous) and swizzles the transposed stores; on the
+	// H200 it is 5 to 9 ms faster at S8192, on lavapipe 2-4% slower. The automatic choice sets CPU on CPU adapters.
 	CPU bool
 	// Transposed stages the operands of the S and dP products transposed
 	// (four 4-byte stores per fetched vec4, one workgroup-memory read per
 	// d-step) instead of untransposed (one 16-byte store, one read per row
 	// and four d-steps; see fetch.wgsl). On the H200 the untransposed
-	// layout makes f32 fwd+bwd 3-4% faster at S8192 D128 and half storage
-	// 1.2% slower; the automatic choice sets Transposed for halves.
+	// layout makes fwd+bwd 3-4% faster at S8192 D128 in f32 and 1% in f16
+	// (16-byte loads); the automatic choice never sets Transposed.
 	Transposed bool
 	// RowRegs (dK/dV kernel, GPU fetch pattern) holds the block's K and V
 	// rows in registers, fetched once instead of every step (the forward
@@ -212,17 +212,19 @@ func (t BwdTiling) Source() (string, error) {
 	}
 	nj := ceilDiv(t.D/4, t.TX)
 	rs, swz := t.ptLayout()
+	vw := t.DType.loadVecs(t.D, t.KC)
 	consts := []constant{
+		{"VW", vw}, {"KCL", t.KC / 4 / vw}, {"DL", t.D / 4 / vw},
 		{"D", t.D}, {"DV4", t.D / 4}, {"TX", t.TX}, {"TY", t.TY}, {"NT", t.Threads()},
 		{"RM", t.rows()}, {"RG", t.rows() / 4}, {"BR", t.BR()}, {"BC", t.BC()},
 		{"KC", t.KC}, {"KC4", t.KC / 4}, {"NKC", ceilDiv(t.D, t.KC)}, {"VC", t.VC}, {"NJ", nj}, {"NACC", t.rows() * nj},
-		{"SA", t.KC * t.BR() / 4}, {"SB", t.KC * t.BC() / 4},
-		{"PA", ceilDiv(t.KC*t.BR()/4, t.Threads())}, {"PB", ceilDiv(t.KC*t.BC()/4, t.Threads())},
-		{"PV", ceilDiv(t.VC*t.D/4, t.Threads())},
+		{"SA", t.KC * t.BR() / 4 / vw}, {"SB", t.KC * t.BC() / 4 / vw},
+		{"PA", ceilDiv(t.KC*t.BR()/4/vw, t.Threads())}, {"PB", ceilDiv(t.KC*t.BC()/4/vw, t.Threads())},
+		{"PV", ceilDiv(t.VC*t.D/4/vw, t.Threads())},
 		{"SR", t.stageRows()}, {"SW", t.stageWidth()}, {"BR4", t.BR() / 4},
 		{"RS", rs}, {"SWZ", swz}, {"DWG", DeltaWorkgroup},
 		{"FUSED", boolInt(t.FusedDQ)}, {"VC4", t.VC / 4}, {"CPU", boolInt(t.CPU)}, {"RREG", boolInt(t.rowRegs())},
-		{"NRA", ceilDiv(t.D, t.KC) * ceilDiv(t.KC*t.BR()/4, t.Threads())},
+		{"NRA", ceilDiv(t.D, t.KC) * ceilDiv(t.KC*t.BR()/4/vw, t.Threads())},
 		{"KT", boolInt(t.Transposed)}, {"KU", boolInt(!t.Transposed)},
 	}
 	return generate(t.String(), t.DType, consts, attnBwd, t.Rolled, "NT", "DWG")
@@ -231,21 +233,23 @@ func (t BwdTiling) Source() (string, error) {
 // ChooseBwd picks the tiling of backward kernel k for head dimension d and
 // storage type dt on an adapter that offers wgBytes of workgroup memory and
 // maxThreads invocations per workgroup: the largest workgroup that fits,
-// then the preferred d-chunk (see bwdChunks) and column chunk (chunkSizes;
-// f16: VC 32 1.7 ms faster than VC 16 at S8192 D128 H32). Half storage
-// stages the product operands transposed (see Transposed). The dK/dV
-// kernel holds its rows in registers for D <= 64 (see RowRegs).
+// then the preferred d-chunk (see bwdChunks) and column chunk (f32's
+// chunkSizes), staged untransposed, for every storage type: since half
+// storage is fetched 16 bytes a load (8 values), it runs fastest with f32's
+// tiling (S8192 D128 H32 f16: KC 32 VC 16 71.9 ms, transposed 72.7; KC 16
+// VC 32 transposed, its choice with 8-byte loads, 77.2). The dK/dV kernel
+// holds its rows in registers for D <= 64 (see RowRegs).
 func ChooseBwd(k BwdKernel, d int, dt DType, wgBytes, maxThreads int) (BwdTiling, error) {
 	for _, txy := range [][2]int{{16, 16}, {8, 16}, {16, 8}, {8, 8}, {4, 8}, {4, 4}} {
 		if txy[0]*txy[1] > maxThreads {
 			continue
 		}
-		for _, kc := range bwdChunks(k, dt) {
+		for _, kc := range bwdChunks(k) {
 			if kc > d && kc > 4 {
 				continue
 			}
-			for _, vc := range append(chunkSizes(dt), 2, 1) {
-				t := BwdTiling{Kernel: k, D: d, TX: txy[0], TY: txy[1], KC: kc, VC: vc, DType: dt, Transposed: transposedStaging(dt), RowRegs: d <= 64}
+			for _, vc := range append(chunkSizes(Float32), 2, 1) {
+				t := BwdTiling{Kernel: k, D: d, TX: txy[0], TY: txy[1], KC: kc, VC: vc, DType: dt, RowRegs: d <= 64}
 				if t.Validate() == nil && t.WorkgroupBytes() <= wgBytes {
 					return t, nil
 				}
@@ -256,13 +260,13 @@ func ChooseBwd(k BwdKernel, d int, dt DType, wgBytes, maxThreads int) (BwdTiling
 }
 
 // bwdChunks lists the backward's d-chunks in order of preference. On the
-// H200 (fwd+bwd, dQ fused into dK/dV) the untransposed f32 dK/dV kernel
-// runs fastest with chunks of 32 (S8192 D128 H32 78.2, 78.4 ms against
-// 80.0, 80.1 with 16; S4096 D64 H32 -1.5%), where they fit (48 KiB); half
-// storage with chunks of 16 (32 is 2.5% slower, transposed or not), as
-// does the separate dQ kernel (not measured with 32 since b9).
-func bwdChunks(k BwdKernel, dt DType) []int {
-	if k == BwdDKV && dt == Float32 {
+// H200 (fwd+bwd, dQ fused into dK/dV) the untransposed dK/dV kernel runs
+// fastest with chunks of 32 (f32 S8192 D128 H32 78.2, 78.4 ms against
+// 80.0, 80.1 with 16; S4096 D64 H32 -1.5%; f16 with 16-byte loads 71.9
+// against 77.1), where they fit (48 KiB); the separate dQ kernel takes 16
+// (not measured with 32 since b9).
+func bwdChunks(k BwdKernel) []int {
+	if k == BwdDKV {
 		return []int{32, 16, 8, 4}
 	}
 	return []int{16, 32, 8, 4}

@@ -56,10 +56,35 @@ func ParseDType(s string) (DType, error) {
 	return 0, fmt.Errorf("dtype %q: want f32, f16 or bf16", s)
 }
 
+// loadVecs is VW, the vec4s of values a kernel's operand fetches read per
+// load for head dimension d and chunks of kc: 2 for half storage where d and
+// kc are multiples of 8 (16-byte loads, as f32's one vec4), else 1.
+func (t DType) loadVecs(d, kc int) int {
+	if t.Size() == 2 && d%8 == 0 && kc%8 == 0 {
+		return 2
+	}
+	return 1
+}
+
 // prelude is the WGSL that a kernel uses to read and write tensors of this
 // dtype: IOV is the element type of the storage arrays (four values each),
 // ld widens one to vec4<f32> and st narrows back, rounding to nearest even.
-func (t DType) prelude() string {
+// LDV is what one load of an operand reads, vw IOVs (1 or 2), and pick(x,
+// w) is IOV w of it.
+func (t DType) prelude(vw int) string {
+	pick := `alias LDV = IOV;
+fn pick(x: LDV, w: u32) -> IOV { return x; }
+`
+	if vw == 2 {
+		pick = `alias LDV = vec4<u32>;
+fn pick(x: LDV, w: u32) -> IOV { return select(x.xy, x.zw, w == 1u); }
+`
+	}
+	return t.ioPrelude() + pick
+}
+
+// ioPrelude declares IOV, ld and st for the dtype.
+func (t DType) ioPrelude() string {
 	switch t {
 	case Float16:
 		return `alias IOV = vec2<u32>;

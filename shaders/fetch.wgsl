@@ -3,15 +3,17 @@
 // attn_bwd.wgsl, which declare stage and generate the constants KC, KC4,
 // CPU and KU.
 //
-// chunk_row and chunk_col are the row and the vec4 column within the
-// d-chunk of item it of an operand of n rows: KC/4 consecutive items per
-// row (the GPU pattern: contiguous reads), or rows fastest (CPU).
+// chunk_row and chunk_col are the row and the load within the d-chunk of
+// item it of an operand of n rows: KCL = KC/(4 VW) consecutive items per
+// row (the GPU pattern: contiguous reads), or rows fastest (CPU). Load l
+// holds vec4 columns VW*l..VW*l+VW-1 of the chunk (16 bytes: one vec4 of
+// f32, two of halves; see the dtype's prelude).
 fn chunk_row(it: u32, n: u32) -> u32 {
-	return select(it / KC4, it % n, CPU == 1u);
+	return select(it / KCL, it % n, CPU == 1u);
 }
 
 fn chunk_col(it: u32, n: u32) -> u32 {
-	return select(it % KC4, it / n, CPU == 1u);
+	return select(it % KCL, it / n, CPU == 1u);
 }
 
 // A staged operand of n rows is kept untransposed, one 16-byte store per
@@ -30,9 +32,10 @@ fn stage_col(x: u32, c4: u32, n: u32) -> u32 {
 }
 
 // stage_swz is the XOR on the vec4 column of row 4t + j at offset c4. With
-// the GPU pattern, eight consecutive invocations (one wavefront of 16-byte
-// stores) hold 32/KC consecutive rows at KC/4 offsets c4; the XOR puts
-// their eight stores in distinct banks. Only where n/4 is a power of two,
+// the GPU pattern with one vec4 a load (f32), eight consecutive
+// invocations (one wavefront of 16-byte stores) hold 32/KC consecutive rows
+// at KC/4 offsets c4; the XOR puts their eight stores in distinct banks
+// (with two a load, halves, each invocation stores two c4 of one row). Only where n/4 is a power of two,
 // so that columns stay below n/4.
 fn stage_swz(c4: u32, j: u32, n: u32) -> u32 {
 	let w = n / 4u;

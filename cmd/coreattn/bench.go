@@ -123,7 +123,7 @@ shapes are scaled down. Times are medians of 5 rounds of back-to-back runs.`,
 	cmd.Flags().StringVar(&f.dtypes, "dtype", "f32", "storage types to measure, comma-separated: f32, f16, bf16")
 	cmd.Flags().StringVar(&f.tiling, "fwd-tiling", "", "force the forward tiling as TX,TY,RM,KC,VC (for tuning), e.g. 16,8,8,32,16")
 	cmd.Flags().IntVar(&f.fwdWX, "fwd-wx", 0, "with --fwd-tiling: threads along keys per 32-lane group (8, or TX for the row-major layout)")
-	cmd.Flags().BoolVar(&f.transp, "transposed", false, "with a forced tiling: stage the products' operands transposed (four 4-byte stores per vec4; what D64 at 384 threads and half storage choose)")
+	cmd.Flags().BoolVar(&f.transp, "transposed", false, "with a forced tiling: stage the products' operands transposed (four 4-byte stores per vec4; what the forward chooses for D64 at 384 threads and for half storage)")
 	cmd.Flags().StringVar(&f.dqTile, "dq-tiling", "", "force the backward dQ kernel's tiling as TX,TY,RM,KC,VC (for tuning)")
 	cmd.Flags().StringVar(&f.dkvTile, "dkv-tiling", "", "force the backward dK/dV kernel's tiling as TX,TY,RM,KC,VC (for tuning)")
 	cmd.Flags().StringVar(&f.dq, "dq", "auto", "how the backward computes dQ: fused (into the dK/dV kernel), separate, or auto")
