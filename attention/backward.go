@@ -104,7 +104,7 @@ func (op *Op) BackwardBuffers(ctx context.Context, a *Args, t BackwardTensors) e
 // or the dQ kernel and the dK/dV kernel, as Options.DQ and the tiling
 // allow. The call owns scratch buffers, freed by Release: Delta and the
 // fixed-point scales (2·Hq·total_q floats) and, with dQ fused, the
-// accumulator (8 bytes per element of dQ).
+// accumulator (6 bytes per element of dQ).
 func (op *Op) PrepareBackward(a *Args, t BackwardTensors) (*Call, error) {
 	if err := a.Validate(); err != nil {
 		return nil, err
@@ -160,21 +160,24 @@ func (op *Op) PrepareBackward(a *Args, t BackwardTensors) (*Call, error) {
 }
 
 // dqAccBytes is the size of the fused dK/dV kernel's fixed-point dQ
-// accumulator: two i32 words per element of dQ.
+// accumulator: an i32 hi word per element of dQ and an i32 lo word per two.
 func dqAccBytes(a *Args) uint64 {
-	return 8 * uint64(a.TotalQ()) * uint64(a.NumHeadsQ) * uint64(a.HeadDim)
+	return 6 * uint64(a.TotalQ()) * uint64(a.NumHeadsQ) * uint64(a.HeadDim)
 }
 
-// loBits is L, the fractional bits of the fused kernel's lo words (see
-// attn_bwd.wgsl): each dQ element sums one lo word of at most 2^(L-1) per
-// key block of br rows, and the sum must stay within 2^30.
+// loBits is L, the fractional bits of the fused kernel's lo fields (see
+// attn_bwd.wgsl): each dQ element sums one lo term of at most 2^(L-1) per
+// key block of br rows into a signed 16-bit field, so the sum, at most
+// n 2^(L-1) for n key blocks, must stay below 2^15: L = 16 - bits.Len(n)
+// (8 at 8192 keys in blocks of 64, 5 at 65536), 0 from 2^15 blocks on (the
+// hi words alone).
 func loBits(a *Args, br int) int {
 	n := 1
 	for b := 0; b < a.Batch(); b++ {
 		_, kLen := a.segment(b)
 		n = max(n, (kLen+br-1)/br)
 	}
-	return min(24, 31-bits.Len(uint(n-1)))
+	return max(0, 16-bits.Len(uint(n)))
 }
 
 // prepareBackward is PrepareBackward with the tilings given.
@@ -215,7 +218,7 @@ func (op *Op) prepareBackward(a *Args, t BackwardTensors, dqT, kvT shaders.BwdTi
 	for i, p := range []struct {
 		tiling shaders.BwdTiling
 		entry  string
-	}{{dqT, shaders.DeltaEntry}, {dqT, dqT.Kernel.Entry()}, {kvT, kvT.Kernel.Entry()}, {dqT, shaders.DQCastEntry}, {dqT, shaders.BoundEntry}} {
+	}{{dqT, shaders.DeltaEntry}, {dqT, dqT.Kernel.Entry()}, {kvT, kvT.Kernel.Entry()}, {kvT, shaders.DQCastEntry}, {dqT, shaders.BoundEntry}} {
 		if (i == 1 && kvT.FusedDQ) || (i >= 3 && !kvT.FusedDQ) {
 			continue // not run
 		}

@@ -41,9 +41,10 @@
 //
 // By default ([DQAuto]) the backward computes dQ inside the key-block-major
 // dK/dV kernel, adding each block's share into a fixed-point accumulator
-// (two int32 words per element, 8 bytes of scratch per element of dQ) with
-// integer atomics, scaled per row from a bound on the row's dQ so that the
-// words cannot overflow and the sum keeps about 50 bits below the bound;
+// (an int32 word per element and one per two elements, 6 bytes of scratch
+// per element of dQ) with integer atomics, scaled per row from a bound on
+// the row's dQ so that the words cannot overflow; each term is exact to
+// about 2^-37 of the bound at 8192 keys (2^-34 at 65536);
 // a last pass stores it as dQ. Integer addition does not depend on order,
 // so dQ, like dK, dV, O and LSE, is the same bits on every run. [DQSeparate]
 // runs a query-block-major dQ kernel instead, which needs no scratch and

@@ -22,16 +22,20 @@
 // integer atomics, and dq_main is not run: seven tile products per step
 // pair become five. Each element of dQ is the sum of one term per key block
 // of its segment; a term x (in units of 2^-e, e per query row and head) is
-// added as two i32 words, hi = round(x) and lo = round((x - hi) 2^L), into
-// two halves of the accumulator (dq_acc). Integer sums do not depend on the
-// order of the additions, so dQ is the same bits on every run; the scale
-// 2^e is chosen from a bound on the row's dQ (delta_main: |dQ_id| <= scale
-// · max|K| · (‖dO_i‖ · max‖V_j‖ + |Delta_i|), since dS_ij = P_ij (dP_ij -
-// Delta_i) and the P_ij sum to 1) so that the hi sum stays below 2^29, and
-// L from the segments' key blocks so that the lo sum stays within 2^30:
-// terms lose at most 2^-(L+1) units each, about 2^-50 of the bound. An
+// added as hi = round(x), an i32 word of its own, and lo = round((x - hi)
+// 2^L), a signed 16-bit field of an i32 word that two elements share (see
+// lo_word): hi words first in dq_acc, then the lo words. Integer sums do
+// not depend on the order of the additions, so dQ is the same bits on
+// every run; the scale 2^e is chosen from a bound on the row's dQ
+// (delta_main: |dQ_id| <= scale · max|K| · (‖dO_i‖ · max‖V_j‖ +
+// |Delta_i|), since dS_ij = P_ij (dP_ij - Delta_i) and the P_ij sum to 1) so
+// that the hi sum stays below 2^29, and L from the segments' key blocks so
+// that each lo field's sum stays within 2^15 (a field's sum then carries
+// into the word exactly, and dq_cast_main takes the two apart): terms lose
+// at most 2^-(L+1) units each, 2^-37 of the bound at 128 key blocks. An
 // integer add needs no load and never retries (a compare-and-swap loop on
-// f32 bits, before, cost 9 ms more at S8192 D128 H32). P is recomputed
+// f32 bits, before, cost 9 ms more at S8192 D128 H32); a lo word shared by
+// two elements makes 1.5 adds per element instead of 2. P is recomputed
 // from Q, K and the forward's LSE, P = exp(scale·q·k − LSE), and
 // dS = P ∘ (dP − Delta) with dP = dO Vᵀ. S, P and dS live only in registers
 // and workgroup memory.
@@ -135,7 +139,7 @@ struct Params {
 @group(0) @binding(7) var<storage, read> dlt: array<f32>;                  // Delta [Hq, total_q], then the fixed-point scales 2^e [Hq, total_q]
 @group(0) @binding(8) var<storage, read_write> grad_a: array<IOV>;   // dQ or dK
 @group(0) @binding(9) var<storage, read_write> grad_b: array<IOV>;   // dV (dkv_main only)
-@group(0) @binding(10) var<storage, read_write> dq_acc: array<atomic<u32>>; // fixed-point dQ: hi words [Hq * total_q * D], then lo words (fused dkv_main only)
+@group(0) @binding(10) var<storage, read_write> dq_acc: array<atomic<u32>>; // fixed-point dQ: hi words [Hq * total_q * D], then lo words [Hq * total_q * D/2] (fused dkv_main only)
 
 // The bound pre-pass binds these.
 @group(0) @binding(1) var<storage, read> bnd_k: array<IOV>;
@@ -272,18 +276,41 @@ fn dq_cast_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
 	}
 	let bits = bitcast<u32>(cast_scale[P.nrows + (idx % P.hq) * P.total_q + idx / P.hq]);
 	let e = i32((bits >> 23u) & 0xffu) - 127;
-	let lo = P.nrows * DV4;   // the lo words, in vec4s
 	for (var d4 = 0u; d4 < DV4; d4++) {
 		let i = idx * DV4 + d4;
-		let u = vec4<f32>(cast_acc[i]) + vec4<f32>(cast_acc[lo + i]) * P.lo_inv;   // in units of 2^-e
+		// The lo fields of the 4 columns: field f of word w is the low
+		// (f = 0) or high half, each a signed sum within 2^15. The word is
+		// cleared with its high field, the later column of its pair.
+		var lo: vec4<i32>;
+		for (var c = 0u; c < 4u; c++) {
+			let col = 4u * d4 + c;
+			let w = lo_word(idx, col);
+			let word = cast_acc[w / 4u][w % 4u];
+			let low = (word << 16u) >> 16u;
+			if ((col / TX) % 2u == 0u) {
+				lo[c] = low;
+			} else {
+				lo[c] = (word - low) >> 16u;
+				cast_acc[w / 4u][w % 4u] = 0;
+			}
+		}
+		let u = vec4<f32>(cast_acc[i]) + vec4<f32>(lo) * P.lo_inv;   // in units of 2^-e
 		var x = u * pow2(-e / 2) * pow2(-e - -e / 2);   // two factors, each a normal f32
 		if (e == 128) {
 			x = vec4<f32>(bitcast<f32>(0x7fc00000u));   // the bound was not finite
 		}
 		cast_dst[i] = st(x);
 		cast_acc[i] = vec4<i32>(0);
-		cast_acc[lo + i] = vec4<i32>(0);
 	}
+}
+
+// lo_word is the word of dq_acc that holds the lo field of column col of
+// (row, head) pair rh: column col = t + TX m shares it with column col + TX
+// (m even, low field) or col - TX (m odd, high field), so that the threads
+// of a row in dkv_main (t = tx) add into consecutive words. The lo words
+// follow the hi words (nrows D of them), D/2 per pair.
+fn lo_word(rh: u32, col: u32) -> u32 {
+	return P.nrows * D + rh * (D / 2u) + col % TX + TX * (col / TX / 2u);
 }
 
 @compute @workgroup_size(NT)
@@ -928,11 +955,10 @@ fn accumulate_t(sb: u32, cb: u32, tx: u32, ty: u32, acc_in: array<vec4<f32>, NAC
 // + i of head h; acc[(4r + i) * NJ + j][e] is column tx + TX*(4j + e)),
 // times units[r][i] (the softmax scale times the row's 2^e), into the
 // fixed-point accumulator (see the top of the file): the hi word round(x)
-// and the lo word round((x - hi) 2^L). The workgroups of the segment's
+// and the lo field round((x - hi) 2^L). The workgroups of the segment's
 // other key blocks add into the same elements; integer adds need no retry.
 fn add_dq(t: Tile, h: u32, tx: u32, ty: u32, qb: u32, acc_in: array<vec4<f32>, NACC>, units: array<vec4<f32>, RG>) {
 	var acc = acc_in;   // a var: a value array may only be indexed by constants
-	let lo = P.nrows * D;   // the lo words
 	// @unroll
 	for (var r = 0u; r < RG; r++) {
 		// @unroll
@@ -942,16 +968,20 @@ fn add_dq(t: Tile, h: u32, tx: u32, ty: u32, qb: u32, acc_in: array<vec4<f32>, N
 				let row = t.q_start + qi;
 				// @unroll
 				for (var j = 0u; j < NJ; j++) {
-					let idx = (row * P.hq + h) * D + tx + 4u * TX * j;
+					let rh = row * P.hq + h;
+					let idx = rh * D + tx + 4u * TX * j;
 					let x = acc[(4u * r + i) * NJ + j] * units[r][i];
 					let hi = round(x);
-					let w = vec4<i32>(hi);
-					let v = vec4<i32>(round((x - hi) * P.lo_scale));
+					let w = bitcast<vec4<u32>>(vec4<i32>(hi));
+					let v = bitcast<vec4<u32>>(vec4<i32>(round((x - hi) * P.lo_scale)));
 					// @unroll
 					for (var e = 0u; e < 4u; e++) {
-						atomicAdd(&dq_acc[idx + e * TX], bitcast<u32>(w[e]));
-						atomicAdd(&dq_acc[lo + idx + e * TX], bitcast<u32>(v[e]));
+						atomicAdd(&dq_acc[idx + e * TX], w[e]);
 					}
+					// Columns e = 0, 1 (m = 4j, 4j + 1) share a lo word, as do 2, 3.
+					let lw = lo_word(rh, tx + 4u * TX * j);
+					atomicAdd(&dq_acc[lw], v[0] + (v[1] << 16u));
+					atomicAdd(&dq_acc[lw + TX], v[2] + (v[3] << 16u));
 				}
 			}
 		}

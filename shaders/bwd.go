@@ -70,8 +70,8 @@ type BwdTiling struct {
 	KC     int // d-chunk of the S and dP products staged in workgroup memory (multiple of 4)
 	VC     int // column chunk of the accumulating products (divides BC)
 	// FusedDQ (BwdDKV only) makes the dK/dV kernel compute dQ as well,
-	// adding each step's dS K into a fixed-point accumulator of two i32
-	// words per element with integer atomics (WGSL has no float atomics;
+	// adding each step's dS K into a fixed-point accumulator (an i32 word
+	// per element and a lo word per two) with integer atomics (WGSL has no float atomics;
 	// integer sums are also the same bits on every run), so that the dQ
 	// kernel and its recomputation of S and dP are not needed. The
 	// BoundEntry and DeltaEntry passes run before it, the DQCastEntry pass
