@@ -213,7 +213,8 @@ func (op *Op) prepareBackward(a *Args, t BackwardTensors, dqT, kvT shaders.BwdTi
 		return nil, fmt.Errorf("attention: backward tilings %s and %s are for the wrong kernels", dqT, kvT)
 	}
 	// With dQ fused, dK/dV adds into a fixed-point accumulator, scaled from
-	// a bound pass before it, that a last pass stores as dQ.
+	// a bound pass before it, that a last pass stores as dQ; that pass is
+	// built with the dK/dV tiling, whose TX lays out the lo words.
 	pipes := make([]*wgpu.Pipeline, 5)
 	for i, p := range []struct {
 		tiling shaders.BwdTiling
