@@ -37,12 +37,18 @@ func newBwdInputs(t *testing.T, c gpuCase, seed uint64) bwdInputs {
 	in.k = randn(rng, in.kvElems)
 	in.v = randn(rng, in.kvElems)
 	in.do = randn(rng, in.qElems)
-	o, lse, err := ReferenceForward(a, in.q, in.k, in.v)
+	in.reference(t)
+	return in
+}
+
+// reference computes O, LSE and the wanted gradients from the inputs.
+func (in *bwdInputs) reference(t *testing.T) {
+	t.Helper()
+	o, lse, err := ReferenceForward(in.a, in.q, in.k, in.v)
 	require.NoError(t, err)
 	in.o, in.lse = toF32(o), toF32(lse)
-	in.wantDQ, in.wantDK, in.wantDV, err = ReferenceBackward(a, in.q, in.k, in.v, in.do)
+	in.wantDQ, in.wantDK, in.wantDV, err = ReferenceBackward(in.a, in.q, in.k, in.v, in.do)
 	require.NoError(t, err)
-	return in
 }
 
 func toF32(x []float64) []float32 {

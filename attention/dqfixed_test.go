@@ -140,16 +140,6 @@ func newBwdInputsScaled(t *testing.T, c gpuCase, seed uint64, sq, sk, sv, sdo fl
 	return in
 }
 
-// reference recomputes O, LSE and the wanted gradients from the inputs.
-func (in *bwdInputs) reference(t *testing.T) {
-	t.Helper()
-	o, lse, err := ReferenceForward(in.a, in.q, in.k, in.v)
-	require.NoError(t, err)
-	in.o, in.lse = toF32(o), toF32(lse)
-	in.wantDQ, in.wantDK, in.wantDV, err = ReferenceBackward(in.a, in.q, in.k, in.v, in.do)
-	require.NoError(t, err)
-}
-
 // TestFusedDQLooseBound checks the lo fields of the fixed-point dQ: the
 // second segment's last key row is 1e4 times the others, so every row's
 // bound (which takes max|K| over all keys) is about 1e6 times its dQ, and
