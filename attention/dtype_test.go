@@ -140,13 +140,14 @@ func TestBackwardHalfStorage(t *testing.T) {
 
 // TestHalfStorageWideChunks runs half storage through the chunk sizes the
 // choosers prefer for it where 48 KiB of workgroup memory allows (32 halves
-// per fetched row, see shaders.ChooseFwd), on a tile small enough for
-// lavapipe: forward, then the backward with dQ fused.
+// per fetched row and chunks of 32 rows, see shaders.ChooseFwd and
+// shaders.ChooseBwd), on a tile small enough for lavapipe: forward, then
+// the backward with dQ fused.
 func TestHalfStorageWideChunks(t *testing.T) {
 	dev := testOp(t).Device()
 	op := NewWithOptions(dev, Options{
 		ForwardTiling: shaders.FwdTiling{TX: 8, TY: 8, RM: 4, KC: 32, VC: 32},
-		BackwardDKV:   shaders.BwdTiling{TX: 8, TY: 8, RM: 4, KC: 16, VC: 32},
+		BackwardDKV:   shaders.BwdTiling{TX: 8, TY: 8, RM: 4, KC: 32, VC: 32},
 		DQ:            DQFused,
 	})
 	for _, dt := range []DType{Float16, BFloat16} {

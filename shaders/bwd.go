@@ -233,11 +233,12 @@ func (t BwdTiling) Source() (string, error) {
 // ChooseBwd picks the tiling of backward kernel k for head dimension d and
 // storage type dt on an adapter that offers wgBytes of workgroup memory and
 // maxThreads invocations per workgroup: the largest workgroup that fits,
-// then the preferred d-chunk (see bwdChunks) and column chunk (f32's
-// chunkSizes), staged untransposed, for every storage type: since half
-// storage is fetched 16 bytes a load (8 values), it runs fastest with f32's
-// tiling (S8192 D128 H32 f16: KC 32 VC 16 71.9 ms, transposed 72.7; KC 16
-// VC 32 transposed, its choice with 8-byte loads, 77.2). The dK/dV kernel
+// then the preferred d-chunk (see bwdChunks) and column chunk (see
+// bwdColChunks), staged untransposed, for every storage type: since half
+// storage is fetched 16 bytes a load (8 values), it runs fastest with
+// d-chunks of 32 untransposed too (S8192 D128 H32 f16: KC 32 VC 16 71.9
+// ms, transposed 72.7; KC 16 VC 32 transposed, its choice with 8-byte
+// loads, 77.2). The dK/dV kernel
 // holds its rows in registers for D <= 64 (see RowRegs).
 func ChooseBwd(k BwdKernel, d int, dt DType, wgBytes, maxThreads int) (BwdTiling, error) {
 	for _, txy := range [][2]int{{16, 16}, {8, 16}, {16, 8}, {8, 8}, {4, 8}, {4, 4}} {
@@ -248,7 +249,7 @@ func ChooseBwd(k BwdKernel, d int, dt DType, wgBytes, maxThreads int) (BwdTiling
 			if kc > d && kc > 4 {
 				continue
 			}
-			for _, vc := range append(chunkSizes(Float32), 2, 1) {
+			for _, vc := range bwdColChunks(k, d, dt) {
 				t := BwdTiling{Kernel: k, D: d, TX: txy[0], TY: txy[1], KC: kc, VC: vc, DType: dt, RowRegs: d <= 64}
 				if t.Validate() == nil && t.WorkgroupBytes() <= wgBytes {
 					return t, nil
@@ -270,6 +271,23 @@ func bwdChunks(k BwdKernel) []int {
 		return []int{32, 16, 8, 4}
 	}
 	return []int{16, 32, 8, 4}
+}
+
+// bwdColChunks lists the backward's column chunks (VC: the rows of an
+// accumulating product's operand staged at a time) for head dimension d and
+// storage type dt, in order of preference. The dK/dV kernel takes 32 where
+// it fits (48 KiB beside d-chunks of 32; six barriers a step fewer than
+// 16), except for half storage at D 128. On the H200, fwd+bwd: f32 S8192
+// D128 H32 72.66, 73.04 ms against 73.04, 73.25 with 16; S16384 140.99,
+// 140.95 against 142.00, 142.30; S4096 D64 10.26, 10.02 against 10.36,
+// 10.26; f16 and bf16 at S4096 D64 9.82-10.18 against 10.26-10.64 (three
+// rounds); f16 at D 128 S8192 71.6 against 71.2, S16384 139.3 against
+// 137.8. The dQ kernel keeps chunkSizes' order.
+func bwdColChunks(k BwdKernel, d int, dt DType) []int {
+	if k == BwdDKV && (dt == Float32 || d <= 64) {
+		return []int{32, 16, 8, 4, 2, 1}
+	}
+	return append(chunkSizes(Float32), 2, 1)
 }
 
 func boolInt(b bool) int {

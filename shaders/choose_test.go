@@ -57,32 +57,39 @@ func TestChoosersFitLimits(t *testing.T) {
 
 // TestChooseChunks pins the measured preference: 64 bytes of each fetched
 // row per chunk where it fits (see chunkSizes), K and V chunks of 32 for
-// D 128 in f32 (see measuredFwd), d-chunks of 32 and column chunks of 16
-// for the dK/dV kernel of every storage type (see bwdChunks), and the
-// transposed staging for half storage in the forward only.
+// D 128 in f32 (see measuredFwd), d-chunks of 32 for the dK/dV kernel of
+// every storage type (see bwdChunks) with column chunks of 32, but 16 for
+// halves at D 128 (see bwdColChunks), and the transposed staging in the
+// forward only: for halves, and for f32 at D 64 (see measuredFwd).
 func TestChooseChunks(t *testing.T) {
 	cases := []struct {
+		d            int
 		dt           DType
 		wgBytes      int
 		fwdKC, fwdVC int
 		dkvKC, dkvVC int
+		fwdKT        bool
 	}{
-		{Float32, 48 << 10, 32, 32, 32, 16},
-		{Float32, 32 << 10, 16, 16, 16, 16}, // chunks of 32 do not fit (lavapipe)
-		{Float16, 48 << 10, 32, 32, 32, 16},
-		{BFloat16, 48 << 10, 32, 32, 32, 16},
-		{Float16, 32 << 10, 16, 16, 16, 16}, // chunks of 32 do not fit
+		{128, Float32, 48 << 10, 32, 32, 32, 32, false},
+		{128, Float32, 32 << 10, 16, 16, 16, 16, false}, // chunks of 32 do not fit (lavapipe)
+		{128, Float16, 48 << 10, 32, 32, 32, 16, true},
+		{128, BFloat16, 48 << 10, 32, 32, 32, 16, true},
+		{128, Float16, 32 << 10, 16, 16, 16, 16, true}, // chunks of 32 do not fit
+		{64, Float16, 48 << 10, 32, 32, 32, 32, true},
+		{64, BFloat16, 48 << 10, 32, 32, 32, 32, true},
+		{64, Float32, 48 << 10, 16, 16, 32, 32, true},  // the forward's Br 96 shape (see TestChooseFwdShape)
+		{64, Float32, 32 << 10, 16, 16, 16, 16, false}, // lavapipe: no room for chunks of 32
+		{64, BFloat16, 32 << 10, 16, 16, 16, 16, true},
 	}
 	for _, c := range cases {
-		f, err := ChooseFwd(128, c.dt, c.wgBytes, 1024)
+		f, err := ChooseFwd(c.d, c.dt, c.wgBytes, 1024)
 		require.NoError(t, err)
-		require.Equal(t, [2]int{c.fwdKC, c.fwdVC}, [2]int{f.KC, f.VC}, "forward %s %d", c.dt, c.wgBytes)
-		b, err := ChooseBwd(BwdDKV, 128, c.dt, c.wgBytes, 1024)
+		require.Equal(t, [2]int{c.fwdKC, c.fwdVC}, [2]int{f.KC, f.VC}, "forward D%d %s %d", c.d, c.dt, c.wgBytes)
+		b, err := ChooseBwd(BwdDKV, c.d, c.dt, c.wgBytes, 1024)
 		require.NoError(t, err)
-		require.Equal(t, [2]int{c.dkvKC, c.dkvVC}, [2]int{b.KC, b.VC}, "dK/dV %s %d", c.dt, c.wgBytes)
-		half := c.dt.Size() == 2
-		require.Equal(t, half, f.TransposedK, "forward %s: K transposed for halves only", c.dt)
-		require.False(t, b.Transposed, "dK/dV %s: operands untransposed", c.dt)
+		require.Equal(t, [2]int{c.dkvKC, c.dkvVC}, [2]int{b.KC, b.VC}, "dK/dV D%d %s %d", c.d, c.dt, c.wgBytes)
+		require.Equal(t, c.fwdKT, f.TransposedK, "forward D%d %s: K transposed", c.d, c.dt)
+		require.False(t, b.Transposed, "dK/dV D%d %s: operands untransposed", c.d, c.dt)
 	}
 }
 
