@@ -238,8 +238,8 @@ func (t BwdTiling) Source() (string, error) {
 // storage is fetched 16 bytes a load (8 values), it runs fastest with
 // d-chunks of 32 untransposed too (S8192 D128 H32 f16: KC 32 VC 16 71.9
 // ms, transposed 72.7; KC 16 VC 32 transposed, its choice with 8-byte
-// loads, 77.2). The dK/dV kernel
-// holds its rows in registers for D <= 64 (see RowRegs).
+// loads, 77.2). The dK/dV kernel holds its rows in registers for D <= 64
+// (see RowRegs).
 func ChooseBwd(k BwdKernel, d int, dt DType, wgBytes, maxThreads int) (BwdTiling, error) {
 	for _, txy := range [][2]int{{16, 16}, {8, 16}, {16, 8}, {8, 8}, {4, 8}, {4, 4}} {
 		if txy[0]*txy[1] > maxThreads {
