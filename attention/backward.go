@@ -98,22 +98,31 @@ func (op *Op) BackwardBuffers(ctx context.Context, a *Args, t BackwardTensors) e
 
 // PrepareBackward validates the arguments and tensors, compiles (or
 // fetches) the kernels for this head dimension and adapter, and returns the
-// launch: the Delta pre-pass, then either the dK/dV kernel with dQ fused
-// into it (between a bound pass before Delta and a pass that stores dQ
-// from its fixed-point accumulator; dQ is then the same bits on every run)
-// or the dQ kernel and the dK/dV kernel, as Options.DQ and the tiling
-// allow. The call owns scratch buffers, freed by Release: Delta and the
-// fixed-point scales (2·Hq·total_q floats) and, with dQ fused, the
-// accumulator (6 bytes per element of dQ).
+// launch: the Delta pre-pass, then the dK/dV kernel with dQ fused into it
+// (between a bound pass before Delta and a pass that stores dQ from its
+// fixed-point accumulator; dQ is then the same bits on every run), or
+// passes of the dK/dV kernel storing dS and a dQ kernel reading it
+// (DQStored), or the dQ kernel and the dK/dV kernel, as Options.DQ, the
+// tiling and the adapter allow (DQAuto: stored on GPUs where it takes at
+// most 16 passes, else fused). The call owns
+// scratch buffers, freed by Release: Delta and the fixed-point scales
+// (2·Hq·total_q floats) and, with dQ fused, the accumulator (6 bytes per
+// element of dQ), or with dS stored, the tiles of one pass (at most
+// Options.DSScratch bytes).
 func (op *Op) PrepareBackward(a *Args, t BackwardTensors) (*Call, error) {
 	if err := a.Validate(); err != nil {
 		return nil, err
 	}
 	lim := op.dev.Limits()
 	wgBytes, threads := int(lim.MaxWorkgroupStorageSize), int(lim.MaxInvocationsPerWorkgroup)
-	choose := func(k shaders.BwdKernel, fixed shaders.BwdTiling) (shaders.BwdTiling, error) {
+	// choose returns the fixed tiling for kernel k if there is one, else the
+	// chooser's (for the dQ kernel of stored dS, if storedDQ).
+	choose := func(k shaders.BwdKernel, fixed shaders.BwdTiling, storedDQ bool) (shaders.BwdTiling, error) {
 		if fixed.TX == 0 {
 			t, err := shaders.ChooseBwd(k, a.HeadDim, a.DType, wgBytes, threads)
+			if storedDQ {
+				t, err = shaders.ChooseDQStored(a.HeadDim, a.DType, wgBytes, threads)
+			}
 			t.CPU = op.dev.Info().IsCPU()
 			return t, err
 		}
@@ -126,11 +135,11 @@ func (op *Op) PrepareBackward(a *Args, t BackwardTensors) (*Call, error) {
 		}
 		return fixed, nil
 	}
-	dqT, err := choose(shaders.BwdDQ, op.opts.BackwardDQ)
+	dqT, err := choose(shaders.BwdDQ, op.opts.BackwardDQ, false)
 	if err != nil {
 		return nil, fmt.Errorf("attention: %w", err)
 	}
-	kvT, err := choose(shaders.BwdDKV, op.opts.BackwardDKV)
+	kvT, err := choose(shaders.BwdDKV, op.opts.BackwardDKV, false)
 	if err != nil {
 		return nil, fmt.Errorf("attention: %w", err)
 	}
@@ -143,9 +152,20 @@ func (op *Op) PrepareBackward(a *Args, t BackwardTensors) (*Call, error) {
 	if n, m := dqAccBytes(a), op.dev.MaxBufferBytes(); fuseErr == nil && n > m {
 		fuseErr = fmt.Errorf("its dQ accumulator needs %d bytes; the adapter's buffers hold %d", n, m)
 	}
+	stored := kvT
+	stored.StoredDS = true
+	dqS, storeErr := choose(shaders.BwdDQ, op.opts.BackwardDQ, true)
+	var plan dsPlan
+	if storeErr == nil {
+		plan, storeErr = op.planStored(a, dqS, stored)
+	}
 	switch op.opts.DQ {
 	case DQAuto:
-		kvT.FusedDQ = fuseErr == nil
+		if storeErr == nil && preferStored(op.dev.Info().IsCPU(), plan.passes(a.NumHeadsKV)) {
+			kvT.StoredDS, dqT = true, dqS
+		} else {
+			kvT.FusedDQ = fuseErr == nil
+		}
 	case DQFused:
 		if fuseErr != nil {
 			return nil, fmt.Errorf("attention: cannot fuse dQ into %s: %w", kvT, fuseErr)
@@ -153,6 +173,11 @@ func (op *Op) PrepareBackward(a *Args, t BackwardTensors) (*Call, error) {
 		kvT.FusedDQ = true
 	case DQSeparate:
 		kvT.FusedDQ = false
+	case DQStored:
+		if storeErr != nil {
+			return nil, fmt.Errorf("attention: cannot store dS for %s: %w", stored, storeErr)
+		}
+		kvT.StoredDS, dqT = true, dqS
 	default:
 		return nil, fmt.Errorf("attention: DQ mode %d does not exist", op.opts.DQ)
 	}
@@ -200,7 +225,7 @@ func (op *Op) prepareBackward(a *Args, t BackwardTensors, dqT, kvT shaders.BwdTi
 	}
 	lim := op.dev.Limits()
 	nbuf := backwardBuffers
-	if kvT.FusedDQ {
+	if kvT.FusedDQ || kvT.StoredDS {
 		nbuf++
 	}
 	if lim.MaxStorageBuffersPerStage < uint32(nbuf) {
@@ -212,6 +237,13 @@ func (op *Op) prepareBackward(a *Args, t BackwardTensors, dqT, kvT shaders.BwdTi
 	if dqT.Kernel != shaders.BwdDQ || kvT.Kernel != shaders.BwdDKV {
 		return nil, fmt.Errorf("attention: backward tilings %s and %s are for the wrong kernels", dqT, kvT)
 	}
+	var plan dsPlan
+	if kvT.StoredDS {
+		var err error
+		if plan, err = op.planStored(a, dqT, kvT); err != nil {
+			return nil, fmt.Errorf("attention: cannot store dS for %s: %w", kvT, err)
+		}
+	}
 	// With dQ fused, dK/dV adds into a fixed-point accumulator, scaled from
 	// a bound pass before it, that a last pass stores as dQ; that pass is
 	// built with the dK/dV tiling, whose TX lays out the lo words.
@@ -219,7 +251,7 @@ func (op *Op) prepareBackward(a *Args, t BackwardTensors, dqT, kvT shaders.BwdTi
 	for i, p := range []struct {
 		tiling shaders.BwdTiling
 		entry  string
-	}{{dqT, shaders.DeltaEntry}, {dqT, dqT.Kernel.Entry()}, {kvT, kvT.Kernel.Entry()}, {kvT, shaders.DQCastEntry}, {dqT, shaders.BoundEntry}} {
+	}{{dqT, shaders.DeltaEntry}, {dqT, dqEntry(kvT)}, {kvT, kvT.Kernel.Entry()}, {kvT, shaders.DQCastEntry}, {dqT, shaders.BoundEntry}} {
 		if (i == 1 && kvT.FusedDQ) || (i >= 3 && !kvT.FusedDQ) {
 			continue // not run
 		}
@@ -242,13 +274,20 @@ func (op *Op) prepareBackward(a *Args, t BackwardTensors, dqT, kvT shaders.BwdTi
 	}
 
 	meta, nq := a.tileTable(dqT.BR(), dqT.BC())
-	kvTiles := a.kvTileTable(kvT.BR(), kvT.BC())
+	kvTiles := a.kvTileTable(kvT.BR(), kvT.BC(), kvT.StoredDS)
 	nkv := len(kvTiles) / 2
 	kvOff := len(meta)
 	meta = append(meta, kvTiles...)
+	dsQOff := len(meta)
+	meta = append(meta, plan.qoff...)
+	dsPOff := len(meta)
+	meta = append(meta, plan.poff...)
 	call := &Call{Tiling: dqT.String() + "; " + kvT.String()}
 	if kvT.FusedDQ {
 		call.Tiling = kvT.String()
+	}
+	if kvT.StoredDS {
+		call.Tiling += fmt.Sprintf(" (%d passes of %d KV heads, %d bytes of dS)", plan.passes(a.NumHeadsKV), plan.heads, plan.bytes)
 	}
 	if nq == 0 && nkv == 0 {
 		return call, nil // no rows at all: nothing to compute
@@ -267,6 +306,7 @@ func (op *Op) prepareBackward(a *Args, t BackwardTensors, dqT, kvT shaders.BwdTi
 		uint32(nq), uint32(dqY), uint32(2 * (a.Batch() + 1)), math.Float32bits(float32(a.Scale() * math.Log2E)),
 		uint32(nkv), uint32(kvY), uint32(kvOff), math.Float32bits(float32(a.Scale())),
 		uint32(krows), boundGrid[0], math.Float32bits(float32(math.Ldexp(1, lo))), math.Float32bits(float32(math.Ldexp(1, -lo))),
+		0, uint32(plan.tiles), uint32(dsQOff), uint32(dsPOff), // hk0: the pass's first KV head
 	}
 	pbuf, err := wgpu.UploadUniform(op.dev, "attn_bwd params", params)
 	if err != nil {
@@ -292,6 +332,10 @@ func (op *Op) prepareBackward(a *Args, t BackwardTensors, dqT, kvT shaders.BwdTi
 	if kvT.FusedDQ {
 		scratches = append(scratches, scratch{&dqAcc, "attn_bwd dq acc", dqAccBytes(a)})
 	}
+	var dsBuf *wgpu.Buffer
+	if kvT.StoredDS {
+		scratches = append(scratches, scratch{&dsBuf, "attn_bwd ds", plan.bytes})
+	}
 	for _, b := range scratches {
 		if *b.buf, err = op.dev.NewBuffer(b.label, b.size); err != nil {
 			call.Release()
@@ -314,7 +358,7 @@ func (op *Op) prepareBackward(a *Args, t BackwardTensors, dqT, kvT shaders.BwdTi
 			Buffers:    []*wgpu.Buffer{pbuf, t.O, t.DO, delta, bound},
 			Workgroups: deltaGrid,
 		})
-		if !kvT.FusedDQ {
+		if !kvT.FusedDQ && !kvT.StoredDS {
 			call.dispatches = append(call.dispatches, wgpu.Dispatch{
 				Label:      "attn_bwd dq",
 				Pipeline:   pipes[1],
@@ -322,6 +366,9 @@ func (op *Op) prepareBackward(a *Args, t BackwardTensors, dqT, kvT shaders.BwdTi
 				Workgroups: [3]uint32{uint32(a.NumHeadsQ), uint32(dqY), uint32((nq + dqY - 1) / dqY)},
 			})
 		}
+	}
+	if kvT.StoredDS {
+		return op.storedPasses(call, a, plan, params, storedBuffers{t, mbuf, delta, dsBuf}, pipes[1], pipes[2], dqY, nq, kvY, nkv)
 	}
 	if nkv > 0 {
 		bufs := []*wgpu.Buffer{pbuf, mbuf, t.Q, t.K, t.V, t.DO, t.LSE, delta, t.DK, t.DV}
@@ -359,8 +406,9 @@ func rowGrid(rows, maxWG int) [3]uint32 {
 // kvTileTable returns (segment, k0) per block of br key rows, for every
 // segment with keys (those no query sees included: their dK and dV are
 // written as zeros), heaviest first: the work of a block is the number of
-// bc-row query steps that see it.
-func (a *Args) kvTileTable(br, bc int) []uint32 {
+// bc-row query steps that see it, counted from a multiple of bc if aligned
+// (as the StoredDS kernel steps).
+func (a *Args) kvTileTable(br, bc int, aligned bool) []uint32 {
 	type tile struct{ b, k0, work int }
 	var tiles []tile
 	for b := 0; b < a.Batch(); b++ {
@@ -369,6 +417,9 @@ func (a *Args) kvTileTable(br, bc int) []uint32 {
 			first := 0
 			if a.Causal {
 				first = min(max(k0-(kLen-qLen), 0), qLen)
+			}
+			if aligned {
+				first -= first % bc
 			}
 			tiles = append(tiles, tile{b, k0, (qLen - first + bc - 1) / bc})
 		}

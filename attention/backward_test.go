@@ -82,32 +82,35 @@ func (in bwdInputs) checkHost(t *testing.T, dq, dk, dv []float32) {
 }
 
 // TestBackwardMatchesReference runs the case table with the separate dQ
-// kernel and, where the chooser's tiling allows it (D/4 a multiple of its
-// TX), with dQ fused into the dK/dV kernel (atomic adds).
+// kernel, with dS stored for a dQ kernel, and, where the chooser's tiling
+// allows it (D/4 a multiple of its TX), with dQ fused into the dK/dV kernel
+// (atomic adds).
 func TestBackwardMatchesReference(t *testing.T) {
 	op := testOp(t)
 	dev := op.Device()
 	lim := dev.Limits()
-	for _, fused := range []bool{true, false} {
+	for _, mode := range []string{"fused", "stored", "separate"} {
 		for i, c := range gpuCases {
-			name := "separate/" + c.name
-			if fused {
-				name = "fused/" + c.name
-			}
-			t.Run(name, func(t *testing.T) {
+			t.Run(mode+"/"+c.name, func(t *testing.T) {
 				in := newBwdInputs(t, c, uint64(i))
 				bt := in.tensors(t, dev)
 				dq, err := shaders.ChooseBwd(shaders.BwdDQ, c.d, shaders.Float32, int(lim.MaxWorkgroupStorageSize), int(lim.MaxInvocationsPerWorkgroup))
 				require.NoError(t, err)
 				kv, err := shaders.ChooseBwd(shaders.BwdDKV, c.d, shaders.Float32, int(lim.MaxWorkgroupStorageSize), int(lim.MaxInvocationsPerWorkgroup))
 				require.NoError(t, err)
-				if kv.FusedDQ = fused; fused && kv.Validate() != nil {
-					t.Skipf("%s cannot fuse dQ at D=%d; the separate run covers this case", kv, c.d)
+				kv.FusedDQ, kv.StoredDS = mode == "fused", mode == "stored"
+				if mode == "stored" {
+					dq, err = shaders.ChooseDQStored(c.d, shaders.Float32, int(lim.MaxWorkgroupStorageSize), int(lim.MaxInvocationsPerWorkgroup))
+					require.NoError(t, err)
+				}
+				if err := kv.Validate(); err != nil {
+					t.Skipf("%s at D=%d: %v; the separate run covers this case", kv, c.d, err)
 				}
 				call, err := op.prepareBackward(in.a, bt, dq, kv)
 				require.NoError(t, err)
 				defer call.Release()
-				require.Equal(t, fused, strings.Contains(call.Tiling, "fused-dq"), call.Tiling)
+				require.Equal(t, mode == "fused", strings.Contains(call.Tiling, "fused-dq"), call.Tiling)
+				require.Equal(t, mode == "stored", strings.Contains(call.Tiling, "stored-ds"), call.Tiling)
 				_, err = dev.Run(context.Background(), call.Dispatches()...)
 				require.NoError(t, err)
 				in.check(t, bt)
@@ -117,37 +120,35 @@ func TestBackwardMatchesReference(t *testing.T) {
 }
 
 // TestBackwardDQModes checks that Options.DQ is obeyed, and that DQFused
-// reports a tiling that cannot fuse instead of falling back.
+// and DQStored report a tiling that cannot fuse or store instead of
+// falling back.
 func TestBackwardDQModes(t *testing.T) {
 	dev := testOp(t).Device()
 	c := gpuCases[2]
 	for _, tt := range []struct {
-		name  string
-		opts  Options
-		fused bool
-		err   string
+		name          string
+		opts          Options
+		fused, stored bool
+		err           string
 	}{
 		{name: "separate", opts: Options{DQ: DQSeparate}},
+		{name: "stored", opts: Options{DQ: DQStored}, stored: true},
+		{name: "stored, non-square tiling", opts: Options{DQ: DQStored, BackwardDKV: shaders.BwdTiling{TX: 8, TY: 16, KC: 8, VC: 8}}, err: "cannot store dS"},
 		{name: "fused", opts: Options{DQ: DQFused, BackwardDKV: shaders.BwdTiling{TX: 16, TY: 16, KC: 8, VC: 8}}, fused: true},
 		{name: "auto, unfusable tiling", opts: Options{BackwardDKV: shaders.BwdTiling{TX: 8, TY: 4, KC: 8, VC: 8}}},
 		{name: "fused, unfusable tiling", opts: Options{DQ: DQFused, BackwardDKV: shaders.BwdTiling{TX: 8, TY: 4, KC: 8, VC: 8}}, err: "cannot fuse dQ"},
 		{name: "bad mode", opts: Options{DQ: DQMode(7)}, err: "DQ mode 7"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			op := NewWithOptions(dev, tt.opts)
 			in := newBwdInputs(t, c, 400)
 			bt := in.tensors(t, dev)
-			call, err := op.PrepareBackward(in.a, bt)
-			if tt.err != "" {
-				require.ErrorContains(t, err, tt.err)
+			call := prepareBwd(t, NewWithOptions(dev, tt.opts), in, bt, tt.err)
+			if call == nil {
 				return
 			}
-			require.NoError(t, err)
-			defer call.Release()
 			require.Equal(t, tt.fused, strings.Contains(call.Tiling, "fused-dq"), call.Tiling)
-			_, err = dev.Run(context.Background(), call.Dispatches()...)
-			require.NoError(t, err)
-			in.check(t, bt)
+			require.Equal(t, tt.stored, strings.Contains(call.Tiling, "stored-ds"), call.Tiling)
+			in.runCheck(t, dev, call, bt)
 		})
 	}
 }

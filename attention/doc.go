@@ -46,9 +46,15 @@
 // the row's dQ so that the words cannot overflow; each term is exact to
 // about 2^-37 of the bound at 8192 keys (2^-34 at 65536);
 // a last pass stores it as dQ. Integer addition does not depend on order,
-// so dQ, like dK, dV, O and LSE, is the same bits on every run. [DQSeparate]
-// runs a query-block-major dQ kernel instead, which needs no scratch and
-// makes the backward about 25% slower on an H200.
+// so dQ, like dK, dV, O and LSE, is the same bits on every run. On GPUs it
+// stores dS instead ([DQStored]) where that takes at most 16 passes: the dK/dV
+// kernel writes each dS tile (float32) to a scratch buffer and a
+// query-block-major kernel multiplies the tiles by K, with no atomics and
+// one writer per element of dQ; the scratch holds 4 bytes per visible
+// query-key pair and query head, in passes over groups of KV heads that
+// fit [Options].DSScratch (2 GiB by default, or the adapter's limit for one buffer). [DQSeparate] runs a
+// query-block-major dQ kernel that recomputes S and dP instead, which
+// needs no scratch and makes the backward about 25% slower on an H200.
 //
 // On GPUs the forward may compute a query block's keys in pieces (split-KV,
 // [Options].SplitKV) where a batch has few workgroups and some long key

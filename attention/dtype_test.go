@@ -104,13 +104,13 @@ func TestForwardHalfStorage(t *testing.T) {
 
 // TestBackwardHalfStorage runs the backward with f16 and bf16 storage of Q,
 // K, V, O, dO and the gradients, with dQ fused (added up in an f32 scratch
-// copy, then stored) and separate: within 1e-2 relative of the float64
+// copy, then stored), from stored dS and separate: within 1e-2 relative of the float64
 // reference gradients on the unrounded inputs. A fused call runs twice, as
 // a prepared launch may, to check that the scratch is cleared between runs.
 // D 4 reads 8 bytes a load, the others 16.
 func TestBackwardHalfStorage(t *testing.T) {
 	dev := testOp(t).Device()
-	for _, mode := range []DQMode{DQFused, DQSeparate} {
+	for _, mode := range []DQMode{DQFused, DQStored, DQSeparate} {
 		for _, dt := range []DType{Float16, BFloat16} {
 			for i, c := range []gpuCase{gpuCases[3], gpuCases[11], gpuCases[15], gpuCases[2], gpuCases[8]} {
 				t.Run(fmt.Sprintf("%s/dq%d/%s", dt, mode, c.name), func(t *testing.T) {

@@ -34,6 +34,10 @@ type Options struct {
 	// DQ chooses how the backward computes dQ (DQAuto: fused where the
 	// adapter allows it).
 	DQ DQMode
+	// DSScratch caps the scratch buffer of DQStored, in bytes (0: 2 GiB);
+	// the backward runs in as many passes over the KV heads as it needs.
+	// It never exceeds the adapter's limit for one buffer.
+	DSScratch int64
 	// SplitKV is the forward's split-KV piece length in keys (rounded up
 	// to the key tile): query blocks that see more keys are computed in
 	// pieces and merged (see splitkv.go). 0 splits where the work calls for
@@ -56,6 +60,13 @@ const (
 	// and dP but writes every element of dQ exactly once, with no scratch
 	// buffer.
 	DQSeparate
+	// DQStored makes the dK/dV kernel store its dS tiles (float32, 4 bytes
+	// per visible query-key pair and query head) in a scratch buffer, and a
+	// query-block-major kernel multiplies them by K: no recomputation and
+	// no atomics, every element of dQ has one writer. Where the tiles of
+	// all heads exceed Options.DSScratch, the two kernels run in passes over
+	// groups of KV heads (an error where one KV head's tiles do not fit).
+	DQStored
 )
 
 // New returns an Op on dev with default options.

@@ -14,6 +14,8 @@
 //               of the GQA group, in steps of BC, and writes
 //               dV = Pᵀ dO and dK = scale · dSᵀ Q for its rows.
 //   dq_cast_main (fused variant) dQ from its fixed-point accumulator.
+//   dqs_main    (stored variant, DSM = 1) dQ = scale · dS K from the dS
+//               tiles dkv_main stored, query-block-major like dq_main.
 //
 // WGSL has no float atomics, so in the plain variant every output element
 // has exactly one writer and dq_main and dkv_main each recompute S and dP.
@@ -66,6 +68,15 @@
 // variant's dq_cast_main stores the fixed-point dQ in the storage type and
 // clears the accumulator (and the bound) for the next run.
 //
+// In the stored variant (DSM = 1) dkv_main writes each step's dS tile, in
+// f32, to a scratch buffer instead, and dqs_main multiplies the tiles by K:
+// five tile products per step pair, as fused, with no atomics, for the
+// cost of writing and reading dS once (4 bytes per visible query-key pair
+// and query head). The host runs the two in passes of KV heads whose tiles
+// fit the scratch; within a pass tile (h, query block, key block) lies at
+// (h - first head of the pass) · ds_np + the block's first tile (ds_poff)
+// + the key block.
+//
 // The constants below are generated per adapter and head dimension by
 // shaders.BwdTiling.Source (see bwd.go) and prepended to this file:
 //
@@ -96,6 +107,8 @@
 //                (BwdTiling.RowRegs); NKC*PA, a thread's share of them
 //   KT, KU       how product operands are staged (exactly one is 1):
 //                transposed or untransposed (BwdTiling.Transposed)
+//   DSM, PD      1: dkv_main stores dS for dqs_main (BwdTiling.StoredDS);
+//                loads of a dS chunk (VC x RS vec4s) each thread fetches
 //
 // Loops marked `// @unroll` are expanded by the generator (unroll.go), so
 // that register arrays are only ever indexed by constants. Workgroup arrays
@@ -125,6 +138,10 @@ struct Params {
 	kv_grid_x: u32,     // workgroups along x of bound_main
 	lo_scale: f32,      // 2^L: the lo word's units per unit of the hi word
 	lo_inv: f32,        // 2^-L
+	hk0: u32,           // first KV head of this pass (dkv_main, dqs_main: the grid's x is hk - hk0)
+	ds_np: u32,         // stored dS tiles per query head (DSM)
+	ds_qoff: u32,       // offset in segs of each segment's first query block (DSM)
+	ds_poff: u32,       // offset in segs of each query block's first stored dS tile (DSM)
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
@@ -140,6 +157,8 @@ struct Params {
 @group(0) @binding(8) var<storage, read_write> grad_a: array<IOV>;   // dQ or dK
 @group(0) @binding(9) var<storage, read_write> grad_b: array<IOV>;   // dV (dkv_main only)
 @group(0) @binding(10) var<storage, read_write> dq_acc: array<atomic<u32>>; // fixed-point dQ: hi words [Hq * total_q * D], then lo words [Hq * total_q * D/2] (fused dkv_main only)
+@group(0) @binding(10) var<storage, read_write> ds_out: array<vec4<f32>>;   // stored dS tiles (DSM dkv_main only; see ds_at)
+@group(0) @binding(9) var<storage, read> ds_in: array<vec4<f32>>;           // the same, read by dqs_main
 
 // The bound pre-pass binds these.
 @group(0) @binding(1) var<storage, read> bnd_k: array<IOV>;
@@ -182,6 +201,7 @@ struct Tile {
 	c_first: u32,   // dkv_main: first query row that sees the block
 	c_end: u32,     // dq_main: end of the visible keys; dkv_main: column steps in all
 	nqb: u32,       // dkv_main: column steps per query head
+	seg: u32,       // the segment
 }
 
 // PairFetch is a fetched d-chunk of a row and a column operand, in
@@ -451,7 +471,13 @@ fn dq_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
 		}
 	}
 
-	// Every row of the block is written, zeros included.
+	write_dq(t, h, tx, ty, acc);
+}
+
+// write_dq stores the thread's share of the block's dQ, scaled, in grad_a:
+// every row of the block is written, zeros included.
+fn write_dq(t: Tile, h: u32, tx: u32, ty: u32, acc_in: array<vec4<f32>, NACC>) {
+	var acc = acc_in;   // a var: a value array may only be indexed by constants
 	// @unroll
 	for (var r = 0u; r < RG; r++) {
 		// @unroll
@@ -471,9 +497,95 @@ fn dq_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
 	}
 }
 
+// dqs_main is dq_main for dS stored by dkv_main (DSM): a workgroup owns BR
+// query rows of one query head and adds dQ += dS K over key chunks of VC,
+// staging each chunk's K rows in stage and its dS rows in pt (rows kc % BC
+// onward: pt holds BC / VC chunks, so the chunk staged next never overlaps
+// the one being read). No S, P or dP is recomputed and nothing is added
+// atomically: every element of dQ has one writer.
+@compute @workgroup_size(NT)
+fn dqs_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+	let h = wg.x + P.hk0 * P.group;
+	let tile = wg.y + wg.z * P.dq_grid_y;
+	if (tile >= P.dq_ntiles) {
+		return;
+	}
+	let tx = lid % TX;
+	let ty = lid / TX;
+	let hk = h / P.group;
+	let t = dq_tile(tile);
+	let base = (h - P.hk0 * P.group) * P.ds_np + segs[P.ds_poff + segs[P.ds_qoff + t.seg] + t.r0 / BR];
+
+	var acc: array<vec4<f32>, NACC>;   // dQ, as in dq_main
+	// @unroll
+	for (var i = 0u; i < NACC; i++) {
+		acc[i] = vec4<f32>(0.0);
+	}
+	var fv: array<LDV, PV>;
+	var fd: array<vec4<f32>, PD>;
+	if (t.c_end > 0u) {   // a block that sees no key has no stored tile
+		fv = dq_fetch_acc(t, hk, lid, 0u);
+		fd = ds_fetch(base, 0u, lid);
+	}
+	var sb = 0u;
+	store_acc(0u, lid, fv);
+	store_ds(0u, lid, fd);
+	workgroupBarrier();
+	for (var kc = 0u; kc < t.c_end; kc += VC) {
+		let more = kc + VC < t.c_end;
+		if (more) {
+			fv = dq_fetch_acc(t, hk, lid, kc + VC);
+			fd = ds_fetch(base, kc + VC, lid);
+		}
+		acc = accumulate(sb, kc % BC, tx, ty, acc);
+		sb = 1u - sb;
+		if (more) {
+			store_acc(sb, lid, fv);
+			store_ds((kc + VC) % BC, lid, fd);
+		}
+		workgroupBarrier();
+	}
+	write_dq(t, h, tx, ty, acc);
+}
+
+// ds_at is where vec4 g (query columns 4g..4g+3) of key row key of stored dS
+// tile `tile` lies: tiles of BC key rows by RS vec4s, each laid out as pt is
+// in dqs_main (pt_col's swizzle), so that dqs_main copies them flat. dkv_main
+// writes them with its rows (keys) and columns (queries) the other way round,
+// which needs BR = BC.
+fn ds_at(tile: u32, key: u32, g: u32) -> u32 {
+	return (tile * BC + key) * RS + pt_col(key, g);
+}
+
+// ds_fetch fetches the dS rows of keys kc..kc+VC-1 from the stored tiles that
+// begin at tile base; store_ds writes them into pt rows cb..cb+VC-1.
+fn ds_fetch(base: u32, kc: u32, lid: u32) -> array<vec4<f32>, PD> {
+	var f: array<vec4<f32>, PD>;
+	let at = ((base + kc / BC) * BC + kc % BC) * RS;   // the rows are contiguous
+	// @unroll
+	for (var u = 0u; u < PD; u++) {
+		let it = lid + u * NT;
+		f[u] = vec4<f32>(0.0);
+		if ((VC * RS) % NT == 0u || it < VC * RS) {
+			f[u] = ds_in[at + it];
+		}
+	}
+	return f;
+}
+
+fn store_ds(cb: u32, lid: u32, f: array<vec4<f32>, PD>) {
+	// @unroll
+	for (var u = 0u; u < PD; u++) {
+		let it = lid + u * NT;
+		if ((VC * RS) % NT == 0u || it < VC * RS) {
+			pt[cb + it / RS][it % RS] = f[u];
+		}
+	}
+}
+
 @compute @workgroup_size(NT)
 fn dkv_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-	let hk = wg.x;
+	let hk = wg.x + P.hk0;
 	let tile = wg.y + wg.z * P.kv_grid_y;
 	if (tile >= P.kv_ntiles) {
 		return;
@@ -535,6 +647,10 @@ fn dkv_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
 			qb_next = t.c_first;
 			h_next += 1u;
 		}
+		// @if DSM
+		// The step's dS tile goes to scratch for dqs_main (see ds_at).
+		let ds_tile = (h - P.hk0 * P.group) * P.ds_np + segs[P.ds_poff + segs[P.ds_qoff + t.seg] + qb / BC] + t.r0 / BR;
+		// @end
 		var lse2 = vec4<f32>(BIG);   // of the thread's 4 query columns, log2 domain
 		var dl = vec4<f32>(0.0);
 		// @unroll
@@ -672,6 +788,9 @@ fn dkv_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
 					// @unroll
 					for (var i = 0u; i < 4u; i++) {
 						p[i] *= dp[4u * r + i] - dl;
+						// @if DSM
+						ds_out[ds_at(ds_tile, 4u * (ty * RG + r) + i, tx)] = p[i];
+						// @end
 					}
 					put_tile(tx, ty * RG + r, p);
 				}
@@ -785,7 +904,7 @@ fn dq_tile(tile: u32) -> Tile {
 	if (P.causal == 1u) {
 		kv_end = u32(clamp(i32(min(q0 + BR, ql)) + i32(kl) - i32(ql), 0, i32(kl)));
 	}
-	return Tile(qs, ql, ks, kl, q0, 0u, kv_end, 0u);
+	return Tile(qs, ql, ks, kl, q0, 0u, kv_end, 0u, b);
 }
 
 fn dkv_tile(tile: u32) -> Tile {
@@ -801,8 +920,11 @@ fn dkv_tile(tile: u32) -> Tile {
 	if (P.causal == 1u) {
 		first = u32(clamp(i32(k0) - (i32(kl) - i32(ql)), 0, i32(ql)));
 	}
+	if (DSM == 1u) {
+		first = first / BC * BC;   // steps on dqs_main's query blocks, where the dS tiles are stored
+	}
 	let nqb = (ql - first + BC - 1u) / BC;
-	return Tile(qs, ql, ks, kl, k0, first, P.group * nqb, nqb);
+	return Tile(qs, ql, ks, kl, k0, first, P.group * nqb, nqb, b);
 }
 
 // pt_col is where row group g of tile column col lies in pt[col]. A

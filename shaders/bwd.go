@@ -56,6 +56,12 @@ const DQCastEntry = "dq_cast_main"
 // workgroup size and one invocation per (key row, KV head) pair.
 const BoundEntry = "bound_main"
 
+// DQStoredEntry is the entry point, in the BwdDQ module, of the dQ kernel
+// for dS tiles stored by a StoredDS dK/dV kernel: dQ = scale · dS K, with
+// no recomputation of S and dP and no atomics. It binds the parameters, the
+// tile table, K, dQ and the stored tiles at bindings 0, 1, 3, 8 and 9.
+const DQStoredEntry = "dqs_main"
+
 // BwdTiling is the tile shape of one backward kernel. Both kernels share
 // one structure: a workgroup owns BR "rows" (queries for dQ, keys for dK/dV)
 // and streams "columns" (keys, queries) in steps of BC; thread (tx, ty) owns
@@ -78,6 +84,12 @@ type BwdTiling struct {
 	// after it. It needs BR = BC, VC a multiple of 4, D/4 a multiple of TX,
 	// and a tenth storage buffer.
 	FusedDQ bool
+	// StoredDS (BwdDKV only) makes the dK/dV kernel store each step's dS
+	// tile (f32) in a scratch buffer, laid out for DQStoredEntry, instead of
+	// computing dQ itself; its query steps then start on the dQ kernel's
+	// query blocks. It needs BR = BC, the dQ kernel's tile shape, and an
+	// eleventh storage binding.
+	StoredDS bool
 	// DType is the storage type of Q, K, V, O, dO and the gradients.
 	DType DType
 	// CPU selects the fetch pattern for CPU drivers (lavapipe): staged
@@ -144,6 +156,10 @@ func (t BwdTiling) pt4() int {
 	return t.BC() * rs
 }
 
+// DSTileBytes is the size of one dS tile stored for DQStoredEntry (see
+// StoredDS): BC key rows of the transposed tile's row stride, in f32.
+func (t BwdTiling) DSTileBytes() int { return 16 * t.pt4() }
+
 // WorkgroupBytes is the workgroup memory the kernel declares: two staging
 // buffers and the transposed P/dS tile.
 func (t BwdTiling) WorkgroupBytes() int {
@@ -171,6 +187,10 @@ func (t BwdTiling) Validate() error {
 		return fmt.Errorf("shaders: tiling %+v: only the dK/dV kernel can fuse dQ", t)
 	case t.FusedDQ && (t.BR() != t.BC() || t.VC%4 != 0 || (t.D/4)%t.TX != 0):
 		return fmt.Errorf("shaders: tiling %+v: fusing dQ needs BR = BC (here %d and %d), VC a multiple of 4 and D/4 a multiple of TX", t, t.BR(), t.BC())
+	case t.StoredDS && (t.Kernel != BwdDKV || t.FusedDQ):
+		return fmt.Errorf("shaders: tiling %+v: only the dK/dV kernel without fused dQ can store dS", t)
+	case t.StoredDS && t.BR() != t.BC():
+		return fmt.Errorf("shaders: tiling %+v: storing dS needs BR = BC (here %d and %d)", t, t.BR(), t.BC())
 	}
 	return nil
 }
@@ -180,6 +200,9 @@ func (t BwdTiling) String() string {
 	s := fmt.Sprintf("%s D%d BR%d BC%d RM%d KC%d VC%d", t.Kernel, t.D, t.BR(), t.BC(), t.rows(), t.KC, t.VC)
 	if t.FusedDQ {
 		s += " fused-dq"
+	}
+	if t.StoredDS {
+		s += " stored-ds"
 	}
 	if t.DType != Float32 {
 		s += " " + t.DType.String()
@@ -226,6 +249,7 @@ func (t BwdTiling) Source() (string, error) {
 		{"FUSED", boolInt(t.FusedDQ)}, {"VC4", t.VC / 4}, {"CPU", boolInt(t.CPU)}, {"RREG", boolInt(t.rowRegs())},
 		{"NRA", ceilDiv(t.D, t.KC) * ceilDiv(t.KC*t.BR()/4/vw, t.Threads())},
 		{"KT", boolInt(t.Transposed)}, {"KU", boolInt(!t.Transposed)},
+		{"DSM", boolInt(t.StoredDS)}, {"PD", ceilDiv(t.VC*rs, t.Threads())},
 	}
 	return generate(t.String(), t.DType, consts, attnBwd, t.Rolled, "NT", "DWG")
 }
@@ -258,6 +282,29 @@ func ChooseBwd(k BwdKernel, d int, dt DType, wgBytes, maxThreads int) (BwdTiling
 		}
 	}
 	return BwdTiling{}, fmt.Errorf("shaders: no %s backward tiling for D=%d fits %d bytes of workgroup memory and %d threads", k, d, wgBytes, maxThreads)
+}
+
+// ChooseDQStored picks the tiling of the dQ kernel that reads stored dS
+// (DQStoredEntry) for head dimension d and storage type dt, as ChooseBwd
+// does, among square tiles whose key chunks (VC) leave pt room for two
+// (BC >= 2 VC): the largest workgroup that fits, then the largest chunk.
+// Its d-chunk (KC) is unused there and kept at 16 or less. On the H200 VC
+// 32 made fwd+bwd 6% faster than 16 (S8192 D128 H32 63.3, 63.5 ms against
+// 67.6, 67.4; S16384 D128 H16 127.0 against 135.3, 134.7; S4096 D64 H32
+// 9.60 against 9.98).
+func ChooseDQStored(d int, dt DType, wgBytes, maxThreads int) (BwdTiling, error) {
+	for _, txy := range [][2]int{{16, 16}, {8, 8}, {4, 4}} {
+		if txy[0]*txy[1] > maxThreads {
+			continue
+		}
+		for _, vc := range []int{32, 16, 8, 4} {
+			t := BwdTiling{Kernel: BwdDQ, D: d, TX: txy[0], TY: txy[1], KC: min(16, vc), VC: vc, DType: dt}
+			if 2*vc <= t.BC() && t.Validate() == nil && t.WorkgroupBytes() <= wgBytes {
+				return t, nil
+			}
+		}
+	}
+	return BwdTiling{}, fmt.Errorf("shaders: no dQ tiling for stored dS at D=%d fits %d bytes of workgroup memory and %d threads", d, wgBytes, maxThreads)
 }
 
 // bwdChunks lists the backward's d-chunks in order of preference. On the

@@ -32,6 +32,10 @@ func TestChoosersFitLimits(t *testing.T) {
 			tl, err := ChooseBwd(BwdDKV, d, dt, wg, th)
 			return tl, tl.DType, err
 		}},
+		{"dQ tiling for stored dS", func(d int, dt DType, wg, th int) (chosen, DType, error) {
+			tl, err := ChooseDQStored(d, dt, wg, th)
+			return tl, tl.DType, err
+		}},
 	}
 	for _, c := range choosers {
 		t.Run(c.name, func(t *testing.T) {

@@ -66,6 +66,12 @@ func Open(index int, opts Options) (*Device, error) {
 		features = append(features, webgpu.FeatureName_TimestampQuery)
 	}
 	limits := adapter.GetLimits().Limits
+	if limits.MaxBufferSize == webgpu.LimitU64Undefined {
+		// An adapter without a buffer-size limit reports the value that a
+		// request reads as "undefined", and wgpu would then grant its
+		// default of 256 MiB: ask for the largest defined value instead.
+		limits.MaxBufferSize = webgpu.LimitU64Undefined - 1
+	}
 	dev, err := adapter.RequestDevice(&webgpu.DeviceDescriptor{
 		Label:            "coreattn",
 		RequiredFeatures: features,

@@ -9,11 +9,15 @@ import (
 )
 
 // Dispatch is one compute dispatch: a pipeline, the buffers bound at
-// @group(0) @binding(0..n-1) in order, and the workgroup grid.
+// @group(0) @binding(0..n-1) in order (or at Bindings), and the workgroup
+// grid.
 type Dispatch struct {
-	Label      string // names the dispatch in errors and timings
-	Pipeline   *Pipeline
-	Buffers    []*Buffer
+	Label    string // names the dispatch in errors and timings
+	Pipeline *Pipeline
+	Buffers  []*Buffer
+	// Bindings numbers Buffers' @binding slots where they are not 0, 1, 2,
+	// ... in order (a pipeline's bindings are those its entry point uses).
+	Bindings   []uint32
 	Workgroups [3]uint32
 }
 
@@ -121,6 +125,9 @@ func (d *Device) encode(ds []Dispatch, ts *timestamps) (*webgpu.CommandBuffer, e
 				return nil, fmt.Errorf("wgpu: dispatch %d (%s): %d workgroups in dimension %d exceed the adapter's limit of %d", i, disp.Label, n, j, max)
 			}
 		}
+		if disp.Bindings != nil && len(disp.Bindings) != len(disp.Buffers) {
+			return nil, fmt.Errorf("wgpu: dispatch %d (%s): %d binding numbers for %d buffers", i, disp.Label, len(disp.Bindings), len(disp.Buffers))
+		}
 		entries := make([]webgpu.BindGroupEntry, len(disp.Buffers))
 		for j, b := range disp.Buffers {
 			if b == nil || b.buf == nil {
@@ -129,7 +136,11 @@ func (d *Device) encode(ds []Dispatch, ts *timestamps) (*webgpu.CommandBuffer, e
 			if b.dev != d {
 				return nil, fmt.Errorf("wgpu: dispatch %d (%s): binding %d (%q) belongs to another device", i, disp.Label, j, b.label)
 			}
-			entries[j] = webgpu.BindGroupEntry{Binding: uint32(j), Buffer: b.buf, Size: webgpu.WholeSize}
+			slot := uint32(j)
+			if disp.Bindings != nil {
+				slot = disp.Bindings[j]
+			}
+			entries[j] = webgpu.BindGroupEntry{Binding: slot, Buffer: b.buf, Size: webgpu.WholeSize}
 		}
 		group, err := d.dev.CreateBindGroup(&webgpu.BindGroupDescriptor{Label: disp.Label, Layout: disp.Pipeline.layout, Entries: entries})
 		if err != nil {

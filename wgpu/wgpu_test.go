@@ -96,6 +96,10 @@ func TestErrorsAreValues(t *testing.T) {
 	require.Error(t, err)
 	_, err = d.Run(context.Background(), wgpu.Dispatch{Label: "big", Pipeline: p, Buffers: []*wgpu.Buffer{b, b}, Workgroups: [3]uint32{1 << 20, 1, 1}})
 	require.ErrorContains(t, err, "exceed")
+	_, err = d.Run(context.Background(), wgpu.Dispatch{Label: "numbered", Pipeline: p, Buffers: []*wgpu.Buffer{b, b}, Bindings: []uint32{1}, Workgroups: [3]uint32{1, 1, 1}})
+	require.ErrorContains(t, err, "1 binding numbers for 2 buffers")
+	_, err = d.Run(context.Background(), wgpu.Dispatch{Label: "misnumbered", Pipeline: p, Buffers: []*wgpu.Buffer{b, b}, Bindings: []uint32{0, 5}, Workgroups: [3]uint32{1, 1, 1}})
+	require.Error(t, err, "binding 5 is not in the pipeline's layout")
 
 	b.Release()
 	_, err = d.Run(context.Background(), wgpu.Dispatch{Label: "released", Pipeline: p, Buffers: []*wgpu.Buffer{b, b}, Workgroups: [3]uint32{1, 1, 1}})

@@ -81,7 +81,10 @@ type benchResult struct {
 	MS      float64 `json:"ms"`
 	TFLOPS  float64 `json:"tflops"`
 	GPUMS   float64 `json:"gpu_ms,omitempty"` // timestamp-query time of one run
-	Tiling  string  `json:"tiling,omitempty"`
+	// KernelMS splits GPUMS by kernel: dispatch labels up to a comma (the
+	// passes of one kernel summed), for locating the time.
+	KernelMS map[string]float64 `json:"kernel_ms,omitempty"`
+	Tiling   string             `json:"tiling,omitempty"`
 }
 
 type benchFlags struct {
@@ -93,10 +96,12 @@ type benchFlags struct {
 	tiling  string
 	fwdWX   int
 	transp  bool
+	rowRegs bool
 	dqTile  string
 	dkvTile string
 	dq      string
 	splitKV int
+	dsMiB   int
 	rolled  bool
 	shapes  string
 }
@@ -126,8 +131,10 @@ shapes are scaled down. Times are medians of 5 rounds of back-to-back runs.`,
 	cmd.Flags().BoolVar(&f.transp, "transposed", false, "with a forced tiling: stage the products' operands transposed (four 4-byte stores per vec4; what the forward chooses for D64 at 384 threads and for half storage)")
 	cmd.Flags().StringVar(&f.dqTile, "dq-tiling", "", "force the backward dQ kernel's tiling as TX,TY,RM,KC,VC (for tuning)")
 	cmd.Flags().StringVar(&f.dkvTile, "dkv-tiling", "", "force the backward dK/dV kernel's tiling as TX,TY,RM,KC,VC (for tuning)")
-	cmd.Flags().StringVar(&f.dq, "dq", "auto", "how the backward computes dQ: fused (into the dK/dV kernel), separate, or auto")
+	cmd.Flags().BoolVar(&f.rowRegs, "row-regs", false, "with --dkv-tiling: hold the dK/dV kernel's K and V rows in registers (what it chooses for D <= 64)")
+	cmd.Flags().StringVar(&f.dq, "dq", "auto", "how the backward computes dQ: fused (into the dK/dV kernel), separate, stored (dS stored for a dQ kernel), or auto")
 	cmd.Flags().IntVar(&f.splitKV, "split-kv", 0, "forward split-KV piece in keys: 0 where the work calls for it, -1 never")
+	cmd.Flags().IntVar(&f.dsMiB, "ds-scratch", 0, "with --dq stored: the dS scratch cap in MiB (0: the default, 2048, or the adapter's limit)")
 	cmd.Flags().BoolVar(&f.rolled, "fwd-rolled", false, "leave the forward's loops to the driver instead of unrolling them (for tuning)")
 	cmd.Flags().StringVar(&f.shapes, "shapes", "", "only shapes whose label contains this text, e.g. S8192")
 	cmd.AddCommand(newBenchPoolCmd(g), newBenchShardsCmd(g))
@@ -197,14 +204,22 @@ func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out, progress 
 		opts.BackwardDQ.Transposed = true
 		opts.BackwardDKV.Transposed = true
 	}
+	if f.rowRegs {
+		if f.dkvTile == "" {
+			return fmt.Errorf("bench: --row-regs applies to a forced dK/dV tiling: give --dkv-tiling")
+		}
+		opts.BackwardDKV.RowRegs = true
+	}
 	switch f.dq {
 	case "auto":
 	case "fused":
 		opts.DQ = attention.DQFused
 	case "separate":
 		opts.DQ = attention.DQSeparate
+	case "stored":
+		opts.DQ = attention.DQStored
 	default:
-		return fmt.Errorf("bench: --dq %q: want fused, separate or auto", f.dq)
+		return fmt.Errorf("bench: --dq %q: want fused, separate, stored or auto", f.dq)
 	}
 	if f.rolled {
 		if opts.ForwardTiling.TX == 0 {
@@ -218,6 +233,10 @@ func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out, progress 
 		opts.ForwardTiling.Rolled = true
 	}
 	opts.SplitKV = f.splitKV
+	if f.dsMiB < 0 {
+		return fmt.Errorf("bench: --ds-scratch %d: want a size in MiB, or 0 for the default", f.dsMiB)
+	}
+	opts.DSScratch = int64(f.dsMiB) << 20
 	op := attention.NewWithOptions(dev, opts)
 	info := dev.Info()
 	enc := json.NewEncoder(out)
@@ -347,8 +366,26 @@ func benchOne(ctx context.Context, op *attention.Op, s benchShape, pass string, 
 	}
 	if t.gpu > 0 {
 		res.GPUMS = round(float64(t.gpu)/float64(time.Millisecond), 4)
+		res.KernelMS = kernelTimes(dispatches, t.passes)
 	}
 	return res, nil
+}
+
+// kernelTimes sums per-dispatch GPU times (in ms) by kernel: the dispatch's
+// label up to its first comma.
+func kernelTimes(ds []wgpu.Dispatch, passes []time.Duration) map[string]float64 {
+	if len(passes) != len(ds) {
+		return nil
+	}
+	m := make(map[string]float64)
+	for i, d := range ds {
+		name, _, _ := strings.Cut(d.Label, ",")
+		m[name] += float64(passes[i]) / float64(time.Millisecond)
+	}
+	for k, v := range m {
+		m[k] = round(v, 4)
+	}
+	return m
 }
 
 func round(x float64, digits int) float64 {

@@ -11,8 +11,9 @@ import (
 
 // runTime is the measured time of one run of a list of dispatches.
 type runTime struct {
-	d      time.Duration // median over rounds of the wall time per back-to-back run
-	gpu    time.Duration // timestamp-query GPU time of one lone run; 0 without timestamps
+	d      time.Duration   // median over rounds of the wall time per back-to-back run
+	gpu    time.Duration   // timestamp-query GPU time of one lone run; 0 without timestamps
+	passes []time.Duration // the lone run's time per dispatch; nil without timestamps
 	rounds int
 	reps   int // runs per round
 }
@@ -62,7 +63,7 @@ func timeRuns(ctx context.Context, dev *wgpu.Device, ds []wgpu.Dispatch, rounds,
 	slices.Sort(times)
 	t := runTime{d: times[len(times)/2], rounds: len(times), reps: reps}
 	if lone.Passes != nil {
-		t.gpu = lone.GPU()
+		t.gpu, t.passes = lone.GPU(), lone.Passes
 	}
 	return t, nil
 }

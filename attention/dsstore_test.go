@@ -1,0 +1,131 @@
+package attention
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/coreattn/coreattn/shaders"
+	"github.com/coreattn/coreattn/wgpu"
+)
+
+// TestBackwardStoredPasses runs DQStored with scratch caps that split the
+// KV heads into several passes (evenly where they divide, a short last pass
+// where they do not) and with one too small for a single KV head, which is
+// an error naming the sizes rather than a fallback.
+func TestBackwardStoredPasses(t *testing.T) {
+	dev := testOp(t).Device()
+	const tile = 64 * 16 * 16 // a 64 x 64 dS tile, f32
+	for i, tt := range []struct {
+		c       gpuCase
+		scratch int64
+		passes  string // in the call's Tiling
+		err     string
+	}{
+		// Segments of 70 and 33 rows: 3 + 1 tiles per query head.
+		{c: gpuCases[6], scratch: 4*4*tile + 100, passes: "(2 passes of 1 KV heads"},                 // GQA 4: 8 query heads, 2 KV heads
+		{c: gpuCases[4], scratch: 2*4*tile + 100, passes: "(2 passes of 2 KV heads"},                 // 3 KV heads: 2 + 1
+		{c: gpuCases[4], scratch: 3 * 4 * tile, passes: "(1 passes of 3 KV heads"},                   // all at once
+		{c: gpuCases[3], scratch: 4 * tile, err: "the dS tiles of one KV head need 917504 bytes"},    // CA-task shards: 14 tiles for each of 4 query heads
+		{c: gpuCases[16], scratch: 16 * tile, passes: "(1 passes of 1 KV heads, 16384 bytes of dS)"}, // non-causal, a segment without keys: one tile
+	} {
+		t.Run(fmt.Sprintf("%s/%d", tt.c.name, tt.scratch), func(t *testing.T) {
+			in := newBwdInputs(t, tt.c, uint64(700+i))
+			bt := in.tensors(t, dev)
+			call := prepareBwd(t, NewWithOptions(dev, Options{DQ: DQStored, DSScratch: tt.scratch}), in, bt, tt.err)
+			if call == nil {
+				return
+			}
+			require.Contains(t, call.Tiling, tt.passes)
+			for range 2 { // a prepared launch runs again with the same scratch
+				in.runCheck(t, dev, call, bt)
+			}
+		})
+	}
+}
+
+// TestBackwardStoredTilings runs DQStored with forced square tilings of 32
+// rows, whose dQ kernel stages key chunks of half a tile (as the H200's
+// chunks of 32 in tiles of 64 do), and rejects a chunk that leaves pt no
+// room for the next one.
+func TestBackwardStoredTilings(t *testing.T) {
+	dev := testOp(t).Device()
+	kv := shaders.BwdTiling{TX: 8, TY: 8, KC: 16, VC: 16}
+	for i, tt := range []struct {
+		dq  shaders.BwdTiling
+		c   gpuCase
+		err string
+	}{
+		{dq: shaders.BwdTiling{TX: 8, TY: 8, KC: 16, VC: 16}, c: gpuCases[3]},
+		{dq: shaders.BwdTiling{TX: 8, TY: 8, KC: 16, VC: 16}, c: gpuCases[13]},
+		{dq: shaders.BwdTiling{TX: 8, TY: 8, KC: 8, VC: 8}, c: gpuCases[15]},
+		{dq: shaders.BwdTiling{TX: 8, TY: 8, KC: 16, VC: 32}, c: gpuCases[3], err: "VC = 32 must be at most half its BC = 32"},
+		{dq: shaders.BwdTiling{TX: 16, TY: 16, KC: 16, VC: 16}, c: gpuCases[3], err: "square and of one size"},
+	} {
+		t.Run(fmt.Sprintf("%s/VC%d", tt.c.name, tt.dq.VC), func(t *testing.T) {
+			in := newBwdInputs(t, tt.c, uint64(720+i))
+			bt := in.tensors(t, dev)
+			call := prepareBwd(t, NewWithOptions(dev, Options{DQ: DQStored, BackwardDQ: tt.dq, BackwardDKV: kv}), in, bt, tt.err)
+			if call == nil {
+				return
+			}
+			require.Contains(t, call.Tiling, "stored-ds")
+			in.runCheck(t, dev, call, bt)
+		})
+	}
+}
+
+// prepareBwd prepares op's backward of in on tensors bt, released when the
+// test ends; with wantErr it checks that preparing fails so and returns nil.
+func prepareBwd(t *testing.T, op *Op, in bwdInputs, bt BackwardTensors, wantErr string) *Call {
+	t.Helper()
+	call, err := op.PrepareBackward(in.a, bt)
+	if wantErr != "" {
+		require.ErrorContains(t, err, wantErr)
+		return nil
+	}
+	require.NoError(t, err)
+	t.Cleanup(call.Release)
+	return call
+}
+
+// runCheck runs a prepared backward and checks its gradients.
+func (in bwdInputs) runCheck(t *testing.T, dev *wgpu.Device, call *Call, bt BackwardTensors) {
+	t.Helper()
+	_, err := dev.Run(context.Background(), call.Dispatches()...)
+	require.NoError(t, err)
+	in.check(t, bt)
+}
+
+// TestPreferStored pins DQAuto's choice: stored dS on GPUs in at most
+// maxAutoPasses passes, the fused dQ otherwise.
+func TestPreferStored(t *testing.T) {
+	for _, tt := range []struct {
+		cpu    bool
+		passes int
+		want   bool
+	}{
+		{passes: 1, want: true},
+		{passes: maxAutoPasses, want: true},
+		{passes: maxAutoPasses + 1},
+		{cpu: true, passes: 1},
+	} {
+		require.Equal(t, tt.want, preferStored(tt.cpu, tt.passes), "%+v", tt)
+	}
+}
+
+// TestAutoKeepsFusedOnCPU checks what DQAuto runs on this adapter at D 128:
+// the fused dQ on a CPU adapter, stored dS on a GPU.
+func TestAutoKeepsFusedOnCPU(t *testing.T) {
+	op := testOp(t)
+	in := newBwdInputs(t, gpuCases[13], 710)
+	call, err := op.PrepareBackward(in.a, in.tensors(t, op.Device()))
+	require.NoError(t, err)
+	defer call.Release()
+	cpu := op.Device().Info().IsCPU()
+	require.Equal(t, cpu, strings.Contains(call.Tiling, "fused-dq"), call.Tiling)
+	require.Equal(t, !cpu, strings.Contains(call.Tiling, "stored-ds"), call.Tiling)
+}

@@ -1,0 +1,66 @@
+package shaders
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestStoredDSTiling checks which tilings can store dS (the dK/dV kernel,
+// square, not fused) and that only those generate the stores and the
+// aligned query steps.
+func TestStoredDSTiling(t *testing.T) {
+	sq := BwdTiling{Kernel: BwdDKV, D: 128, TX: 16, TY: 16, KC: 32, VC: 32, StoredDS: true}
+	for _, tt := range []struct {
+		name string
+		edit func(*BwdTiling)
+		err  string
+	}{
+		{name: "square dK/dV", edit: func(*BwdTiling) {}},
+		{name: "halves", edit: func(t *BwdTiling) { t.DType = BFloat16 }},
+		{name: "dQ kernel", edit: func(t *BwdTiling) { t.Kernel = BwdDQ }, err: "only the dK/dV kernel"},
+		{name: "fused too", edit: func(t *BwdTiling) { t.FusedDQ = true }, err: "without fused dQ"},
+		{name: "not square", edit: func(t *BwdTiling) { t.TY = 8 }, err: "BR = BC (here 32 and 64)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tl := sq
+			tt.edit(&tl)
+			err := tl.Validate()
+			if tt.err != "" {
+				require.ErrorContains(t, err, tt.err)
+				return
+			}
+			require.NoError(t, err)
+			for _, stored := range []bool{true, false} {
+				tl.StoredDS = stored
+				src, err := tl.Source()
+				require.NoError(t, err)
+				require.Equal(t, stored, strings.Contains(src, "ds_out[ds_at("), "the dS stores")
+				require.Contains(t, src, "const DSM: u32 = "+map[bool]string{true: "1u", false: "0u"}[stored])
+			}
+		})
+	}
+}
+
+// TestChooseDQStored pins the stored-dS dQ kernel's key chunk: the largest
+// whose two stage buffers fit beside pt (32 at D <= 128 in 48 KiB), always at
+// most half a square tile.
+func TestChooseDQStored(t *testing.T) {
+	for _, tt := range []struct {
+		d, wgBytes, vc, br int
+	}{
+		{d: 128, wgBytes: 48 << 10, vc: 32, br: 64},
+		{d: 64, wgBytes: 48 << 10, vc: 32, br: 64},
+		{d: 256, wgBytes: 48 << 10, vc: 16, br: 64},
+		{d: 128, wgBytes: 32 << 10, vc: 16, br: 64},
+		{d: 128, wgBytes: 16 << 10, vc: 8, br: 32},
+	} {
+		for _, dt := range DTypes {
+			tl, err := ChooseDQStored(tt.d, dt, tt.wgBytes, 1024)
+			require.NoError(t, err)
+			require.Equal(t, [3]int{tt.vc, tt.br, tt.br}, [3]int{tl.VC, tl.BR(), tl.BC()}, "D%d %d bytes %s: %s", tt.d, tt.wgBytes, dt, tl)
+			require.LessOrEqual(t, 2*tl.VC, tl.BC())
+		}
+	}
+}
