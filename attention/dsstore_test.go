@@ -78,6 +78,38 @@ func TestBackwardStoredTilings(t *testing.T) {
 	}
 }
 
+// TestStoredDQSameBits checks that the stored path's gradients do not
+// depend on how the KV heads are split into passes: every dQ element sums
+// the same dS K terms in the same order, and dK and dV come from the same
+// kernel, so one pass and one head per pass give the same bits.
+func TestStoredDQSameBits(t *testing.T) {
+	dev := testOp(t).Device()
+	c := gpuCase{qLens: []int{300, 40, 130}, kLens: []int{300, 200, 130}, hq: 4, hkv: 2, d: 64, causal: true}
+	in := newBwdInputs(t, c, 12)
+	var first [3][]uint32
+	var bytes int64 // of the first call's one pass
+	for i := range 2 {
+		opts := Options{DQ: DQStored}
+		if i == 1 {
+			opts.DSScratch = bytes / int64(c.hkv) // one KV head's tiles: two passes
+		}
+		bt := in.tensors(t, dev)
+		call := prepareBwd(t, NewWithOptions(dev, opts), in, bt, "")
+		tiling := call.Tiling[strings.Index(call.Tiling, "("):]
+		var passes, heads int
+		_, err := fmt.Sscanf(tiling, "(%d passes of %d KV heads, %d bytes of dS)", &passes, &heads, &bytes)
+		require.NoError(t, err, tiling)
+		require.Equal(t, i+1, passes, tiling)
+		in.runCheck(t, dev, call, bt)
+		got := [3][]uint32{math32bits(download(t, bt.DQ, in.qElems)), math32bits(download(t, bt.DK, in.kvElems)), math32bits(download(t, bt.DV, in.kvElems))}
+		if i == 0 {
+			first = got
+			continue
+		}
+		require.Equal(t, first, got, "one head per pass against one pass")
+	}
+}
+
 // prepareBwd prepares op's backward of in on tensors bt, released when the
 // test ends; with wantErr it checks that preparing fails so and returns nil.
 func prepareBwd(t *testing.T, op *Op, in bwdInputs, bt BackwardTensors, wantErr string) *Call {
