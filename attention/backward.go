@@ -113,6 +113,9 @@ func (op *Op) PrepareBackward(a *Args, t BackwardTensors) (*Call, error) {
 	if err := a.Validate(); err != nil {
 		return nil, err
 	}
+	if op.opts.DSScratch < 0 {
+		return nil, fmt.Errorf("attention: Options.DSScratch %d: want a size in bytes, or 0 for the default", op.opts.DSScratch)
+	}
 	lim := op.dev.Limits()
 	wgBytes, threads := int(lim.MaxWorkgroupStorageSize), int(lim.MaxInvocationsPerWorkgroup)
 	// choose returns the fixed tiling for kernel k if there is one, else the

@@ -138,6 +138,7 @@ func TestBackwardDQModes(t *testing.T) {
 		{name: "auto, unfusable tiling", opts: Options{BackwardDKV: shaders.BwdTiling{TX: 8, TY: 4, KC: 8, VC: 8}}},
 		{name: "fused, unfusable tiling", opts: Options{DQ: DQFused, BackwardDKV: shaders.BwdTiling{TX: 8, TY: 4, KC: 8, VC: 8}}, err: "cannot fuse dQ"},
 		{name: "bad mode", opts: Options{DQ: DQMode(7)}, err: "DQ mode 7"},
+		{name: "negative scratch", opts: Options{DSScratch: -5}, err: "Options.DSScratch -5"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			in := newBwdInputs(t, c, 400)

@@ -17,9 +17,9 @@ type dsPlan struct {
 	// segments' blocks, poff each query block's first tile: tile (query
 	// head h of the pass, block i, key block j) is h·tiles + poff[i] + j.
 	qoff, poff []uint32
-	tiles      int // tiles per query head
-	heads      int // KV heads per pass (the last pass may have fewer)
-	bytes      uint64
+	tiles      int    // tiles per query head
+	heads      int    // KV heads per pass (the last pass may have fewer)
+	bytes      uint64 // the scratch: heads times one KV head's tiles
 }
 
 // planStored checks that dK/dV tiling kvT (StoredDS) can store dS for dQ
