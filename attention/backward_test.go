@@ -173,20 +173,24 @@ func TestFetchPatternFollowsAdapter(t *testing.T) {
 
 // TestBackwardEdgeCases covers calls that leave one of the kernels without
 // work: no query rows at all (every dK and dV is 0 and must still be
-// written) and no key rows at all (every dQ is 0).
+// written) and no key rows at all (every dQ is 0), with the adapter's
+// default dQ and with dS stored (no tiles at all, or blocks without one).
 func TestBackwardEdgeCases(t *testing.T) {
-	op := testOp(t)
-	for i, c := range []gpuCase{
-		{name: "no queries", qLens: []int{0, 0}, kLens: []int{70, 5}, hq: 4, hkv: 2, d: 32, causal: true},
-		{name: "no keys", qLens: []int{9, 3}, kLens: []int{0, 0}, hq: 2, hkv: 1, d: 32},
-		{name: "unseen key blocks", qLens: []int{1, 0}, kLens: []int{300, 130}, hq: 2, hkv: 2, d: 32, causal: true},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			in := newBwdInputs(t, c, uint64(300+i))
-			bt := in.tensors(t, op.Device())
-			require.NoError(t, op.BackwardBuffers(context.Background(), in.a, bt))
-			in.check(t, bt)
-		})
+	dev := testOp(t).Device()
+	for _, mode := range []DQMode{DQAuto, DQStored} {
+		op := NewWithOptions(dev, Options{DQ: mode})
+		for i, c := range []gpuCase{
+			{name: "no queries", qLens: []int{0, 0}, kLens: []int{70, 5}, hq: 4, hkv: 2, d: 32, causal: true},
+			{name: "no keys", qLens: []int{9, 3}, kLens: []int{0, 0}, hq: 2, hkv: 1, d: 32},
+			{name: "unseen key blocks", qLens: []int{1, 0}, kLens: []int{300, 130}, hq: 2, hkv: 2, d: 32, causal: true},
+		} {
+			t.Run(mode.String()+"/"+c.name, func(t *testing.T) {
+				in := newBwdInputs(t, c, uint64(300+i))
+				bt := in.tensors(t, dev)
+				require.NoError(t, op.BackwardBuffers(context.Background(), in.a, bt))
+				in.check(t, bt)
+			})
+		}
 	}
 }
 

@@ -113,7 +113,7 @@ func TestBackwardHalfStorage(t *testing.T) {
 	for _, mode := range []DQMode{DQFused, DQStored, DQSeparate} {
 		for _, dt := range []DType{Float16, BFloat16} {
 			for i, c := range []gpuCase{gpuCases[3], gpuCases[11], gpuCases[15], gpuCases[2], gpuCases[8]} {
-				t.Run(fmt.Sprintf("%s/dq%d/%s", dt, mode, c.name), func(t *testing.T) {
+				t.Run(fmt.Sprintf("%s/%s/%s", dt, mode, c.name), func(t *testing.T) {
 					in := newBwdInputs(t, c, uint64(500+i))
 					a := *in.a
 					a.DType = dt

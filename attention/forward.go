@@ -69,6 +69,22 @@ const (
 	DQStored
 )
 
+// String names the mode as `coreattn bench --dq` does: "auto", "fused",
+// "separate" or "stored".
+func (m DQMode) String() string {
+	switch m {
+	case DQAuto:
+		return "auto"
+	case DQFused:
+		return "fused"
+	case DQSeparate:
+		return "separate"
+	case DQStored:
+		return "stored"
+	}
+	return fmt.Sprintf("DQMode(%d)", int(m))
+}
+
 // New returns an Op on dev with default options.
 func New(dev *wgpu.Device) *Op { return &Op{dev: dev} }
 
