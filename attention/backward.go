@@ -122,10 +122,15 @@ func (op *Op) PrepareBackward(a *Args, t BackwardTensors) (*Call, error) {
 	// chooser's (for the dQ kernel of stored dS, if storedDQ).
 	choose := func(k shaders.BwdKernel, fixed shaders.BwdTiling, storedDQ bool) (shaders.BwdTiling, error) {
 		if fixed.TX == 0 {
-			t, err := shaders.ChooseBwd(k, a.HeadDim, a.DType, wgBytes, threads)
-			if storedDQ {
-				t, err = shaders.ChooseDQStored(a.HeadDim, a.DType, wgBytes, threads)
+			chooser := func() (shaders.BwdTiling, error) {
+				return shaders.ChooseBwd(k, a.HeadDim, a.DType, wgBytes, threads)
 			}
+			if storedDQ {
+				chooser = func() (shaders.BwdTiling, error) {
+					return shaders.ChooseDQStored(a.HeadDim, a.DType, wgBytes, threads)
+				}
+			}
+			t, err := chooser()
 			t.CPU = op.dev.Info().IsCPU()
 			return t, err
 		}
@@ -155,12 +160,16 @@ func (op *Op) PrepareBackward(a *Args, t BackwardTensors) (*Call, error) {
 	if n, m := dqAccBytes(a), op.dev.MaxBufferBytes(); fuseErr == nil && n > m {
 		fuseErr = fmt.Errorf("its dQ accumulator needs %d bytes; the adapter's buffers hold %d", n, m)
 	}
+	// Storing dS is planned only where the mode may take it.
 	stored := kvT
 	stored.StoredDS = true
-	dqS, storeErr := choose(shaders.BwdDQ, op.opts.BackwardDQ, true)
+	var dqS shaders.BwdTiling
 	var plan dsPlan
-	if storeErr == nil {
-		plan, storeErr = op.planStored(a, dqS, stored)
+	var storeErr error
+	if op.opts.DQ == DQAuto || op.opts.DQ == DQStored {
+		if dqS, storeErr = choose(shaders.BwdDQ, op.opts.BackwardDQ, true); storeErr == nil {
+			plan, storeErr = op.planStored(a, dqS, stored)
+		}
 	}
 	switch op.opts.DQ {
 	case DQAuto:
