@@ -3,6 +3,7 @@ package wgpu
 import (
 	"fmt"
 	"runtime/debug"
+	"strings"
 	"sync"
 
 	webgpu "github.com/rajveermalviya/go-webgpu/wgpu"
@@ -18,13 +19,20 @@ import (
 // tests, where other goroutines allocate while one waits). So the map is
 // requested only when the GPU is done with buf, and the collector is held
 // off for the microseconds between the request and the callback.
+//
+// holdGC stops only automatic collections: one forced with runtime.GC in
+// that window still frees the variable, and go-webgpu's callback panics
+// before it reaches ours. pollMap recovers from that panic; the map has
+// completed by then (wgpu runs map callbacks on completion), so it is
+// taken as done.
 func (d *Device) mapRead(buf *webgpu.Buffer, size uint64) error {
 	resume := holdGC()
 	var status webgpu.BufferMapAsyncStatus
 	mapped := false
 	err := buf.MapAsync(webgpu.MapMode_Read, 0, size, func(s webgpu.BufferMapAsyncStatus) { status, mapped = s, true })
-	if err == nil {
-		d.drain() // the work is done: this returns at once, with the callback run
+	if err == nil && d.pollMap() {
+		d.drain() // finish the poll that the panic cut short
+		status, mapped = webgpu.BufferMapAsyncStatus_Success, true
 	}
 	resume()
 	switch {
@@ -36,6 +44,24 @@ func (d *Device) mapRead(buf *webgpu.Buffer, size uint64) error {
 		return fmt.Errorf("map failed: %s", status)
 	}
 	return nil
+}
+
+// pollMap drains the device (the work is done: it returns at once, with
+// the map callback run) and reports whether go-webgpu lost the callback's
+// handle (see mapRead), recovering from the panic that follows. Any other
+// panic goes on.
+func (d *Device) pollMap() (lost bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			if s, ok := r.(string); ok && strings.Contains(s, "invalid Handle") {
+				lost = true
+				return
+			}
+			panic(r)
+		}
+	}()
+	d.drain()
+	return false
 }
 
 // gcHold counts the goroutines inside holdGC windows, process-wide because
