@@ -108,7 +108,8 @@ func (op *Op) BackwardBuffers(ctx context.Context, a *Args, t BackwardTensors) e
 // scratch buffers, freed by Release: Delta and the fixed-point scales
 // (2·Hq·total_q floats) and, with dQ fused, the accumulator (6 bytes per
 // element of dQ), or with dS stored, the tiles of one pass (at most
-// Options.DSScratch bytes).
+// Options.DSScratch bytes) and, for half storage above D 64, K as float32
+// for the dQ kernel (see shaders.BwdTiling.WideK).
 func (op *Op) PrepareBackward(a *Args, t BackwardTensors) (*Call, error) {
 	if err := a.Validate(); err != nil {
 		return nil, err
@@ -132,6 +133,9 @@ func (op *Op) PrepareBackward(a *Args, t BackwardTensors) (*Call, error) {
 			}
 			t, err := chooser()
 			t.CPU = op.dev.Info().IsCPU()
+			if t.WidensK() && wideKBytes(a) > op.dev.MaxBufferBytes() {
+				t.WideK = false // no room for the f32 copy of K
+			}
 			return t, err
 		}
 		fixed.Kernel, fixed.D = k, a.HeadDim
@@ -222,8 +226,14 @@ func (op *Op) prepareBackward(a *Args, t BackwardTensors, dqT, kvT shaders.BwdTi
 	if err := a.Validate(); err != nil {
 		return nil, err
 	}
-	// The tilings give the shape; the call gives the storage type.
+	// The tilings give the shape; the call gives the storage type. Only the
+	// dQ kernel of stored dS can read a widened K.
 	dqT.DType, kvT.DType = a.DType, a.DType
+	if !kvT.StoredDS {
+		dqT.WideK = false
+	}
+	plainDQ := dqT // for the passes that read the stored types
+	plainDQ.WideK = false
 	if err := a.checkBuffers(op.dev, map[string]*wgpu.Buffer{
 		"q": t.Q, "k": t.K, "v": t.V, "o": t.O, "do": t.DO, "dq": t.DQ, "dk": t.DK, "dv": t.DV,
 	}, int64(a.DType.Size())); err != nil {
@@ -259,12 +269,12 @@ func (op *Op) prepareBackward(a *Args, t BackwardTensors, dqT, kvT shaders.BwdTi
 	// With dQ fused, dK/dV adds into a fixed-point accumulator, scaled from
 	// a bound pass before it, that a last pass stores as dQ; that pass is
 	// built with the dK/dV tiling, whose TX lays out the lo words.
-	pipes := make([]*wgpu.Pipeline, 5)
+	pipes := make([]*wgpu.Pipeline, 6)
 	for i, p := range []struct {
 		tiling shaders.BwdTiling
 		entry  string
-	}{{dqT, shaders.DeltaEntry}, {dqT, dqEntry(kvT)}, {kvT, kvT.Kernel.Entry()}, {kvT, shaders.DQCastEntry}, {dqT, shaders.BoundEntry}} {
-		if (i == 1 && kvT.FusedDQ) || (i >= 3 && !kvT.FusedDQ) {
+	}{{plainDQ, shaders.DeltaEntry}, {dqT, dqEntry(kvT)}, {kvT, kvT.Kernel.Entry()}, {kvT, shaders.DQCastEntry}, {plainDQ, shaders.BoundEntry}, {kvT, shaders.WidenEntry}} {
+		if (i == 1 && kvT.FusedDQ) || ((i == 3 || i == 4) && !kvT.FusedDQ) || (i == 5 && !dqT.WidensK()) {
 			continue // not run
 		}
 		if p.tiling.D != a.HeadDim {
@@ -309,6 +319,7 @@ func (op *Op) prepareBackward(a *Args, t BackwardTensors, dqT, kvT shaders.BwdTi
 	deltaGrid := rowGrid(nrows, maxWG)
 	krows := a.TotalK() * a.NumHeadsKV
 	boundGrid := rowGrid(krows, maxWG)
+	wideGrid := rowGrid(krows*a.HeadDim/4, maxWG)
 	dqY := max(1, min(nq, maxWG))
 	kvY := max(1, min(nkv, maxWG))
 	lo := loBits(a, kvT.BR())
@@ -319,6 +330,7 @@ func (op *Op) prepareBackward(a *Args, t BackwardTensors, dqT, kvT shaders.BwdTi
 		uint32(nkv), uint32(kvY), uint32(kvOff), math.Float32bits(float32(a.Scale())),
 		uint32(krows), boundGrid[0], math.Float32bits(float32(math.Ldexp(1, lo))), math.Float32bits(float32(math.Ldexp(1, -lo))),
 		0, uint32(plan.tiles), uint32(dsQOff), uint32(dsPOff), // hk0: the pass's first KV head
+		wideGrid[0], 0, 0, 0, // then padding to a multiple of 16 bytes
 	}
 	pbuf, err := wgpu.UploadUniform(op.dev, "attn_bwd params", params)
 	if err != nil {
@@ -344,9 +356,12 @@ func (op *Op) prepareBackward(a *Args, t BackwardTensors, dqT, kvT shaders.BwdTi
 	if kvT.FusedDQ {
 		scratches = append(scratches, scratch{&dqAcc, "attn_bwd dq acc", dqAccBytes(a)})
 	}
-	var dsBuf *wgpu.Buffer
+	var dsBuf, k32 *wgpu.Buffer
 	if kvT.StoredDS {
 		scratches = append(scratches, scratch{&dsBuf, "attn_bwd ds", plan.bytes})
+	}
+	if dqT.WidensK() {
+		scratches = append(scratches, scratch{&k32, "attn_bwd k as f32", wideKBytes(a)})
 	}
 	for _, b := range scratches {
 		if *b.buf, err = op.dev.NewBuffer(b.label, b.size); err != nil {
@@ -380,7 +395,17 @@ func (op *Op) prepareBackward(a *Args, t BackwardTensors, dqT, kvT shaders.BwdTi
 		}
 	}
 	if kvT.StoredDS {
-		return op.storedPasses(call, a, plan, params, storedBuffers{t, mbuf, delta, dsBuf}, pipes[1], pipes[2], dqY, nq, kvY, nkv)
+		dqK := t.K
+		if dqT.WidensK() && nq > 0 {
+			dqK = k32
+			call.dispatches = append(call.dispatches, wgpu.Dispatch{
+				Label:      "attn_bwd widen k",
+				Pipeline:   pipes[5],
+				Buffers:    []*wgpu.Buffer{pbuf, t.K, k32},
+				Workgroups: wideGrid,
+			})
+		}
+		return op.storedPasses(call, a, plan, params, storedBuffers{t, dqK, mbuf, delta, dsBuf}, pipes[1], pipes[2], dqY, nq, kvY, nkv)
 	}
 	if nkv > 0 {
 		bufs := []*wgpu.Buffer{pbuf, mbuf, t.Q, t.K, t.V, t.DO, t.LSE, delta, t.DK, t.DV}

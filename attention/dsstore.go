@@ -106,10 +106,16 @@ func dqEntry(kvT shaders.BwdTiling) string {
 // parameter words.
 const hk0Param = 20
 
-// storedBuffers are the buffers of DQStored's passes.
+// storedBuffers are the buffers of DQStored's passes; dqK is the K that
+// the dQ kernel reads (t.K, or its f32 copy for a WideK tiling).
 type storedBuffers struct {
-	t                  BackwardTensors
-	meta, delta, dsBuf *wgpu.Buffer
+	t                       BackwardTensors
+	dqK, meta, delta, dsBuf *wgpu.Buffer
+}
+
+// wideKBytes is the size of K as f32 (shaders.BwdTiling.WideK).
+func wideKBytes(a *Args) uint64 {
+	return uint64(a.TotalK()) * uint64(a.NumHeadsKV) * uint64(a.HeadDim) * 4
 }
 
 // storedPasses appends DQStored's passes to call, each over plan.heads KV
@@ -139,7 +145,7 @@ func (op *Op) storedPasses(call *Call, a *Args, plan dsPlan, params []uint32, b 
 			call.dispatches = append(call.dispatches, wgpu.Dispatch{
 				Label:      fmt.Sprintf("attn_bwd dq from stored dS, query heads %d-%d", hk0*group, (hk0+heads)*group-1),
 				Pipeline:   dqs,
-				Buffers:    []*wgpu.Buffer{pbuf, b.meta, b.t.K, b.t.DQ, b.dsBuf},
+				Buffers:    []*wgpu.Buffer{pbuf, b.meta, b.dqK, b.t.DQ, b.dsBuf},
 				Bindings:   []uint32{0, 1, 3, 8, 9},
 				Workgroups: [3]uint32{uint32(heads * group), uint32(dqY), uint32((nq + dqY - 1) / dqY)},
 			})

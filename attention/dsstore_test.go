@@ -161,3 +161,39 @@ func TestAutoKeepsFusedOnCPU(t *testing.T) {
 	require.Equal(t, cpu, strings.Contains(call.Tiling, "fused-dq"), call.Tiling)
 	require.Equal(t, !cpu, strings.Contains(call.Tiling, "stored-ds"), call.Tiling)
 }
+
+// TestWideKSameBits checks the dQ kernel that reads K from an f32 copy
+// (shaders.BwdTiling.WideK) against the one that widens half K as it stages
+// it: both multiply the same f32 values in the same order, so dQ, dK and
+// dV are the same bits, and within 1e-2 of the float64 reference.
+func TestWideKSameBits(t *testing.T) {
+	dev := testOp(t).Device()
+	lim := dev.Limits()
+	for _, dt := range []DType{Float16, BFloat16} {
+		for i, c := range []gpuCase{gpuCases[13], gpuCases[11]} {
+			t.Run(dt.String()+"/"+c.name, func(t *testing.T) {
+				in := newBwdInputs(t, c, uint64(900+i))
+				a := *in.a
+				a.DType = dt
+				var first [3][]float32
+				for _, wide := range []bool{true, false} {
+					dqT, err := shaders.ChooseDQStored(c.d, dt, int(lim.MaxWorkgroupStorageSize), int(lim.MaxInvocationsPerWorkgroup))
+					require.NoError(t, err)
+					dqT.WideK = wide
+					op := NewWithOptions(dev, Options{DQ: DQStored, BackwardDQ: dqT})
+					dq, dk, dv, err := op.Backward(context.Background(), &a, in.q, in.k, in.v, in.o, in.lse, in.do)
+					require.NoError(t, err)
+					require.LessOrEqual(t, RelError(dq, in.wantDQ), 1e-2, "dQ, WideK %v", wide)
+					got := [3][]float32{dq, dk, dv}
+					if wide {
+						first = got
+						continue
+					}
+					require.Equal(t, math32bits(first[0]), math32bits(got[0]), "dQ: f32 copy of K against half K")
+					require.Equal(t, math32bits(first[1]), math32bits(got[1]), "dK")
+					require.Equal(t, math32bits(first[2]), math32bits(got[2]), "dV")
+				}
+			})
+		}
+	}
+}

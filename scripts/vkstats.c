@@ -5,6 +5,11 @@
 // set it also writes the driver's internal representations, where it offers
 // any, beside each input (NVIDIA offers none).
 //
+// Its input is SPIR-V made offline (naga's CLI, newer than the naga inside
+// wgpu 0.17), which the driver may compile differently: on the H200 the
+// backward kernels came out 70-100 registers lighter than wgpu's own
+// pipelines. scripts/vkstats_layer.c reports those pipelines themselves.
+//
 //	usage: vkstats file.spv entry [file.spv entry ...]
 //
 // Build (headers from Debian's libvulkan-dev; see docs/perf.md for the whole

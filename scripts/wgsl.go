@@ -8,6 +8,9 @@
 //	go run scripts/wgsl.go -d 128 -fwd-tiling 16,8,4,32,16 -out /tmp/wgsl
 //	naga --index-bounds-check-policy Restrict --buffer-bounds-check-policy Unchecked \
 //	    --entry-point main --compact /tmp/wgsl/fwd.wgsl /tmp/wgsl/fwd.spv
+//
+// It writes fwd.wgsl, dq.wgsl, dkv.wgsl (the fused dQ), dkv-stored.wgsl and
+// dqs.wgsl (entry point dqs_main: the dQ kernel for stored dS).
 package main
 
 import (
@@ -57,6 +60,22 @@ func main() {
 		}
 		write(*out, k.String()+".wgsl", t.String(), t.Source)
 	}
+	// The stored-dS pair (attention.DQStored): the dK/dV kernel that writes
+	// dS, and the dQ kernel whose entry point is dqs_main.
+	kv, err := shaders.ChooseBwd(shaders.BwdDKV, *d, dt, *wg, *threads)
+	if err != nil {
+		log.Fatal(err)
+	}
+	kv.StoredDS = true
+	if err := kv.Validate(); err != nil {
+		log.Fatal(err)
+	}
+	write(*out, "dkv-stored.wgsl", kv.String(), kv.Source)
+	dqs, err := shaders.ChooseDQStored(*d, dt, *wg, *threads)
+	if err != nil {
+		log.Fatal(err)
+	}
+	write(*out, "dqs.wgsl", dqs.String()+" entry "+shaders.DQStoredEntry, dqs.Source)
 }
 
 func write(dir, name, tiling string, source func() (string, error)) {

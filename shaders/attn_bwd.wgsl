@@ -60,11 +60,12 @@
 // buffer pt is reused for P and dS.
 //
 // Tensors are stored as IOV (four values: vec4<f32>, or vec2<u32> holding
-// four f16 or bf16), read with ld() and written with st(); the operands are
-// fetched as LDV, 16 bytes a load where the dtype allows (VW IOVs: two of
-// halves where D and KC are multiples of 8), taken apart with pick(). All
-// come from the dtype's prelude (dtype.go); arithmetic, LSE and Delta are
-// f32. The fused
+// four f16 or bf16) and read with ld(); gradients are written as OV with
+// st() (OV is IOV except in a WideK module, which reads an f32 copy of K
+// and writes dQ as halves); the operands are fetched as LDV, 16 bytes a
+// load where the dtype allows (VW IOVs: two of halves where D and KC are
+// multiples of 8), taken apart with pick(). All come from the prelude
+// (dtype.go); arithmetic, LSE and Delta are f32. The fused
 // variant's dq_cast_main stores the fixed-point dQ in the storage type and
 // clears the accumulator (and the bound) for the next run.
 //
@@ -142,6 +143,7 @@ struct Params {
 	ds_np: u32,         // stored dS tiles per query head (DSM)
 	ds_qoff: u32,       // offset in segs of each segment's first query block (DSM)
 	ds_poff: u32,       // offset in segs of each query block's first stored dS tile (DSM)
+	wide_grid_x: u32,   // workgroups along x of widen_main
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
@@ -154,8 +156,8 @@ struct Params {
 @group(0) @binding(5) var<storage, read> d_o: array<LDV>;
 @group(0) @binding(6) var<storage, read> lse: array<f32>;
 @group(0) @binding(7) var<storage, read> dlt: array<f32>;                  // Delta [Hq, total_q], then the fixed-point scales 2^e [Hq, total_q]
-@group(0) @binding(8) var<storage, read_write> grad_a: array<IOV>;   // dQ or dK
-@group(0) @binding(9) var<storage, read_write> grad_b: array<IOV>;   // dV (dkv_main only)
+@group(0) @binding(8) var<storage, read_write> grad_a: array<OV>;    // dQ or dK
+@group(0) @binding(9) var<storage, read_write> grad_b: array<OV>;    // dV (dkv_main only)
 @group(0) @binding(10) var<storage, read_write> dq_acc: array<atomic<u32>>; // fixed-point dQ: hi words [Hq * total_q * D], then lo words [Hq * total_q * D/2] (fused dkv_main only)
 @group(0) @binding(10) var<storage, read_write> ds_out: array<vec4<f32>>;   // stored dS tiles (DSM dkv_main only; see ds_at)
 @group(0) @binding(9) var<storage, read> ds_in: array<vec4<f32>>;           // the same, read by dqs_main
@@ -165,6 +167,10 @@ struct Params {
 @group(0) @binding(2) var<storage, read> bnd_v: array<IOV>;
 @group(0) @binding(3) var<storage, read_write> bnd_out: array<atomic<u32>, 2>;   // f32 bits of max |K|, max ‖V_j‖
 
+// widen_main binds these.
+@group(0) @binding(1) var<storage, read> wid_src: array<IOV>;
+@group(0) @binding(2) var<storage, read_write> wid_dst: array<vec4<f32>>;
+
 // The Delta pre-pass binds these.
 @group(0) @binding(1) var<storage, read> pre_o: array<IOV>;
 @group(0) @binding(2) var<storage, read> pre_do: array<IOV>;
@@ -173,7 +179,7 @@ struct Params {
 
 // The dQ cast pass binds these.
 @group(0) @binding(1) var<storage, read_write> cast_acc: array<vec4<i32>>;   // dq_acc, cleared as read
-@group(0) @binding(2) var<storage, read_write> cast_dst: array<IOV>;         // dQ
+@group(0) @binding(2) var<storage, read_write> cast_dst: array<OV>;          // dQ
 @group(0) @binding(3) var<storage, read> cast_scale: array<f32>;             // Delta, then the scales
 @group(0) @binding(4) var<storage, read_write> cast_bound: array<f32, 2>;    // cleared for the next run
 
@@ -222,6 +228,16 @@ fn pow2(n: i32) -> f32 {
 // pair, one per invocation, into bnd_out (zero before it runs: the buffer
 // starts so and dq_cast_main clears it). Non-negative f32 values order as
 // their bits, so an integer max is the float max (a NaN wins over all).
+// widen_main copies K (wid_src, the stored type) into wid_dst as f32, for
+// a dQ kernel that reads K so (BwdTiling.WideK): one invocation per vec4.
+@compute @workgroup_size(DWG)
+fn widen_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+	let i = (wg.x + wg.y * P.wide_grid_x) * DWG + lid;
+	if (i < P.kv_rows * DV4) {
+		wid_dst[i] = ld(wid_src[i]);
+	}
+}
+
 @compute @workgroup_size(DWG)
 fn bound_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
 	if (lid == 0u) {

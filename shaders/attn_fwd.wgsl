@@ -11,7 +11,7 @@
 // merges the pieces of each block (O = sum_s exp(LSE_s - LSE) O_s).
 //
 // Tensors are stored as IOV (four values: vec4<f32>, or vec2<u32> holding
-// four f16 or bf16), read with ld() and written with st(); the operands are
+// four f16 or bf16), read with ld() and written as OV (here IOV) with st(); the operands are
 // fetched as LDV, 16 bytes a load where the dtype allows (VW IOVs: two of
 // halves where D and KC are multiples of 8), taken apart with pick(). All
 // come from the dtype's prelude (dtype.go). Arithmetic is always f32.
@@ -87,7 +87,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read> q: array<LDV>;   // read VW vec4s a load
 @group(0) @binding(3) var<storage, read> k: array<LDV>;
 @group(0) @binding(4) var<storage, read> v: array<LDV>;
-@group(0) @binding(5) var<storage, read_write> o: array<IOV>;
+@group(0) @binding(5) var<storage, read_write> o: array<OV>;
 @group(0) @binding(6) var<storage, read_write> lse: array<f32>;
 // part holds each split-KV piece's O (slot, head, row, vec4 column) and,
 // from lse_off, its LSE (slot, head, row group of 4).
@@ -96,7 +96,7 @@ struct Params {
 // combine_main binds its own operands (and P); main uses none of these.
 @group(0) @binding(1) var<storage, read> cmb_segs: array<u32>;
 @group(0) @binding(2) var<storage, read> cmb_part: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> cmb_o: array<IOV>;
+@group(0) @binding(3) var<storage, read_write> cmb_o: array<OV>;
 @group(0) @binding(4) var<storage, read_write> cmb_lse: array<f32>;
 
 const NEG: f32 = -1.0e30;   // the score of a masked pair; finite so that m - NEG never makes NaN

@@ -56,6 +56,12 @@ const DQCastEntry = "dq_cast_main"
 // workgroup size and one invocation per (key row, KV head) pair.
 const BoundEntry = "bound_main"
 
+// WidenEntry is the entry point, in either backward module (not a WideK
+// one), of the pass that copies K into an f32 buffer for a WideK dQ
+// kernel: one invocation per vec4 of K, in workgroups of DeltaWorkgroup,
+// Params.wide_grid_x of them along x.
+const WidenEntry = "widen_main"
+
 // DQStoredEntry is the entry point, in the BwdDQ module, of the dQ kernel
 // for dS tiles stored by a StoredDS dK/dV kernel: dQ = scale · dS K, with
 // no recomputation of S and dP and no atomics. It binds the parameters, the
@@ -92,6 +98,14 @@ type BwdTiling struct {
 	StoredDS bool
 	// DType is the storage type of Q, K, V, O, dO and the gradients.
 	DType DType
+	// WideK (the BwdDQ module of DQStoredEntry, half storage) makes the dQ
+	// kernel read K from an f32 copy that WidenEntry writes, instead of
+	// widening the halves as it stages them; it still writes dQ in DType.
+	// The module's other entry points must not be used: they would read
+	// their operands as f32 too. On the H200 the dQ kernel with half K
+	// took 9.55 ms at S8192 D128 H32 against 7.80 with f32 K, for no cause
+	// found (see docs/perf.md, Storage types); the copy takes ~0.1 ms.
+	WideK bool
 	// CPU selects the fetch pattern for CPU drivers (lavapipe): staged
 	// d-chunks read one row per invocation and stored unswizzled. The GPU
 	// pattern reads them in 16-byte loads, KC/4 invocations per row (KC/8
@@ -207,6 +221,9 @@ func (t BwdTiling) String() string {
 	if t.DType != Float32 {
 		s += " " + t.DType.String()
 	}
+	if t.WidensK() {
+		s += " widek"
+	}
 	if t.CPU {
 		s += " cpu"
 	}
@@ -222,6 +239,10 @@ func (t BwdTiling) String() string {
 	return s
 }
 
+// WidensK reports whether the tiling's dQ kernel reads K from an f32 copy:
+// WideK, for the BwdDQ kernel with half storage.
+func (t BwdTiling) WidensK() bool { return t.WideK && t.Kernel == BwdDQ && t.DType != Float32 }
+
 // rowRegs reports whether the kernel holds its K and V rows in registers:
 // RowRegs, for the dK/dV kernel with the GPU fetch pattern.
 func (t BwdTiling) rowRegs() bool { return t.RowRegs && t.Kernel == BwdDKV && !t.CPU }
@@ -235,7 +256,11 @@ func (t BwdTiling) Source() (string, error) {
 	}
 	nj := ceilDiv(t.D/4, t.TX)
 	rs, swz := t.ptLayout()
-	vw := t.DType.loadVecs(t.D, t.KC)
+	in := t.DType
+	if t.WidensK() {
+		in = Float32
+	}
+	vw := in.loadVecs(t.D, t.KC)
 	consts := []constant{
 		{"VW", vw}, {"KCL", t.KC / 4 / vw}, {"DL", t.D / 4 / vw},
 		{"D", t.D}, {"DV4", t.D / 4}, {"TX", t.TX}, {"TY", t.TY}, {"NT", t.Threads()},
@@ -251,7 +276,7 @@ func (t BwdTiling) Source() (string, error) {
 		{"KT", boolInt(t.Transposed)}, {"KU", boolInt(!t.Transposed)},
 		{"DSM", boolInt(t.StoredDS)}, {"PD", ceilDiv(t.VC*rs, t.Threads())},
 	}
-	return generate(t.String(), t.DType, consts, attnBwd, t.Rolled, "NT", "DWG")
+	return generate(t.String(), in, t.DType, consts, attnBwd, t.Rolled, "NT", "DWG")
 }
 
 // ChooseBwd picks the tiling of backward kernel k for head dimension d and
@@ -291,14 +316,14 @@ func ChooseBwd(k BwdKernel, d int, dt DType, wgBytes, maxThreads int) (BwdTiling
 // Its d-chunk (KC) is unused there and kept at 16 or less. On the H200 VC
 // 32 made fwd+bwd 6% faster than 16 (S8192 D128 H32 63.3, 63.5 ms against
 // 67.6, 67.4; S16384 D128 H16 127.0 against 135.3, 134.7; S4096 D64 H32
-// 9.60 against 9.98).
+// 9.60 against 9.98). Above D 64 with half storage it sets WideK.
 func ChooseDQStored(d int, dt DType, wgBytes, maxThreads int) (BwdTiling, error) {
 	for _, txy := range [][2]int{{16, 16}, {8, 8}, {4, 4}} {
 		if txy[0]*txy[1] > maxThreads {
 			continue
 		}
 		for _, vc := range []int{32, 16, 8, 4} {
-			t := BwdTiling{Kernel: BwdDQ, D: d, TX: txy[0], TY: txy[1], KC: min(16, vc), VC: vc, DType: dt}
+			t := BwdTiling{Kernel: BwdDQ, D: d, TX: txy[0], TY: txy[1], KC: min(16, vc), VC: vc, DType: dt, WideK: d > 64}
 			if 2*vc <= t.BC() && t.Validate() == nil && t.WorkgroupBytes() <= wgBytes {
 				return t, nil
 			}

@@ -61,6 +61,32 @@ func TestChooseDQStored(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, [3]int{tt.vc, tt.br, tt.br}, [3]int{tl.VC, tl.BR(), tl.BC()}, "D%d %d bytes %s: %s", tt.d, tt.wgBytes, dt, tl)
 			require.LessOrEqual(t, 2*tl.VC, tl.BC())
+			require.Equal(t, tt.d > 64 && dt != Float32, tl.WidensK(), "WideK at D%d %s", tt.d, dt)
 		}
+	}
+}
+
+// TestWideKSource checks the module of a WideK dQ tiling: it reads its
+// operands as f32 (one vec4 a load) and writes dQ in the storage type, and
+// only the BwdDQ kernel of half storage widens K.
+func TestWideKSource(t *testing.T) {
+	for _, dt := range DTypes {
+		tl := BwdTiling{Kernel: BwdDQ, D: 128, TX: 16, TY: 16, KC: 16, VC: 32, DType: dt, WideK: true}
+		src, err := tl.Source()
+		require.NoError(t, err)
+		wantOV := map[DType]string{Float32: "vec4<f32>", Float16: "vec2<u32>", BFloat16: "vec2<u32>"}[dt]
+		require.Contains(t, src, "alias IOV = vec4<f32>;", dt)
+		require.Contains(t, src, "alias OV = "+wantOV+";", dt)
+		require.Contains(t, src, "const VW: u32 = 1u;", dt)
+		require.Equal(t, dt != Float32, strings.Contains(tl.String(), " widek"), tl.String())
+
+		tl.WideK = false
+		src, err = tl.Source()
+		require.NoError(t, err)
+		require.Contains(t, src, "alias IOV = "+wantOV+";", dt)
+		require.NotContains(t, tl.String(), "widek")
+
+		tl.Kernel, tl.WideK = BwdDKV, true
+		require.False(t, tl.WidensK(), "the dK/dV kernel never widens K")
 	}
 }

@@ -66,12 +66,15 @@ func (t DType) loadVecs(d, kc int) int {
 	return 1
 }
 
-// prelude is the WGSL that a kernel uses to read and write tensors of this
-// dtype: IOV is the element type of the storage arrays (four values each),
-// ld widens one to vec4<f32> and st narrows back, rounding to nearest even.
-// LDV is what one load of an operand reads, vw IOVs (1 or 2), and pick(x,
-// w) is IOV w of it.
-func (t DType) prelude(vw int) string {
+// prelude is the WGSL that a kernel uses to read and write tensors: IOV
+// is the element type of the arrays it reads (four values: vec4<f32>, or
+// vec2<u32> holding four halves) and ld widens one to vec4<f32>; OV is the
+// element type of the arrays it writes, of dtype out, and st narrows a
+// vec4<f32> to it, rounding to nearest even. Kernels read and write one
+// dtype (out = t) except the dQ kernel that reads an f32 copy of half K
+// (BwdTiling.WideK). LDV is what one load of an operand reads, vw IOVs (1
+// or 2), and pick(x, w) is IOV w of it.
+func (t DType) prelude(vw int, out DType) string {
 	pick := `alias LDV = IOV;
 fn pick(x: LDV, w: u32) -> IOV { return x; }
 `
@@ -80,31 +83,45 @@ fn pick(x: LDV, w: u32) -> IOV { return x; }
 fn pick(x: LDV, w: u32) -> IOV { return select(x.xy, x.zw, w == 1u); }
 `
 	}
-	return t.ioPrelude() + pick
+	return t.loadPrelude() + out.storePrelude() + pick
 }
 
-// ioPrelude declares IOV, ld and st for the dtype.
-func (t DType) ioPrelude() string {
+// loadPrelude declares IOV and ld for the dtype.
+func (t DType) loadPrelude() string {
 	switch t {
 	case Float16:
 		return `alias IOV = vec2<u32>;
 fn ld(x: IOV) -> vec4<f32> { return vec4<f32>(unpack2x16float(x.x), unpack2x16float(x.y)); }
-fn st(x: vec4<f32>) -> IOV { return IOV(pack2x16float(x.xy), pack2x16float(x.zw)); }
 `
 	case BFloat16:
 		return `alias IOV = vec2<u32>;
 fn ld(x: IOV) -> vec4<f32> {
 	return vec4<f32>(bitcast<f32>(x.x << 16u), bitcast<f32>(x.x & 0xffff0000u), bitcast<f32>(x.y << 16u), bitcast<f32>(x.y & 0xffff0000u));
 }
-fn bf16(f: f32) -> u32 {
-	let u = bitcast<u32>(f);
-	return (u + 0x7fffu + ((u >> 16u) & 1u)) >> 16u;
-}
-fn st(x: vec4<f32>) -> IOV { return IOV(bf16(x.x) | (bf16(x.y) << 16u), bf16(x.z) | (bf16(x.w) << 16u)); }
 `
 	}
 	return `alias IOV = vec4<f32>;
 fn ld(x: IOV) -> vec4<f32> { return x; }
-fn st(x: vec4<f32>) -> IOV { return x; }
+`
+}
+
+// storePrelude declares OV and st for the dtype.
+func (t DType) storePrelude() string {
+	switch t {
+	case Float16:
+		return `alias OV = vec2<u32>;
+fn st(x: vec4<f32>) -> OV { return OV(pack2x16float(x.xy), pack2x16float(x.zw)); }
+`
+	case BFloat16:
+		return `alias OV = vec2<u32>;
+fn bf16(f: f32) -> u32 {
+	let u = bitcast<u32>(f);
+	return (u + 0x7fffu + ((u >> 16u) & 1u)) >> 16u;
+}
+fn st(x: vec4<f32>) -> OV { return OV(bf16(x.x) | (bf16(x.y) << 16u), bf16(x.z) | (bf16(x.w) << 16u)); }
+`
+	}
+	return `alias OV = vec4<f32>;
+fn st(x: vec4<f32>) -> OV { return x; }
 `
 }

@@ -146,7 +146,7 @@ func (t FwdTiling) Source() (string, error) {
 		{"RM", t.rows()}, {"RG", t.rows() / 4}, {"WX", t.warpX()},
 		{"PQ", ceilDiv(t.BR()*t.KC/4, t.Threads())}, {"NQ", ceilDiv(t.D, t.KC) * ceilDiv(t.BR()*t.KC/4, t.Threads())}, {"GPU", boolInt(!t.CPU)}, {"CPU", boolInt(t.CPU)}, {"KT", boolInt(t.TransposedK)}, {"KU", boolInt(!t.TransposedK)}, {"PK", ceilDiv(t.BC()*t.KC/4/vw, t.Threads())}, {"PV", ceilDiv(t.VC*t.D/4/vw, t.Threads())},
 	}
-	return generate(t.String(), t.DType, consts, attnFwd, t.Rolled, "NT")
+	return generate(t.String(), t.DType, t.DType, consts, attnFwd, t.Rolled, "NT")
 }
 
 // ChooseFwd picks the forward tiling for head dimension d and storage type

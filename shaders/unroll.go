@@ -131,18 +131,19 @@ type constant struct {
 }
 
 // generate is a kernel module's WGSL: a line naming the tiling, the
-// dtype's prelude (its load type from the constant VW), the constants, then src with fetch.wgsl appended, its
+// prelude (see DType.prelude: ld for dtype in, st for dtype out, the load
+// type from the constant VW), the constants, then src with fetch.wgsl appended, its
 // @if blocks kept or dropped by the constants, its @unroll loops expanded
 // unless rolled, and @workgroup_size(NAME) given the value of each
 // constant named in sizes (naga wants literal workgroup sizes).
-func generate(tiling string, dt DType, consts []constant, src string, rolled bool, sizes ...string) (string, error) {
+func generate(tiling string, in, out DType, consts []constant, src string, rolled bool, sizes ...string) (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "// generated tiling: %s\n", tiling)
 	values := make(map[string]int, len(consts))
 	for _, c := range consts {
 		values[c.name] = c.val
 	}
-	b.WriteString(dt.prelude(values["VW"]))
+	b.WriteString(in.prelude(values["VW"], out))
 	for _, c := range consts {
 		fmt.Fprintf(&b, "const %s: u32 = %du;\n", c.name, c.val)
 	}
