@@ -5,10 +5,12 @@
 // set it also writes the driver's internal representations, where it offers
 // any, beside each input (NVIDIA offers none).
 //
-// Its input is SPIR-V made offline (naga's CLI, newer than the naga inside
-// wgpu 0.17), which the driver may compile differently: on the H200 the
-// backward kernels came out 70-100 registers lighter than wgpu's own
-// pipelines. scripts/vkstats_layer.c reports those pipelines themselves.
+// Its pipelines are not wgpu's: on the H200 the backward kernels come out
+// 70-100 registers lighter here than in wgpu's pipelines, even from the very
+// SPIR-V wgpu passes (dumped by scripts/vkstats_layer.c, which reports
+// wgpu's pipelines themselves). VKSTATS_ZERO=1 and VKSTATS_ROBUST=1 enable
+// two of the device features wgpu enables (zero-initialised workgroup
+// memory; robustness), to find which one makes the difference.
 //
 //	usage: vkstats file.spv entry [file.spv entry ...]
 //
@@ -47,8 +49,28 @@ int main(int argc, char **argv) {
 	float prio = 1;
 	VkDeviceQueueCreateInfo qci = {VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO, 0, 0, 0, 1, &prio};
 	VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR pef = {VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PIPELINE_EXECUTABLE_PROPERTIES_FEATURES_KHR, 0, VK_TRUE};
-	const char *ext[] = {"VK_KHR_pipeline_executable_properties"};
-	VkDeviceCreateInfo dci = {VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, &pef, 0, 1, &qci, 0, 0, 1, ext};
+	const char *ext[4] = {"VK_KHR_pipeline_executable_properties"};
+	uint32_t next = 1;
+	void *chain = &pef;
+	// What wgpu enables that may change the code (see vkstats_layer.c):
+	// VKSTATS_ZERO=1 the zero-initialised workgroup memory that WGSL
+	// requires (wgpu then has naga emit initialisers instead of a
+	// clearing loop), VKSTATS_ROBUST=1 the robustness features.
+	VkPhysicalDeviceZeroInitializeWorkgroupMemoryFeaturesKHR zf = {VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_ZERO_INITIALIZE_WORKGROUP_MEMORY_FEATURES_KHR, 0, VK_TRUE};
+	if (getenv("VKSTATS_ZERO")) {
+		ext[next++] = "VK_KHR_zero_initialize_workgroup_memory";
+		zf.pNext = chain;
+		chain = &zf;
+	}
+	VkPhysicalDeviceRobustness2FeaturesEXT rf = {VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_ROBUSTNESS_2_FEATURES_EXT, 0, VK_TRUE, VK_TRUE, VK_FALSE};
+	VkPhysicalDeviceFeatures f10 = {0};
+	if (getenv("VKSTATS_ROBUST")) {
+		ext[next++] = "VK_EXT_robustness2";
+		rf.pNext = chain;
+		chain = &rf;
+		f10.robustBufferAccess = VK_TRUE;
+	}
+	VkDeviceCreateInfo dci = {VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, chain, 0, 1, &qci, 0, 0, next, ext, &f10};
 	VkDevice dev; CK(vkCreateDevice(pd, &dci, 0, &dev));
 	PFN_vkGetPipelineExecutablePropertiesKHR getProps = (void *)vkGetDeviceProcAddr(dev, "vkGetPipelineExecutablePropertiesKHR");
 	PFN_vkGetPipelineExecutableStatisticsKHR getStats = (void *)vkGetDeviceProcAddr(dev, "vkGetPipelineExecutableStatisticsKHR");

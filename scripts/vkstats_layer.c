@@ -15,9 +15,11 @@
 //	gcc -O1 -shared -fPIC -o .dev/layer/libvkstats_layer.so scripts/vkstats_layer.c
 //	VK_LAYER_PATH=.dev/layer VK_INSTANCE_LAYERS=VK_LAYER_COREATTN_stats .dev/coreattn bench ...
 //
-// It prints the robustness features the program asked for; with
-// VKSTATS_NO_ROBUST set it turns them off, to measure what they cost (never
-// for results: out-of-bounds accesses are then undefined).
+// It prints the robustness features the program asked for and whether it
+// zero-initialises workgroup memory natively; with VKSTATS_NO_ROBUST or
+// VKSTATS_NO_ZERO set it turns them off, to measure what they cost (never
+// for results: out-of-bounds accesses or workgroup memory are then
+// undefined). VKSTATS_LOG lists the device's extensions and feature structs.
 //
 // With VKSTATS_DUMP=dir it also writes every shader module's SPIR-V there
 // (module-000.spv, ...), the SPIR-V as wgpu's naga made it.
@@ -77,6 +79,12 @@ static void robustness(VkDeviceCreateInfo *c, VkPhysicalDeviceFeatures *f10) {
 			fprintf(stderr, "vkstats: robustBufferAccess2=%u robustImageAccess2=%u nullDescriptor=%u%s\n", f->robustBufferAccess2, f->robustImageAccess2, f->nullDescriptor, off ? " (turned off)" : "");
 			if (off)
 				f->robustBufferAccess2 = f->robustImageAccess2 = VK_FALSE;
+		} else if (p->sType == VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_ZERO_INITIALIZE_WORKGROUP_MEMORY_FEATURES) {
+			VkPhysicalDeviceZeroInitializeWorkgroupMemoryFeatures *f = (VkPhysicalDeviceZeroInitializeWorkgroupMemoryFeatures *)p;
+			int nz = getenv("VKSTATS_NO_ZERO") != NULL;
+			fprintf(stderr, "vkstats: shaderZeroInitializeWorkgroupMemory=%u%s\n", f->shaderZeroInitializeWorkgroupMemory, nz ? " (turned off)" : "");
+			if (nz)
+				f->shaderZeroInitializeWorkgroupMemory = VK_FALSE;
 		} else if (p->sType == VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_IMAGE_ROBUSTNESS_FEATURES) {
 			VkPhysicalDeviceImageRobustnessFeatures *f = (VkPhysicalDeviceImageRobustnessFeatures *)p;
 			fprintf(stderr, "vkstats: robustImageAccess=%u%s\n", f->robustImageAccess, off ? " (turned off)" : "");
@@ -102,6 +110,12 @@ static VkResult VKAPI_CALL layer_CreateDevice(VkPhysicalDevice pd, const VkDevic
 	VkDeviceCreateInfo c = *ci;
 	VkPhysicalDeviceFeatures f10;
 	robustness(&c, &f10);
+	if (getenv("VKSTATS_LOG")) {
+		for (uint32_t i = 0; i < ci->enabledExtensionCount; i++)
+			fprintf(stderr, "vkstats: extension %s\n", ci->ppEnabledExtensionNames[i]);
+		for (const VkBaseInStructure *p = ci->pNext; p; p = p->pNext)
+			fprintf(stderr, "vkstats: feature struct sType %d\n", p->sType);
+	}
 	const char *ext[256];
 	uint32_t n = 0;
 	int have = 0;
