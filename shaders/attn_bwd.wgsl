@@ -224,10 +224,6 @@ fn pow2(n: i32) -> f32 {
 	return bitcast<f32>(u32(n + 127) << 23u);
 }
 
-// bound_main reduces max |K| and max ‖V_j‖ over every (key row, KV head)
-// pair, one per invocation, into bnd_out (zero before it runs: the buffer
-// starts so and dq_cast_main clears it). Non-negative f32 values order as
-// their bits, so an integer max is the float max (a NaN wins over all).
 // widen_main copies K (wid_src, the stored type) into wid_dst as f32, for
 // a dQ kernel that reads K so (BwdTiling.WideK): one invocation per vec4.
 @compute @workgroup_size(DWG)
@@ -238,6 +234,10 @@ fn widen_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_in
 	}
 }
 
+// bound_main reduces max |K| and max ‖V_j‖ over every (key row, KV head)
+// pair, one per invocation, into bnd_out (zero before it runs: the buffer
+// starts so and dq_cast_main clears it). Non-negative f32 values order as
+// their bits, so an integer max is the float max (a NaN wins over all).
 @compute @workgroup_size(DWG)
 fn bound_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
 	if (lid == 0u) {

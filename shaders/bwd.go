@@ -316,14 +316,16 @@ func ChooseBwd(k BwdKernel, d int, dt DType, wgBytes, maxThreads int) (BwdTiling
 // Its d-chunk (KC) is unused there and kept at 16 or less. On the H200 VC
 // 32 made fwd+bwd 6% faster than 16 (S8192 D128 H32 63.3, 63.5 ms against
 // 67.6, 67.4; S16384 D128 H16 127.0 against 135.3, 134.7; S4096 D64 H32
-// 9.60 against 9.98). Above D 64 with half storage it sets WideK.
+// 9.60 against 9.98). Above D 64 with half storage it sets WideK (at
+// S4096 D64 H32 the kernel is as fast with half K as with f32: 1.75 and
+// 1.77 ms, so there the copy would only cost).
 func ChooseDQStored(d int, dt DType, wgBytes, maxThreads int) (BwdTiling, error) {
 	for _, txy := range [][2]int{{16, 16}, {8, 8}, {4, 4}} {
 		if txy[0]*txy[1] > maxThreads {
 			continue
 		}
 		for _, vc := range []int{32, 16, 8, 4} {
-			t := BwdTiling{Kernel: BwdDQ, D: d, TX: txy[0], TY: txy[1], KC: min(16, vc), VC: vc, DType: dt, WideK: d > 64}
+			t := BwdTiling{Kernel: BwdDQ, D: d, TX: txy[0], TY: txy[1], KC: min(16, vc), VC: vc, DType: dt, WideK: d > 64 && dt != Float32}
 			if 2*vc <= t.BC() && t.Validate() == nil && t.WorkgroupBytes() <= wgBytes {
 				return t, nil
 			}
