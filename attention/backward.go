@@ -273,9 +273,17 @@ func (op *Op) prepareBackward(a *Args, t BackwardTensors, dqT, kvT shaders.BwdTi
 	for i, p := range []struct {
 		tiling shaders.BwdTiling
 		entry  string
-	}{{plainDQ, shaders.DeltaEntry}, {dqT, dqEntry(kvT)}, {kvT, kvT.Kernel.Entry()}, {kvT, shaders.DQCastEntry}, {plainDQ, shaders.BoundEntry}, {kvT, shaders.WidenEntry}} {
-		if (i == 1 && kvT.FusedDQ) || ((i == 3 || i == 4) && !kvT.FusedDQ) || (i == 5 && !dqT.WidensK()) {
-			continue // not run
+		run    bool
+	}{
+		{plainDQ, shaders.DeltaEntry, true},
+		{dqT, dqEntry(kvT), !kvT.FusedDQ},
+		{kvT, kvT.Kernel.Entry(), true},
+		{kvT, shaders.DQCastEntry, kvT.FusedDQ},
+		{plainDQ, shaders.BoundEntry, kvT.FusedDQ},
+		{kvT, shaders.WidenEntry, dqT.WidensK()},
+	} {
+		if !p.run {
+			continue
 		}
 		if p.tiling.D != a.HeadDim {
 			return nil, fmt.Errorf("attention: backward tiling %s is for D=%d, the call has head_dim %d", p.tiling, p.tiling.D, a.HeadDim)
@@ -360,7 +368,7 @@ func (op *Op) prepareBackward(a *Args, t BackwardTensors, dqT, kvT shaders.BwdTi
 	if kvT.StoredDS {
 		scratches = append(scratches, scratch{&dsBuf, "attn_bwd ds", plan.bytes})
 	}
-	if dqT.WidensK() {
+	if dqT.WidensK() && nq > 0 {
 		scratches = append(scratches, scratch{&k32, "attn_bwd k as f32", wideKBytes(a)})
 	}
 	for _, b := range scratches {
