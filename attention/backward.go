@@ -197,6 +197,11 @@ func (op *Op) PrepareBackward(a *Args, t BackwardTensors) (*Call, error) {
 	default:
 		return nil, fmt.Errorf("attention: DQ mode %d does not exist", op.opts.DQ)
 	}
+	// A chosen dK/dV kernel writes the dQ kernel's f32 K itself where the
+	// adapter has a storage binding to spare; else a pass does.
+	if op.opts.BackwardDKV.TX == 0 {
+		kvT.WideK = kvT.StoredDS && dqT.WidensK() && lim.MaxStorageBuffersPerStage > backwardBuffers+1
+	}
 	return op.prepareBackward(a, t, dqT, kvT)
 }
 
@@ -232,6 +237,10 @@ func (op *Op) prepareBackward(a *Args, t BackwardTensors, dqT, kvT shaders.BwdTi
 	if !kvT.StoredDS {
 		dqT.WideK = false
 	}
+	meta, nq := a.tileTable(dqT.BR(), dqT.BC())
+	if !dqT.WidensK() || nq == 0 {
+		kvT.WideK = false // no dQ kernel reads the copy
+	}
 	plainDQ := dqT // for the passes that read the stored types
 	plainDQ.WideK = false
 	if err := a.checkBuffers(op.dev, map[string]*wgpu.Buffer{
@@ -248,6 +257,9 @@ func (op *Op) prepareBackward(a *Args, t BackwardTensors, dqT, kvT shaders.BwdTi
 	lim := op.dev.Limits()
 	nbuf := backwardBuffers
 	if kvT.FusedDQ || kvT.StoredDS {
+		nbuf++
+	}
+	if kvT.WritesWideK() {
 		nbuf++
 	}
 	if lim.MaxStorageBuffersPerStage < uint32(nbuf) {
@@ -280,7 +292,7 @@ func (op *Op) prepareBackward(a *Args, t BackwardTensors, dqT, kvT shaders.BwdTi
 		{kvT, kvT.Kernel.Entry(), true},
 		{kvT, shaders.DQCastEntry, kvT.FusedDQ},
 		{plainDQ, shaders.BoundEntry, kvT.FusedDQ},
-		{kvT, shaders.WidenEntry, dqT.WidensK()},
+		{kvT, shaders.WidenEntry, dqT.WidensK() && !kvT.WritesWideK()},
 	} {
 		if !p.run {
 			continue
@@ -303,7 +315,6 @@ func (op *Op) prepareBackward(a *Args, t BackwardTensors, dqT, kvT shaders.BwdTi
 		}
 	}
 
-	meta, nq := a.tileTable(dqT.BR(), dqT.BC())
 	kvTiles := a.kvTileTable(kvT.BR(), kvT.BC(), kvT.StoredDS)
 	nkv := len(kvTiles) / 2
 	kvOff := len(meta)
@@ -403,9 +414,13 @@ func (op *Op) prepareBackward(a *Args, t BackwardTensors, dqT, kvT shaders.BwdTi
 		}
 	}
 	if kvT.StoredDS {
-		dqK := t.K
+		b := storedBuffers{t: t, dqK: t.K, meta: mbuf, delta: delta, dsBuf: dsBuf}
 		if dqT.WidensK() && nq > 0 {
-			dqK = k32
+			b.dqK = k32
+		}
+		if kvT.WritesWideK() {
+			b.wideK = k32
+		} else if dqT.WidensK() && nq > 0 {
 			call.dispatches = append(call.dispatches, wgpu.Dispatch{
 				Label:      "attn_bwd widen k",
 				Pipeline:   pipes[5],
@@ -413,7 +428,7 @@ func (op *Op) prepareBackward(a *Args, t BackwardTensors, dqT, kvT shaders.BwdTi
 				Workgroups: wideGrid,
 			})
 		}
-		return op.storedPasses(call, a, plan, params, storedBuffers{t, dqK, mbuf, delta, dsBuf}, pipes[1], pipes[2], dqY, nq, kvY, nkv)
+		return op.storedPasses(call, a, plan, params, b, pipes[1], pipes[2], dqY, nq, kvY, nkv)
 	}
 	if nkv > 0 {
 		bufs := []*wgpu.Buffer{pbuf, mbuf, t.Q, t.K, t.V, t.DO, t.LSE, delta, t.DK, t.DV}

@@ -53,7 +53,8 @@
 // one writer per element of dQ; the scratch holds 4 bytes per visible
 // query-key pair and query head, in passes over groups of KV heads that
 // fit [Options].DSScratch (2 GiB by default, or the adapter's limit for one buffer);
-// with half storage above D 64 that kernel reads a float32 copy of K. [DQSeparate] runs a
+// with half storage above D 64 that kernel reads a float32 copy of K, which
+// the dK/dV kernel writes as it stages K. [DQSeparate] runs a
 // query-block-major dQ kernel that recomputes S and dP instead, which
 // needs no scratch and makes the backward about 25% slower on an H200.
 //

@@ -107,10 +107,12 @@ func dqEntry(kvT shaders.BwdTiling) string {
 const hk0Param = 20
 
 // storedBuffers are the buffers of DQStored's passes; dqK is the K that
-// the dQ kernel reads (t.K, or its f32 copy for a WideK tiling).
+// the dQ kernel reads (t.K, or its f32 copy for a WideK tiling), wideK
+// that copy where the dK/dV kernel writes it (else nil).
 type storedBuffers struct {
 	t                       BackwardTensors
 	dqK, meta, delta, dsBuf *wgpu.Buffer
+	wideK                   *wgpu.Buffer
 }
 
 // wideKBytes is the size of K as f32 (shaders.BwdTiling.WideK).
@@ -120,7 +122,8 @@ func wideKBytes(a *Args) uint64 {
 
 // storedPasses appends DQStored's passes to call, each over plan.heads KV
 // heads and their query heads: the dK/dV kernel, which stores the heads'
-// dS tiles in b.dsBuf, then the dQ kernel, which reads them. Each pass has
+// dS tiles in b.dsBuf (and, with b.wideK, writes its K rows as f32), then
+// the dQ kernel, which reads them. Each pass has
 // parameters of its own (params with its first KV head).
 func (op *Op) storedPasses(call *Call, a *Args, plan dsPlan, params []uint32, b storedBuffers, dqs, dkv *wgpu.Pipeline, dqY, nq, kvY, nkv int) (*Call, error) {
 	group := a.NumHeadsQ / a.NumHeadsKV
@@ -134,10 +137,14 @@ func (op *Op) storedPasses(call *Call, a *Args, plan dsPlan, params []uint32, b 
 		}
 		call.owned = append(call.owned, pbuf)
 		if nkv > 0 {
+			bufs := []*wgpu.Buffer{pbuf, b.meta, b.t.Q, b.t.K, b.t.V, b.t.DO, b.t.LSE, b.delta, b.t.DK, b.t.DV, b.dsBuf}
+			if b.wideK != nil {
+				bufs = append(bufs, b.wideK)
+			}
 			call.dispatches = append(call.dispatches, wgpu.Dispatch{
 				Label:      fmt.Sprintf("attn_bwd dkv, stores dS of KV heads %d-%d", hk0, hk0+heads-1),
 				Pipeline:   dkv,
-				Buffers:    []*wgpu.Buffer{pbuf, b.meta, b.t.Q, b.t.K, b.t.V, b.t.DO, b.t.LSE, b.delta, b.t.DK, b.t.DV, b.dsBuf},
+				Buffers:    bufs,
 				Workgroups: [3]uint32{uint32(heads), uint32(kvY), uint32((nkv + kvY - 1) / kvY)},
 			})
 		}

@@ -163,9 +163,11 @@ func TestAutoKeepsFusedOnCPU(t *testing.T) {
 }
 
 // TestWideKSameBits checks the dQ kernel that reads K from an f32 copy
-// (shaders.BwdTiling.WideK) against the one that widens half K as it stages
-// it: both multiply the same f32 values in the same order, so dQ, dK and
-// dV are the same bits, and within 1e-2 of the float64 reference.
+// (shaders.BwdTiling.WideK), written by the dK/dV kernel or by the widen
+// pass, against the one that widens half K as it stages it: all three
+// multiply the same f32 values in the same order, so dQ, dK and dV are the
+// same bits, and within 1e-2 of the float64 reference. Each variant must
+// run the passes it names.
 func TestWideKSameBits(t *testing.T) {
 	dev := testOp(t).Device()
 	lim := dev.Limits()
@@ -175,25 +177,71 @@ func TestWideKSameBits(t *testing.T) {
 				in := newBwdInputs(t, c, uint64(900+i))
 				a := *in.a
 				a.DType = dt
-				var first [3][]float32
-				for _, wide := range []bool{true, false} {
+				var first [3][]uint32
+				for j, v := range []struct {
+					name           string
+					dqWide, kvWide bool
+				}{{"copied by dK/dV", true, true}, {"widen pass", true, false}, {"half K", false, false}} {
 					dqT, err := shaders.ChooseDQStored(c.d, dt, int(lim.MaxWorkgroupStorageSize), int(lim.MaxInvocationsPerWorkgroup))
 					require.NoError(t, err)
-					dqT.WideK = wide
-					op := NewWithOptions(dev, Options{DQ: DQStored, BackwardDQ: dqT})
-					dq, dk, dv, err := op.Backward(context.Background(), &a, in.q, in.k, in.v, in.o, in.lse, in.do)
+					kvT, err := shaders.ChooseBwd(shaders.BwdDKV, c.d, dt, int(lim.MaxWorkgroupStorageSize), int(lim.MaxInvocationsPerWorkgroup))
 					require.NoError(t, err)
-					require.LessOrEqual(t, RelError(dq, in.wantDQ), 1e-2, "dQ, WideK %v", wide)
-					got := [3][]float32{dq, dk, dv}
-					if wide {
+					dqT.WideK, kvT.WideK = v.dqWide, v.kvWide
+					op := NewWithOptions(dev, Options{DQ: DQStored, BackwardDQ: dqT, BackwardDKV: kvT})
+					bt := halfTensors(t, op, &a, in)
+					call, err := op.PrepareBackward(&a, bt)
+					require.NoError(t, err)
+					t.Cleanup(call.Release)
+					var widen bool
+					for _, d := range call.Dispatches() {
+						widen = widen || d.Label == "attn_bwd widen k"
+					}
+					require.Equal(t, v.dqWide && !v.kvWide, widen, "%s: %s", v.name, call.Tiling)
+					dqName, kvName, _ := strings.Cut(call.Tiling, "; ")
+					require.Equal(t, v.dqWide, strings.Contains(dqName, " widek"), "%s: %s", v.name, call.Tiling)
+					require.Equal(t, v.kvWide, strings.Contains(kvName, " widek"), "%s: %s", v.name, call.Tiling)
+					_, err = dev.Run(context.Background(), call.Dispatches()...)
+					require.NoError(t, err)
+					var got [3][]uint32
+					for k, x := range []struct {
+						b *wgpu.Buffer
+						n int
+					}{{bt.DQ, in.qElems}, {bt.DK, in.kvElems}, {bt.DV, in.kvElems}} {
+						h, err := Download(context.Background(), x.b, dt, x.n)
+						require.NoError(t, err)
+						require.LessOrEqual(t, RelError(h, [][]float64{in.wantDQ, in.wantDK, in.wantDV}[k]), 1e-2, "%s: gradient %d", v.name, k)
+						got[k] = math32bits(h)
+					}
+					if j == 0 {
 						first = got
 						continue
 					}
-					require.Equal(t, math32bits(first[0]), math32bits(got[0]), "dQ: f32 copy of K against half K")
-					require.Equal(t, math32bits(first[1]), math32bits(got[1]), "dK")
-					require.Equal(t, math32bits(first[2]), math32bits(got[2]), "dV")
+					require.Equal(t, first, got, "%s against the copy written by dK/dV", v.name)
 				}
 			})
 		}
 	}
+}
+
+// halfTensors uploads in's inputs in a's storage type and makes poisoned
+// gradients of that type, released when the test ends.
+func halfTensors(t *testing.T, op *Op, a *Args, in bwdInputs) BackwardTensors {
+	t.Helper()
+	var bt BackwardTensors
+	for _, x := range []struct {
+		dst  **wgpu.Buffer
+		name string
+		dt   DType
+		data []float32
+	}{
+		{&bt.Q, "q", a.DType, in.q}, {&bt.K, "k", a.DType, in.k}, {&bt.V, "v", a.DType, in.v},
+		{&bt.O, "o", a.DType, in.o}, {&bt.DO, "do", a.DType, in.do}, {&bt.LSE, "lse", Float32, in.lse},
+		{&bt.DQ, "dq", a.DType, nanSlice(in.qElems)}, {&bt.DK, "dk", a.DType, nanSlice(in.kvElems)}, {&bt.DV, "dv", a.DType, nanSlice(in.kvElems)},
+	} {
+		b, err := Upload(op.Device(), x.name, x.dt, x.data)
+		require.NoError(t, err)
+		t.Cleanup(b.Release)
+		*x.dst = b
+	}
+	return bt
 }

@@ -85,14 +85,19 @@ func randn(rng *rand.Rand, n int) []float32 {
 // that skips an element is caught.
 func poisoned(t testing.TB, dev *wgpu.Device, name string, n int) *wgpu.Buffer {
 	t.Helper()
-	nan := make([]float32, n)
-	for i := range nan {
-		nan[i] = float32(math.NaN())
-	}
-	b, err := wgpu.Upload(dev, name, nan)
+	b, err := wgpu.Upload(dev, name, nanSlice(n))
 	require.NoError(t, err)
 	t.Cleanup(b.Release)
 	return b
+}
+
+// nanSlice is n NaNs, to poison outputs before a run.
+func nanSlice(n int) []float32 {
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(math.NaN())
+	}
+	return x
 }
 
 func upload(t testing.TB, dev *wgpu.Device, name string, x []float32) *wgpu.Buffer {

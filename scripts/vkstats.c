@@ -5,12 +5,12 @@
 // set it also writes the driver's internal representations, where it offers
 // any, beside each input (NVIDIA offers none).
 //
-// Its pipelines are not wgpu's: on the H200 the backward kernels come out
-// 70-100 registers lighter here than in wgpu's pipelines, even from the very
-// SPIR-V wgpu passes (dumped by scripts/vkstats_layer.c, which reports
-// wgpu's pipelines themselves). VKSTATS_ZERO=1 and VKSTATS_ROBUST=1 enable
-// two of the device features wgpu enables (zero-initialised workgroup
-// memory; robustness), to find which one makes the difference.
+// Its pipelines are not wgpu's, but from the SPIR-V wgpu passes (dumped by
+// scripts/vkstats_layer.c, which reports wgpu's pipelines themselves) it
+// gets the same registers on the H200 (docs/perf.md, Looking inside the
+// driver). VKSTATS_ZERO=1 and VKSTATS_ROBUST=1 enable two of the device
+// features wgpu enables (zero-initialised workgroup memory; robustness);
+// neither changed a register count there.
 //
 //	usage: vkstats file.spv entry [file.spv entry ...]
 //

@@ -76,7 +76,9 @@
 // and query head). The host runs the two in passes of KV heads whose tiles
 // fit the scratch; within a pass tile (h, query block, key block) lies at
 // (h - first head of the pass) · ds_np + the block's first tile (ds_poff)
-// + the key block.
+// + the key block. With half storage above D 64 dqs_main reads K as f32
+// (WideK), from a copy that dkv_main writes in its first step (WKO) or,
+// with too few storage bindings for that, widen_main before the passes.
 //
 // The constants below are generated per adapter and head dimension by
 // shaders.BwdTiling.Source (see bwd.go) and prepended to this file:
@@ -110,6 +112,8 @@
 //                transposed or untransposed (BwdTiling.Transposed)
 //   DSM, PD      1: dkv_main stores dS for dqs_main (BwdTiling.StoredDS);
 //                loads of a dS chunk (VC x RS vec4s) each thread fetches
+//   WKO          1: dkv_main also writes K as f32 (k_wide) for a WideK
+//                dqs_main (BwdTiling.WritesWideK)
 //
 // Loops marked `// @unroll` are expanded by the generator (unroll.go), so
 // that register arrays are only ever indexed by constants. Workgroup arrays
@@ -161,6 +165,7 @@ struct Params {
 @group(0) @binding(10) var<storage, read_write> dq_acc: array<atomic<u32>>; // fixed-point dQ: hi words [Hq * total_q * D], then lo words [Hq * total_q * D/2] (fused dkv_main only)
 @group(0) @binding(10) var<storage, read_write> ds_out: array<vec4<f32>>;   // stored dS tiles (DSM dkv_main only; see ds_at)
 @group(0) @binding(9) var<storage, read> ds_in: array<vec4<f32>>;           // the same, read by dqs_main
+@group(0) @binding(11) var<storage, read_write> k_wide: array<vec4<f32>>;   // K as f32 for a WideK dqs_main (WKO dkv_main only; see widen_rows)
 
 // The bound pre-pass binds these.
 @group(0) @binding(1) var<storage, read> bnd_k: array<IOV>;
@@ -225,7 +230,9 @@ fn pow2(n: i32) -> f32 {
 }
 
 // widen_main copies K (wid_src, the stored type) into wid_dst as f32, for
-// a dQ kernel that reads K so (BwdTiling.WideK): one invocation per vec4.
+// a dQ kernel that reads K so (BwdTiling.WideK), where dkv_main does not
+// write the copy itself (WKO needs an eleventh storage buffer): one
+// invocation per vec4.
 @compute @workgroup_size(DWG)
 fn widen_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
 	let i = (wg.x + wg.y * P.wide_grid_x) * DWG + lid;
@@ -649,6 +656,9 @@ fn dkv_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
 	var fv: array<LDV, PV>;
 	var sb = 0u;
 	store_pair(0u, lid, fp);
+	// @if WKO
+	widen_rows(t, hk, lid, 0u, fp.a);
+	// @end
 	workgroupBarrier();
 	// Step it covers query head h0 + it / nqb, query rows qb..qb+BC-1;
 	// (h_next, qb_next) is step it + 1.
@@ -723,6 +733,11 @@ fn dkv_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
 			sb = 1u - sb;
 			if (c + 1u < NKC) {
 				store_pair(sb, lid, fp);
+				// @if WKO
+				if (it == 0u) {
+					widen_rows(t, hk, lid, c + 1u, fp.a);
+				}
+				// @end
 			} else {
 				store_acc(sb, lid, fv);
 				// @unroll
@@ -1216,6 +1231,27 @@ fn dkv_fetch_rows(t: Tile, hk: u32, lid: u32, c: u32, sel: u32) -> array<LDV, PA
 		}
 	}
 	return a;
+}
+
+// widen_rows writes d-chunk c of the block's K rows, as dkv_fetch_rows
+// fetched them (a), to k_wide as f32 (WKO). dkv_main calls it in its first
+// step, which fetches every d-chunk: every key row that a query sees lies
+// in a block with at least one step, so the copy holds every row that
+// dqs_main reads.
+fn widen_rows(t: Tile, hk: u32, lid: u32, c: u32, a: array<LDV, PA>) {
+	// @unroll
+	for (var u = 0u; u < PA; u++) {
+		let it = lid + u * NT;
+		let row = chunk_row(it, BR);
+		let l = c * KCL + chunk_col(it, BR);
+		if ((SA % NT == 0u || it < SA) && t.r0 + row < t.k_len && l < DL) {
+			let i = k_at(t.k_start + t.r0 + row, hk, l) * VW;
+			// @unroll
+			for (var w = 0u; w < VW; w++) {
+				k_wide[i + w] = ld(pick(a[u], w));
+			}
+		}
+	}
 }
 
 // dq_fetch_acc fetches the K rows kb..kb+VC-1.

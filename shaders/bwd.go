@@ -57,9 +57,10 @@ const DQCastEntry = "dq_cast_main"
 const BoundEntry = "bound_main"
 
 // WidenEntry is the entry point, in either backward module (not a WideK
-// one), of the pass that copies K into an f32 buffer for a WideK dQ
-// kernel: one invocation per vec4 of K, in workgroups of DeltaWorkgroup,
-// Params.wide_grid_x of them along x.
+// dQ one), of the pass that copies K into an f32 buffer for a WideK dQ
+// kernel where the dK/dV kernel does not (see WideK): one invocation per
+// vec4 of K, in workgroups of DeltaWorkgroup, Params.wide_grid_x of them
+// along x.
 const WidenEntry = "widen_main"
 
 // DQStoredEntry is the entry point, in the BwdDQ module, of the dQ kernel
@@ -98,13 +99,18 @@ type BwdTiling struct {
 	StoredDS bool
 	// DType is the storage type of Q, K, V, O, dO and the gradients.
 	DType DType
-	// WideK (the BwdDQ module of DQStoredEntry, half storage) makes the dQ
-	// kernel read K from an f32 copy that WidenEntry writes, instead of
-	// widening the halves as it stages them; it still writes dQ in DType.
-	// The module's other entry points must not be used: they would read
-	// their operands as f32 too. On the H200 the dQ kernel with half K
-	// took 9.55 ms at S8192 D128 H32 against 7.80 with f32 K, for no cause
-	// found (see docs/perf.md, Storage types); the copy takes ~0.1 ms.
+	// WideK (half storage, dS stored) gives the dQ kernel an f32 copy of
+	// K. In the BwdDQ module of DQStoredEntry it makes the dQ kernel read
+	// K from that copy instead of widening the halves as it stages them;
+	// it still writes dQ in DType, and the module's other entry points must
+	// not be used (they would read their operands as f32 too). On the H200
+	// the dQ kernel with half K took 9.55 ms at S8192 D128 H32 against 7.80
+	// with f32 K, for no cause found (see docs/perf.md, Storage types). In
+	// a StoredDS dK/dV kernel it makes the kernel write the copy as it
+	// stages K in its first step, into a twelfth binding (an eleventh
+	// storage buffer); without it the WidenEntry pass writes the copy
+	// (0.13 ms at S8192 D128 H32, 0.96 on bench's CA-task batch, whose K
+	// has 11.5 times its query rows).
 	WideK bool
 	// CPU selects the fetch pattern for CPU drivers (lavapipe): staged
 	// d-chunks read one row per invocation and stored unswizzled. The GPU
@@ -221,7 +227,7 @@ func (t BwdTiling) String() string {
 	if t.DType != Float32 {
 		s += " " + t.DType.String()
 	}
-	if t.WidensK() {
+	if t.WidensK() || t.WritesWideK() {
 		s += " widek"
 	}
 	if t.CPU {
@@ -242,6 +248,13 @@ func (t BwdTiling) String() string {
 // WidensK reports whether the tiling's dQ kernel reads K from an f32 copy:
 // WideK, for the BwdDQ kernel with half storage.
 func (t BwdTiling) WidensK() bool { return t.WideK && t.Kernel == BwdDQ && t.DType != Float32 }
+
+// WritesWideK reports whether the tiling's dK/dV kernel writes the f32
+// copy of K for a WideK dQ kernel: WideK, for the BwdDKV kernel with
+// StoredDS and half storage.
+func (t BwdTiling) WritesWideK() bool {
+	return t.WideK && t.Kernel == BwdDKV && t.StoredDS && t.DType != Float32
+}
 
 // rowRegs reports whether the kernel holds its K and V rows in registers:
 // RowRegs, for the dK/dV kernel with the GPU fetch pattern.
@@ -275,6 +288,7 @@ func (t BwdTiling) Source() (string, error) {
 		{"NRA", ceilDiv(t.D, t.KC) * ceilDiv(t.KC*t.BR()/4/vw, t.Threads())},
 		{"KT", boolInt(t.Transposed)}, {"KU", boolInt(!t.Transposed)},
 		{"DSM", boolInt(t.StoredDS)}, {"PD", ceilDiv(t.VC*rs, t.Threads())},
+		{"WKO", boolInt(t.WritesWideK())},
 	}
 	return generate(t.String(), in, t.DType, consts, attnBwd, t.Rolled, "NT", "DWG")
 }

@@ -1,6 +1,7 @@
 package shaders
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -68,7 +69,8 @@ func TestChooseDQStored(t *testing.T) {
 
 // TestWideKSource checks the module of a WideK dQ tiling: it reads its
 // operands as f32 (one vec4 a load) and writes dQ in the storage type, and
-// only the BwdDQ kernel of half storage widens K.
+// only the BwdDQ kernel of half storage widens K; a WideK dK/dV kernel
+// writes the copy only when it stores dS, reading the stored type.
 func TestWideKSource(t *testing.T) {
 	for _, dt := range DTypes {
 		tl := BwdTiling{Kernel: BwdDQ, D: 128, TX: 16, TY: 16, KC: 16, VC: 32, DType: dt, WideK: true}
@@ -88,5 +90,13 @@ func TestWideKSource(t *testing.T) {
 
 		tl.Kernel, tl.WideK = BwdDKV, true
 		require.False(t, tl.WidensK(), "the dK/dV kernel never widens K")
+		require.False(t, tl.WritesWideK(), "the dK/dV kernel writes the copy only when it stores dS")
+		tl.StoredDS = true
+		require.Equal(t, dt != Float32, tl.WritesWideK(), dt)
+		src, err = tl.Source()
+		require.NoError(t, err)
+		require.Contains(t, src, fmt.Sprintf("const WKO: u32 = %du;", boolInt(dt != Float32)), dt)
+		require.Contains(t, src, "alias IOV = "+wantOV+";", "the dK/dV kernel reads the stored type")
+		require.Equal(t, dt != Float32, strings.Contains(tl.String(), " widek"), tl.String())
 	}
 }
