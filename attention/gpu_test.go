@@ -235,3 +235,39 @@ func TestForwardGPUPattern(t *testing.T) {
 		})
 	}
 }
+
+// TestForwardGrowingMax drives every row's maximum score up by hundreds
+// (log2 domain) from one key tile to the next, so that the online softmax
+// must rescale O and l at every tile: P against a stale maximum would
+// overflow f32. Key row j is scaled by 1 + j/32 and the softmax scale is
+// 4, so scores reach the thousands; both fetch patterns, causal or not.
+func TestForwardGrowingMax(t *testing.T) {
+	dev := testOp(t).Device()
+	lim := dev.Limits()
+	for _, causal := range []bool{true, false} {
+		for _, cpu := range []bool{true, false} {
+			t.Run(fmt.Sprintf("causal=%t/cpu=%t", causal, cpu), func(t *testing.T) {
+				a := &Args{CuSeqlensQ: []int32{0, 150}, CuSeqlensK: []int32{0, 300}, NumHeadsQ: 2, NumHeadsKV: 1, HeadDim: 64, SoftmaxScale: 4, Causal: causal}
+				rng := rand.New(rand.NewPCG(31, 0xf3))
+				q := randn(rng, a.TotalQ()*a.NumHeadsQ*a.HeadDim)
+				k := randn(rng, a.TotalK()*a.NumHeadsKV*a.HeadDim)
+				v := randn(rng, a.TotalK()*a.NumHeadsKV*a.HeadDim)
+				for j := range a.TotalK() {
+					for d := range a.HeadDim {
+						k[j*a.HeadDim+d] *= 1 + float32(j)/32
+					}
+				}
+				tl, err := shaders.ChooseFwd(a.HeadDim, a.DType, int(lim.MaxWorkgroupStorageSize), int(lim.MaxInvocationsPerWorkgroup))
+				require.NoError(t, err)
+				tl.CPU = cpu
+				op := NewWithOptions(dev, Options{ForwardTiling: tl})
+				wantO, wantLSE, err := ReferenceForward(a, q, k, v)
+				require.NoError(t, err)
+				gotO, gotLSE, err := op.Forward(context.Background(), a, q, k, v)
+				require.NoError(t, err)
+				require.LessOrEqual(t, RelError(gotO, wantO), 1e-4, "relative error of O")
+				require.LessOrEqual(t, RelError(gotLSE, wantLSE), 1e-6, "relative error of LSE (scores in the thousands)")
+			})
+		}
+	}
+}
