@@ -197,12 +197,19 @@ func (op *Op) PrepareBackward(a *Args, t BackwardTensors) (*Call, error) {
 	default:
 		return nil, fmt.Errorf("attention: DQ mode %d does not exist", op.opts.DQ)
 	}
-	// A chosen dK/dV kernel writes the dQ kernel's f32 K itself where the
-	// adapter has a storage binding to spare; else a pass does.
 	if op.opts.BackwardDKV.TX == 0 {
-		kvT.WideK = kvT.StoredDS && dqT.WidensK() && lim.MaxStorageBuffersPerStage > backwardBuffers+1
+		kvT.WideK = dkvWritesWideK(kvT, dqT, lim.MaxStorageBuffersPerStage)
 	}
 	return op.prepareBackward(a, t, dqT, kvT)
+}
+
+// dkvWritesWideK reports whether a chosen dK/dV tiling kvT writes the f32
+// copy of K that dQ tiling dqT reads (see shaders.BwdTiling.WideK): where
+// it stores dS for a dQ kernel that reads the copy and the adapter allows
+// maxStorage >= 11 storage buffers per stage (one more than storing dS
+// takes). Otherwise a pass before the dK/dV kernels writes the copy.
+func dkvWritesWideK(kvT, dqT shaders.BwdTiling, maxStorage uint32) bool {
+	return kvT.StoredDS && dqT.WidensK() && maxStorage > backwardBuffers+1
 }
 
 // dqAccBytes is the size of the fused dK/dV kernel's fixed-point dQ

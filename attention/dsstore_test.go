@@ -223,6 +223,32 @@ func TestWideKSameBits(t *testing.T) {
 	}
 }
 
+// TestDKVWritesWideK pins who writes the dQ kernel's f32 K: the dK/dV
+// kernel that stores dS, where an eleventh storage buffer is allowed, else
+// the widen pass; nobody where the dQ kernel reads half K.
+func TestDKVWritesWideK(t *testing.T) {
+	wide := shaders.BwdTiling{Kernel: shaders.BwdDQ, D: 128, TX: 16, TY: 16, KC: 16, VC: 32, DType: Float16, WideK: true}
+	half := wide
+	half.WideK = false
+	stored := shaders.BwdTiling{Kernel: shaders.BwdDKV, D: 128, TX: 16, TY: 16, KC: 32, VC: 16, DType: Float16, StoredDS: true}
+	fused := stored
+	fused.StoredDS, fused.FusedDQ = false, true
+	for _, tt := range []struct {
+		name       string
+		kvT, dqT   shaders.BwdTiling
+		maxStorage uint32
+		want       bool
+	}{
+		{"stored, 11 buffers", stored, wide, 11, true},
+		{"stored, 16 buffers", stored, wide, 16, true},
+		{"stored, 10 buffers", stored, wide, 10, false},
+		{"dQ reads half K", stored, half, 16, false},
+		{"fused dQ", fused, wide, 16, false},
+	} {
+		require.Equal(t, tt.want, dkvWritesWideK(tt.kvT, tt.dqT, tt.maxStorage), tt.name)
+	}
+}
+
 // halfTensors uploads in's inputs in a's storage type and makes poisoned
 // gradients of that type, released when the test ends.
 func halfTensors(t *testing.T, op *Op, a *Args, in bwdInputs) BackwardTensors {
