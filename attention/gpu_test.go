@@ -184,6 +184,8 @@ func TestForwardTilings(t *testing.T) {
 		{TX: 8, TY: 32, RM: 4, KC: 8, VC: 8},                    // Br 128 x Bc 32: row partials span several stage rows
 		{TX: 8, TY: 24, RM: 4, KC: 8, VC: 8, TransposedK: true}, // Br 96: not a power of two, K transposed, as the H200's D 64 choice
 		{TX: 8, TY: 8, RM: 4, KC: 32, VC: 8},                    // K chunks of 32, as the H200's D 128 choice
+		{TX: 16, TY: 16, RM: 4, KC: 8, VC: 16},                  // V rows folded two to a stage row below D 64 + 1
+		{TX: 16, TY: 16, RM: 4, KC: 8, VC: 16, CPU: true, TransposedK: true},
 	}
 	cases := []gpuCase{gpuCases[3], gpuCases[11], gpuCases[15], gpuCases[2]}
 	for _, tl := range tilings {
@@ -193,6 +195,26 @@ func TestForwardTilings(t *testing.T) {
 			t.Run(fmt.Sprintf("%dx%dx%dx%dx%d/cpu=%t/kt=%t/%s", tl.TX, tl.TY, tl.RM, tl.KC, tl.VC, tl.CPU, tl.TransposedK, c.name), func(t *testing.T) {
 				checkForward(t, op, c.args(), rand.New(rand.NewPCG(uint64(i), 0xf1)), 1e-4)
 			})
+		}
+	}
+}
+
+// TestForwardFoldedHalves runs the folded V staging (two V rows to a stage
+// row, as the H200's D 64 choice for halves) with half storage, whose V
+// loads carry eight values, in a tiling that fits lavapipe.
+func TestForwardFoldedHalves(t *testing.T) {
+	dev := testOp(t).Device()
+	for _, cpu := range []bool{false, true} {
+		for _, dt := range []DType{Float16, BFloat16} {
+			tl := shaders.FwdTiling{TX: 16, TY: 16, RM: 4, KC: 8, VC: 16, CPU: cpu, TransposedK: true}
+			op := NewWithOptions(dev, Options{ForwardTiling: tl})
+			for i, c := range []gpuCase{gpuCases[3], gpuCases[15]} {
+				t.Run(fmt.Sprintf("cpu=%t/%s/%s", cpu, dt, c.name), func(t *testing.T) {
+					a := c.args()
+					a.DType = dt
+					checkForward(t, op, a, rand.New(rand.NewPCG(uint64(i), 0xf4)), 1e-2)
+				})
+			}
 		}
 	}
 }

@@ -43,8 +43,11 @@
 //              per vec4, one read per d-step; fewer registers held: see
 //              FwdTiling.TransposedK)
 //   BR4        Br/4: vec4 columns of a staged Qᵀ row (the K chunk follows it)
-//   SR, SW     rows and vec4 width of a stage buffer: max(KC, VC) and
-//              max((Br + Bc)/4, DV4)
+//   SR, SW     rows and vec4 width of a stage buffer: max(KC, VC/F) and
+//              max((Br + Bc)/4, F*DV4), F V rows to a stage row
+//   VS, VFD    how V chunks are staged (exactly one is 1): a V row to a
+//              stage row, or folded, V row c at stage row c % SR, vec4
+//              columns (c / SR)*DV4.. (FwdTiling.vFold)
 //   NCB        Bc/VC: key chunks of the O += P V product
 //
 // Loops marked `// @unroll` are expanded by the generator (unroll.go), so
@@ -365,7 +368,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 				for (var j = 0u; j < NJ; j++) {
 					let d4 = tx + TX * j;
 					if (DV4 % TX == 0u || d4 < DV4) {
+						// @if VS
 						let vv = stage[sb][c][d4];
+						// @end
+						// @if VFD
+						let vv = stage[sb][c % SR][(c / SR) * DV4 + d4];
+						// @end
 						// @unroll
 						for (var r = 0u; r < RG; r++) {
 							acc[(4u * r) * NJ + j] = fma(vec4<f32>(pv[r].x), vv, acc[(4u * r) * NJ + j]);
@@ -638,7 +646,13 @@ fn store_v(sb: u32, lid: u32, fv: array<LDV, PV>) {
 		if ((VC * DL) % NT == 0u || it < VC * DL) {
 			// @unroll
 			for (var w = 0u; w < VW; w++) {
+				// @if VS
 				stage[sb][it / DL][VW * (it % DL) + w] = ld(pick(fv[u], w));
+				// @end
+				// @if VFD
+				let row = it / DL;
+				stage[sb][row % SR][(row / SR) * DV4 + VW * (it % DL) + w] = ld(pick(fv[u], w));
+				// @end
 			}
 		}
 	}

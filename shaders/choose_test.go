@@ -61,7 +61,8 @@ func TestChoosersFitLimits(t *testing.T) {
 
 // TestChooseChunks pins the measured preference: 64 bytes of each fetched
 // row per chunk where it fits (see chunkSizes), K and V chunks of 32 for
-// D 128 in f32 (see measuredFwd), d-chunks of 32 for the dK/dV kernel of
+// D 128 in f32 and d-chunks of 16 with V chunks of 32 for halves at D 64
+// (see measuredFwd), d-chunks of 32 for the dK/dV kernel of
 // every storage type (see bwdChunks) with column chunks of 32, but 16 for
 // halves at D 128 (see bwdColChunks), and the transposed staging in the
 // forward only: for halves, and for f32 at D 64 (see measuredFwd).
@@ -79,8 +80,8 @@ func TestChooseChunks(t *testing.T) {
 		{128, Float16, 48 << 10, 32, 32, 32, 16, true},
 		{128, BFloat16, 48 << 10, 32, 32, 32, 16, true},
 		{128, Float16, 32 << 10, 16, 16, 16, 16, true}, // chunks of 32 do not fit
-		{64, Float16, 48 << 10, 32, 32, 32, 32, true},
-		{64, BFloat16, 48 << 10, 32, 32, 32, 32, true},
+		{64, Float16, 48 << 10, 16, 32, 32, 32, true},  // Br 96, V rows folded (see measuredFwd)
+		{64, BFloat16, 48 << 10, 16, 32, 32, 32, true},
 		{64, Float32, 48 << 10, 16, 16, 32, 32, true},  // the forward's Br 96 shape (see TestChooseFwdShape)
 		{64, Float32, 32 << 10, 16, 16, 16, 16, false}, // lavapipe: no room for chunks of 32
 		{64, BFloat16, 32 << 10, 16, 16, 16, 16, true},
@@ -98,8 +99,9 @@ func TestChooseChunks(t *testing.T) {
 }
 
 // TestChooseFwdShape pins the forward's workgroup shape: 384 threads (Br 96)
-// and K transposed for D 64 in f32 where they fit with chunks of 16, 256
-// otherwise; K and V chunks of 32 for D 128 in f32 where they fit.
+// and K transposed for D 64 where they fit with d-chunks of 16 (halves
+// with V chunks of 32, folded), 256 otherwise; K and V chunks of 32 for D
+// 128 in f32 where they fit.
 func TestChooseFwdShape(t *testing.T) {
 	cases := []struct {
 		d               int
@@ -111,7 +113,8 @@ func TestChooseFwdShape(t *testing.T) {
 		{64, Float32, 48 << 10, 1024, 16, 24, 16, 16, true},
 		{64, Float32, 48 << 10, 256, 16, 16, 16, 16, false},  // 384 threads not offered
 		{64, Float32, 32 << 10, 1024, 16, 16, 16, 16, false}, // 44 KiB does not fit (lavapipe)
-		{64, Float16, 48 << 10, 1024, 16, 16, 32, 32, true},  // halves: K transposed
+		{64, Float16, 48 << 10, 1024, 16, 24, 16, 32, true},  // halves: K transposed, V rows folded
+		{64, BFloat16, 48 << 10, 256, 16, 16, 32, 32, true},  // 384 threads not offered
 		{128, Float32, 48 << 10, 1024, 16, 16, 32, 32, false},
 		{128, Float32, 48 << 10, 128, 8, 16, 16, 16, false}, // 256 threads not offered
 		{32, Float32, 48 << 10, 1024, 16, 16, 16, 16, false},
