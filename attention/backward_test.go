@@ -119,6 +119,18 @@ func TestBackwardMatchesReference(t *testing.T) {
 	}
 }
 
+// TestParseDQMode checks that ParseDQMode reads what String writes, for
+// every mode, and names a bad value.
+func TestParseDQMode(t *testing.T) {
+	for _, m := range []DQMode{DQAuto, DQFused, DQSeparate, DQStored} {
+		got, err := ParseDQMode(m.String())
+		require.NoError(t, err)
+		require.Equal(t, m, got)
+	}
+	_, err := ParseDQMode("maybe")
+	require.EqualError(t, err, `attention: DQ mode "maybe": want one of auto, fused, separate, stored`)
+}
+
 // TestBackwardDQModes checks that Options.DQ is obeyed, and that DQFused
 // and DQStored report a tiling that cannot fuse or store instead of
 // falling back.

@@ -253,21 +253,10 @@ func TestDKVWritesWideK(t *testing.T) {
 // gradients of that type, released when the test ends.
 func halfTensors(t *testing.T, op *Op, a *Args, in bwdInputs) BackwardTensors {
 	t.Helper()
-	var bt BackwardTensors
-	for _, x := range []struct {
-		dst  **wgpu.Buffer
-		name string
-		dt   DType
-		data []float32
-	}{
-		{&bt.Q, "q", a.DType, in.q}, {&bt.K, "k", a.DType, in.k}, {&bt.V, "v", a.DType, in.v},
-		{&bt.O, "o", a.DType, in.o}, {&bt.DO, "do", a.DType, in.do}, {&bt.LSE, "lse", Float32, in.lse},
-		{&bt.DQ, "dq", a.DType, nanSlice(in.qElems)}, {&bt.DK, "dk", a.DType, nanSlice(in.kvElems)}, {&bt.DV, "dv", a.DType, nanSlice(in.kvElems)},
-	} {
-		b, err := Upload(op.Device(), x.name, x.dt, x.data)
-		require.NoError(t, err)
-		t.Cleanup(b.Release)
-		*x.dst = b
+	dev, dt := op.Device(), a.DType
+	return BackwardTensors{
+		Q: uploadAs(t, dev, "q", dt, in.q), K: uploadAs(t, dev, "k", dt, in.k), V: uploadAs(t, dev, "v", dt, in.v),
+		O: uploadAs(t, dev, "o", dt, in.o), DO: uploadAs(t, dev, "do", dt, in.do), LSE: uploadAs(t, dev, "lse", Float32, in.lse),
+		DQ: uploadAs(t, dev, "dq", dt, nanSlice(in.qElems)), DK: uploadAs(t, dev, "dk", dt, nanSlice(in.kvElems)), DV: uploadAs(t, dev, "dv", dt, nanSlice(in.kvElems)),
 	}
-	return bt
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/coreattn/coreattn/shaders"
-	"github.com/coreattn/coreattn/wgpu"
 )
 
 func TestEncodeDecode(t *testing.T) {
@@ -64,25 +63,11 @@ func TestForwardHalfStorage(t *testing.T) {
 				v := randn(rng, a.TotalK()*a.NumHeadsKV*a.HeadDim)
 				wantO, wantLSE, err := ReferenceForward(a, q, k, v)
 				require.NoError(t, err)
-				ft := ForwardTensors{LSE: poisoned(t, op.Device(), "lse", a.NumHeadsQ*a.TotalQ())}
-				for _, x := range []struct {
-					dst  **wgpu.Buffer
-					name string
-					data []float32
-				}{{&ft.Q, "q", q}, {&ft.K, "k", k}, {&ft.V, "v", v}} {
-					b, err := Upload(op.Device(), x.name, dt, x.data)
-					require.NoError(t, err)
-					t.Cleanup(b.Release)
-					*x.dst = b
+				dev := op.Device()
+				ft := ForwardTensors{
+					Q: uploadAs(t, dev, "q", dt, q), K: uploadAs(t, dev, "k", dt, k), V: uploadAs(t, dev, "v", dt, v),
+					O: uploadAs(t, dev, "o", dt, nanSlice(len(q))), LSE: poisoned(t, dev, "lse", a.NumHeadsQ*a.TotalQ()),
 				}
-				nan := make([]float32, len(q))
-				for j := range nan {
-					nan[j] = float32(math.NaN())
-				}
-				o, err := Upload(op.Device(), "o", dt, nan)
-				require.NoError(t, err)
-				t.Cleanup(o.Release)
-				ft.O = o
 				require.NoError(t, op.ForwardBuffers(context.Background(), a, ft))
 				gotO, err := Download(context.Background(), ft.O, dt, len(q))
 				require.NoError(t, err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 
 	"github.com/coreattn/coreattn/shaders"
 	"github.com/coreattn/coreattn/wgpu"
@@ -83,6 +84,21 @@ func (m DQMode) String() string {
 		return "stored"
 	}
 	return fmt.Sprintf("DQMode(%d)", int(m))
+}
+
+// dqModes are the modes in the order ParseDQMode lists them.
+var dqModes = []DQMode{DQAuto, DQFused, DQSeparate, DQStored}
+
+// ParseDQMode is the mode that String names s.
+func ParseDQMode(s string) (DQMode, error) {
+	names := make([]string, len(dqModes))
+	for i, m := range dqModes {
+		if s == m.String() {
+			return m, nil
+		}
+		names[i] = m.String()
+	}
+	return DQAuto, fmt.Errorf("attention: DQ mode %q: want one of %s", s, strings.Join(names, ", "))
 }
 
 // New returns an Op on dev with default options.

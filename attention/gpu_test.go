@@ -108,6 +108,15 @@ func upload(t testing.TB, dev *wgpu.Device, name string, x []float32) *wgpu.Buff
 	return b
 }
 
+// uploadAs uploads x stored as dt (Upload), released when the test ends.
+func uploadAs(t testing.TB, dev *wgpu.Device, name string, dt DType, x []float32) *wgpu.Buffer {
+	t.Helper()
+	b, err := Upload(dev, name, dt, x)
+	require.NoError(t, err)
+	t.Cleanup(b.Release)
+	return b
+}
+
 func download(t testing.TB, b *wgpu.Buffer, n int) []float32 {
 	t.Helper()
 	x := make([]float32, n)

@@ -210,16 +210,8 @@ func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out, progress 
 		}
 		opts.BackwardDKV.RowRegs = true
 	}
-	switch f.dq {
-	case "auto":
-	case "fused":
-		opts.DQ = attention.DQFused
-	case "separate":
-		opts.DQ = attention.DQSeparate
-	case "stored":
-		opts.DQ = attention.DQStored
-	default:
-		return fmt.Errorf("bench: --dq %q: want fused, separate, stored or auto", f.dq)
+	if opts.DQ, err = attention.ParseDQMode(f.dq); err != nil {
+		return fmt.Errorf("bench: --dq: %w", err)
 	}
 	if f.rolled {
 		if opts.ForwardTiling.TX == 0 {

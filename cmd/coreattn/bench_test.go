@@ -18,7 +18,7 @@ func TestBenchFlagErrors(t *testing.T) {
 	}{
 		{"pass", func(f *benchFlags) { f.pass = "sideways" }, `--pass "sideways"`},
 		{"dtype", func(f *benchFlags) { f.dtypes = "f32,f8" }, `--dtype "f32,f8"`},
-		{"dq", func(f *benchFlags) { f.dq = "maybe" }, `--dq "maybe"`},
+		{"dq", func(f *benchFlags) { f.dq = "maybe" }, `--dq: attention: DQ mode "maybe": want one of auto, fused, separate, stored`},
 		{"tiling", func(f *benchFlags) { f.tiling = "16,16" }, `--fwd-tiling "16,16": want five positive integers`},
 		{"dkv tiling", func(f *benchFlags) { f.dkvTile = "0,16,4,16,16" }, `--dkv-tiling "0,16,4,16,16"`},
 		{"transposed alone", func(f *benchFlags) { f.transp = true }, "--transposed applies to a forced tiling"},
