@@ -126,8 +126,10 @@ func TestBackwardHalfStorage(t *testing.T) {
 // TestHalfStorageWideChunks runs half storage through the chunk sizes the
 // choosers prefer for it where 48 KiB of workgroup memory allows (32 halves
 // per fetched row and chunks of 32 rows, see shaders.ChooseFwd and
-// shaders.ChooseBwd), on a tile small enough for lavapipe: forward, then
-// the backward with dQ fused.
+// shaders.ChooseBwd), on a tile small enough for lavapipe, with the GPU
+// fetch pattern (whose swizzles place each load's two vec4s): the forward
+// with K staged untransposed and transposed (the H200's choice for halves),
+// then the backward with dQ fused.
 func TestHalfStorageWideChunks(t *testing.T) {
 	dev := testOp(t).Device()
 	op := NewWithOptions(dev, Options{
@@ -135,6 +137,7 @@ func TestHalfStorageWideChunks(t *testing.T) {
 		BackwardDKV:   shaders.BwdTiling{TX: 8, TY: 8, RM: 4, KC: 32, VC: 32},
 		DQ:            DQFused,
 	})
+	kt := NewWithOptions(dev, Options{ForwardTiling: shaders.FwdTiling{TX: 8, TY: 8, RM: 4, KC: 32, VC: 32, TransposedK: true}})
 	for _, dt := range []DType{Float16, BFloat16} {
 		for i, c := range []gpuCase{gpuCases[3], gpuCases[2], gpuCases[15]} {
 			t.Run(dt.String()+"/"+c.name, func(t *testing.T) {
@@ -143,9 +146,11 @@ func TestHalfStorageWideChunks(t *testing.T) {
 				a.DType = dt
 				wantO, _, err := ReferenceForward(&a, in.q, in.k, in.v)
 				require.NoError(t, err)
-				o, _, err := op.Forward(context.Background(), &a, in.q, in.k, in.v)
-				require.NoError(t, err)
-				require.LessOrEqual(t, RelError(o, wantO), 1e-2, "O")
+				for _, fwd := range []*Op{op, kt} {
+					o, _, err := fwd.Forward(context.Background(), &a, in.q, in.k, in.v)
+					require.NoError(t, err)
+					require.LessOrEqual(t, RelError(o, wantO), 1e-2, "O, %s", fwd.opts.ForwardTiling)
+				}
 				dq, dk, dv, err := op.Backward(context.Background(), &a, in.q, in.k, in.v, in.o, in.lse, in.do)
 				require.NoError(t, err)
 				require.LessOrEqual(t, RelError(dq, in.wantDQ), 1e-2, "dQ")

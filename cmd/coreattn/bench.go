@@ -113,9 +113,12 @@ func newBenchCmd(g *globalFlags) *cobra.Command {
 		Short: "Measure attention throughput (TFLOP/s) at the standard shapes",
 		Long: `Measures forward and forward+backward throughput at S4096/D64/H32,
 S8192/D128/H32, S16384/D128/H16 (causal, one segment) and a fused varlen
-batch of CA-tasks (D128, H32). FLOPs are 4·D·Hq·(unmasked query-key pairs)
+batch of CA-tasks (D128, H8: query shards of 128..1024 rows over KV
+prefixes of 256..16384 keys). FLOPs are 4·D·Hq·(unmasked query-key pairs)
 for the forward and 3.5× that for forward+backward. On a CPU adapter the
-shapes are scaled down. Times are medians of 5 rounds of back-to-back runs.`,
+shapes are scaled down. Each cell runs back to back, untimed, for about a
+second (so that a GPU that idled while its pipelines were built is at
+speed again), then reports the median of 5 rounds of back-to-back runs.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runBench(cmd.Context(), g, f, cmd.OutOrStdout(), cmd.ErrOrStderr())

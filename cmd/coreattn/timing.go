@@ -26,17 +26,25 @@ func (t runTime) String() string {
 	return fmt.Sprintf("median of %d rounds of %d back-to-back runs", t.rounds, t.reps)
 }
 
-// timeRuns times ds the way every coreattn measurement does: one warm-up run
-// (which also leaves the results in place), one lone run with timestamp
-// queries, then rounds of reps back-to-back submissions (reps 0: enough for
-// about budget/rounds each), and returns the median wall time per run.
+// timeRuns times ds the way every coreattn measurement does: one run
+// (which also leaves the results in place), back-to-back runs for about
+// budget untimed, one lone run with timestamp queries, then rounds of reps
+// back-to-back submissions (reps 0: enough for about budget/rounds each),
+// and returns the median wall time per run.
 //
-// Back-to-back submissions keep the GPU busy. A lone run after the host has
-// waited can take several times longer on some GPUs (on the H200, 25 ms
-// kernels have read 75-87 ms by timestamps), so the lone run's GPU time is
-// reported beside the median but never used for it.
+// Back-to-back submissions keep the GPU busy. A GPU that has idled (while
+// the host built pipelines, or waited) runs slowly until its clocks come
+// back: on the H200 a lone run after such a pause reads 3-5 times its
+// back-to-back time, and before the untimed runs whole cells (every round)
+// sometimes read 2-3 times theirs, most often the first cell after new
+// pipelines. The untimed runs give the clocks that time. The lone run's GPU
+// time is reported beside the median, never used for it.
 func timeRuns(ctx context.Context, dev *wgpu.Device, ds []wgpu.Dispatch, rounds, reps int, budget time.Duration) (runTime, error) {
-	if _, err := dev.Run(ctx, ds...); err != nil {
+	first, err := dev.Run(ctx, ds...)
+	if err != nil {
+		return runTime{}, err
+	}
+	if err := sustain(ctx, dev, ds, budget, first.Wall); err != nil {
 		return runTime{}, err
 	}
 	lone, err := dev.Run(ctx, ds...)
@@ -50,12 +58,7 @@ func timeRuns(ctx context.Context, dev *wgpu.Device, ds []wgpu.Dispatch, rounds,
 	times := make([]time.Duration, max(rounds, 1))
 	for r := range times {
 		start := time.Now()
-		for range reps {
-			if err := dev.Submit(ds...); err != nil {
-				return runTime{}, err
-			}
-		}
-		if err := dev.Wait(ctx); err != nil {
+		if err := backToBack(ctx, dev, ds, reps); err != nil {
 			return runTime{}, err
 		}
 		times[r] = time.Since(start) / time.Duration(reps)
@@ -66,4 +69,29 @@ func timeRuns(ctx context.Context, dev *wgpu.Device, ds []wgpu.Dispatch, rounds,
 		t.gpu, t.passes = lone.GPU(), lone.Passes
 	}
 	return t, nil
+}
+
+// sustain runs ds back to back, in batches of about a tenth of d (runs of
+// about wall each), until d has passed: at least one batch.
+func sustain(ctx context.Context, dev *wgpu.Device, ds []wgpu.Dispatch, d, wall time.Duration) error {
+	batch := max(1, min(50, int(d/10/max(wall, time.Microsecond))))
+	for start := time.Now(); ; {
+		if err := backToBack(ctx, dev, ds, batch); err != nil {
+			return err
+		}
+		if time.Since(start) >= d {
+			return nil
+		}
+	}
+}
+
+// backToBack submits n runs of ds without waiting between them, then waits
+// for all of them.
+func backToBack(ctx context.Context, dev *wgpu.Device, ds []wgpu.Dispatch, n int) error {
+	for range n {
+		if err := dev.Submit(ds...); err != nil {
+			return err
+		}
+	}
+	return dev.Wait(ctx)
 }
