@@ -78,7 +78,7 @@ func (a *Args) Validate() error {
 	}
 	if a.Causal {
 		for b := range a.Batch() {
-			ql, kl := a.segment(b)
+			ql, kl := a.Segment(b)
 			if ql > kl {
 				return fmt.Errorf("attention: segment %d: causal attention needs q_len <= k_len, got q_len=%d k_len=%d", b, ql, kl)
 			}
@@ -165,8 +165,8 @@ func maxSeqlen(cu []int32) int {
 	return m
 }
 
-// segment returns q_len and k_len of segment b (0 <= b < Batch()).
-func (a *Args) segment(b int) (qLen, kLen int) {
+// Segment returns q_len and k_len of segment b (0 <= b < Batch()).
+func (a *Args) Segment(b int) (qLen, kLen int) {
 	return int(a.CuSeqlensQ[b+1]) - int(a.CuSeqlensQ[b]), int(a.CuSeqlensK[b+1]) - int(a.CuSeqlensK[b])
 }
 
@@ -189,6 +189,24 @@ func (a *Args) CheckSizes(q, k, v int) error {
 		return err
 	}
 	return a.checkKV("v", v)
+}
+
+// CheckBackwardSizes checks the lengths of the backward's host tensors: q, o
+// and do hold total_q*Hq*D elements, k and v total_k*Hkv*D, lse Hq*total_q.
+func (a *Args) CheckBackwardSizes(q, k, v, o, lse, do int) error {
+	if err := a.CheckSizes(q, k, v); err != nil {
+		return err
+	}
+	if err := a.checkQ("o", o); err != nil {
+		return err
+	}
+	if err := a.checkQ("do", do); err != nil {
+		return err
+	}
+	if want := a.NumHeadsQ * a.TotalQ(); lse != want {
+		return fmt.Errorf("attention: lse has %d elements, want Hq*total_q = %d*%d = %d", lse, a.NumHeadsQ, a.TotalQ(), want)
+	}
+	return nil
 }
 
 // checkQ checks the length of a tensor shaped like Q.
@@ -214,7 +232,7 @@ func checkTensor(name string, n int, formula string, rows, heads, dim int) error
 func (a *Args) Pairs() int64 {
 	var n int64
 	for b := range a.Batch() {
-		ql, kl := a.segment(b)
+		ql, kl := a.Segment(b)
 		n += segmentPairs(int64(ql), int64(kl), a.Causal)
 	}
 	return n

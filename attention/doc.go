@@ -1,7 +1,11 @@
-// Package attention implements variable-length ("varlen") core attention
-// in FlashAttention's vocabulary: the argument type and its validation, FLOP
-// counting, a float64 CPU reference of the forward and backward passes, and
-// the GPU operator that runs the WGSL kernels on a wgpu device.
+// Package attention is the vocabulary of variable-length ("varlen") core
+// attention in FlashAttention's conventions: the argument type and its
+// validation, FLOP counting, the storage types and their codecs, the
+// [Runner] interface that every implementation satisfies, and a float64 CPU
+// reference of the forward and backward passes. It is pure Go (no cgo), so
+// planners, simulators and remote clients can use it without a GPU runtime;
+// package attention/gpu runs the WGSL kernels on a wgpu device, and package
+// disagg/pool spreads a batch over many attention servers.
 //
 // # Layout
 //
@@ -33,40 +37,9 @@
 // contributions of every query head of its group; KV rows that no query sees
 // get zero gradients.
 //
-// # Storage and determinism
-//
-// [Args].DType stores Q, K, V, O, dO and the gradients on the device as
-// float32 (the default), float16 or bfloat16; the kernels always compute in
-// float32, and LSE stays float32. The host-slice methods convert.
-//
-// By default ([DQAuto]) the backward computes dQ inside the key-block-major
-// dK/dV kernel, adding each block's share into a fixed-point accumulator
-// (an int32 word per element and one per two elements, 6 bytes of scratch
-// per element of dQ) with integer atomics, scaled per row from a bound on
-// the row's dQ so that the words cannot overflow; each term is exact to
-// about 2^-37 of the bound at 8192 keys (2^-34 at 65536);
-// a last pass stores it as dQ. Integer addition does not depend on order,
-// so dQ, like dK, dV, O and LSE, is the same bits on every run. On GPUs it
-// stores dS instead ([DQStored]) where that takes at most 16 passes: the dK/dV
-// kernel writes each dS tile (float32) to a scratch buffer and a
-// query-block-major kernel multiplies the tiles by K, with no atomics and
-// one writer per element of dQ; the scratch holds 4 bytes per visible
-// query-key pair and query head, in passes over groups of KV heads that
-// fit [Options].DSScratch (2 GiB by default, or the adapter's limit for one buffer);
-// with half storage above D 64 that kernel reads a float32 copy of K, which
-// the dK/dV kernel writes as it stages K. [DQSeparate] runs a
-// query-block-major dQ kernel that recomputes S and dP instead, which
-// needs no scratch and makes the backward about 25% slower on an H200.
-//
-// On GPUs the forward may compute a query block's keys in pieces (split-KV,
-// [Options].SplitKV) where a batch has few workgroups and some long key
-// ranges; a second pass merges the pieces in a fixed order, so O and LSE
-// stay bitwise reproducible, but they may differ in the last bits from an
-// unsplit run.
-//
 // # Reference
 //
 // [ReferenceForward] and [ReferenceBackward] compute the same function in
 // float64 on the CPU. They are straightforward rather than fast and exist to
-// test the GPU operator; [RelError] compares a float32 result with them.
+// test the implementations; [RelError] compares a float32 result with them.
 package attention

@@ -1,14 +1,12 @@
 package attention
 
 import (
-	"context"
 	"fmt"
 	"math"
 
 	"github.com/x448/float16"
 
 	"github.com/coreattn/coreattn/shaders"
-	"github.com/coreattn/coreattn/wgpu"
 )
 
 // DType is the storage type of the attention tensors on the device. The
@@ -79,30 +77,4 @@ func half(t DType, f float32) uint16 {
 		return uint16(u>>16) | 0x40
 	}
 	return uint16((u + 0x7fff + (u>>16)&1) >> 16)
-}
-
-// Upload copies x to a new device buffer in dtype t.
-func Upload(dev *wgpu.Device, name string, t DType, x []float32) (*wgpu.Buffer, error) {
-	if t == Float32 {
-		return wgpu.Upload(dev, name, x)
-	}
-	return wgpu.Upload(dev, name, Encode(t, x))
-}
-
-// NewTensor allocates a zeroed device buffer for n elements of dtype t.
-func NewTensor(dev *wgpu.Device, name string, t DType, n int) (*wgpu.Buffer, error) {
-	return dev.NewBuffer(name, uint64(n)*uint64(t.Size()))
-}
-
-// Download reads n elements of dtype t from b as float32.
-func Download(ctx context.Context, b *wgpu.Buffer, t DType, n int) ([]float32, error) {
-	if t == Float32 {
-		x := make([]float32, n)
-		return x, wgpu.Download(ctx, b, x)
-	}
-	w := make([]uint32, (n+1)/2)
-	if err := wgpu.Download(ctx, b, w); err != nil {
-		return nil, err
-	}
-	return Decode(t, w, n), nil
 }

@@ -184,7 +184,7 @@ func (r *ref) softmaxRow(p, qrow, ks []float64, n int) float64 {
 func (r *ref) forwardSegment(b, g int, w *refScratch, o, lse []float64) {
 	a := r.a
 	q0, k0 := int(a.CuSeqlensQ[b]), int(a.CuSeqlensK[b])
-	qLen, kLen := a.segment(b)
+	qLen, kLen := a.Segment(b)
 	if qLen == 0 {
 		return
 	}
@@ -214,7 +214,7 @@ func (r *ref) forwardSegment(b, g int, w *refScratch, o, lse []float64) {
 func (r *ref) backwardSegment(b, g int, w *refScratch, do []float32, dq, dk, dv []float64) {
 	a := r.a
 	q0, k0 := int(a.CuSeqlensQ[b]), int(a.CuSeqlensK[b])
-	qLen, kLen := a.segment(b)
+	qLen, kLen := a.Segment(b)
 	if qLen == 0 || kLen == 0 {
 		// No query sees a key: every gradient of the segment is 0.
 		return

@@ -18,26 +18,26 @@ type CostModel interface {
 // FLOPModel is the fallback cost model: a task takes its attention FLOPs
 // divided by a sustained throughput.
 type FLOPModel struct {
-	// Model gives the head shapes that turn pairs into FLOPs.
-	Model Model
+	// Arch gives the head shapes that turn pairs into FLOPs.
+	Arch Arch
 	// FLOPS is the server's sustained core-attention throughput in FLOP/s.
 	FLOPS float64
 }
 
 // NewFLOPModel returns a FLOPModel after checking its arguments.
-func NewFLOPModel(m Model, flops float64) (FLOPModel, error) {
+func NewFLOPModel(m Arch, flops float64) (FLOPModel, error) {
 	if err := m.Validate(); err != nil {
 		return FLOPModel{}, err
 	}
 	if !(flops > 0) || math.IsInf(flops, 0) {
 		return FLOPModel{}, fmt.Errorf("disagg: attention throughput %g FLOP/s must be positive and finite", flops)
 	}
-	return FLOPModel{Model: m, FLOPS: flops}, nil
+	return FLOPModel{Arch: m, FLOPS: flops}, nil
 }
 
 // TaskTime implements CostModel.
 func (f FLOPModel) TaskTime(qLen, kLen int, pass Pass) float64 {
-	return f.Model.AttentionFLOPs(qLen, kLen, pass) / f.FLOPS
+	return f.Arch.AttentionFLOPs(qLen, kLen, pass) / f.FLOPS
 }
 
 // bilinear interpolates z (indexed z[i][j] for xs[i], ys[j]) at (x, y) over the

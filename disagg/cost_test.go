@@ -57,21 +57,21 @@ func TestFLOPModel(t *testing.T) {
 		pass Pass
 		per  float64
 	}{
-		{Forward, 4 * 128 * 32},
-		{Backward, 10 * 128 * 32},
-		{Training, 14 * 128 * 32},
+		{PassForward, 4 * 128 * 32},
+		{PassBackward, 10 * 128 * 32},
+		{PassTraining, 14 * 128 * 32},
 	}
 	for _, c := range cases {
 		t.Run(c.pass.String(), func(t *testing.T) {
 			assert.InEpsilon(t, pairs*c.per/1e12, f.TaskTime(128, 1024, c.pass), 1e-12)
 		})
 	}
-	assert.Zero(t, f.TaskTime(0, 100, Training))
+	assert.Zero(t, f.TaskTime(0, 100, PassTraining))
 	for _, bad := range []float64{0, -1, math.NaN(), math.Inf(1)} {
 		_, err := NewFLOPModel(m, bad)
 		assert.Error(t, err, "throughput %g", bad)
 	}
-	_, err = NewFLOPModel(Model{Name: "bad"}, 1e12)
+	_, err = NewFLOPModel(Arch{Name: "bad"}, 1e12)
 	assert.ErrorContains(t, err, "heads_q")
 }
 
@@ -120,24 +120,24 @@ func TestProfileCostModel(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			assert.InEpsilon(t, c.want, cm.TaskTime(c.q, c.k, Forward), 1e-2)
-			assert.InEpsilon(t, 3*cm.TaskTime(c.q, c.k, Forward), cm.TaskTime(c.q, c.k, Backward), 1e-9)
-			assert.InEpsilon(t, 4*cm.TaskTime(c.q, c.k, Forward), cm.TaskTime(c.q, c.k, Training), 1e-9)
+			assert.InEpsilon(t, c.want, cm.TaskTime(c.q, c.k, PassForward), 1e-2)
+			assert.InEpsilon(t, 3*cm.TaskTime(c.q, c.k, PassForward), cm.TaskTime(c.q, c.k, PassBackward), 1e-9)
+			assert.InEpsilon(t, 4*cm.TaskTime(c.q, c.k, PassForward), cm.TaskTime(c.q, c.k, PassTraining), 1e-9)
 		})
 	}
-	assert.Zero(t, cm.TaskTime(0, 1024, Training))
+	assert.Zero(t, cm.TaskTime(0, 1024, PassTraining))
 
 	t.Run("backward defaults to the FLOP ratio", func(t *testing.T) {
 		p := testProfile()
 		p.Backward = nil
 		cm, err := p.CostModel(Llama8B)
 		require.NoError(t, err)
-		assert.InEpsilon(t, BackwardFLOPFactor*cm.TaskTime(500, 3000, Forward), cm.TaskTime(500, 3000, Backward), 1e-12)
+		assert.InEpsilon(t, BackwardFLOPFactor*cm.TaskTime(500, 3000, PassForward), cm.TaskTime(500, 3000, PassBackward), 1e-12)
 	})
 	t.Run("head shapes scale time", func(t *testing.T) {
 		cm34, err := p.CostModel(Llama34B) // 64 heads against the profile's 32
 		require.NoError(t, err)
-		assert.InEpsilon(t, 2*cm.TaskTime(500, 3000, Training), cm34.TaskTime(500, 3000, Training), 1e-12)
+		assert.InEpsilon(t, 2*cm.TaskTime(500, 3000, PassTraining), cm34.TaskTime(500, 3000, PassTraining), 1e-12)
 	})
 }
 

@@ -1,8 +1,11 @@
 // Package disagg disaggregates core attention (the DistCA design, arXiv
 // 2510.18121): it cuts the attention of a packed global batch into token-level
-// CA-tasks, predicts their cost on each attention server, balances them with a
-// communication-aware greedy scheduler and simulates the balance at cluster
-// scale.
+// CA-tasks, predicts their cost on each attention server and balances them
+// with a communication-aware greedy scheduler. It is pure Go; the packages
+// below it each have one job: disagg/sim simulates the balance at cluster
+// scale, disagg/server is the attention-server contract, disagg/pool runs
+// batches on a pool of servers, and disagg/local (the only one linking the
+// GPU runtime) serves on the wgpu devices of this process.
 //
 // The vocabulary:
 //
@@ -18,7 +21,7 @@
 //     head range paired with its mirrored tail range, so that equal numbers of
 //     blocks cut from its middle carry equal FLOPs.
 //   - A CostModel predicts a task's time on one server (FLOPModel, or a measured
-//     Profile interpolated bilinearly); Model gives head shapes and byte sizes.
+//     Profile interpolated bilinearly); Arch gives head shapes and byte sizes.
 //   - A Plan says, per attention server, which tasks it runs, with their source
 //     rank; Plan.Batch turns them into varlen segments.
 //

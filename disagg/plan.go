@@ -13,8 +13,8 @@ import (
 type Plan struct {
 	// Layout is the global batch the plan covers.
 	Layout *Layout
-	// Model and Pass are what the costs and bytes were computed for.
-	Model Model
+	// Arch and Pass are what the costs and bytes were computed for.
+	Arch Arch
 	Pass  Pass
 	// Epsilon is the tolerance the scheduler ran with (0 for packing).
 	Epsilon float64
@@ -36,7 +36,7 @@ type Plan struct {
 
 // Imbalance returns max/mean of the per-server loads (1 is perfect balance);
 // 1 for an empty batch.
-func (p *Plan) Imbalance() float64 { return maxOverMean(p.Load) }
+func (p *Plan) Imbalance() float64 { return MaxOverMean(p.Load) }
 
 // Bytes returns the bytes moved between servers for one layer.
 func (p *Plan) Bytes() int64 {
@@ -122,10 +122,10 @@ func (p *Plan) Verify() error {
 }
 
 // newPlan returns an empty plan for layout l.
-func newPlan(l *Layout, m Model, pass Pass, eps float64) *Plan {
+func newPlan(l *Layout, m Arch, pass Pass, eps float64) *Plan {
 	n := l.Ranks()
 	return &Plan{
-		Layout: l, Model: m, Pass: pass, Epsilon: eps,
+		Layout: l, Arch: m, Pass: pass, Epsilon: eps,
 		Tasks: make([][]Task, n), Load: make([]float64, n),
 		BytesIn: make([]int64, n), BytesOut: make([]int64, n),
 	}
@@ -148,7 +148,7 @@ func (p *Plan) finish(costs []CostModel) {
 		}
 		p.Load[s] = load
 	}
-	acc := newByteCounter(p.Layout, p.Model, p.Pass)
+	acc := newByteCounter(p.Layout, p.Arch, p.Pass)
 	for s, ts := range p.Tasks {
 		for i, t := range ts {
 			acc.addQuery(t, s, p.BytesIn, p.BytesOut)
@@ -170,7 +170,7 @@ type byteCounter struct {
 	qIn, qOut, kIn, kOut int64
 }
 
-func newByteCounter(l *Layout, m Model, pass Pass) byteCounter {
+func newByteCounter(l *Layout, m Arch, pass Pass) byteCounter {
 	c := byteCounter{l: l}
 	c.qIn, c.qOut = m.QRowBytes(pass)
 	c.kIn, c.kOut = m.KVRowBytes(pass)
@@ -214,8 +214,8 @@ func (c byteCounter) kvBytes(d, from, to, s int) int64 {
 	return (c.kIn + c.kOut) * int64(remote)
 }
 
-// maxOverMean returns max(v)/mean(v), or 1 when v is empty or all zero.
-func maxOverMean(v []float64) float64 {
+// MaxOverMean returns max(v)/mean(v), or 1 when v is empty or all zero.
+func MaxOverMean(v []float64) float64 {
 	if len(v) == 0 {
 		return 1
 	}
@@ -237,7 +237,7 @@ func maxOverMean(v []float64) float64 {
 // after a server fails. costs holds one cost model per server, or one for all.
 func (p *Plan) Without(down []int, costs []CostModel) (*Plan, error) {
 	n := len(p.Tasks)
-	costs, err := expandCosts(costs, n)
+	costs, err := ExpandCosts(costs, n)
 	if err != nil {
 		return nil, err
 	}
@@ -248,7 +248,7 @@ func (p *Plan) Without(down []int, costs []CostModel) (*Plan, error) {
 		}
 		isDown[s] = true
 	}
-	q := newPlan(p.Layout, p.Model, p.Pass, p.Epsilon)
+	q := newPlan(p.Layout, p.Arch, p.Pass, p.Epsilon)
 	q.Moves, q.Target = p.Moves, p.Target
 	var orphans []Task
 	healthy := 0

@@ -168,7 +168,7 @@ func (p *Profile) checkGrid(name string, g [][]float64) error {
 // with its FLOPs at the efficiency of the nearest grid edge. Cells with
 // q_len > kv_len take the efficiency of the largest measurable q_len of their
 // column.
-func (p *Profile) CostModel(m Model) (CostModel, error) {
+func (p *Profile) CostModel(m Arch) (CostModel, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
@@ -228,7 +228,7 @@ func (pc *profileCost) TaskTime(qLen, kLen int, pass Pass) float64 {
 	pairs := float64(CausalPairs(qLen, kLen)) * pc.scale
 	x, y := math.Log2(float64(qLen)), math.Log2(float64(kLen))
 	f := bilinear(pc.xs, pc.ys, pc.fwd, x, y) * pairs
-	if pass == Forward {
+	if pass == PassForward {
 		return f
 	}
 	var b float64
@@ -237,7 +237,7 @@ func (pc *profileCost) TaskTime(qLen, kLen int, pass Pass) float64 {
 	} else {
 		b = f * BackwardFLOPFactor
 	}
-	if pass == Backward {
+	if pass == PassBackward {
 		return b
 	}
 	return f + b

@@ -17,8 +17,8 @@ const MinEpsilon = 1e-3
 
 // Options configures Pack and Schedule.
 type Options struct {
-	// Model gives head shapes and element sizes for FLOPs and bytes.
-	Model Model
+	// Arch gives head shapes and element sizes for FLOPs and bytes.
+	Arch Arch
 	// Pass is the pass whose time is balanced and whose bytes are counted
 	// (the zero value, Training, is forward plus backward).
 	Pass Pass
@@ -30,11 +30,12 @@ type Options struct {
 	BlockSize int
 }
 
-func (o *Options) normalize() error {
-	if err := o.Model.Validate(); err != nil {
+// Normalize checks o and fills in its defaults (the block size).
+func (o *Options) Normalize() error {
+	if err := o.Arch.Validate(); err != nil {
 		return err
 	}
-	if !o.Pass.valid() {
+	if !o.Pass.Valid() {
 		return fmt.Errorf("disagg: unknown pass %d", int(o.Pass))
 	}
 	if !(o.Epsilon >= 0) || math.IsInf(o.Epsilon, 0) {
@@ -49,9 +50,9 @@ func (o *Options) normalize() error {
 	return nil
 }
 
-// expandCosts returns one cost model per server from one per server or one
+// ExpandCosts returns one cost model per server from one per server or one
 // for all.
-func expandCosts(costs []CostModel, n int) ([]CostModel, error) {
+func ExpandCosts(costs []CostModel, n int) ([]CostModel, error) {
 	switch len(costs) {
 	case n:
 		costs = slices.Clone(costs)
@@ -76,10 +77,10 @@ func (o *Options) check(l *Layout, costs []CostModel) ([]CostModel, error) {
 	if l == nil {
 		return nil, fmt.Errorf("disagg: layout is nil")
 	}
-	if err := o.normalize(); err != nil {
+	if err := o.Normalize(); err != nil {
 		return nil, err
 	}
-	return expandCosts(costs, l.Ranks())
+	return ExpandCosts(costs, l.Ranks())
 }
 
 // Pack returns the plan without disaggregation: every chunk's CA-task runs on
@@ -91,7 +92,7 @@ func Pack(l *Layout, costs []CostModel, opt Options) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := newPlan(l, opt.Model, opt.Pass, 0)
+	p := newPlan(l, opt.Arch, opt.Pass, 0)
 	for _, c := range l.Chunks() {
 		p.Tasks[c.Rank] = append(p.Tasks[c.Rank], Task{Doc: c.Doc, Src: c.Rank, Q: c.Range})
 	}
@@ -173,8 +174,8 @@ func newSched(l *Layout, costs []CostModel, opt Options) *sched {
 	n := l.Ranks()
 	s := &sched{
 		l: l, costs: costs, opt: opt, block: opt.BlockSize,
-		pairFLOP: opt.Model.pairFLOPs(opt.Pass),
-		bytes:    newByteCounter(l, opt.Model, opt.Pass),
+		pairFLOP: opt.Arch.pairFLOPs(opt.Pass),
+		bytes:    newByteCounter(l, opt.Arch, opt.Pass),
 		byServer: make([][]int32, n), cursor: make([]int, n), speed: make([]float64, n), load: make([]float64, n),
 		moved: make([][]Task, n), kvEnd: make(map[uint64]int),
 	}
@@ -494,7 +495,7 @@ func (s *sched) drainTo(d int, order []int, room func(r int) float64) bool {
 }
 
 func (s *sched) plan() *Plan {
-	p := newPlan(s.l, s.opt.Model, s.opt.Pass, s.opt.Epsilon)
+	p := newPlan(s.l, s.opt.Arch, s.opt.Pass, s.opt.Epsilon)
 	for r := range p.Tasks {
 		p.Tasks[r] = s.moved[r]
 		for _, ii := range s.byServer[r] {

@@ -4,32 +4,13 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/coreattn/coreattn/internal/batchtest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/coreattn/coreattn/disagg/doclens"
 )
 
 // randomBatch returns document lengths that fill ranks·tokens tokens (or
 // fall a little short), mixing short documents with a few that span ranks.
-func randomBatch(rng *rand.Rand, ranks, tokens int) []int {
-	total := ranks * tokens
-	if rng.IntN(4) == 0 {
-		total -= rng.IntN(tokens)
-	}
-	var lens []int
-	for total > 0 {
-		n := 1 + rng.IntN(max(1, tokens/4))
-		if rng.IntN(6) == 0 {
-			n = 1 + rng.IntN(3*tokens)
-		}
-		n = min(n, total)
-		lens = append(lens, n)
-		total -= n
-	}
-	return lens
-}
-
 func flopCost(t testing.TB) CostModel {
 	c, err := NewFLOPModel(Llama8B, 400e12)
 	require.NoError(t, err)
@@ -86,10 +67,10 @@ func TestScheduleProperties(t *testing.T) {
 	for i := range 40 {
 		ranks := 1 + rng.IntN(12)
 		tokens := 64 + rng.IntN(4096)
-		lens := randomBatch(rng, ranks, tokens)
+		lens := batchtest.Lengths(rng, ranks, tokens)
 		l, err := Place(lens, ranks, tokens)
 		require.NoError(t, err)
-		opt := Options{Model: Llama8B, Epsilon: []float64{0, 0.05, 0.1, 0.3}[i%4], BlockSize: []int{1, 16, 128, 0}[rng.IntN(4)], Pass: Pass(rng.IntN(3))}
+		opt := Options{Arch: Llama8B, Epsilon: []float64{0, 0.05, 0.1, 0.3}[i%4], BlockSize: []int{1, 16, 128, 0}[rng.IntN(4)], Pass: Pass(rng.IntN(3))}
 		pk, err := Pack(l, []CostModel{cost}, opt)
 		require.NoError(t, err)
 		checkPlan(t, l, pk, []CostModel{cost})
@@ -113,7 +94,7 @@ func TestScheduleBalancesTime(t *testing.T) {
 	// faster servers end up with more FLOPs.
 	rng := rand.New(rand.NewPCG(3, 3))
 	const ranks, tokens = 8, 1 << 15
-	l, err := Place(randomBatch(rng, ranks, tokens), ranks, tokens)
+	l, err := Place(batchtest.Lengths(rng, ranks, tokens), ranks, tokens)
 	require.NoError(t, err)
 	costs := make([]CostModel, ranks)
 	for i := range costs {
@@ -122,7 +103,7 @@ func TestScheduleBalancesTime(t *testing.T) {
 		costs[i] = c
 	}
 	for _, eps := range []float64{0, 0.1} {
-		p, err := Schedule(l, costs, Options{Model: Llama8B, Epsilon: eps})
+		p, err := Schedule(l, costs, Options{Arch: Llama8B, Epsilon: eps})
 		require.NoError(t, err)
 		checkPlan(t, l, p, costs)
 		assert.LessOrEqual(t, p.Imbalance(), 1+eps+0.02, "eps %g", eps)
@@ -154,7 +135,7 @@ func TestScheduleMovesAreCommunicationAware(t *testing.T) {
 	l, err := Place(lens, 4, 4096)
 	require.NoError(t, err)
 	cost := flopCost(t)
-	p, err := Schedule(l, []CostModel{cost}, Options{Model: Llama8B, Epsilon: 0.05, BlockSize: 16})
+	p, err := Schedule(l, []CostModel{cost}, Options{Arch: Llama8B, Epsilon: 0.05, BlockSize: 16})
 	require.NoError(t, err)
 	checkPlan(t, l, p, []CostModel{cost})
 	assert.LessOrEqual(t, p.Imbalance(), 1.05+1e-9)
@@ -172,8 +153,8 @@ func TestScheduleMovesAreCommunicationAware(t *testing.T) {
 		movedKV += int64(end)
 	}
 	require.Positive(t, movedRows)
-	qIn, qOut := Llama8B.QRowBytes(Training)
-	kIn, kOut := Llama8B.KVRowBytes(Training)
+	qIn, qOut := Llama8B.QRowBytes(PassTraining)
+	kIn, kOut := Llama8B.KVRowBytes(PassTraining)
 	assert.Equal(t, movedRows*(qIn+qOut)+movedKV*(kIn+kOut), p.Bytes())
 	// Moving a block from the middle of the head-tail pair keeps the pieces
 	// few: a handful of moves, not one per block.
@@ -191,13 +172,13 @@ func TestScheduleErrors(t *testing.T) {
 		opt   Options
 		want  string
 	}{
-		{"nil layout", nil, []CostModel{cost}, Options{Model: Llama8B}, "layout is nil"},
+		{"nil layout", nil, []CostModel{cost}, Options{Arch: Llama8B}, "layout is nil"},
 		{"bad model", l, []CostModel{cost}, Options{}, "heads_q"},
-		{"negative epsilon", l, []CostModel{cost}, Options{Model: Llama8B, Epsilon: -0.1}, "epsilon -0.1"},
-		{"bad block", l, []CostModel{cost}, Options{Model: Llama8B, BlockSize: -1}, "block size -1"},
-		{"bad pass", l, []CostModel{cost}, Options{Model: Llama8B, Pass: 9}, "unknown pass"},
-		{"cost count", l, []CostModel{cost, cost, cost}, Options{Model: Llama8B}, "3 cost models for 2 servers"},
-		{"nil cost", l, []CostModel{cost, nil}, Options{Model: Llama8B}, "server 1 is nil"},
+		{"negative epsilon", l, []CostModel{cost}, Options{Arch: Llama8B, Epsilon: -0.1}, "epsilon -0.1"},
+		{"bad block", l, []CostModel{cost}, Options{Arch: Llama8B, BlockSize: -1}, "block size -1"},
+		{"bad pass", l, []CostModel{cost}, Options{Arch: Llama8B, Pass: 9}, "unknown pass"},
+		{"cost count", l, []CostModel{cost, cost, cost}, Options{Arch: Llama8B}, "3 cost models for 2 servers"},
+		{"nil cost", l, []CostModel{cost, nil}, Options{Arch: Llama8B}, "server 1 is nil"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -207,7 +188,7 @@ func TestScheduleErrors(t *testing.T) {
 			assert.ErrorContains(t, err, c.want)
 		})
 	}
-	p, err := Pack(l, []CostModel{cost}, Options{Model: Llama8B})
+	p, err := Pack(l, []CostModel{cost}, Options{Arch: Llama8B})
 	require.NoError(t, err)
 	_, err = p.Batch(2)
 	assert.ErrorContains(t, err, "server 2 out of range")
@@ -216,7 +197,7 @@ func TestScheduleErrors(t *testing.T) {
 func TestVerifyCatchesBrokenPlans(t *testing.T) {
 	l, err := Place([]int{10, 20}, 2, 16)
 	require.NoError(t, err)
-	p, err := Pack(l, []CostModel{flopCost(t)}, Options{Model: Llama8B})
+	p, err := Pack(l, []CostModel{flopCost(t)}, Options{Arch: Llama8B})
 	require.NoError(t, err)
 	require.NoError(t, p.Verify())
 	broken := func(mut func(p *Plan)) error {
@@ -250,7 +231,7 @@ func FuzzPlan(f *testing.F) {
 		if err != nil {
 			return // bad input is an error, not a panic
 		}
-		opt := Options{Model: Llama8B, BlockSize: int(block), Epsilon: float64(epsPct) / 100}
+		opt := Options{Arch: Llama8B, BlockSize: int(block), Epsilon: float64(epsPct) / 100}
 		p, err := Schedule(l, []CostModel{cost}, opt)
 		if err != nil {
 			t.Fatalf("schedule of a valid layout failed: %v", err)
@@ -259,47 +240,13 @@ func FuzzPlan(f *testing.F) {
 	})
 }
 
-// benchLayout is one ProLong-sampled global batch of 512 servers × 512K
-// tokens, the paper's largest configuration.
-func benchLayout(b *testing.B) *Layout {
-	lens, err := doclens.Builtin("prolong")
-	require.NoError(b, err)
-	s, err := NewSampler(lens, DefaultSampleConfig("prolong", 512, 512<<10), 1)
-	require.NoError(b, err)
-	l, err := Place(s.Next(), 512, 512<<10)
-	require.NoError(b, err)
-	return l
-}
-
-func BenchmarkPlan512x512K(b *testing.B) {
-	l := benchLayout(b)
-	costs := []CostModel{flopCost(b)}
-	for _, eps := range []float64{DefaultEpsilon, 0} {
-		name := "eps=0.1"
-		if eps == 0 {
-			name = "eps=0"
-		}
-		b.Run(name, func(b *testing.B) {
-			var p *Plan
-			for b.Loop() {
-				var err error
-				if p, err = Schedule(l, costs, Options{Model: Llama8B, Epsilon: eps}); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(p.Imbalance(), "imbalance")
-			b.ReportMetric(float64(p.Moves), "moves")
-		})
-	}
-}
-
 func TestPlanWithout(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 11))
 	const ranks, tokens = 6, 8192
-	l, err := Place(randomBatch(rng, ranks, tokens), ranks, tokens)
+	l, err := Place(batchtest.Lengths(rng, ranks, tokens), ranks, tokens)
 	require.NoError(t, err)
 	costs := []CostModel{flopCost(t)}
-	p, err := Schedule(l, costs, Options{Model: Llama8B, Epsilon: 0.05})
+	p, err := Schedule(l, costs, Options{Arch: Llama8B, Epsilon: 0.05})
 	require.NoError(t, err)
 	q, err := p.Without([]int{2, 4}, costs)
 	require.NoError(t, err)

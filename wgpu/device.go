@@ -17,6 +17,10 @@ import (
 // new one opened.
 var ErrDeviceLost = errors.New("wgpu: device lost")
 
+// ErrClosed is wrapped by every error returned for work on a device after
+// Close.
+var ErrClosed = errors.New("wgpu: device closed")
+
 // Device is an open logical device on one adapter, with its queue and a cache
 // of compiled pipelines. It is safe for concurrent use.
 type Device struct {
@@ -126,7 +130,7 @@ func (d *Device) Close() error {
 // usable reports why the device cannot take work, or nil. Callers hold d.mu.
 func (d *Device) usable() error {
 	if d.closed {
-		return fmt.Errorf("wgpu: %s: device is closed", d.info.Name)
+		return fmt.Errorf("%w: %s", ErrClosed, d.info.Name)
 	}
 	if reason := d.lost.Load(); reason != nil {
 		return fmt.Errorf("%w: %s: %s", ErrDeviceLost, d.info.Name, *reason)

@@ -107,7 +107,7 @@ func TestErrorsAreValues(t *testing.T) {
 
 	require.NoError(t, d.Close())
 	_, err = d.NewBuffer("after close", 16)
-	require.ErrorContains(t, err, "closed")
+	require.ErrorIs(t, err, wgpu.ErrClosed)
 }
 
 // TestDownloadSurvivesGC reads buffers back (Download, and Run's timestamp

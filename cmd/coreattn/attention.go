@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coreattn/coreattn/attention/gpu"
+
 	"github.com/spf13/cobra"
 
 	"github.com/coreattn/coreattn/attention"
@@ -225,22 +227,23 @@ func (f *attnFlags) load() (*attnInputs, error) {
 	return in, nil
 }
 
-// attnRunner runs the passes of `coreattn attention`. *attention.Op on one
-// device is one; the attention-server pool (--servers N) is another.
+// attnRunner runs the passes of `coreattn attention`: an
+// [attention.Runner] (the GPU operator on one device, or the
+// attention-server pool with --servers N) that the command closes and names
+// in its log.
 type attnRunner interface {
-	Forward(ctx context.Context, a *attention.Args, q, k, v []float32) (o, lse []float32, err error)
-	Backward(ctx context.Context, a *attention.Args, q, k, v, o, lse, do []float32) (dq, dk, dv []float32, err error)
-	Close() error
-	Describe() string
+	attention.Runner
+	io.Closer
+	fmt.Stringer
 }
 
 // deviceRunner runs everything on one device.
 type deviceRunner struct {
-	*attention.Op
+	*gpu.Op
 }
 
-func (r deviceRunner) Close() error     { return r.Device().Close() }
-func (r deviceRunner) Describe() string { return r.Device().Info().String() }
+func (r deviceRunner) Close() error   { return r.Device().Close() }
+func (r deviceRunner) String() string { return r.Device().Info().String() }
 
 // newAttnRunner returns the runner for --adapter and --servers.
 func newAttnRunner(g *globalFlags, adapter, servers int) (attnRunner, error) {
@@ -251,7 +254,7 @@ func newAttnRunner(g *globalFlags, adapter, servers int) (attnRunner, error) {
 	if err != nil {
 		return nil, err
 	}
-	return deviceRunner{attention.New(dev)}, nil
+	return deviceRunner{gpu.New(dev)}, nil
 }
 
 func runAttention(ctx context.Context, g *globalFlags, f *attnFlags, log io.Writer) error {
@@ -298,7 +301,7 @@ func runAttention(ctx context.Context, g *globalFlags, f *attnFlags, log io.Writ
 	}
 	if g.verbose {
 		fmt.Fprintf(log, "attention: %s: B=%d total_q=%d total_k=%d %s D=%d causal=%v: forward %.3f ms",
-			r.Describe(), a.Batch(), tq, a.TotalK(), gqaString(a), d, a.Causal, ms(tFwd))
+			r, a.Batch(), tq, a.TotalK(), gqaString(a), d, a.Causal, ms(tFwd))
 		if f.backward() {
 			fmt.Fprintf(log, ", backward %.3f ms", ms(tBwd))
 		}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coreattn/coreattn/attention/gpu"
+
 	"github.com/spf13/cobra"
 
 	"github.com/coreattn/coreattn/attention"
@@ -180,7 +182,7 @@ func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out, progress 
 		return err
 	}
 	defer dev.Close()
-	var opts attention.Options
+	var opts gpu.Options
 	for _, x := range []struct {
 		flag, val          string
 		tx, ty, rm, kc, vc *int
@@ -213,7 +215,7 @@ func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out, progress 
 		}
 		opts.BackwardDKV.RowRegs = true
 	}
-	if opts.DQ, err = attention.ParseDQMode(f.dq); err != nil {
+	if opts.DQ, err = gpu.ParseDQMode(f.dq); err != nil {
 		return fmt.Errorf("bench: --dq: %w", err)
 	}
 	if f.rolled {
@@ -232,7 +234,7 @@ func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out, progress 
 		return fmt.Errorf("bench: --ds-scratch %d: want a size in MiB, or 0 for the default", f.dsMiB)
 	}
 	opts.DSScratch = int64(f.dsMiB) << 20
-	op := attention.NewWithOptions(dev, opts)
+	op := gpu.NewWithOptions(dev, opts)
 	info := dev.Info()
 	enc := json.NewEncoder(out)
 	if !f.json {
@@ -268,7 +270,7 @@ func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out, progress 
 }
 
 // benchOne allocates random inputs on the device and times the pass.
-func benchOne(ctx context.Context, op *attention.Op, s benchShape, pass string, dt attention.DType, reps int) (benchResult, error) {
+func benchOne(ctx context.Context, op *gpu.Op, s benchShape, pass string, dt attention.DType, reps int) (benchResult, error) {
 	dev := op.Device()
 	args := *s.args
 	args.DType = dt
@@ -294,16 +296,16 @@ func benchOne(ctx context.Context, op *attention.Op, s benchShape, pass string, 
 			for i := range x {
 				x[i] = float32(rng.NormFloat64())
 			}
-			b, err = attention.Upload(dev, name, dt, x)
+			b, err = gpu.Upload(dev, name, dt, x)
 		} else {
-			b, err = attention.NewTensor(dev, name, dt, n)
+			b, err = gpu.NewTensor(dev, name, dt, n)
 		}
 		if err == nil {
 			bufs = append(bufs, b)
 		}
 		return b, err
 	}
-	var ft attention.ForwardTensors
+	var ft gpu.ForwardTensors
 	var err error
 	for _, x := range []struct {
 		dst    **wgpu.Buffer
@@ -324,7 +326,7 @@ func benchOne(ctx context.Context, op *attention.Op, s benchShape, pass string, 
 	tiling := fwd.Tiling
 	flops := a.FLOPs()
 	if pass == "fwd+bwd" {
-		bt := attention.BackwardTensors{Q: ft.Q, K: ft.K, V: ft.V, O: ft.O, LSE: ft.LSE}
+		bt := gpu.BackwardTensors{Q: ft.Q, K: ft.K, V: ft.V, O: ft.O, LSE: ft.LSE}
 		if bt.DO, err = newBuf("do", nq, true); err != nil {
 			return benchResult{}, err
 		}

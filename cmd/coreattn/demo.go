@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coreattn/coreattn/attention/gpu"
+
 	"github.com/spf13/cobra"
 
 	"github.com/coreattn/coreattn/attention"
@@ -198,7 +200,7 @@ func runDemo(ctx context.Context, g *globalFlags, f *demoFlags, out io.Writer) e
 		}
 		return x
 	}
-	ft := attention.ForwardTensors{}
+	ft := gpu.ForwardTensors{}
 	for _, t := range []struct {
 		dst  **wgpu.Buffer
 		name string
@@ -208,7 +210,7 @@ func runDemo(ctx context.Context, g *globalFlags, f *demoFlags, out io.Writer) e
 			return err
 		}
 	}
-	op := attention.New(dev)
+	op := gpu.New(dev)
 	fwd, err := op.PrepareForward(a, ft)
 	if err != nil {
 		return fmt.Errorf("demo: forward: %w", err)
@@ -231,7 +233,7 @@ func runDemo(ctx context.Context, g *globalFlags, f *demoFlags, out io.Writer) e
 	fmt.Fprintf(out, "          O rel err %.1e, LSE abs err %.1e (%s): %s\n", errO, errLSE, chk.coverage(), okString(okFwd))
 
 	okBwd := true
-	bt := attention.BackwardTensors{Q: ft.Q, K: ft.K, V: ft.V, O: ft.O, LSE: ft.LSE}
+	bt := gpu.BackwardTensors{Q: ft.Q, K: ft.K, V: ft.V, O: ft.O, LSE: ft.LSE}
 	for _, t := range []struct {
 		dst  **wgpu.Buffer
 		name string

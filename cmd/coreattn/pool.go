@@ -13,6 +13,11 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/coreattn/coreattn/disagg/local"
+	"github.com/coreattn/coreattn/disagg/pool"
+	"github.com/coreattn/coreattn/disagg/server"
+	"github.com/coreattn/coreattn/disagg/sim"
+
 	"github.com/spf13/cobra"
 
 	"github.com/coreattn/coreattn/attention"
@@ -24,49 +29,31 @@ import (
 // localServers opens n attention servers on the local adapters, dealt
 // round-robin starting at adapter first (n = 0: one per adapter); servers on
 // the same adapter share its device. shared reports whether any do.
-func localServers(g *globalFlags, cmdName string, first, n int) (servers []disagg.Server, shared bool, err error) {
+func localServers(g *globalFlags, cmdName string, first, n int) (servers []server.Server, shared bool, err error) {
 	opts := wgpu.Options{Verbose: g.verbose}
 	list, err := wgpu.Adapters(opts)
 	if err != nil {
 		return nil, false, fmt.Errorf("%s: %w", cmdName, err)
 	}
 	if first < 0 || first >= len(list) {
-		return nil, false, fmt.Errorf("%s: --adapter %d: want an index in [0, %d) (see `coreattn devices`)", cmdName, first, len(list))
+		return nil, false, fmt.Errorf("%s: --adapter %d: want an index in [0, %d) (see 'coreattn devices')", cmdName, first, len(list))
 	}
-	if n == 0 {
-		n = len(list)
+	adapters := make([]int, len(list))
+	for i := range list {
+		adapters[i] = list[(first+i)%len(list)].Index
 	}
-	defer func() {
-		if err != nil {
-			for _, s := range servers {
-				s.Close()
-			}
-			servers = nil
-		}
-	}()
-	opened := map[int]*disagg.LocalServer{}
-	for i := range n {
-		idx := list[(first+i)%len(list)].Index
-		name := fmt.Sprintf("server %d", i)
-		if s, ok := opened[idx]; ok {
-			servers = append(servers, s.Share(name))
-			shared = true
-			continue
-		}
-		s, err := disagg.OpenLocalServer(name, idx, opts)
-		if err != nil {
-			return servers, false, fmt.Errorf("%s: %w", cmdName, err)
-		}
-		opened[idx] = s
-		servers = append(servers, s)
+	servers, err = local.OpenServers(context.Background(), n, local.Placement{Adapters: adapters, WGPU: opts})
+	if err != nil {
+		return nil, false, fmt.Errorf("%s: %w", cmdName, err)
 	}
-	return servers, shared, nil
+	return servers, len(servers) > len(adapters), nil
 }
 
 // poolRunner runs `coreattn attention --servers N` through an attention
-// server pool; it implements attnRunner.
+// server pool, reporting servers that fail on the way; it implements
+// attnRunner.
 type poolRunner struct {
-	pool *disagg.Pool
+	pool *pool.Pool
 	log  io.Writer
 }
 
@@ -81,7 +68,7 @@ func newPoolRunner(g *globalFlags, adapter, servers int) (attnRunner, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := disagg.NewPool(ss, disagg.PoolOptions{})
+	p, err := pool.New(ss, pool.Options{})
 	if err != nil {
 		for _, s := range ss {
 			s.Close()
@@ -104,7 +91,7 @@ func (r *poolRunner) Backward(ctx context.Context, a *attention.Args, q, k, v, o
 }
 
 // warn reports the servers that failed during a call.
-func (r *poolRunner) warn(rep *disagg.Report) {
+func (r *poolRunner) warn(rep *pool.Report) {
 	if rep == nil {
 		return
 	}
@@ -115,7 +102,7 @@ func (r *poolRunner) warn(rep *disagg.Report) {
 
 func (r *poolRunner) Close() error { return r.pool.Close() }
 
-func (r *poolRunner) Describe() string {
+func (r *poolRunner) String() string {
 	var parts []string
 	for _, s := range r.pool.Servers() {
 		parts = append(parts, s.Name+" on "+s.Adapter)
@@ -295,22 +282,22 @@ func runBenchPool(ctx context.Context, g *globalFlags, f *benchPoolFlags, out, p
 
 	type strategy struct {
 		name string
-		opts disagg.PoolOptions
+		opts pool.Options
 	}
 	var strategies []strategy
-	base := disagg.PoolOptions{BlockSize: f.block, Sequential: sequential}
+	base := pool.Options{BlockSize: f.block, Sequential: sequential}
 	if prof != nil {
 		base.Profiles = []*disagg.Profile{prof}
 	}
 	if !f.cadGiven || !f.cad {
 		o := base
 		o.Packing = true
-		strategies = append(strategies, strategy{disagg.StrategyPacking, o})
+		strategies = append(strategies, strategy{sim.StrategyPacking, o})
 	}
 	if !f.cadGiven || f.cad {
 		o := base
 		o.Epsilon = f.epsilon
-		strategies = append(strategies, strategy{disagg.StrategyCAD, o})
+		strategies = append(strategies, strategy{sim.StrategyCAD, o})
 	}
 	if !f.jsonOut {
 		fmt.Fprintf(out, "batch: %s, %d servers × %d tokens, %d documents (longest %d), Hq=%d Hkv=%d D=%d, causal; servers run %s\n",
@@ -322,7 +309,7 @@ func runBenchPool(ctx context.Context, g *globalFlags, f *benchPoolFlags, out, p
 	}
 	enc := json.NewEncoder(out)
 	for _, st := range strategies {
-		p, err := disagg.NewPool(servers, st.opts)
+		p, err := pool.New(servers, st.opts)
 		if err != nil {
 			return fmt.Errorf("bench pool: %w", err)
 		}
@@ -331,10 +318,10 @@ func runBenchPool(ctx context.Context, g *globalFlags, f *benchPoolFlags, out, p
 			if f.pass != "both" && f.pass != pass && !(pass == "forward" && f.pass == "backward") {
 				continue
 			}
-			reps := make([]*disagg.Report, 0, f.reps)
+			reps := make([]*pool.Report, 0, f.reps)
 			for r := range f.reps + 1 { // the first run warms up the pipelines
 				fmt.Fprintf(progress, "\rbench pool: %s %s run %d/%d ...", st.name, pass, r, f.reps)
-				var rep *disagg.Report
+				var rep *pool.Report
 				if pass == "forward" {
 					o, lse, rep, err = p.ForwardReport(ctx, a, q, k, v)
 				} else {
@@ -382,9 +369,9 @@ func (f *benchPoolFlags) sampleBatch(lens []int, servers int, cpu bool) (*attent
 	def(&f.heads, 2, 32)
 	def(&f.kvHeads, f.heads, 8)
 	def(&f.headDim, 64, 128)
-	cfg := disagg.DefaultSampleConfig(f.dist, servers, f.tokens)
+	cfg := sim.DefaultSampleConfig(f.dist, servers, f.tokens)
 	cfg.MaxDoc = f.maxDoc
-	s, err := disagg.NewSampler(lens, cfg, f.seed)
+	s, err := sim.NewSampler(lens, cfg, f.seed)
 	if err != nil {
 		return nil, nil
 	}
@@ -399,13 +386,13 @@ func (f *benchPoolFlags) sampleBatch(lens []int, servers int, cpu bool) (*attent
 }
 
 // summarize takes, per server, the median over the timed runs.
-func (f *benchPoolFlags) summarize(strategy, pass string, a *attention.Args, docs int, sequential bool, infos []disagg.ServerInfo, reps []*disagg.Report) benchPoolRow {
+func (f *benchPoolFlags) summarize(strategy, pass string, a *attention.Args, docs int, sequential bool, infos []server.Info, reps []*pool.Report) benchPoolRow {
 	eps := f.epsilon
 	row := benchPoolRow{
 		Strategy: strategy, Epsilon: &eps, Pass: pass, Dist: f.dist, Servers: len(reps[0].Servers), TokensPerServer: f.tokens,
 		Docs: docs, HeadsQ: a.NumHeadsQ, HeadsKV: a.NumHeadsKV, HeadDim: a.HeadDim, Sequential: sequential,
 	}
-	median := func(get func(*disagg.Report) time.Duration) float64 {
+	median := func(get func(*pool.Report) time.Duration) float64 {
 		v := make([]float64, len(reps))
 		for i, r := range reps {
 			v[i] = ms(get(r))
@@ -413,15 +400,15 @@ func (f *benchPoolFlags) summarize(strategy, pass string, a *attention.Args, doc
 		slices.Sort(v)
 		return round(v[len(v)/2], 3)
 	}
-	row.WallMS = median(func(r *disagg.Report) time.Duration { return r.Wall })
+	row.WallMS = median(func(r *pool.Report) time.Duration { return r.Wall })
 	last := reps[len(reps)-1]
 	var pred, kern, gpu []float64
 	for i, s := range last.Servers {
 		srv := benchPoolSrvr{
 			Name: s.Name, Tasks: len(s.Tasks), Batches: s.Batches, QRows: s.QRows, KRows: s.KRows, PredictedS: s.Predicted,
-			KernelMS: median(func(r *disagg.Report) time.Duration { return r.Servers[i].Stats.Kernel }),
-			GPUMS:    median(func(r *disagg.Report) time.Duration { return r.Servers[i].Stats.GPU }),
-			TotalMS:  median(func(r *disagg.Report) time.Duration { return r.Servers[i].Stats.Total }),
+			KernelMS: median(func(r *pool.Report) time.Duration { return r.Servers[i].Stats.Kernel }),
+			GPUMS:    median(func(r *pool.Report) time.Duration { return r.Servers[i].Stats.GPU }),
+			TotalMS:  median(func(r *pool.Report) time.Duration { return r.Servers[i].Stats.Total }),
 		}
 		row.PerServer = append(row.PerServer, srv)
 		pred, kern, gpu = append(pred, srv.PredictedS), append(kern, srv.KernelMS), append(gpu, srv.GPUMS)

@@ -8,6 +8,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/coreattn/coreattn/attention/gpu"
+
 	"github.com/spf13/cobra"
 
 	"github.com/coreattn/coreattn/attention"
@@ -34,7 +36,7 @@ func newProfileCmd(g *globalFlags) *cobra.Command {
 segment shapes (q_len queries against kv_len keys, bottom-right causal) on one
 adapter and writes it as a disagg.Profile JSON file: the cost model that
 coreattn simulate --profile and coreattn bench pool --profile use, and that a
-disagg.Pool takes per server.
+pool.Pool takes per server.
 
 Each cell runs a fused batch of identical segments, sized so that launch
 overhead is amortised, and reports the median over --reps rounds of
@@ -122,7 +124,7 @@ func runProfile(ctx context.Context, g *globalFlags, f *profileFlags, out, stder
 	if cpu {
 		target = 2e5
 	}
-	op := attention.New(dev)
+	op := gpu.New(dev)
 	rng := rand.New(rand.NewPCG(11, 3))
 	cells := 0
 	for _, q := range f.qLens {
@@ -207,7 +209,7 @@ func segmentsFor(q, k, heads int, target float64, dev *wgpu.Device, f *profileFl
 
 // profileCell times n segments of q queries against k keys and returns the
 // seconds per segment of the forward and (0 when not measured) the backward.
-func profileCell(ctx context.Context, op *attention.Op, rng *rand.Rand, q, k, n int, f *profileFlags) (fwd, bwd float64, err error) {
+func profileCell(ctx context.Context, op *gpu.Op, rng *rand.Rand, q, k, n int, f *profileFlags) (fwd, bwd float64, err error) {
 	dev := op.Device()
 	a := &attention.Args{NumHeadsQ: f.heads, NumHeadsKV: f.kvHeads, HeadDim: f.headDim, Causal: true}
 	a.CuSeqlensQ, a.CuSeqlensK = make([]int32, n+1), make([]int32, n+1)
@@ -238,7 +240,7 @@ func profileCell(ctx context.Context, op *attention.Op, rng *rand.Rand, q, k, n 
 		}
 		return b, err
 	}
-	var ft attention.ForwardTensors
+	var ft gpu.ForwardTensors
 	for _, x := range []struct {
 		dst    **wgpu.Buffer
 		name   string
@@ -261,7 +263,7 @@ func profileCell(ctx context.Context, op *attention.Op, rng *rand.Rand, q, k, n 
 	if f.forwardOnly {
 		return fwd, 0, nil
 	}
-	bt := attention.BackwardTensors{Q: ft.Q, K: ft.K, V: ft.V, O: ft.O, LSE: ft.LSE}
+	bt := gpu.BackwardTensors{Q: ft.Q, K: ft.K, V: ft.V, O: ft.O, LSE: ft.LSE}
 	for _, x := range []struct {
 		dst    **wgpu.Buffer
 		name   string

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/coreattn/coreattn/attention/gpu"
+
 	"github.com/spf13/cobra"
 
 	"github.com/coreattn/coreattn/attention"
@@ -123,7 +125,7 @@ func runBenchShards(ctx context.Context, g *globalFlags, f *benchShardsFlags, ou
 	if err := dense.args.Validate(); err != nil {
 		return fmt.Errorf("bench shards: %w", err)
 	}
-	op := attention.New(dev)
+	op := gpu.New(dev)
 	enc := json.NewEncoder(out)
 	if !f.json {
 		fmt.Fprintf(out, "adapter: %s\n%-6s %-6s %-70s %10s %9s %7s\n", dev.Info(), "L", "tasks", "shape", "ms", "TFLOP/s", "ratio")

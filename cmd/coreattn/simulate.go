@@ -11,6 +11,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/coreattn/coreattn/disagg/sim"
+
 	"github.com/spf13/cobra"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -63,9 +65,9 @@ The model behind every figure is described in docs/simulate.md.`,
 	fl.IntVar(&f.servers, "servers", 512, "attention servers (= trainer ranks)")
 	fl.IntVar(&f.tokens, "tokens-per-server", 524288, "tokens per server per batch")
 	fl.IntVar(&f.maxDoc, "max-doc", 0, "cut documents longer than this many tokens (after elongation); 0: no limit")
-	fl.StringVar(&f.model, "model", disagg.Llama8B.Name, "model: "+strings.Join(disagg.ModelNames(), ", "))
+	fl.StringVar(&f.model, "model", disagg.Llama8B.Name, "model: "+strings.Join(disagg.ArchNames(), ", "))
 	fl.Float64Var(&f.epsilon, "epsilon", disagg.DefaultEpsilon, "tolerance of the headline CAD row")
-	fl.Float64SliceVar(&f.epsilons, "epsilons", disagg.DefaultEpsilons, "CAD tolerance sweep")
+	fl.Float64SliceVar(&f.epsilons, "epsilons", sim.DefaultEpsilons, "CAD tolerance sweep")
 	fl.IntVar(&f.batches, "batches", 3, "global batches to sample and average over")
 	fl.Uint64Var(&f.seed, "seed", 1, "sampling seed")
 	fl.BoolVar(&f.jsonOut, "json", false, "print one JSON object per line and strategy")
@@ -78,7 +80,7 @@ The model behind every figure is described in docs/simulate.md.`,
 	fl.Float64Var(&f.linTFLOP, "linear-tflops", 500, "sustained TFLOP/s per server on the linear layers")
 	fl.IntVar(&f.cpDegree, "cp-degree", 0, "per-document CP group size; 0: all servers")
 	fl.Float64Var(&f.wlbMaxTokens, "wlb-max-tokens", 0, "WLB token cap per server, as a multiple of --tokens-per-server; 0: none")
-	def := disagg.DefaultSampleConfig("pretrain", 1, 1)
+	def := sim.DefaultSampleConfig("pretrain", 1, 1)
 	fl.IntVar(&f.longThreshold, "long-threshold", def.LongThreshold, "documents at least this long (before elongation) are long")
 	fl.IntVar(&f.upsampleLong, "upsample-long", def.UpsampleLong, "replicate long documents this many times in the pool")
 	fl.Float64Var(&f.keepShort, "keep-short", def.KeepShort, "fraction of short documents kept in the pool")
@@ -89,20 +91,20 @@ The model behind every figure is described in docs/simulate.md.`,
 	return cmd
 }
 
-func (f *simulateFlags) config() (disagg.SimConfig, error) {
-	m, err := disagg.ModelByName(f.model)
+func (f *simulateFlags) config() (sim.Config, error) {
+	m, err := disagg.ArchByName(f.model)
 	if err != nil {
-		return disagg.SimConfig{}, err
+		return sim.Config{}, err
 	}
-	cfg := disagg.DefaultSimConfig(f.dist, f.servers, f.tokens)
-	cfg.Model = m
+	cfg := sim.DefaultConfig(f.dist, f.servers, f.tokens)
+	cfg.Arch = m
 	switch f.pass {
 	case "training":
-		cfg.Pass = disagg.Training
+		cfg.Pass = disagg.PassTraining
 	case "forward":
-		cfg.Pass = disagg.Forward
+		cfg.Pass = disagg.PassForward
 	case "backward":
-		cfg.Pass = disagg.Backward
+		cfg.Pass = disagg.PassBackward
 	default:
 		return cfg, fmt.Errorf("--pass %q: want training, forward or backward", f.pass)
 	}
@@ -150,7 +152,7 @@ func runSimulate(ctx context.Context, f *simulateFlags, stdout, stderr io.Writer
 	cfg.Progress = func(done, total int) {
 		fmt.Fprintf(stderr, "simulate: batch %d/%d done (%.1fs)\n", done, total, time.Since(start).Seconds())
 	}
-	res, err := disagg.Simulate(ctx, lens, cfg)
+	res, err := sim.Run(ctx, lens, cfg)
 	if err != nil {
 		return fmt.Errorf("simulate: %w", err)
 	}
@@ -165,7 +167,7 @@ func runSimulate(ctx context.Context, f *simulateFlags, stdout, stderr io.Writer
 		return fmt.Errorf("simulate: %w", err)
 	}
 	if f.plot != "" {
-		title := fmt.Sprintf("%s, %d servers × %d tokens, %s", f.dist, f.servers, f.tokens, cfg.Model.Name)
+		title := fmt.Sprintf("%s, %d servers × %d tokens, %s", f.dist, f.servers, f.tokens, cfg.Arch.Name)
 		if err := plotImbalance(f.plot, title, res, cfg.Headline); err != nil {
 			return fmt.Errorf("simulate: --plot: %w", err)
 		}
@@ -176,18 +178,18 @@ func runSimulate(ctx context.Context, f *simulateFlags, stdout, stderr io.Writer
 // jsonRow is one line of --json: the result plus the distribution.
 type jsonRow struct {
 	Dist string `json:"dist"`
-	disagg.Result
+	sim.Result
 }
 
 // label names a result row: the strategy, with ε for cad.
-func label(r disagg.Result) string {
+func label(r sim.Result) string {
 	if r.Epsilon == nil {
 		return r.Strategy
 	}
 	return fmt.Sprintf("%s ε=%g", r.Strategy, *r.Epsilon)
 }
 
-func writeTable(w io.Writer, f *simulateFlags, res []disagg.Result) error {
+func writeTable(w io.Writer, f *simulateFlags, res []sim.Result) error {
 	fmt.Fprintf(w, "dist %s, %d servers × %d tokens, %s, %d batch(es); * marks the headline CAD row\n\n",
 		f.dist, f.servers, f.tokens, f.model, f.batches)
 	names := make([]string, len(res))
@@ -229,7 +231,7 @@ func humanBytes(b float64) string {
 // plotImbalance draws imbalance per strategy as bars rising from 1 (perfect
 // balance) on a log axis, with the value above each bar and a dashed line at
 // the headline tolerance.
-func plotImbalance(path, title string, res []disagg.Result, headline float64) error {
+func plotImbalance(path, title string, res []sim.Result, headline float64) error {
 	p := plot.New()
 	p.Title.Text = "Attention-load imbalance (max/mean), " + title
 	p.Y.Label.Text = "imbalance (log scale)"
@@ -245,11 +247,11 @@ func plotImbalance(path, title string, res []disagg.Result, headline float64) er
 		bars.values = append(bars.values, r.Imbalance)
 		col := color.RGBA{R: 0x4c, G: 0x72, B: 0xb0, A: 0xff}
 		switch r.Strategy {
-		case disagg.StrategyPacking:
+		case sim.StrategyPacking:
 			col = color.RGBA{R: 0xc4, G: 0x4e, B: 0x52, A: 0xff}
-		case disagg.StrategyWLB:
+		case sim.StrategyWLB:
 			col = color.RGBA{R: 0xdd, G: 0x84, B: 0x52, A: 0xff}
-		case disagg.StrategyPerDocCP:
+		case sim.StrategyPerDocCP:
 			col = color.RGBA{R: 0x8c, G: 0x8c, B: 0x8c, A: 0xff}
 		}
 		bars.colors = append(bars.colors, col)

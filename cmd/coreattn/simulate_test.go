@@ -114,7 +114,7 @@ func TestSimulateWithProfile(t *testing.T) {
 		*grid = [][]float64{{0, 0}, {0, 0}}
 		for i, q := range p.QLens {
 			for j, k := range p.KVLens {
-				(*grid)[i][j] = factor * disagg.Llama8B.AttentionFLOPs(q, k, disagg.Forward) / 100e12
+				(*grid)[i][j] = factor * disagg.Llama8B.AttentionFLOPs(q, k, disagg.PassForward) / 100e12
 			}
 		}
 	}
