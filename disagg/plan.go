@@ -15,7 +15,7 @@ type Plan struct {
 	Layout *Layout
 	// Arch and Pass are what the costs and bytes were computed for.
 	Arch Arch
-	Pass  Pass
+	Pass Pass
 	// Epsilon is the tolerance the scheduler ran with (0 for packing).
 	Epsilon float64
 	// Tasks[s] are the tasks server s runs, sorted by document then query
