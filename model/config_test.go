@@ -79,7 +79,7 @@ func TestConfigValidate(t *testing.T) {
 		{"huge dim", func(c *Config) { c.Dim = 1 << 20 }},
 		{"theta", func(c *Config) { c.RopeTheta = 0 }},
 		{"eps", func(c *Config) { c.NormEps = -1 }},
-		{"too many parameters", func(c *Config) { c.Dim, c.FFN, c.Layers = 1 << 14, 1 << 16, 1 << 10 }},
+		{"too many parameters", func(c *Config) { c.Dim, c.FFN, c.Layers = 1<<14, 1<<16, 1<<10 }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c := good
