@@ -89,3 +89,11 @@ const (
 	scalarClip            // clip factor
 	scalarSlots
 )
+
+func to32(x []float64) []float32 {
+	y := make([]float32, len(x))
+	for i, v := range x {
+		y[i] = float32(v)
+	}
+	return y
+}

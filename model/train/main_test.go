@@ -93,14 +93,6 @@ func (k *kt) get(b *wgpu.Buffer, n int) []float64 {
 	return to64(x)
 }
 
-func to32(x []float64) []float32 {
-	y := make([]float32, len(x))
-	for i, v := range x {
-		y[i] = float32(v)
-	}
-	return y
-}
-
 func to64(x []float32) []float64 {
 	y := make([]float64, len(x))
 	for i, v := range x {
