@@ -20,6 +20,7 @@ var kernelEntries = map[string][]string{
 	"embed":  {"embed_fwd", "embed_bwd"},
 	"reduce": {"sum_partial", "finish_loss", "finish_norm"},
 	"adamw":  {"adamw"},
+	"peak":   {"fma_peak"},
 }
 
 // wg is the workgroup size of every kernel here (WG in common.wgsl).

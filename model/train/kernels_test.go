@@ -1,6 +1,7 @@
 package train
 
 import (
+	"context"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -235,4 +236,14 @@ func TestEmbedIndex(t *testing.T) {
 	assert.Equal(t, []uint32{1}, rows[off[1]:off[2]])
 	assert.Equal(t, []uint32{0, 2, 4}, rows[off[3]:off[4]], "rows in increasing order")
 	assert.Equal(t, []uint32{3}, rows[off[255]:off[256]])
+}
+
+func TestFMAPeak(t *testing.T) {
+	peak, err := FMAPeak(context.Background(), testDev)
+	require.NoError(t, err)
+	// Any adapter, lavapipe on a busy CI machine included, does more than
+	// 10 MFLOP/s and less than 10 PFLOP/s of float32.
+	assert.Greater(t, peak, 1e7)
+	assert.Less(t, peak, 1e16)
+	t.Logf("FMA peak %.3g FLOP/s", peak)
 }

@@ -180,6 +180,20 @@ func (t *Trainer) Step(ctx context.Context, b model.Batch, lr float64) (Result, 
 	return res, err
 }
 
+// Gradients computes the loss of b (exactly Tokens() tokens) and the
+// gradients, leaving the weights and the optimizer alone: for checks and
+// for timing a step without changing the model.
+func (t *Trainer) Gradients(ctx context.Context, b model.Batch) (Result, error) {
+	if len(b.Tokens) != t.tokens {
+		return Result{}, fmt.Errorf("%w: a training batch of %d tokens for a trainer of %d per step", model.ErrBatch, len(b.Tokens), t.tokens)
+	}
+	return t.run(ctx, b, modeGrad, 0)
+}
+
+// SetTimed turns the per-class GPU timing of later steps on or off (see
+// [Options].Timed).
+func (t *Trainer) SetTimed(on bool) { t.r.stream.timed = on }
+
 // Evaluate returns the summed loss of b's targets (at most Tokens() tokens)
 // and their number, without changing the weights.
 func (t *Trainer) Evaluate(ctx context.Context, b model.Batch) (lossSum float64, targets int, err error) {
