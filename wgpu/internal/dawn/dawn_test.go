@@ -17,6 +17,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/x448/float16"
 )
 
 // TestMain points the Vulkan loader at the lavapipe that `scripts/dawn.sh
@@ -413,7 +414,7 @@ func TestNullBackendCompiles(t *testing.T) {
 	f := d.Features()
 	require.True(t, f.F16 && f.Subgroups && f.SubgroupMatrix, "the Null adapter offers every WGSL feature: %+v", f)
 	ctx := context.Background()
-	for name, src := range map[string]string{"subgroup-matrix": subgroupMatrixTile, "f16": squareF16, "subgroups": subgroupSum, "f32": matmulF32} {
+	for name, src := range map[string]string{"subgroup-matrix": subgroupMatrixTile, "subgroup-matrix via workgroup memory": matrixTileWGSL(32), "f16": squareF16, "subgroups": subgroupSum, "f32": matmulF32} {
 		t.Run(name, func(t *testing.T) {
 			m, err := d.ShaderModule(ctx, name, src)
 			require.NoError(t, err)
@@ -423,4 +424,62 @@ func TestNullBackendCompiles(t *testing.T) {
 	// And it still rejects what is wrong: a matrix load with a mismatched element type.
 	_, err := d.ShaderModule(ctx, "bad matrix", subgroupMatrixTile[:len(subgroupMatrixTile)-1]+"\nfn f() { let x = subgroupMatrixLoad<L, row_major>(&c, 0u, 16u); }")
 	assert.ErrorIs(t, err, ErrCompile)
+}
+
+// TestSubgroupMatrixTile runs one 16x16x16 f16->f32 multiply-accumulate on
+// an adapter that offers it (an NVIDIA GPU through Vulkan; not lavapipe) and
+// checks it against float64 on the f16-rounded inputs.
+func TestSubgroupMatrixTile(t *testing.T) {
+	d := device(t, BackendVulkan)
+	info := d.Info()
+	want := MatrixConfig{F16, F32, 16, 16, 16}
+	found := false
+	for _, c := range info.MatrixConfigs {
+		found = found || c == want
+	}
+	if !d.Features().SubgroupMatrix || !found {
+		t.Skipf("%s offers no %v subgroup matrix (configs %v, %v)", info.Name, want, info.MatrixConfigs, info.MatrixConfigsErr)
+	}
+	// Inputs arrive as f32 and are narrowed in workgroup memory, so the host
+	// needs no f16 encoding; one subgroup does the whole tile.
+	wgsl := matrixTileWGSL(info.SubgroupMaxSize)
+	r := rand.New(rand.NewPCG(9, 10))
+	a, b, c0 := randomF32(r, 256), randomF32(r, 256), randomF32(r, 256)
+	ref := make([]float64, 256)
+	for i := range 16 {
+		for j := range 16 {
+			s := float64(c0[i*16+j])
+			for k := range 16 {
+				s += float64(float16.Fromfloat32(a[i*16+k]).Float32()) * float64(float16.Fromfloat32(b[k*16+j]).Float32())
+			}
+			ref[i*16+j] = s
+		}
+	}
+	c := upload(t, d, "c", c0)
+	run(t, d, wgsl, [3]uint32{1, 1, 1}, nil, upload(t, d, "a", a), upload(t, d, "b", b), c)
+	// f16 products are exact in f32; only the accumulation order differs.
+	assert.LessOrEqual(t, relErr(download(t, d, c), ref), 1e-5)
+}
+
+// matrixTileWGSL is one 16x16x16 f16->f32 tile for a subgroup of size sg.
+func matrixTileWGSL(sg uint32) string {
+	return fmt.Sprintf(`enable f16;
+enable subgroups;
+enable chromium_experimental_subgroup_matrix;
+diagnostic(off, chromium_experimental.subgroup_matrix_uniformity);
+@group(0) @binding(0) var<storage, read> a: array<f32, 256>;
+@group(0) @binding(1) var<storage, read> b: array<f32, 256>;
+@group(0) @binding(2) var<storage, read_write> c: array<f32, 256>;
+var<workgroup> ah: array<f16, 256>;
+var<workgroup> bh: array<f16, 256>;
+@compute @workgroup_size(%d)
+fn main(@builtin(local_invocation_index) li: u32) {
+  for (var i = li; i < 256u; i += %du) { ah[i] = f16(a[i]); bh[i] = f16(b[i]); }
+  workgroupBarrier();
+  let l = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&ah, 0u, 16u);
+  let r = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&bh, 0u, 16u);
+  var acc = subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>, row_major>(&c, 0u, 16u);
+  acc = subgroupMatrixMultiplyAccumulate(l, r, acc);
+  subgroupMatrixStore<row_major>(&c, 0u, acc, 16u);
+}`, sg, sg)
 }
