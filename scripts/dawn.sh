@@ -181,8 +181,11 @@ install_lavapipe() {
 	got="$(sha256_of "$deb")"
 	[ "$got" = "$MESA_SHA256" ] || die "$(basename "$deb") has SHA-256 $got, expected $MESA_SHA256: refusing it"
 	dpkg -x "$deb" "$dir/root"
-	local so="$dir/root/usr/lib/x86_64-linux-gnu/libvulkan_lvp.so"
-	[ -f "$so" ] || die "$(basename "$deb") has no libvulkan_lvp.so"
+	[ -f "$dir/root/usr/lib/x86_64-linux-gnu/libvulkan_lvp.so" ] || die "$(basename "$deb") has no libvulkan_lvp.so"
+	# Keep lavapipe alone: the package's other drivers are of no use here.
+	local so="$dir/libvulkan_lvp.so"
+	mv "$dir/root/usr/lib/x86_64-linux-gnu/libvulkan_lvp.so" "$so"
+	rm -rf "$dir/root"
 	printf '{\n  "file_format_version": "1.0.0",\n  "ICD": {"library_path": "%s", "api_version": "1.4.305"}\n}\n' "$so" >"$icd.tmp"
 	mv "$icd.tmp" "$icd"
 	rm -rf "$apt" "$deb" "$dir/apt.log"
