@@ -36,10 +36,10 @@ type Config struct {
 	Stress *SampleConfig `json:"stress,omitempty"`
 	// Batch is the number of context batches per step (the paper's "batch
 	// size"); CAD splits them into a ping and a pong nano-batch.
-	Batch   int          `json:"batch"`
-	Cluster Cluster      `json:"cluster"`
-	Arch    disagg.Arch  `json:"-"`
-	Batches int          `json:"batches"` // steps simulated and averaged
+	Batch   int         `json:"batch"`
+	Cluster Cluster     `json:"cluster"`
+	Arch    disagg.Arch `json:"-"`
+	Batches int         `json:"batches"` // steps simulated and averaged
 	// Epsilons are the fixed tolerances of the "cad" rows.
 	Epsilons  []float64 `json:"epsilons"`
 	BlockSize int       `json:"block_size"`
