@@ -32,6 +32,11 @@ type Cluster struct {
 	// (EXPERIMENT_NVSHMEM_BUFFER_SIZE_GB, 2 GB in every benchmark script).
 	MemoryBytes float64 `json:"memory_bytes"`
 	BufferBytes float64 `json:"buffer_bytes"`
+	// ActBytesPerHidden is the activation bytes kept per token, layer and
+	// hidden unit (spread over TP): 16 with sequence parallelism and the MLP
+	// recomputed (DistCA's EXPERIMENT_ADD_SELECTIVE_CKPT); 34 with only the
+	// attention softmax recomputed (Korthikanti et al. 2022).
+	ActBytesPerHidden float64 `json:"act_bytes_per_hidden"`
 }
 
 // DefaultCluster returns the paper's hardware: gpus H200s (140 GB, 989
@@ -40,7 +45,7 @@ type Cluster struct {
 // linear layers and a 2 GiB buffer.
 func DefaultCluster(gpus int) Cluster {
 	return Cluster{GPUs: gpus, TP: 8, PP: 1, GPUsPerNode: 8, IntraBW: 450e9, InterBW: 50e9,
-		PeakFLOPS: 989e12, LinearMFU: 0.5, MemoryBytes: 140e9, BufferBytes: 2 << 30}
+		PeakFLOPS: 989e12, LinearMFU: 0.5, MemoryBytes: 140e9, BufferBytes: 2 << 30, ActBytesPerHidden: 16}
 }
 
 // MaxGPUs bounds Cluster.GPUs (a million GPUs is past any cluster the model
@@ -68,6 +73,8 @@ func (c Cluster) Validate() error {
 		return fmt.Errorf("disagg: cluster: --linear-mfu %g must be in (0, 1]", c.LinearMFU)
 	case !finitePos(c.MemoryBytes):
 		return fmt.Errorf("disagg: cluster: --memory-gb %g must be positive and finite", c.MemoryBytes/1e9)
+	case !(c.ActBytesPerHidden > 0 && c.ActBytesPerHidden <= 1000):
+		return fmt.Errorf("disagg: cluster: --act-bytes %g must be in (0, 1000]", c.ActBytesPerHidden)
 	case !finitePos(c.BufferBytes):
 		return fmt.Errorf("disagg: cluster: --buffer-gb %g must be positive and finite", c.BufferBytes/(1<<30))
 	}
@@ -136,13 +143,10 @@ func (l linkBytes) bufferBytes() int64 {
 	return max(l.intraIn+l.interIn, l.intraOut+l.interOut) + l.self
 }
 
-// memory model constants: Megatron's activation bytes per token per layer
-// with sequence parallelism and selective recomputation (34·h, Korthikanti
-// et al. 2022), and bytes per parameter for bf16 weights with fp32 gradients
-// (6, replicated over DP) plus Adam's fp32 master and moments (12, sharded
-// over DP by the distributed optimizer).
+// Bytes per parameter for bf16 weights with fp32 gradients (6, replicated
+// over DP) plus Adam's fp32 master and moments (12, sharded over DP by the
+// distributed optimizer).
 const (
-	actBytesPerHidden    = 34
 	paramBytesReplicated = 6
 	paramBytesSharded    = 12
 )
@@ -157,5 +161,5 @@ func (c Cluster) staticBytes(m disagg.Arch, dp int) float64 {
 // layers layers.
 func (c Cluster) activationBytes(m disagg.Arch, tokens float64, layers int) float64 {
 	hidden := float64(m.HeadsQ * m.HeadDim)
-	return actBytesPerHidden * hidden * tokens * float64(layers) / float64(c.TP)
+	return c.ActBytesPerHidden * hidden * tokens * float64(layers) / float64(c.TP)
 }

@@ -467,6 +467,16 @@ func (r *runner) runCAD(step [][]int, eps float64, pack bool) (*stepStats, error
 		}
 	}
 	st.planMS = float64(time.Since(start).Microseconds()) / 1e3
+	if p > 1 {
+		// Layout ranks of a tick are not the physical stage servers: count
+		// each server's own stage work (all of its replica's microbatches
+		// over its layers) and the attention it served.
+		lin := c.linearTime(m, float64(sum(flatten(step)))/float64(reps), m.Layers/p, disagg.PassTraining)
+		for s := range r.n {
+			st.linear[s] = lin
+			st.busy[s] = lin + st.attn[s]
+		}
+	}
 	// Memory: 1F1B keeps min(p, mb) microbatches of activations on stage 0.
 	perServer := float64(sum(flatten(step))) / float64(r.n)
 	inFlight := perServer
