@@ -30,6 +30,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+sys.dont_write_bytecode = True  # no __pycache__ in the repository's scripts/
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import coreattn_io as cio  # noqa: E402
 
