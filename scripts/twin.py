@@ -277,36 +277,41 @@ def resolve_config(cfg, shapes, args):
     V, d = shapes["tok_emb"]
     L = sum(1 for n in shapes if n.endswith(".attn_norm"))
     qd, kvd, Ff = shapes["layers.0.wq"][0], shapes["layers.0.wk"][0], shapes["layers.0.w1"][0]
-    preset = args.init or find(cfg, ["preset"])
-    heads = args.heads or find(cfg, ["n_heads", "heads", "hq", "num_heads", "num_attention_heads", "n_head", "q_heads"])
-    head_dim = args.head_dim or find(cfg, ["head_dim", "dh", "d_head", "headdim"])
+    preset = first(args.init, find(cfg, ["preset"]))
+    heads = first(args.heads, find(cfg, ["n_heads", "heads", "hq", "num_heads", "num_attention_heads", "n_head", "q_heads"]))
+    head_dim = first(args.head_dim, find(cfg, ["head_dim", "dh", "d_head", "headdim"]))
     if head_dim is None and heads is None and preset in PRESETS:
         head_dim = PRESETS[preset]["Dh"]
     if head_dim is None and heads is None:
         sys.exit("twin: config.json names neither the heads nor the head dimension: pass --heads or --head-dim")
     Dh = int(head_dim) if head_dim else qd // int(heads)
     dims = dict(V=V, d=d, L=L, Hq=qd // Dh, Hkv=kvd // Dh, Dh=Dh, F=Ff,
-                eps=float(find(cfg, ["norm_eps", "rms_eps", "rmsnorm_eps"]) or 1e-5),
-                theta=float(find(cfg, ["rope_theta", "theta"]) or 10000.0))
+                eps=float(first(find(cfg, ["norm_eps", "rms_eps", "rmsnorm_eps"]), 1e-5)),
+                theta=float(first(find(cfg, ["rope_theta", "theta"]), 10000.0)))
     if dims["Hq"] * Dh != qd or dims["Hkv"] * Dh != kvd or dims["Hq"] % dims["Hkv"]:
         sys.exit(f"twin: head dimension {Dh} does not divide wq rows {qd} and wk rows {kvd} into grouped heads")
     if param_shapes(dims) != shapes:
         sys.exit("twin: the checkpoint's tensors are not the canonical list for these dimensions")
     osec = ["optim", "optimizer", "optimiser", "adamw", "train", "training", "schedule"]
-    total = args.total_steps or find(cfg, ["total_steps", "max_steps", "train_steps", "steps"], osec) or find(cfg, ["total_steps", "max_steps", "train_steps"])
-    lr = args.lr or find(cfg, ["lr", "learning_rate", "max_lr", "peak_lr"]) or DEFAULT_LR.get(preset)
+    lr = first(args.lr, find(cfg, ["lr", "learning_rate", "max_lr", "peak_lr"]), DEFAULT_LR.get(preset))
     if lr is None:
         sys.exit("twin: config.json has no learning rate and no known preset: pass --lr")
-    total = int(total or args.steps)
-    warmup = args.warmup if args.warmup is not None else find(cfg, ["warmup", "warmup_steps"])
+    total = int(first(args.total_steps, find(cfg, ["total_steps", "max_steps", "train_steps", "steps"], osec),
+                      find(cfg, ["total_steps", "max_steps", "train_steps"]), args.steps))
     opt = dict(lr=float(lr), total_steps=total,
-               min_lr=float(args.min_lr or find(cfg, ["min_lr", "lr_min", "final_lr"]) or 0.1 * float(lr)),
-               warmup=int(warmup if warmup is not None else min(100, total // 10)),
-               beta1=float(find(cfg, ["beta1", "b1"]) or 0.9), beta2=float(find(cfg, ["beta2", "b2"]) or 0.95),
-               eps=float(find(cfg, ["adam_eps", "adamw_eps"]) or find(cfg, ["eps"], osec) or 1e-8),
-               weight_decay=float(args.wd if args.wd is not None else (find(cfg, ["weight_decay", "wd"]) if find(cfg, ["weight_decay", "wd"]) is not None else 0.1)),
-               clip=float(args.clip or find(cfg, ["clip", "max_norm", "grad_clip", "clip_norm", "max_grad_norm"]) or 1.0))
+               min_lr=float(first(args.min_lr, find(cfg, ["min_lr", "lr_min", "final_lr"]), 0.1 * float(lr))),
+               warmup=int(first(args.warmup, find(cfg, ["warmup", "warmup_steps"]), min(100, total // 10))),
+               beta1=float(first(find(cfg, ["beta1", "b1"]), 0.9)),
+               beta2=float(first(find(cfg, ["beta2", "b2"]), 0.95)),
+               eps=float(first(find(cfg, ["adam_eps", "adamw_eps"]), find(cfg, ["eps"], osec), 1e-8)),
+               weight_decay=float(first(args.wd, find(cfg, ["weight_decay", "wd"]), 0.1)),
+               clip=float(first(args.clip, find(cfg, ["clip", "max_norm", "grad_clip", "clip_norm", "max_grad_norm"]), 1.0)))
     return dims, opt
+
+
+def first(*values):
+    """The first value that is not None (0 counts as given)."""
+    return next((v for v in values if v is not None), None)
 
 
 def lr_at(t, o):
