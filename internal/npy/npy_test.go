@@ -275,4 +275,3 @@ func TestReadMissingFile(t *testing.T) {
 	_, _, err = ReadInt32(t.TempDir())
 	assert.ErrorContains(t, err, "is a directory")
 }
-
