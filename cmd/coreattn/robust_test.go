@@ -58,12 +58,12 @@ func TestAttentionOutputsNeverLoseData(t *testing.T) {
 	}{
 		{"--out is --q", func(t *testing.T, c *attnCase) { c.files["out"] = c.files["q"] }, outfile.ErrSameFile, "--q"},
 		{"--lse is --cu-seqlens-k by another spelling", func(t *testing.T, c *attnCase) {
-			c.files["lse"] = filepath.Join(c.dir, ".", "sub", "..", filepath.Base(c.files["cu-seqlens-k"]))
+			c.files["lse"] = c.dir + "/./sub/../" + filepath.Base(c.files["cu-seqlens-k"]) // not cleaned
 			require.NoError(t, os.Mkdir(filepath.Join(c.dir, "sub"), 0o755))
 		}, outfile.ErrSameFile, "--cu-seqlens-k"},
 		{"--out x.npy --lse ./x.npy", func(t *testing.T, c *attnCase) {
 			c.files["out"] = filepath.Join(c.dir, "x.npy")
-			c.files["lse"] = filepath.Join(c.dir, ".", "x.npy")
+			c.files["lse"] = c.dir + "/./x.npy" // not cleaned
 		}, outfile.ErrSameFile, "--lse"},
 		{"--lse is a symlink to --v", func(t *testing.T, c *attnCase) {
 			link := filepath.Join(c.dir, "v-link.npy")
