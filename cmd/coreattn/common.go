@@ -47,9 +47,13 @@ func readTensor(flag, path string, rank int) ([]float32, []int, error) {
 	return data, shape, nil
 }
 
+// offsetLimits bound an offset vector: 16M segments, beyond any batch a
+// device runs, stored as int64 at most.
+var offsetLimits = npy.Limits{MaxElements: 1 << 24, MaxBytes: 8 << 24}
+
 // readOffsets reads the int32 offset vector named by flag from path.
 func readOffsets(flag, path string) ([]int32, error) {
-	data, shape, err := npy.ReadInt32(path)
+	data, shape, err := offsetLimits.ReadInt32(path)
 	if err != nil {
 		return nil, fmt.Errorf("--%s: %w", flag, err)
 	}
