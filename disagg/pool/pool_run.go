@@ -212,7 +212,13 @@ func (c *call) serve(ctx context.Context, cp *callPlan, r int, ts []disagg.Task)
 	}
 	ch := make(chan prepared, 1)
 	stop := make(chan struct{})
-	defer close(stop)
+	defer func() {
+		// Let the gatherer finish before returning: it reads the caller's
+		// tensors, which are the caller's again once the call returns.
+		close(stop)
+		for range ch {
+		}
+	}()
 	go func() {
 		defer close(ch)
 		for k := range bs {
