@@ -113,6 +113,10 @@ func save(o ops, dir string, config any, model, optim []Tensor) error {
 		os.RemoveAll(tmp)
 		return err
 	}
+	// MkdirTemp makes the directory private; a checkpoint is as readable as any other.
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return fail(fmt.Errorf("checkpoint: %w", err))
+	}
 	files := []struct {
 		name  string
 		write func(io.Writer) error

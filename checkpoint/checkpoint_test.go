@@ -53,6 +53,9 @@ func TestSaveAndRead(t *testing.T) {
 	entries, err := os.ReadDir(parent)
 	require.NoError(t, err)
 	require.Len(t, entries, 1, "no temporary or old directory is left")
+	fi, err := os.Stat(dir)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o755), fi.Mode().Perm())
 	files, err := os.ReadDir(dir)
 	require.NoError(t, err)
 	var names []string

@@ -47,7 +47,7 @@
 // [Position] (epoch, index in the epoch's order, offset inside that document)
 // is all the state there is: a packer set to a saved position produces the
 // same batches as the one that saved it. [ValIter] packs the validation
-// documents the same way, in path order and once, its last batch shorter.
+// documents the same way, in reading order and once, its last batch shorter.
 //
 // # batches.bin
 //

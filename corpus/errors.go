@@ -34,10 +34,6 @@ func (e *LineError) Error() string {
 
 func (e *LineError) Unwrap() error { return e.Err }
 
-// ErrLineTooLong is wrapped by a [*LineError] for a JSONL line longer than
-// Options.MaxFileBytes.
-var ErrLineTooLong = errors.New("line longer than the per-document limit")
-
 // LimitError reports that reading Path would take the corpus past a limit.
 type LimitError struct {
 	Path  string // the file being read when the limit was crossed

@@ -75,8 +75,8 @@ func (o Options) withDefaults() (Options, error) {
 // Corpus is a loaded, split and cut set of documents.
 type Corpus struct {
 	Identity Identity
-	Train    []Doc // in path order (JSONL: line order)
-	Val      []Doc // in path order (JSONL: line order)
+	Train    []Doc // in reading order: lexical per directory (JSONL: line order)
+	Val      []Doc // in reading order
 	Stats    Stats
 }
 
@@ -218,7 +218,11 @@ func (l *loader) walk(ctx context.Context, root string, exts []string) error {
 			}
 			return nil
 		}
-		rel := filepath.ToSlash(strings.TrimPrefix(p[len(root):], string(filepath.Separator)))
+		rel, rerr := filepath.Rel(root, p)
+		if rerr != nil {
+			return fmt.Errorf("corpus: %s: %w", p, rerr)
+		}
+		rel = filepath.ToSlash(rel)
 		if err != nil {
 			l.skip(rel, Unreadable, err)
 			if d != nil && d.IsDir() {

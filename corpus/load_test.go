@@ -73,6 +73,18 @@ func TestLoadDir(t *testing.T) {
 	assert.Equal(t, "first document\n", string(c.Train[0].Data))
 	assert.Contains(t, c.Stats.String(), "6 skipped")
 
+	// The same paths however the root is spelled.
+	wd, err := os.Getwd()
+	require.NoError(t, err)
+	t.Chdir(root)
+	for _, spelling := range []string{".", "./", root + "/", "../" + filepath.Base(root)} {
+		again, err := Load(context.Background(), spelling, Options{MaxFileBytes: 4096})
+		require.NoError(t, err, spelling)
+		assert.Equal(t, c.Train, again.Train, spelling)
+		assert.Equal(t, c.Identity.SHA256, again.Identity.SHA256, spelling)
+	}
+	t.Chdir(wd)
+
 	only, err := Load(context.Background(), root, Options{Exts: []string{".md"}})
 	require.NoError(t, err)
 	require.Len(t, only.Train, 1)
