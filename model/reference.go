@@ -44,6 +44,7 @@ type pass struct {
 	gate    [][]float64 // per layer [T, F]
 	up      [][]float64
 	act     [][]float64 // silu(gate)*up
+	logits  []float64
 	dlogits []float64
 	loss    float64
 }
@@ -100,8 +101,8 @@ func (r *Reference) forward(b Batch) (*pass, error) {
 		p.xs = append(p.xs, add(p.xs[2*l+1], MatMulT(act, lw(LayerW2), c.FFN, d)))
 	}
 	h := norm(2 * c.Layers)
-	logits := MatMulT(h, w[c.LMHeadParam()], d, Vocab)
-	p.loss, p.dlogits = CrossEntropy(logits, b.Targets(), Vocab)
+	p.logits = MatMulT(h, w[c.LMHeadParam()], d, Vocab)
+	p.loss, p.dlogits = CrossEntropy(p.logits, b.Targets(), Vocab)
 	return p, nil
 }
 
@@ -112,6 +113,15 @@ func (r *Reference) Loss(b Batch) (float64, error) {
 		return 0, err
 	}
 	return p.loss, nil
+}
+
+// Logits returns the logits of every row of b, [len(b.Tokens), Vocab].
+func (r *Reference) Logits(b Batch) ([]float64, error) {
+	p, err := r.forward(b)
+	if err != nil {
+		return nil, err
+	}
+	return p.logits, nil
 }
 
 // Gradients returns the loss of b and its gradient with respect to every

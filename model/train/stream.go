@@ -91,6 +91,12 @@ func (s *Stream) Flush(ctx context.Context) error {
 	return nil
 }
 
+// reset drops what was recorded and not flushed (after a failed step).
+func (s *Stream) reset() {
+	s.ds, s.classes = s.ds[:0], s.classes[:0]
+	s.timing = Timing{}
+}
+
 // takeTiming returns the timing accumulated since the last call.
 func (s *Stream) takeTiming() Timing {
 	t := s.timing

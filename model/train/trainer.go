@@ -54,6 +54,8 @@ type Result struct {
 	GradNorm float64 // global gradient norm before clipping
 	Clip     float64 // the factor the gradients were scaled by
 	Timing   Timing
+
+	lossSum float64 // the rows' losses summed on the device
 }
 
 // New allocates a trainer for c on dev, records its steps, and sets the
@@ -201,7 +203,7 @@ func (t *Trainer) Evaluate(ctx context.Context, b model.Batch) (lossSum float64,
 	if err != nil {
 		return 0, 0, err
 	}
-	return res.Loss * float64(b.NumTargets()), b.NumTargets(), nil
+	return res.lossSum, b.NumTargets(), nil
 }
 
 // Logits returns the logits of the first rows rows of b (at most Tokens()
@@ -259,6 +261,7 @@ func (t *Trainer) run(ctx context.Context, b model.Batch, m mode, lr float64) (R
 	}
 	args := &attention.Args{CuSeqlensQ: b.CuSeqlens, CuSeqlensK: b.CuSeqlens, NumHeadsQ: c.HeadsQ, NumHeadsKV: c.HeadsKV, HeadDim: c.HeadDim, Causal: true}
 	s := r.stream
+	s.reset()
 	if err := t.attn.Plan(ctx, []Part{{Stream: s, Args: args}}); err != nil {
 		return Result{}, err
 	}
@@ -302,7 +305,7 @@ func (t *Trainer) run(ctx context.Context, b model.Batch, m mode, lr float64) (R
 	if err := wgpu.Read(ctx, t.readback, t.w.scalars, sc[:]); err != nil {
 		return Result{}, fmt.Errorf("train: %w", err)
 	}
-	res.Loss = float64(sc[scalarLoss])
+	res.Loss, res.lossSum = float64(sc[scalarLoss]), float64(sc[scalarLossSum])
 	if m >= modeStep {
 		res.GradNorm, res.Clip = float64(sc[scalarGradNorm]), float64(sc[scalarClip])
 	}
@@ -316,6 +319,7 @@ func (t *Trainer) optimize(ctx context.Context, lr float64) (Result, error) {
 		return Result{}, fmt.Errorf("train: %w", err)
 	}
 	s := t.r.stream
+	s.reset()
 	s.add(t.optim)
 	if err := s.Flush(ctx); err != nil {
 		return Result{}, fmt.Errorf("train: %w", err)

@@ -189,3 +189,35 @@ func zeros(c model.Config) [][]float64 {
 	}
 	return out
 }
+
+// TestEvaluateAndLogits: a batch shorter than the trainer's steps (padded
+// with documents that have no target) evaluates to the reference's loss,
+// and its logits are the reference's.
+func TestEvaluateAndLogits(t *testing.T) {
+	c := tinyConfig(t)
+	tr := newTestTrainer(t, c, 256, 14)
+	ctx := context.Background()
+	b := realBatch(t, 150, 40, 70)
+	w, err := tr.Weights(ctx)
+	require.NoError(t, err)
+	ref, err := model.NewReference(w)
+	require.NoError(t, err)
+	want, err := ref.Loss(b)
+	require.NoError(t, err)
+	sum, n, err := tr.Evaluate(ctx, b)
+	require.NoError(t, err)
+	assert.Equal(t, b.NumTargets(), n)
+	assert.InDelta(t, want, sum/float64(n), 1e-5*want)
+
+	logits, err := tr.Logits(ctx, b, len(b.Tokens))
+	require.NoError(t, err)
+	wantLogits, err := ref.Logits(b)
+	require.NoError(t, err)
+	assert.Less(t, relErr(to64(logits), wantLogits), 1e-5)
+	assert.Equal(t, 0, tr.Steps(), "evaluation trains nothing")
+
+	_, _, err = tr.Evaluate(ctx, realBatch(t, 300))
+	assert.ErrorIs(t, err, model.ErrBatch, "longer than the trainer's steps")
+	_, err = tr.Logits(ctx, b, 151)
+	assert.Error(t, err)
+}
