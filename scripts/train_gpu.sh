@@ -68,7 +68,7 @@ for line in open(sys.argv[1]):
     r = json.loads(line)
     if r["who"] == "ours":
         g = r.get("gpu_ms", {})
-        print(f"ours  {r.get('preset') or r['model']:6} {r['tokens_per_s']:>10.0f} tokens/s  MFU {100*r['mfu']:.1f}% of {r['fma_peak_tflops']:.1f} TFLOP/s  "
+        print(f"ours  {r.get('preset') or r['model']:6} {r['tokens_per_s']:>10.0f} tokens/s  MFU {100*r['mfu']:.1f}% of {r['fma_peak_tflops']:.3g} TFLOP/s  "
               + "  ".join(f"{k} {v:.1f} ms" for k, v in sorted(g.items())))
     else:
         b = r.get("bench", r)

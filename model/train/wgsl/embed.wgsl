@@ -40,9 +40,18 @@ fn embed_bwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
     if (c >= P.d) {
         return;
     }
-    var acc = 0.0;
-    for (var j = b_index[id]; j < b_index[id + 1u]; j = j + 1u) {
-        acc = acc + b_dx[b_index[P.vocab + 1u + j] * P.d + c];
+    // Four partial sums (rows j, j+1, j+2, j+3 of the list) keep four
+    // loads in flight; they are added in a fixed order at the end.
+    let rows = P.vocab + 1u;
+    let end = b_index[id + 1u];
+    var a = vec4<f32>(0.0);
+    var j = b_index[id];
+    for (; j + 4u <= end; j = j + 4u) {
+        a = a + vec4<f32>(b_dx[b_index[rows + j] * P.d + c], b_dx[b_index[rows + j + 1u] * P.d + c],
+                          b_dx[b_index[rows + j + 2u] * P.d + c], b_dx[b_index[rows + j + 3u] * P.d + c]);
     }
-    b_grads[P.off + id * P.d + c] = acc;
+    for (; j < end; j = j + 1u) {
+        a.x = a.x + b_dx[b_index[rows + j] * P.d + c];
+    }
+    b_grads[P.off + id * P.d + c] = (a.x + a.y) + (a.z + a.w);
 }
