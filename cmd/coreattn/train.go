@@ -447,6 +447,9 @@ func (s *session) train(ctx context.Context, resumed *trainConfig) error {
 			}
 		}
 	}
+	// A second Ctrl-C from here on stops the process at once: the
+	// checkpoint is written atomically, so the previous one survives.
+	cancel()
 	if bar != nil {
 		bar.Exit()
 		fmt.Fprintln(s.stderr)
@@ -469,16 +472,13 @@ func (s *session) train(ctx context.Context, resumed *trainConfig) error {
 	if err := s.log.Plot(filepath.Join(s.out, "loss.png"), f.xzBPB); err != nil {
 		return err
 	}
-	fmt.Fprintf(s.stdout, "step %d: loss %.4f, validation %.4f nats per predicted byte, %.4f bits per byte\ncheckpoint: %s\nlog: %s\nplot: %s\n",
-		s.tr.Steps(), last.Loss, deref(last.ValLoss), deref(last.ValBPB), s.ckptDir(), s.log.path, filepath.Join(s.out, "loss.png"))
-	return nil
-}
-
-func deref(p *float64) float64 {
-	if p == nil {
-		return math.NaN()
+	val := "no validation documents"
+	if last.ValBPB != nil {
+		val = fmt.Sprintf("validation %.4f nats per predicted byte, %.4f bits per byte", *last.ValLoss, *last.ValBPB)
 	}
-	return *p
+	fmt.Fprintf(s.stdout, "step %d: loss %.4f, %s\ncheckpoint: %s\nlog: %s\nplot: %s\n",
+		s.tr.Steps(), last.Loss, val, s.ckptDir(), s.log.path, filepath.Join(s.out, "loss.png"))
+	return nil
 }
 
 // step trains one step on the packer's next batch.

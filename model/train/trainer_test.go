@@ -61,32 +61,46 @@ func tinyConfig(t *testing.T) model.Config {
 }
 
 // TestGradientsMatchReference is the check: tiny, fresh random
-// weights, real text; the loss to 1e-5 and every gradient to 1e-4.
+// weights, real text; the loss to 1e-5 and every gradient to 1e-4. A
+// second configuration has the presets' head dimension (64), MHA and
+// d != Hq*Dh.
 func TestGradientsMatchReference(t *testing.T) {
-	c := tinyConfig(t)
-	const tokens = 384
-	tr := newTestTrainer(t, c, tokens, 11)
-	b := realBatch(t, tokens, 200, 1, 60)
-	ctx := context.Background()
-	// Poison the gradients and the scalars: every value must be written.
-	require.NoError(t, wgpu.Write(tr.w.grads, 0, to32(nans(tr.layout.total))))
-	require.NoError(t, wgpu.Write(tr.w.scalars, 0, to32(nans(scalarSlots))))
-	res, err := tr.run(ctx, b, modeGrad, 0)
-	require.NoError(t, err)
-	grads, err := tr.download(ctx, tr.w.grads)
-	require.NoError(t, err)
+	wide := model.Config{Dim: 96, Layers: 1, HeadsQ: 2, HeadsKV: 2, HeadDim: 64, FFN: 160, RopeTheta: 10000, NormEps: 1e-5}
+	for _, tt := range []struct {
+		name   string
+		c      model.Config
+		tokens int
+		lens   []int
+	}{
+		{"tiny", tinyConfig(t), 384, []int{200, 1, 60}},
+		{"Dh 64", wide, 160, []int{90, 3}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := tt.c
+			tr := newTestTrainer(t, c, tt.tokens, 11)
+			b := realBatch(t, tt.tokens, tt.lens...)
+			ctx := context.Background()
+			// Poison the gradients and the scalars: every value must be written.
+			require.NoError(t, wgpu.Write(tr.w.grads, 0, to32(nans(tr.layout.total))))
+			require.NoError(t, wgpu.Write(tr.w.scalars, 0, to32(nans(scalarSlots))))
+			res, err := tr.Gradients(ctx, b)
+			require.NoError(t, err)
+			grads, err := tr.download(ctx, tr.w.grads)
+			require.NoError(t, err)
 
-	w, err := tr.Weights(ctx)
-	require.NoError(t, err)
-	ref, err := model.NewReference(w)
-	require.NoError(t, err)
-	wantLoss, wantGrads, err := ref.Gradients(b)
-	require.NoError(t, err)
-	assert.InDelta(t, wantLoss, res.Loss, 1e-5*wantLoss, "loss")
-	for i, p := range c.Params() {
-		e := relErr(to64(grads[i]), wantGrads[i])
-		assert.Less(t, e, 1e-4, p.Name)
-		t.Logf("%-20s rel err %.2e", p.Name, e)
+			w, err := tr.Weights(ctx)
+			require.NoError(t, err)
+			ref, err := model.NewReference(w)
+			require.NoError(t, err)
+			wantLoss, wantGrads, err := ref.Gradients(b)
+			require.NoError(t, err)
+			assert.InDelta(t, wantLoss, res.Loss, 1e-5*wantLoss, "loss")
+			for i, p := range c.Params() {
+				e := relErr(to64(grads[i]), wantGrads[i])
+				assert.Less(t, e, 1e-4, p.Name)
+				t.Logf("%-20s rel err %.2e", p.Name, e)
+			}
+		})
 	}
 }
 
