@@ -21,6 +21,10 @@ type GemmTiling struct {
 	BM, BN int // rows and columns of C per workgroup
 	BK     int // depth of one K step staged in workgroup memory (a multiple of 4)
 	TM, TN int // rows and columns of C per invocation (multiples of 4, at most 16)
+	// WX is the number of invocation columns (of BN/TN) one group of 32
+	// lanes covers, 32/WX rows of them (0 picks 8 where the shape allows
+	// it, otherwise BN/TN, the row-major layout).
+	WX int
 
 	TransA bool // op(A) = Aᵀ: A is stored K×M
 	TransB bool // op(B) = Bᵀ: B is stored N×K
@@ -66,6 +70,18 @@ func (t GemmTiling) Threads() int { return t.txn() * t.tym() }
 func (t GemmTiling) txn() int { return t.BN / max(t.TN, 1) }
 func (t GemmTiling) tym() int { return t.BM / max(t.TM, 1) }
 
+// warpX resolves WX: 8 where the invocations tile into groups of 8 x 4,
+// otherwise the row-major layout.
+func (t GemmTiling) warpX() int {
+	if t.WX != 0 {
+		return t.WX
+	}
+	if t.txn()%8 == 0 && t.Threads()%32 == 0 && t.tym()%4 == 0 {
+		return 8
+	}
+	return t.txn()
+}
+
 // WorkgroupBytes is the workgroup memory the kernel declares: two K steps
 // of both slabs.
 func (t GemmTiling) WorkgroupBytes() int { return 2 * t.BK * (t.BM + t.BN) * 4 }
@@ -89,6 +105,8 @@ func (t GemmTiling) Validate() error {
 		return fmt.Errorf("shaders: gemm tiling %s: %d invocations exceed WebGPU's 1024", t, t.Threads())
 	case t.AliasA && t.VecA != t.VecC || t.AliasB && t.VecB != t.VecC:
 		return fmt.Errorf("shaders: gemm tiling %s: an operand read through C's binding must have C's access width", t)
+	case t.warpX() != t.txn() && (t.warpX() > 32 || 32%t.warpX() != 0 || t.txn()%t.warpX() != 0 || t.Threads()%32 != 0 || t.tym()%(32/t.warpX()) != 0):
+		return fmt.Errorf("shaders: gemm tiling %s: WX %d must divide 32 and BN/TN %d, with BM/TM %d a multiple of %d", t, t.warpX(), t.txn(), t.tym(), 32/max(t.warpX(), 1))
 	case (t.BM*t.BK/4)%t.Threads() != 0 || (t.BN*t.BK/4)%t.Threads() != 0:
 		return fmt.Errorf("shaders: gemm tiling %s: the %d invocations must split the slabs' %d and %d vec4s evenly", t, t.Threads(), t.BM*t.BK/4, t.BN*t.BK/4)
 	}
@@ -106,12 +124,17 @@ func (t GemmTiling) Case() string {
 	return string("NT"[boolInt(t.TransA)]) + string("NT"[boolInt(t.TransB)])
 }
 
-// Shape names the tile shape alone, e.g. "128x128x16 8x8".
+// Shape names the tile shape alone, e.g. "128x128x16 8x8 w8" (w: WX
+// where it is not the row-major layout).
 func (t GemmTiling) Shape() string {
-	return fmt.Sprintf("%dx%dx%d %dx%d", t.BM, t.BN, t.BK, t.TM, t.TN)
+	s := fmt.Sprintf("%dx%dx%d %dx%d", t.BM, t.BN, t.BK, t.TM, t.TN)
+	if t.TM > 0 && t.TN > 0 && t.warpX() != t.txn() {
+		s += fmt.Sprintf(" w%d", t.warpX())
+	}
+	return s
 }
 
-// String names the tiling and layout, e.g. "NT 128x128x16 8x8 vec:ABC acc".
+// String names the tiling and layout, e.g. "NT 128x128x16 8x8 w8 vec:ABC acc".
 func (t GemmTiling) String() string {
 	s := t.Case() + " " + t.Shape()
 	vec := ""
@@ -147,7 +170,7 @@ func (t GemmTiling) Source() (string, error) {
 	nt := t.Threads()
 	consts := []constant{
 		{"BM", t.BM}, {"BN", t.BN}, {"BK", t.BK}, {"TM", t.TM}, {"TN", t.TN},
-		{"TM4", t.TM / 4}, {"TN4", t.TN / 4}, {"NACC", t.TM * t.TN / 4}, {"TXN", t.txn()}, {"TYM", t.tym()}, {"NT", nt},
+		{"TM4", t.TM / 4}, {"TN4", t.TN / 4}, {"NACC", t.TM * t.TN / 4}, {"TXN", t.txn()}, {"TYM", t.tym()}, {"NT", nt}, {"WX", t.warpX()},
 		{"BM4", t.BM / 4}, {"BN4", t.BN / 4}, {"LA", t.BM * t.BK / 4 / nt}, {"LB", t.BN * t.BK / 4 / nt},
 		{"AK", boolInt(!t.TransA)}, {"AM", boolInt(t.TransA)}, {"BKS", boolInt(t.TransB)}, {"BNS", boolInt(!t.TransB)},
 		{"VA", boolInt(t.VecA)}, {"SA", boolInt(!t.VecA)}, {"VB", boolInt(t.VecB)}, {"SB", boolInt(!t.VecB)},

@@ -141,12 +141,12 @@ through PyTorch: scripts/matmul_anchor.py.`,
 	cmd.Flags().StringVar(&f.shapes, "shapes", "", "only shapes whose label contains one of these comma-separated texts, e.g. 4096x,base")
 	cmd.Flags().StringVar(&f.tokens, "tokens", "", "tokens per step T of the model shapes, comma-separated (default 16384; 1024 on a CPU)")
 	cmd.Flags().IntVar(&f.cube, "cube", 0, "edge of the cube shapes (default 4096; 256 on a CPU)")
-	cmd.Flags().StringVar(&f.tilings, "tiling", "", "force tile shapes, comma-separated BMxBNxBK/TMxTN (each measured), e.g. 128x128x16/8x8,64x128x16/8x8")
+	cmd.Flags().StringVar(&f.tilings, "tiling", "", "force tile shapes, comma-separated BMxBNxBK/TMxTN[/wWX][/rolled] (each measured), e.g. 128x128x16/8x8,128x128x16/8x8/w16")
 	cmd.Flags().IntVar(&f.split, "split", 0, "split K into this many parts (0: chosen by shape, 1: never)")
 	return cmd
 }
 
-// parseGemmTilings reads --tiling's list of BMxBNxBK/TMxTN.
+// parseGemmTilings reads --tiling's list of BMxBNxBK/TMxTN[/wWX][/rolled].
 func parseGemmTilings(s string) ([]shaders.GemmTiling, error) {
 	if s == "" {
 		return []shaders.GemmTiling{{}}, nil // the chooser's
@@ -154,8 +154,27 @@ func parseGemmTilings(s string) ([]shaders.GemmTiling, error) {
 	var out []shaders.GemmTiling
 	for _, part := range strings.Split(s, ",") {
 		var t shaders.GemmTiling
-		if _, err := fmt.Sscanf(strings.TrimSpace(part), "%dx%dx%d/%dx%d", &t.BM, &t.BN, &t.BK, &t.TM, &t.TN); err != nil {
-			return nil, fmt.Errorf("bench gemm: --tiling %q: want BMxBNxBK/TMxTN, e.g. 128x128x16/8x8", part)
+		fields := strings.Split(strings.TrimSpace(part), "/")
+		bad := len(fields) < 2
+		if !bad {
+			_, err1 := fmt.Sscanf(fields[0], "%dx%dx%d", &t.BM, &t.BN, &t.BK)
+			_, err2 := fmt.Sscanf(fields[1], "%dx%d", &t.TM, &t.TN)
+			bad = err1 != nil || err2 != nil
+		}
+		for _, opt := range fields[min(2, len(fields)):] {
+			switch {
+			case opt == "rolled":
+				t.Rolled = true
+			case strings.HasPrefix(opt, "w"):
+				if _, err := fmt.Sscanf(opt, "w%d", &t.WX); err != nil {
+					bad = true
+				}
+			default:
+				bad = true
+			}
+		}
+		if bad {
+			return nil, fmt.Errorf("bench gemm: --tiling %q: want BMxBNxBK/TMxTN[/wWX][/rolled], e.g. 128x128x16/8x8/w8", part)
 		}
 		if err := t.Validate(); err != nil {
 			return nil, fmt.Errorf("bench gemm: --tiling %q: %w", part, err)

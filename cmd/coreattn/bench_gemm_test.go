@@ -19,8 +19,10 @@ func TestBenchGemmFlagErrors(t *testing.T) {
 		f    benchGemmFlags
 		err  string
 	}{
-		{"tiling syntax", benchGemmFlags{tilings: "128x128"}, `--tiling "128x128": want BMxBNxBK/TMxTN`},
+		{"tiling syntax", benchGemmFlags{tilings: "128x128"}, `--tiling "128x128": want BMxBNxBK/TMxTN[/wWX][/rolled]`},
 		{"tiling invalid", benchGemmFlags{tilings: "128x128x16/8x8,64x64x16/6x4"}, `--tiling "64x64x16/6x4": shaders: gemm tiling`},
+		{"tiling option", benchGemmFlags{tilings: "128x128x16/8x8/x"}, `--tiling "128x128x16/8x8/x"`},
+		{"tiling wx", benchGemmFlags{tilings: "128x128x16/8x8/w3"}, `WX 3 must divide 32`},
 		{"tokens", benchGemmFlags{tokens: "16384,x"}, `--tokens "16384,x": want positive integers`},
 		{"split", benchGemmFlags{split: -1}, "--split -1"},
 		{"shapes", benchGemmFlags{shapes: "nothing-like-this"}, `--shapes "nothing-like-this" matches no shape`},
