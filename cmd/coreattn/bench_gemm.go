@@ -104,6 +104,7 @@ type gemmResult struct {
 	GPUMS   float64            `json:"gpu_ms,omitempty"`
 	Kernel  map[string]float64 `json:"kernel_ms,omitempty"`
 	Tiling  string             `json:"tiling"`
+	Error   string             `json:"error,omitempty"` // a sweep's failed cell
 }
 
 type benchGemmFlags struct {
@@ -114,7 +115,7 @@ type benchGemmFlags struct {
 	tokens  string
 	cube    int
 	tilings string
-	split   int
+	splits  string
 }
 
 func newBenchGemmCmd(g *globalFlags) *cobra.Command {
@@ -142,7 +143,7 @@ through PyTorch: scripts/matmul_anchor.py.`,
 	cmd.Flags().StringVar(&f.tokens, "tokens", "", "tokens per step T of the model shapes, comma-separated (default 16384; 1024 on a CPU)")
 	cmd.Flags().IntVar(&f.cube, "cube", 0, "edge of the cube shapes (default 4096; 256 on a CPU)")
 	cmd.Flags().StringVar(&f.tilings, "tiling", "", "force tile shapes, comma-separated BMxBNxBK/TMxTN[/wWX][/rolled] (each measured), e.g. 128x128x16/8x8,128x128x16/8x8/w16")
-	cmd.Flags().IntVar(&f.split, "split", 0, "split K into this many parts (0: chosen by shape, 1: never)")
+	cmd.Flags().StringVar(&f.splits, "split", "0", "split K into this many parts, comma-separated (each measured; 0: chosen by shape, 1: never)")
 	return cmd
 }
 
@@ -205,8 +206,16 @@ func runBenchGemm(ctx context.Context, g *globalFlags, f *benchGemmFlags, out, p
 	if err != nil {
 		return err
 	}
-	if f.split < 0 || f.cube < 0 {
-		return fmt.Errorf("bench gemm: --split %d, --cube %d: want values >= 0", f.split, f.cube)
+	if f.cube < 0 {
+		return fmt.Errorf("bench gemm: --cube %d: want a positive edge, or 0 for the default", f.cube)
+	}
+	var splits []int
+	for _, part := range strings.Split(f.splits, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(part))
+		if err != nil || v < 0 {
+			return fmt.Errorf("bench gemm: --split %q: want integers >= 0, comma-separated", f.splits)
+		}
+		splits = append(splits, v)
 	}
 	var tokens []int
 	if f.tokens != "" {
@@ -250,21 +259,32 @@ func runBenchGemm(ctx context.Context, g *globalFlags, f *benchGemmFlags, out, p
 	if !f.json {
 		fmt.Fprintf(out, "adapter: %s\n%-48s %10s %9s  %s\n", info, "shape", "ms", "TFLOP/s", "tiling")
 	}
+	// A sweep (several tilings or splits) reports a cell that fails, such
+	// as a tiling the adapter refuses, and goes on; a single run stops.
+	sweep := len(tilings) > 1 || len(splits) > 1
 	for _, tl := range tilings {
-		op := gemm.NewWithOptions(dev, gemm.Options{Tiling: tl, Split: f.split})
-		for i, s := range shapes {
-			fmt.Fprintf(progress, "\rbench gemm %d/%d: %s ...%20s", i+1, len(shapes), s.label, "")
-			r, err := benchGemmOne(ctx, op, s, f.reps)
-			fmt.Fprint(progress, "\r\033[K")
-			if err != nil {
-				return fmt.Errorf("bench gemm: %s: %w", s.label, err)
-			}
-			if f.json {
-				if err := enc.Encode(r); err != nil {
-					return err
+		for _, split := range splits {
+			op := gemm.NewWithOptions(dev, gemm.Options{Tiling: tl, Split: split})
+			for i, s := range shapes {
+				fmt.Fprintf(progress, "\rbench gemm %d/%d: %s ...%20s", i+1, len(shapes), s.label, "")
+				r, err := benchGemmOne(ctx, op, s, f.reps)
+				fmt.Fprint(progress, "\r\033[K")
+				if err != nil {
+					if !sweep || ctx.Err() != nil {
+						return fmt.Errorf("bench gemm: %s: %w", s.label, err)
+					}
+					r = gemmResult{Impl: "coreattn-wgsl", Adapter: info.Name, DType: "float32", Case: gemmCase(s.ta, s.tb), Shape: s.label,
+						M: s.m, N: s.n, K: s.k, Tiling: fmt.Sprintf("%s split %d", tl.Shape(), split), Error: err.Error()}
 				}
-			} else {
-				fmt.Fprintf(out, "%-48s %10.3f %9.4g  %s\n", r.Shape, r.MS, r.TFLOPS, r.Tiling)
+				if f.json {
+					if err := enc.Encode(r); err != nil {
+						return err
+					}
+				} else if r.Error != "" {
+					fmt.Fprintf(out, "%-48s %10s %9s  %s: %s\n", r.Shape, "-", "-", r.Tiling, r.Error)
+				} else {
+					fmt.Fprintf(out, "%-48s %10.3f %9.4g  %s\n", r.Shape, r.MS, r.TFLOPS, r.Tiling)
+				}
 			}
 		}
 	}
