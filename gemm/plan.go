@@ -39,7 +39,7 @@ func (g *Op) plan(s Spec) (plan, error) {
 	t := g.opts.Tiling
 	if t.BM == 0 {
 		var err error
-		if t, err = shaders.ChooseGemm(m, n, info.IsCPU(), int(lim.MaxWorkgroupStorageSize), int(lim.MaxInvocationsPerWorkgroup)); err != nil {
+		if t, err = shaders.ChooseGemm(m, n, int(lim.MaxWorkgroupStorageSize), int(lim.MaxInvocationsPerWorkgroup)); err != nil {
 			return plan{}, fmt.Errorf("%w: %w", ErrLimit, err)
 		}
 	} else {

@@ -43,7 +43,7 @@ type GemmTiling struct {
 }
 
 // Named tile shapes. The chooser (ChooseGemm) takes them in this order of
-// preference, on GPUs and on CPU adapters respectively.
+// preference.
 var (
 	// GemmLarge is the 128×128 tile of 256 invocations with 8×8 each (64
 	// FMAs per four 16-byte workgroup reads), K steps of 16 (32 KiB
@@ -56,13 +56,14 @@ var (
 	GemmTall = GemmTiling{BM: 128, BN: 64, BK: 16, TM: 8, TN: 8}
 	// GemmSmall is 64×64 with 64 invocations of 8×8 (16 KiB).
 	GemmSmall = GemmTiling{BM: 64, BN: 64, BK: 16, TM: 8, TN: 8}
-	// GemmCPU is 64×64 with 256 invocations of 4×4 (16 KiB), for
-	// CPU adapters (lavapipe), whose SIMD lanes are invocations.
-	GemmCPU = GemmTiling{BM: 64, BN: 64, BK: 16, TM: 4, TN: 4}
+	// GemmFine is 64×64 with 256 invocations of 4×4 (16 KiB): the
+	// smallest register tile, for adapters short of registers.
+	GemmFine = GemmTiling{BM: 64, BN: 64, BK: 16, TM: 4, TN: 4}
 )
 
-// GemmTilings lists the named tile shapes, for tests and benchmarks.
-var GemmTilings = []GemmTiling{GemmLarge, GemmWide, GemmTall, GemmSmall, GemmCPU}
+// GemmTilings lists the named tile shapes in the chooser's order of
+// preference, for tests and benchmarks.
+var GemmTilings = []GemmTiling{GemmLarge, GemmWide, GemmTall, GemmSmall, GemmFine}
 
 // Threads is the workgroup size.
 func (t GemmTiling) Threads() int { return t.txn() * t.tym() }
@@ -273,21 +274,18 @@ func gemmGenerate(name string, consts []constant, src string, rolled bool, subst
 }
 
 // ChooseGemm picks the tile shape for an m×n product on an adapter with
-// wgBytes of workgroup memory and maxThreads invocations per workgroup
-// (cpu: a CPU adapter such as lavapipe). The layout fields are left zero.
-// GPUs take the largest named tile that the adapter allows and that
-// wastes at most a quarter of its area on rows or columns past the
-// matrix's edge (GemmLarge for every model shape; split-K, chosen by
-// package gemm, supplies the parallelism that small products lack); CPU
-// adapters take GemmCPU. A matrix smaller than every such tile takes the
-// tile that pads it least.
-func ChooseGemm(m, n int, cpu bool, wgBytes, maxThreads int) (GemmTiling, error) {
-	cands := []GemmTiling{GemmLarge, GemmWide, GemmTall, GemmSmall, GemmCPU}
-	if cpu {
-		cands = []GemmTiling{GemmCPU, GemmSmall}
-	}
+// wgBytes of workgroup memory and maxThreads invocations per workgroup: the
+// first of GemmTilings that the adapter allows and that wastes at most a
+// quarter of its rows and of its columns past the matrix's edge (GemmLarge
+// for every model shape; split-K, chosen by package gemm, supplies the
+// parallelism that small products lack), or, for a matrix smaller than
+// such tiles, the one that pads it least. The layout fields are left zero.
+// CPU adapters take the same order: on lavapipe GemmLarge ran the model's
+// shapes about twice as fast as GemmFine (its invocations are SIMD lanes,
+// and larger tiles mean fewer barriers per FMA).
+func ChooseGemm(m, n int, wgBytes, maxThreads int) (GemmTiling, error) {
 	var fits []GemmTiling
-	for _, t := range cands {
+	for _, t := range GemmTilings {
 		if t.Fits(wgBytes, maxThreads) {
 			fits = append(fits, t)
 		}
