@@ -16,7 +16,7 @@
 //
 // The kernels are the tiled, register-blocked, double-buffered kernel
 // family of package shaders ([shaders.GemmTiling]), chosen by shape: a
-// workgroup computes a tile of C (128×128 on GPUs), each invocation an 8×8
+// workgroup computes a tile of C (128×128 for the model's shapes), each invocation an 8×8
 // block of it, in K steps of 16 staged in workgroup memory. Operands whose
 // offset, row stride and width are multiples of 4 are read with 16-byte
 // loads; any other layout works, through 4-byte loads. Where C has too few

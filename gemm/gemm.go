@@ -42,7 +42,7 @@ func (s Spec) dims() (m, n, k int) {
 // the adapter.
 type Options struct {
 	// Tiling, if its BM is non-zero, fixes the tile shape (BM, BN, BK, TM,
-	// TN and Rolled; the layout fields follow from each product), for
+	// TN, WX and Rolled; the layout fields follow from each product), for
 	// tuning and tests.
 	Tiling shaders.GemmTiling
 	// Split fixes how many parts K is split into: 0 chooses (on GPUs, where

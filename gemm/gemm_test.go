@@ -267,11 +267,16 @@ func TestSplitK(t *testing.T) {
 }
 
 // TestTilings runs every named tiling (the GPU shapes too; lavapipe's
-// limits allow them) on the three model cases, at sizes that leave
-// partial tiles.
+// limits allow them) and the variants the benchmark sweeps (the row-major
+// invocation layout, K steps of 8) on the three model cases, at sizes that
+// leave partial tiles.
 func TestTilings(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
-	for _, tl := range shaders.GemmTilings {
+	variants := []shaders.GemmTiling{
+		{BM: 128, BN: 128, BK: 16, TM: 8, TN: 8, WX: 16},
+		{BM: 128, BN: 128, BK: 8, TM: 8, TN: 8},
+	}
+	for _, tl := range append(shaders.GemmTilings, variants...) {
 		op := testOp(t, Options{Tiling: tl, Split: 1})
 		for _, tr := range cases[:3] {
 			p := product{m: tl.BM + 3, n: tl.BN + 5, k: 3*tl.BK + 4, ta: tr[0], tb: tr[1], acc: tr[0]}

@@ -10,13 +10,14 @@ import (
 // Split-K policy: a product whose C has fewer than splitWorkgroups tiles is
 // split along K into parts of at least splitMinK (and at most maxSplit
 // parts), as many as bring the grid to splitWorkgroups, within
-// splitScratchBytes of partials. 512 workgroups are about four per SM of
-// an H100 (132 SMs), enough to fill it twice over at two workgroups per
-// SM; K parts of 512 are 32 steps of the large tile, which keeps the
-// partials' traffic (4 bytes per element of C per part, written and read
-// once) far below the product's.
+// splitScratchBytes of partials. WebGPU does not say how many workgroups
+// run at once; 1024 are about four waves of an H100's 132 SMs at two
+// workgroups each, so the last, partly filled wave costs at most a few
+// percent. Parts of at least 512 (32 K steps of the large tile) keep the
+// partials' traffic (8 bytes per element of C per part: written, read)
+// under a tenth of the product's time at ~35 TFLOP/s and ~3 TB/s.
 const (
-	splitWorkgroups   = 512
+	splitWorkgroups   = 1024
 	splitMinK         = 512
 	maxSplit          = 64
 	splitScratchBytes = 512 << 20
@@ -38,12 +39,12 @@ func (g *Op) plan(s Spec) (plan, error) {
 	t := g.opts.Tiling
 	if t.BM == 0 {
 		var err error
-		if t, err = shaders.ChooseGemm(m, n, info.IsCPU(), int(lim.MaxWorkgroupStorageSize), int(lim.MaxInvocationsPerWorkgroup)); err != nil {
+		if t, err = shaders.ChooseGemm(m, n, int(lim.MaxWorkgroupStorageSize), int(lim.MaxInvocationsPerWorkgroup)); err != nil {
 			return plan{}, fmt.Errorf("%w: %w", ErrLimit, err)
 		}
 	} else {
 		// Keep the forced tile shape; the layout is the product's.
-		t = shaders.GemmTiling{BM: t.BM, BN: t.BN, BK: t.BK, TM: t.TM, TN: t.TN, Rolled: t.Rolled}
+		t = shaders.GemmTiling{BM: t.BM, BN: t.BN, BK: t.BK, TM: t.TM, TN: t.TN, WX: t.WX, Rolled: t.Rolled}
 		if err := t.Validate(); err != nil {
 			return plan{}, fmt.Errorf("gemm: %w", err)
 		}

@@ -21,6 +21,10 @@ type GemmTiling struct {
 	BM, BN int // rows and columns of C per workgroup
 	BK     int // depth of one K step staged in workgroup memory (a multiple of 4)
 	TM, TN int // rows and columns of C per invocation (multiples of 4, at most 16)
+	// WX is the number of invocation columns (of BN/TN) one group of 32
+	// lanes covers, 32/WX rows of them (0 picks 8 where the shape allows
+	// it, otherwise BN/TN, the row-major layout).
+	WX int
 
 	TransA bool // op(A) = Aᵀ: A is stored K×M
 	TransB bool // op(B) = Bᵀ: B is stored N×K
@@ -39,7 +43,7 @@ type GemmTiling struct {
 }
 
 // Named tile shapes. The chooser (ChooseGemm) takes them in this order of
-// preference, on GPUs and on CPU adapters respectively.
+// preference.
 var (
 	// GemmLarge is the 128×128 tile of 256 invocations with 8×8 each (64
 	// FMAs per four 16-byte workgroup reads), K steps of 16 (32 KiB
@@ -52,19 +56,32 @@ var (
 	GemmTall = GemmTiling{BM: 128, BN: 64, BK: 16, TM: 8, TN: 8}
 	// GemmSmall is 64×64 with 64 invocations of 8×8 (16 KiB).
 	GemmSmall = GemmTiling{BM: 64, BN: 64, BK: 16, TM: 8, TN: 8}
-	// GemmCPU is 64×64 with 256 invocations of 4×4 (16 KiB), for
-	// CPU adapters (lavapipe), whose SIMD lanes are invocations.
-	GemmCPU = GemmTiling{BM: 64, BN: 64, BK: 16, TM: 4, TN: 4}
+	// GemmFine is 64×64 with 256 invocations of 4×4 (16 KiB): the
+	// smallest register tile, for adapters short of registers.
+	GemmFine = GemmTiling{BM: 64, BN: 64, BK: 16, TM: 4, TN: 4}
 )
 
-// GemmTilings lists the named tile shapes, for tests and benchmarks.
-var GemmTilings = []GemmTiling{GemmLarge, GemmWide, GemmTall, GemmSmall, GemmCPU}
+// GemmTilings lists the named tile shapes in the chooser's order of
+// preference, for tests and benchmarks.
+var GemmTilings = []GemmTiling{GemmLarge, GemmWide, GemmTall, GemmSmall, GemmFine}
 
 // Threads is the workgroup size.
 func (t GemmTiling) Threads() int { return t.txn() * t.tym() }
 
 func (t GemmTiling) txn() int { return t.BN / max(t.TN, 1) }
 func (t GemmTiling) tym() int { return t.BM / max(t.TM, 1) }
+
+// warpX resolves WX: 8 where the invocations tile into groups of 8 x 4,
+// otherwise the row-major layout.
+func (t GemmTiling) warpX() int {
+	if t.WX != 0 {
+		return t.WX
+	}
+	if t.txn()%8 == 0 && t.Threads()%32 == 0 && t.tym()%4 == 0 {
+		return 8
+	}
+	return t.txn()
+}
 
 // WorkgroupBytes is the workgroup memory the kernel declares: two K steps
 // of both slabs.
@@ -89,6 +106,8 @@ func (t GemmTiling) Validate() error {
 		return fmt.Errorf("shaders: gemm tiling %s: %d invocations exceed WebGPU's 1024", t, t.Threads())
 	case t.AliasA && t.VecA != t.VecC || t.AliasB && t.VecB != t.VecC:
 		return fmt.Errorf("shaders: gemm tiling %s: an operand read through C's binding must have C's access width", t)
+	case t.warpX() != t.txn() && (t.warpX() > 32 || 32%t.warpX() != 0 || t.txn()%t.warpX() != 0 || t.Threads()%32 != 0 || t.tym()%(32/t.warpX()) != 0):
+		return fmt.Errorf("shaders: gemm tiling %s: WX %d must divide 32 and BN/TN %d, with BM/TM %d a multiple of %d", t, t.warpX(), t.txn(), t.tym(), 32/max(t.warpX(), 1))
 	case (t.BM*t.BK/4)%t.Threads() != 0 || (t.BN*t.BK/4)%t.Threads() != 0:
 		return fmt.Errorf("shaders: gemm tiling %s: the %d invocations must split the slabs' %d and %d vec4s evenly", t, t.Threads(), t.BM*t.BK/4, t.BN*t.BK/4)
 	}
@@ -106,12 +125,17 @@ func (t GemmTiling) Case() string {
 	return string("NT"[boolInt(t.TransA)]) + string("NT"[boolInt(t.TransB)])
 }
 
-// Shape names the tile shape alone, e.g. "128x128x16 8x8".
+// Shape names the tile shape alone, e.g. "128x128x16 8x8 w8" (w: WX
+// where it is not the row-major layout).
 func (t GemmTiling) Shape() string {
-	return fmt.Sprintf("%dx%dx%d %dx%d", t.BM, t.BN, t.BK, t.TM, t.TN)
+	s := fmt.Sprintf("%dx%dx%d %dx%d", t.BM, t.BN, t.BK, t.TM, t.TN)
+	if t.TM > 0 && t.TN > 0 && t.warpX() != t.txn() {
+		s += fmt.Sprintf(" w%d", t.warpX())
+	}
+	return s
 }
 
-// String names the tiling and layout, e.g. "NT 128x128x16 8x8 vec:ABC acc".
+// String names the tiling and layout, e.g. "NT 128x128x16 8x8 w8 vec:ABC acc".
 func (t GemmTiling) String() string {
 	s := t.Case() + " " + t.Shape()
 	vec := ""
@@ -147,7 +171,7 @@ func (t GemmTiling) Source() (string, error) {
 	nt := t.Threads()
 	consts := []constant{
 		{"BM", t.BM}, {"BN", t.BN}, {"BK", t.BK}, {"TM", t.TM}, {"TN", t.TN},
-		{"TM4", t.TM / 4}, {"TN4", t.TN / 4}, {"NACC", t.TM * t.TN / 4}, {"TXN", t.txn()}, {"TYM", t.tym()}, {"NT", nt},
+		{"TM4", t.TM / 4}, {"TN4", t.TN / 4}, {"NACC", t.TM * t.TN / 4}, {"TXN", t.txn()}, {"TYM", t.tym()}, {"NT", nt}, {"WX", t.warpX()},
 		{"BM4", t.BM / 4}, {"BN4", t.BN / 4}, {"LA", t.BM * t.BK / 4 / nt}, {"LB", t.BN * t.BK / 4 / nt},
 		{"AK", boolInt(!t.TransA)}, {"AM", boolInt(t.TransA)}, {"BKS", boolInt(t.TransB)}, {"BNS", boolInt(!t.TransB)},
 		{"VA", boolInt(t.VecA)}, {"SA", boolInt(!t.VecA)}, {"VB", boolInt(t.VecB)}, {"SB", boolInt(!t.VecB)},
@@ -250,21 +274,18 @@ func gemmGenerate(name string, consts []constant, src string, rolled bool, subst
 }
 
 // ChooseGemm picks the tile shape for an m×n product on an adapter with
-// wgBytes of workgroup memory and maxThreads invocations per workgroup
-// (cpu: a CPU adapter such as lavapipe). The layout fields are left zero.
-// GPUs take the largest named tile that the adapter allows and that
-// wastes at most a quarter of its area on rows or columns past the
-// matrix's edge (GemmLarge for every model shape; split-K, chosen by
-// package gemm, supplies the parallelism that small products lack); CPU
-// adapters take GemmCPU. A matrix smaller than every such tile takes the
-// tile that pads it least.
-func ChooseGemm(m, n int, cpu bool, wgBytes, maxThreads int) (GemmTiling, error) {
-	cands := []GemmTiling{GemmLarge, GemmWide, GemmTall, GemmSmall, GemmCPU}
-	if cpu {
-		cands = []GemmTiling{GemmCPU, GemmSmall}
-	}
+// wgBytes of workgroup memory and maxThreads invocations per workgroup: the
+// first of GemmTilings that the adapter allows and that wastes at most a
+// quarter of its rows and of its columns past the matrix's edge (GemmLarge
+// for every model shape; split-K, chosen by package gemm, supplies the
+// parallelism that small products lack), or, for a matrix smaller than
+// such tiles, the one that pads it least. The layout fields are left zero.
+// CPU adapters take the same order: on lavapipe GemmLarge ran the model's
+// shapes about twice as fast as GemmFine (its invocations are SIMD lanes,
+// and larger tiles mean fewer barriers per FMA).
+func ChooseGemm(m, n int, wgBytes, maxThreads int) (GemmTiling, error) {
 	var fits []GemmTiling
-	for _, t := range cands {
+	for _, t := range GemmTilings {
 		if t.Fits(wgBytes, maxThreads) {
 			fits = append(fits, t)
 		}

@@ -9,8 +9,11 @@
 // a step costs one barrier. Invocation (tx, ty) owns TM x TN elements of C:
 // rows 4*(ty + g*TYM) + e and columns 4*(tx + h*TXN) + f for g < TM4,
 // h < TN4, e, f < 4; interleaving the vec4 groups keeps a wavefront's
-// workgroup reads contiguous (B) or broadcast (A), and its C stores
-// coalesced.
+// workgroup reads contiguous, and its C stores coalesced. A group of 32
+// lanes covers a WX x 32/WX block of (tx, ty) (CUTLASS's warp tile): with
+// WX 8 each of its reads of sa touches 4 consecutive vec4s and each of sb
+// 8 (64 and 128 bytes: one wavefront each), where the row-major layout
+// (WX = TXN = 16) reads 2 and 16 (32 and 256 bytes).
 //
 // Split-K: workgroup z of the grid computes K range [z*k_chunk,
 // (z+1)*k_chunk) and writes C at c_off + z*c_zstride; the host points C at
@@ -25,6 +28,8 @@
 //   NACC         TM*TN4: vec4 accumulators per invocation
 //   TXN, TYM     invocations along N (BN/TN) and along M (BM/TM)
 //   NT           invocations per workgroup, TXN*TYM
+//   WX           columns of invocations (tx values) per group of 32 lanes;
+//                WX = TXN is the plain row-major layout
 //   BM4, BN4     BM/4, BN/4: vec4 columns of a staged row
 //   LA, LB       vec4s of op(A) and op(B) each invocation fetches per step
 //   AK, AM       how A is stored (exactly one is 1): AK when op(A) = A
@@ -176,8 +181,16 @@ fn st_c(off: u32, ld: u32, m: u32, col: u32, x: vec4<f32>) {
 
 @compute @workgroup_size(NT)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-	let tx = li % TXN;
-	let ty = li / TXN;
+	// Invocation (tx, ty) of the TXN x TYM grid: each group of 32 lanes
+	// covers WX columns and 32/WX rows of it (see WX).
+	let lane = li % 32u;
+	let warp = li / 32u;
+	var tx = li % TXN;
+	var ty = li / TXN;
+	if (WX != TXN) {
+		tx = (warp % (TXN / WX)) * WX + lane % WX;
+		ty = (warp / (TXN / WX)) * (32u / WX) + lane / WX;
+	}
 	let m0 = wg.y * BM;
 	let n0 = wg.x * BN;
 	// This split's K range: [k0, k1).

@@ -65,18 +65,17 @@ func TestGemmValidate(t *testing.T) {
 }
 
 // TestChooseGemm checks the chooser against the adapters' limits and pins
-// its picks: the large tile for every model shape on a GPU, GemmCPU on a
-// CPU adapter, the least padding for small matrices.
+// its picks: the large tile for every model shape, smaller tiles for thin
+// matrices, the least padding for small ones.
 func TestChooseGemm(t *testing.T) {
 	dims := []int{1, 7, 64, 65, 100, 128, 200, 256, 384, 768, 1024, 2048, 16384, 65536}
 	for _, lim := range []struct {
 		name    string
-		cpu     bool
 		wg, inv int
-	}{{"lavapipe", true, 32 << 10, 1024}, {"H100", false, 48 << 10, 1024}, {"small GPU", false, 16 << 10, 256}} {
+	}{{"lavapipe", 32 << 10, 1024}, {"H100", 48 << 10, 1024}, {"small GPU", 16 << 10, 256}} {
 		for _, m := range dims {
 			for _, n := range dims {
-				tl, err := ChooseGemm(m, n, lim.cpu, lim.wg, lim.inv)
+				tl, err := ChooseGemm(m, n, lim.wg, lim.inv)
 				require.NoError(t, err, "%s %dx%d", lim.name, m, n)
 				require.NoError(t, tl.Validate())
 				require.True(t, tl.Fits(lim.wg, lim.inv), "%s %dx%d: %s", lim.name, m, n, tl)
@@ -85,16 +84,19 @@ func TestChooseGemm(t *testing.T) {
 	}
 	for _, c := range []struct {
 		m, n int
-		cpu  bool
 		want GemmTiling
 	}{
-		{65536, 384, false, GemmLarge}, {16384, 128, false, GemmLarge}, {2048, 768, false, GemmLarge}, {4096, 4096, false, GemmLarge},
-		{40, 4096, false, GemmWide}, {4096, 40, false, GemmTall}, {7, 13, false, GemmSmall}, {4096, 4096, true, GemmCPU},
+		{65536, 384, GemmLarge}, {16384, 128, GemmLarge}, {2048, 768, GemmLarge}, {4096, 4096, GemmLarge},
+		{40, 4096, GemmWide}, {4096, 40, GemmTall}, {7, 13, GemmSmall}, {16384, 64, GemmTall}, {64, 192, GemmWide},
 	} {
-		got, err := ChooseGemm(c.m, c.n, c.cpu, 48<<10, 1024)
+		got, err := ChooseGemm(c.m, c.n, 48<<10, 1024)
 		require.NoError(t, err)
-		require.Equal(t, c.want, got, "%dx%d cpu=%v", c.m, c.n, c.cpu)
+		require.Equal(t, c.want, got, "%dx%d", c.m, c.n)
 	}
-	_, err := ChooseGemm(64, 64, false, 4<<10, 256)
+	// An adapter with 16 KiB and 256 invocations gets the 64x64 tiles.
+	got, err := ChooseGemm(4096, 4096, 16<<10, 256)
+	require.NoError(t, err)
+	require.Equal(t, GemmSmall, got)
+	_, err = ChooseGemm(64, 64, 4<<10, 256)
 	require.ErrorContains(t, err, "no gemm tiling fits 4096 bytes")
 }
