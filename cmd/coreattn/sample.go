@@ -48,7 +48,7 @@ its continuation are printed as they come.`,
 	fl.Float64Var(&f.temperature, "temperature", 0.8, "sampling temperature (0: greedy)")
 	fl.IntVar(&f.topK, "top-k", 40, "sample among the k most likely bytes (0: all)")
 	fl.Uint64Var(&f.seed, "seed", 1, "sampling seed")
-	fl.IntVar(&f.adapter, "adapter", 0, "adapter index (see `coreattn devices`)")
+	fl.IntVar(&f.adapter, "adapter", 0, "adapter index (see coreattn devices)")
 	return cmd
 }
 

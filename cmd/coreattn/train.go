@@ -94,7 +94,7 @@ attention and the rest.`,
 	fl.Float64Var(&f.wd, "weight-decay", model.DefaultOptimizer().WeightDecay, "AdamW weight decay of matrices and the embedding")
 	fl.Float64Var(&f.clip, "clip", model.DefaultOptimizer().MaxGradNorm, "clip gradients to this global L2 norm (0: no clipping)")
 	fl.Uint64Var(&f.seed, "seed", 1, "seed of the initial weights and of the data order")
-	fl.IntVar(&f.adapter, "adapter", 0, "adapter index (see `coreattn devices`)")
+	fl.IntVar(&f.adapter, "adapter", 0, "adapter index (see coreattn devices)")
 	fl.StringVar(&f.out, "out", "", "output directory (default runs/PRESET)")
 	fl.BoolVar(&f.resume, "resume", false, "continue the run checkpointed in --out")
 	fl.IntVar(&f.valEvery, "val-every", 100, "validate every this many steps (0: only at the end)")
