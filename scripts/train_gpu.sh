@@ -23,7 +23,8 @@ xz_bpb=${XZ_BPB:-1.831}
 corpus() {
 	goroot=${GOROOT_DIR:-/usr/local/go}
 	[ -d "$goroot/src" ] && return
-	mkdir -p "$goroot" && xz -dc .dev/gosrc.tar.xz | tar -C "$goroot" -xf -
+	mkdir -p "$goroot"
+	python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' .dev/gosrc.tar.xz "$goroot" || exit 1
 	echo "corpus: unpacked into $goroot" >&2
 }
 
