@@ -359,7 +359,7 @@ func (s *session) train(ctx context.Context, resumed *trainConfig) error {
 		steps := f.steps
 		if steps == 0 && f.duration > 0 {
 			var err error
-			if steps, err = s.stepsFor(ctx, f.duration); err != nil {
+			if steps, err = s.stepsFor(ctx, f.duration, start); err != nil {
 				return err
 			}
 		}
@@ -545,10 +545,11 @@ func (s *session) validate(ctx context.Context, rec *stepRecord, maxBatches int)
 	return nil
 }
 
-// stepsFor estimates how many steps fit in d: it times gradient steps on
-// the first batch (which change nothing) and a validation batch, then
-// leaves room for the periodic validations and the last checkpoint.
-func (s *session) stepsFor(ctx context.Context, d time.Duration) (int, error) {
+// stepsFor estimates how many steps fit in what is left of d since start:
+// it times gradient steps on the first batch (which change nothing) and a
+// validation batch, then leaves room for the periodic validations, the
+// final one and the last checkpoint.
+func (s *session) stepsFor(ctx context.Context, d time.Duration, start time.Time) (int, error) {
 	p, err := corpus.NewPacker(s.corp.Train, s.cfg.Tokens, s.cfg.Seed)
 	if err != nil {
 		return 0, err
@@ -584,8 +585,8 @@ func (s *session) stepsFor(ctx context.Context, d time.Duration) (int, error) {
 			step += perBatch * time.Duration(per) / time.Duration(s.f.valEvery)
 		}
 	}
-	budget := d - val - 10*time.Second // the final validation and checkpoint
-	steps := int(float64(budget) * 0.97 / float64(step))
+	budget := d - time.Since(start) - val - 10*time.Second // the final validation and checkpoint
+	steps := int(float64(budget) * 0.95 / float64(step))
 	if steps < 1 {
 		return 0, fmt.Errorf("--time %s: a step takes %s and the final validation %s: no step fits", d, step.Round(time.Millisecond), val.Round(time.Millisecond))
 	}
