@@ -136,7 +136,7 @@ through PyTorch: scripts/matmul_anchor.py.`,
 			return runBenchGemm(contextOf(cmd.Context()), g, f, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
-	cmd.Flags().IntVar(&f.adapter, "adapter", 0, "adapter index (see `coreattn devices`)")
+	cmd.Flags().IntVar(&f.adapter, "adapter", 0, "adapter index (see 'coreattn devices')")
 	cmd.Flags().BoolVar(&f.json, "json", false, "print one JSON object per line")
 	cmd.Flags().IntVar(&f.reps, "reps", 0, "runs per timing round (0: enough for about 0.2 s)")
 	cmd.Flags().StringVar(&f.shapes, "shapes", "", "only shapes whose label contains one of these comma-separated texts, e.g. 4096x,base")
