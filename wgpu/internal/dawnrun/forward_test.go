@@ -1,0 +1,103 @@
+//go:build linux && cgo
+
+package dawnrun
+
+import (
+	"context"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/coreattn/coreattn/attention"
+	"github.com/coreattn/coreattn/attention/tc"
+)
+
+// Tolerances for f16 operands, as ‖got−want‖/‖want‖ against the float64
+// reference. With f16 inputs the reference sees the same rounded inputs;
+// the kernels round P (and, backward, dS) to f16 for the products, which
+// leaves O a few 1e-4 off. With f32 inputs the cast's rounding of Q, K and
+// V adds about as much again.
+const (
+	tolO   = 2e-3
+	tolLSE = 2e-4
+)
+
+type fwdCase struct {
+	name    string
+	lens    [][2]int // (q_len, k_len) per segment
+	hq, hkv int
+	d       int
+	causal  bool
+	dt      attention.DType
+	split   int // forced split-KV piece in keys; 0: the planner's choice
+}
+
+// fwdCases cover varlen batches with empty segments, q_len < k_len
+// shards, GQA 4:1, causal and not, D 64 and 128 (and 32, 96), f16 and f32
+// storage, and split-KV.
+var fwdCases = []fwdCase{
+	{name: "varlen causal shards", lens: [][2]int{{0, 5}, {37, 37}, {100, 230}, {1, 70}}, hq: 4, hkv: 1, d: 64, causal: true, dt: attention.Float16},
+	{name: "varlen causal shards", lens: [][2]int{{0, 5}, {37, 37}, {100, 230}, {1, 70}}, hq: 4, hkv: 1, d: 128, causal: true, dt: attention.Float32},
+	{name: "varlen full, empty keys", lens: [][2]int{{45, 80}, {10, 0}, {0, 0}, {70, 33}}, hq: 4, hkv: 1, d: 128, dt: attention.Float16},
+	{name: "varlen full", lens: [][2]int{{45, 80}, {70, 33}}, hq: 2, hkv: 2, d: 64, dt: attention.Float32},
+	{name: "odd head dims", lens: [][2]int{{50, 90}, {20, 20}}, hq: 4, hkv: 2, d: 96, causal: true, dt: attention.Float16},
+	{name: "odd head dims", lens: [][2]int{{50, 90}, {20, 20}}, hq: 4, hkv: 2, d: 32, dt: attention.Float32},
+	{name: "split-kv", lens: [][2]int{{40, 300}, {9, 9}, {64, 200}}, hq: 4, hkv: 1, d: 64, causal: true, dt: attention.Float16, split: 64},
+	{name: "split-kv", lens: [][2]int{{40, 300}, {64, 200}}, hq: 4, hkv: 1, d: 128, dt: attention.Float32, split: 64},
+}
+
+func (c fwdCase) args() *attention.Args {
+	cuQ, cuK := segments(c.lens...)
+	return &attention.Args{CuSeqlensQ: cuQ, CuSeqlensK: cuK, NumHeadsQ: c.hq, NumHeadsKV: c.hkv, HeadDim: c.d, Causal: c.causal, DType: c.dt}
+}
+
+// runForward runs the forward of a on fresh random inputs (poisoned
+// outputs) and returns the relative errors of O and LSE.
+func runForward(t *testing.T, r *Runner, p *tc.Planner, a *attention.Args, seed uint64) (errO, errLSE float64, tiling string) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 7))
+	nq := a.TotalQ() * a.NumHeadsQ * a.HeadDim
+	nk := a.TotalK() * a.NumHeadsKV * a.HeadDim
+	q, k, v := randomF32(rng, nq), randomF32(rng, nk), randomF32(rng, nk)
+	if a.DType == attention.Float16 {
+		// The reference sees what the kernels see.
+		q, k, v = attention.Round(a.DType, q), attention.Round(a.DType, k), attention.Round(a.DType, v)
+	}
+	wantO, wantLSE, err := attention.ReferenceForward(a, q, k, v)
+	require.NoError(t, err)
+
+	l, err := p.Forward(a)
+	require.NoError(t, err)
+	ts := newTensors(t, r.Device())
+	ts.put(t, "q", a.DType, q)
+	ts.put(t, "k", a.DType, k)
+	ts.put(t, "v", a.DType, v)
+	ts.poisoned(t, "o", a.DType, nq)
+	ts.poisoned(t, "lse", attention.Float32, a.NumHeadsQ*a.TotalQ())
+	_, err = r.Run(context.Background(), l, ts.bufs, false)
+	require.NoError(t, err)
+	gotO := ts.get(t, "o", a.DType, nq)
+	gotLSE := ts.get(t, "lse", attention.Float32, a.NumHeadsQ*a.TotalQ())
+	return attention.RelError(gotO, wantO), attention.RelError(gotLSE, wantLSE), l.Tiling
+}
+
+func TestForward(t *testing.T) {
+	r, dev := matrixDevice(t, true)
+	for i, c := range fwdCases {
+		t.Run(c.String(), func(t *testing.T) {
+			p := tc.New(dev, tc.Options{SplitKV: max(c.split, -1)})
+			if c.split == 0 {
+				p = tc.New(dev, tc.Options{SplitKV: -1})
+			}
+			errO, errLSE, tiling := runForward(t, r, p, c.args(), uint64(i+1))
+			t.Logf("%s: O %.2e, LSE %.2e", tiling, errO, errLSE)
+			if c.split > 0 {
+				assert.Contains(t, tiling, "split-kv", "the case must split")
+			}
+			assert.LessOrEqual(t, errO, tolO, "O")
+			assert.LessOrEqual(t, errLSE, tolLSE, "LSE")
+		})
+	}
+}
