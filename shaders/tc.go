@@ -42,6 +42,9 @@ type TCTarget struct {
 	// run too few workgroups at once above it; 0 sets no bound (CPU
 	// adapters). TCRegisterBudget suits NVIDIA GPUs (255 per thread).
 	MaxRegisters int
+	// CPU marks a CPU adapter (lavapipe): the chosen tilings leave their
+	// loops rolled (see TCFwdTiling.Rolled).
+	CPU bool
 }
 
 // TCRegisterBudget is the MaxRegisters for GPUs with 255 registers per
@@ -151,10 +154,12 @@ var unrolledLet = regexp.MustCompile(`(?m)^(\s*)\{ let (\w+) = (\d+)u;$`)
 
 // tcGenerate is a tensor-core module's WGSL: a line naming the tiling, the
 // enables, the aliases, the constants, then src with its @if blocks kept
-// or dropped and its @unroll loops expanded. Unrolled loop variables are
-// consts, so that indices into arrays of matrices are constant
-// expressions: the fragments stay in registers.
-func tcGenerate(tiling string, aliases []string, consts []constant, src string) (string, error) {
+// or dropped and its @unroll loops expanded unless rolled. Unrolled loop
+// variables are consts, so that indices into arrays of matrices are
+// constant expressions: the fragments stay in registers. Rolled modules
+// (for CPU adapters) are a fraction of the size and compile that much
+// faster.
+func tcGenerate(tiling string, aliases []string, consts []constant, src string, rolled bool) (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "// generated tiling: %s\n", tiling)
 	b.WriteString("enable f16;\nenable subgroups;\nenable chromium_experimental_subgroup_matrix;\nrequires subgroup_id;\n")
@@ -173,10 +178,12 @@ func tcGenerate(tiling string, aliases []string, consts []constant, src string) 
 	if err != nil {
 		return "", err
 	}
-	if body, err = unroll(body, values); err != nil {
-		return "", err
+	if !rolled {
+		if body, err = unroll(body, values); err != nil {
+			return "", err
+		}
+		body = unrolledLet.ReplaceAllString(body, "$1{ const $2 = ${3}u;")
 	}
-	body = unrolledLet.ReplaceAllString(body, "$1{ const $2 = ${3}u;")
 	if v, ok := values["NT"]; ok {
 		body = strings.ReplaceAll(body, "@workgroup_size(NT)", fmt.Sprintf("@workgroup_size(%d)", v))
 	}

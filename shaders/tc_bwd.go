@@ -30,6 +30,8 @@ type TCBwdTiling struct {
 	BQ    int         // query rows per step of dkv_main, and of a dS tile
 	NQS   int         // subgroups of dq_main: NQS·M query rows, a multiple of BQ
 	DT    DType       // storage of O, dO, dQ, dK, dV: Float16 or Float32
+	// Rolled leaves the loops rolled (see TCFwdTiling.Rolled).
+	Rolled bool
 }
 
 // DP is the head dimension padded to whole matrix tiles.
@@ -53,7 +55,7 @@ func (t TCBwdTiling) ptw() int { return t.BQ + 8 }        // Pᵀ and dSᵀ tile
 func (t TCBwdTiling) cwq() int { return gcd(t.DP(), 64) } // dq_main's output chunk
 func (t TCBwdTiling) qsw() int { return t.cwq() + 4 }
 
-// DSTileBytes is the size of one stored dS tile (BKV × BQ halves).
+// DSTileBytes is the size of one stored dS tile (BQ × BKV halves).
 func (t TCBwdTiling) DSTileBytes() int { return 2 * t.BKV() * t.BQ }
 
 // WorkgroupBytes is the larger of the two kernels' workgroup memory:
@@ -79,8 +81,9 @@ func (t TCBwdTiling) Registers() int {
 	return res + acc + frag(s.M, s.N, 4) + pre + 40
 }
 
-// elemsPerLane is how many elements of a pair's RS × BQ tiles each of its
-// 2·SG lanes takes in dkv_main's element-wise step (consecutive queries).
+// elemsPerLane is how many elements of a pair's M × BQ tiles each of its
+// 2·SG lanes takes in dkv_main's element-wise step: runs of a query's
+// keys, or whole queries.
 func (t TCBwdTiling) elemsPerLane() int { return t.Shape.M * t.BQ / (2 * t.SG) }
 
 // Validate reports a tiling the kernels cannot run.
@@ -108,8 +111,8 @@ func (t TCBwdTiling) Validate() error {
 		return fmt.Errorf("shaders: tensor-core tiling %s: BQ = %d must be a multiple of 8, N = %d and K = %d", t, t.BQ, s.N, s.K)
 	case t.BQ%s.M != 0 || t.BKV()%s.K != 0 || t.BQD()%t.BQ != 0:
 		return fmt.Errorf("shaders: tensor-core tiling %s: BQ must be a multiple of M, BKV = %d of K, BQD = %d of BQ", t, t.BKV(), t.BQD())
-	case epl < 2 || epl%2 != 0 || t.BQ%epl != 0 || (s.M*t.BQ)%(2*t.SG) != 0:
-		return fmt.Errorf("shaders: tensor-core tiling %s: a pair's %d x %d tile does not split into even runs of queries over %d lanes", t, s.M, t.BQ, 2*t.SG)
+	case epl < 2 || epl%2 != 0 || (s.M%epl != 0 && epl%s.M != 0) || (s.M*t.BQ)%(2*t.SG) != 0:
+		return fmt.Errorf("shaders: tensor-core tiling %s: a pair's %d x %d tile does not split into even runs of keys over %d lanes", t, s.M, t.BQ, 2*t.SG)
 	case gcd(t.BQ, t.DP())%ll.lpr != 0 || t.cwq()%ll.lpr != 0 || t.cwq()%s.N != 0:
 		return fmt.Errorf("shaders: tensor-core tiling %s: %d lanes per row do not divide the output chunks", t, ll.lpr)
 	}
@@ -118,7 +121,7 @@ func (t TCBwdTiling) Validate() error {
 
 // String names the tiling, e.g. "tc bwd D128 16x8x16 sg32 NP4 BKV64 BQ32 BQD64 f16".
 func (t TCBwdTiling) String() string {
-	return fmt.Sprintf("tc bwd D%d %v sg%d NP%d BKV%d BQ%d BQD%d %s", t.D, t.Shape, t.SG, t.NP, t.BKV(), t.BQ, t.BQD(), shortDType(t.DT))
+	return fmt.Sprintf("tc bwd D%d %v sg%d NP%d BKV%d BQ%d BQD%d %s%s", t.D, t.Shape, t.SG, t.NP, t.BKV(), t.BQ, t.BQD(), shortDType(t.DT), rolledName(t.Rolled))
 }
 
 // Entry points of the backward module, in the order they run.
@@ -158,7 +161,7 @@ func (t TCBwdTiling) Source() (string, error) {
 		{"LDKQ", ceilDiv(t.BKV()*t.D/8, t.dqThreads())}, {"DWG", TCDeltaWorkgroup},
 	}
 	aliases := append(matrixAliases(s), outAlias(t.DT))
-	src, err := tcGenerate(t.String(), aliases, consts, tcBwd)
+	src, err := tcGenerate(t.String(), aliases, consts, tcBwd, t.Rolled)
 	if err != nil {
 		return "", err
 	}
@@ -185,7 +188,7 @@ func TCBwdTilings(d int, dt DType, tg TCTarget) ([]TCBwdTiling, error) {
 	var all []TCBwdTiling
 	for _, s := range tg.shapes() {
 		for _, c := range tcBwdCandidates {
-			t := TCBwdTiling{D: d, Shape: s, SG: tg.SubgroupSize, NP: c[0], BQ: c[1], NQS: c[2], DT: dt}
+			t := TCBwdTiling{D: d, Shape: s, SG: tg.SubgroupSize, NP: c[0], BQ: c[1], NQS: c[2], DT: dt, Rolled: tg.CPU}
 			if t.Validate() == nil && tg.fits(t.WorkgroupBytes(), t.Threads(), t.Registers()) {
 				all = append(all, t)
 			}

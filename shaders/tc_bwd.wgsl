@@ -25,7 +25,7 @@
 // the other (role 1) holds V, computes dPᵀ and accumulates dK. Both
 // element-wise tiles (Sᵀ, dPᵀ: f32) and both product operands (Pᵀ, dSᵀ:
 // f16) live in workgroup memory per pair; the 2·SG lanes of a pair share
-// the element-wise step, EPL consecutive queries each. A step's Q and dO
+// the element-wise step, EPL elements each (runs of keys of a query). A step's Q and dO
 // rows are staged in qo, fetched one step ahead into registers; four
 // barriers per step (after the products, after the element-wise step,
 // after the accumulating products, after the next rows are stored).
@@ -35,8 +35,9 @@
 // step i counts the BQ-row steps of all segments (qoff[b] is segment b's
 // first) and poff[i] is the step's first tile among one head's; poff has
 // one more entry, so poff[i+1] − poff[i] is the number of key blocks step i
-// sees. A tile holds dSᵀ: BKV rows (keys) of BQ halves (queries). Entries
-// no query sees are 0: dq_main needs no mask.
+// sees. A tile holds dS: BQ rows (queries) of BKV halves (keys), so that
+// dq_main loads its left operand row-major, pairs of halves at a time.
+// Entries no query sees are 0: dq_main needs no mask.
 //
 // Q, K, V and dO are f16 (vec4<u32>: 8 halves a load); O and dO as the
 // call stores them (IN16 or IN32) in delta_main; dQ, dK and dV are written
@@ -250,41 +251,40 @@ fn dkv_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
 		}
 		workgroupBarrier();
 
-		// Stage 3: P and dS on the pair's 2·SG lanes, EPL consecutive
-		// queries each; masked pairs get P = 0 and dS = 0 exactly.
+		// Stage 3: P and dS on the pair's 2·SG lanes, EPL elements each,
+		// numbered query-major (element e is key e % M of query e / M), so
+		// that a lane's pairs of elements are neighbours in a stored dS row;
+		// masked pairs get P = 0 and dS = 0 exactly.
 		let e0 = (role * SG + lane) * EPL;
-		let r = e0 / BQ;
-		let c0 = e0 % BQ;
-		let key = k0 + krow0 + r;
 		var words: array<u32, EPW>;
 		// @unroll
 		for (var j = 0u; j < EPW; j++) {
-			var pw = vec2<f16>();
+			let c = (e0 + 2u * j) / M;      // the query of the pair of elements
+			let r = (e0 + 2u * j) % M;      // and its first key row
+			let qi = qs + c;
 			var dw = vec2<f16>();
 			// @unroll
 			for (var u = 0u; u < 2u; u++) {
-				let c = c0 + 2u * j + u;
-				let qi = qs + c;
+				let key = k0 + krow0 + r + u;
 				var ok = qi < q_len && key < k_len;
 				if (P.causal == 1u) {
 					ok = ok && i32(key) <= i32(qi) + delta;
 				}
-				let p = select(0.0, exp2(tt[tp0 + r * TSW + c] * P.scale_log2 - ldl[c]), ok);
-				let dsv = p * (tt[tp0 + (M + r) * TSW + c] - ldl[BQ + c]);
-				pw[u] = f16(p);
+				let p = select(0.0, exp2(tt[tp0 + (r + u) * TSW + c] * P.scale_log2 - ldl[c]), ok);
+				let dsv = p * (tt[tp0 + (M + r + u) * TSW + c] - ldl[BQ + c]);
 				dw[u] = f16(dsv);
+				pd[pt0 + (r + u) * PTW + c] = f16(p);
+				pd[pt0 + (M + r + u) * PTW + c] = dw[u];
 			}
-			pd[pt0 + r * PTW + c0 + 2u * j] = pw.x;
-			pd[pt0 + r * PTW + c0 + 2u * j + 1u] = pw.y;
-			pd[pt0 + (M + r) * PTW + c0 + 2u * j] = dw.x;
-			pd[pt0 + (M + r) * PTW + c0 + 2u * j + 1u] = dw.y;
 			words[j] = bitcast<u32>(dw);
 		}
+		// The tile's row c holds dS of query qs + c against the block's keys.
 		let ti = (h - P.hk0 * P.group) * P.ds_tiles + segs[P.poff_off + gq + qs / BQ] + k0 / BKV;
-		let wb = ti * (BKV * BQ / 2u) + ((krow0 + r) * BQ + c0) / 2u;
 		// @unroll
 		for (var j = 0u; j < EPW; j++) {
-			ds[wb + j] = words[j];
+			let c = (e0 + 2u * j) / M;
+			let r = (e0 + 2u * j) % M;
+			ds[(ti * BQ * BKV + c * BKV + krow0 + r) / 2u] = words[j];
 		}
 		workgroupBarrier();
 
@@ -500,12 +500,12 @@ fn dq_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
 	rk = fetch_kq(k_start, k_len, BKV, hk, lid);
 	workgroupBarrier();
 	for (var j = 0u; j < nkb; j++) {
-		// dQ += dS K: the stored dSᵀ tile read column-major is dS.
+		// dQ += dS K, the dS rows straight from the stored tile.
 		if (j < mynkb) {
-			let tb = (mytile + j) * (BKV * BQ) + row0 % BQ;
+			let tb = (mytile + j) * (BQ * BKV) + (row0 % BQ) * BKV;
 			// @unroll
 			for (var kc = 0u; kc < NKK; kc++) {
-				let lf = subgroupMatrixLoad<QL, col_major>(&dq_ds, tb + kc * K * BQ, BQ);
+				let lf = subgroupMatrixLoad<QL, row_major>(&dq_ds, tb + kc * K, BKV);
 				// @unroll
 				for (var nt = 0u; nt < NDN; nt++) {
 					let x = subgroupMatrixLoad<KR, row_major>(&sk, kc * K * KS + nt * N, KS);

@@ -20,6 +20,11 @@ type TCFwdTiling struct {
 	MT    int         // M-row blocks of queries per subgroup: 1, 2 or 4
 	BC    int         // keys per tile (FlashAttention's Bc)
 	Out   DType       // storage of O: Float16 or Float32
+	// Rolled leaves the loops rolled: matrix arrays are then indexed
+	// dynamically (memory, not registers), which CPU adapters do not mind
+	// and compile many times faster; the choosers set it where the target
+	// is a CPU.
+	Rolled bool
 }
 
 // DP is the head dimension padded to whole matrix tiles.
@@ -92,7 +97,14 @@ func (t TCFwdTiling) Validate() error {
 
 // String names the tiling, e.g. "tc D128 16x8x16 sg32 NS8 MT1 Br128 Bc32 f32".
 func (t TCFwdTiling) String() string {
-	return fmt.Sprintf("tc D%d %v sg%d NS%d MT%d Br%d Bc%d %s", t.D, t.Shape, t.SG, t.NS, t.MT, t.BR(), t.BC, shortDType(t.Out))
+	return fmt.Sprintf("tc D%d %v sg%d NS%d MT%d Br%d Bc%d %s%s", t.D, t.Shape, t.SG, t.NS, t.MT, t.BR(), t.BC, shortDType(t.Out), rolledName(t.Rolled))
+}
+
+func rolledName(rolled bool) string {
+	if rolled {
+		return " rolled"
+	}
+	return ""
 }
 
 func shortDType(dt DType) string {
@@ -131,7 +143,7 @@ func (t TCFwdTiling) Source() (string, error) {
 		{"LDK", ceilDiv(t.BC*t.D/8, t.Threads())}, {"QR", qr}, {"NQR", ceilDiv(t.BR(), qr)}, {"LDQ", ceilDiv(qr*t.D/8, t.Threads())},
 	}
 	aliases := append(matrixAliases(s), outAlias(t.Out))
-	return tcGenerate(t.String(), aliases, consts, tcFwd)
+	return tcGenerate(t.String(), aliases, consts, tcFwd, t.Rolled)
 }
 
 // tcFwdCandidates lists the forward shapes a chooser tries, best first:
@@ -157,7 +169,7 @@ func TCFwdTilings(d int, out DType, tg TCTarget) ([]TCFwdTiling, error) {
 	var all []TCFwdTiling
 	for _, s := range tg.shapes() {
 		for _, c := range tcFwdCandidates {
-			t := TCFwdTiling{D: d, Shape: s, SG: tg.SubgroupSize, NS: c[0], MT: c[1], BC: c[2], Out: out}
+			t := TCFwdTiling{D: d, Shape: s, SG: tg.SubgroupSize, NS: c[0], MT: c[1], BC: c[2], Out: out, Rolled: tg.CPU}
 			if t.Validate() == nil && tg.fits(t.WorkgroupBytes(), t.Threads(), t.Registers()) {
 				all = append(all, t)
 			}

@@ -15,7 +15,7 @@ import (
 // VK_KHR_cooperative_matrix on the CPU) and NVIDIA H100/H200 through Dawn,
 // with each shape the H100 offers alone.
 var (
-	tcLavapipe = TCTarget{Shapes: []MatrixShape{{8, 8, 8}}, SubgroupSize: 8, WorkgroupBytes: 32 << 10, MaxThreads: 1024}
+	tcLavapipe = TCTarget{Shapes: []MatrixShape{{8, 8, 8}}, SubgroupSize: 8, WorkgroupBytes: 32 << 10, MaxThreads: 1024, CPU: true}
 	tcH100     = TCTarget{Shapes: []MatrixShape{{16, 16, 16}, {16, 8, 16}, {16, 8, 8}}, SubgroupSize: 32, WorkgroupBytes: 48 << 10, MaxThreads: 1024, MaxRegisters: TCRegisterBudget}
 )
 
@@ -48,7 +48,10 @@ func TestTCFwdChooser(t *testing.T) {
 					assert.Equal(t, out, tl.Out)
 					src, err := tl.Source()
 					require.NoError(t, err, "%s", tl)
-					assert.NotContains(t, src, "@unroll", "%s: every marked loop is expanded", tl)
+					assert.Equal(t, tg.CPU, tl.Rolled, "%s: CPU targets keep their loops", tl)
+					if !tl.Rolled {
+						assert.NotContains(t, src, "@unroll", "%s: every marked loop is expanded", tl)
+					}
 					assert.Contains(t, src, fmt.Sprintf("@workgroup_size(%d)", tl.Threads()))
 					dumpWGSL(t, tl.String(), src)
 				}
@@ -67,6 +70,7 @@ func TestTCFwdChooser(t *testing.T) {
 	tl, err = ChooseTCFwd(64, Float32, tcLavapipe)
 	require.NoError(t, err)
 	assert.Equal(t, MatrixShape{8, 8, 8}, tl.Shape)
+	assert.True(t, tl.Rolled)
 }
 
 func TestTCFwdRejects(t *testing.T) {
@@ -109,7 +113,10 @@ func TestTCBwdChooser(t *testing.T) {
 					assert.LessOrEqual(t, tl.Threads(), tg.MaxThreads, "%s", tl)
 					src, err := tl.Source()
 					require.NoError(t, err, "%s", tl)
-					assert.NotContains(t, src, "@unroll", "%s", tl)
+					assert.Equal(t, tg.CPU, tl.Rolled, "%s", tl)
+					if !tl.Rolled {
+						assert.NotContains(t, src, "@unroll", "%s", tl)
+					}
 					dumpWGSL(t, tl.String(), src)
 				}
 			}

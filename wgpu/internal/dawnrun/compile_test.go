@@ -17,8 +17,10 @@ import (
 // through Dawn (16x16x16, 16x8x16, 16x8x8, subgroups of 32, 48 KiB), with
 // each of its shapes alone so that every variant is generated.
 func compileTargets() map[string]shaders.TCTarget {
-	lavapipe := shaders.TCTarget{Shapes: []shaders.MatrixShape{{M: 8, N: 8, K: 8}}, SubgroupSize: 8, WorkgroupBytes: 32 << 10, MaxThreads: 1024}
-	m := map[string]shaders.TCTarget{"lavapipe": lavapipe}
+	lavapipe := shaders.TCTarget{Shapes: []shaders.MatrixShape{{M: 8, N: 8, K: 8}}, SubgroupSize: 8, WorkgroupBytes: 32 << 10, MaxThreads: 1024, CPU: true}
+	unrolled := lavapipe
+	unrolled.CPU = false
+	m := map[string]shaders.TCTarget{"lavapipe": lavapipe, "lavapipe unrolled": unrolled}
 	for _, s := range []shaders.MatrixShape{{M: 16, N: 16, K: 16}, {M: 16, N: 8, K: 16}, {M: 16, N: 8, K: 8}} {
 		m["H100 "+s.String()] = shaders.TCTarget{Shapes: []shaders.MatrixShape{s}, SubgroupSize: 32, WorkgroupBytes: 48 << 10, MaxThreads: 1024, MaxRegisters: shaders.TCRegisterBudget}
 	}

@@ -3,12 +3,9 @@
 package dawnrun
 
 import (
-	"context"
-	"math/rand/v2"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 
 	"github.com/coreattn/coreattn/attention"
 	"github.com/coreattn/coreattn/attention/tc"
@@ -53,36 +50,6 @@ func (c fwdCase) args() *attention.Args {
 	return &attention.Args{CuSeqlensQ: cuQ, CuSeqlensK: cuK, NumHeadsQ: c.hq, NumHeadsKV: c.hkv, HeadDim: c.d, Causal: c.causal, DType: c.dt}
 }
 
-// runForward runs the forward of a on fresh random inputs (poisoned
-// outputs) and returns the relative errors of O and LSE.
-func runForward(t *testing.T, r *Runner, p *tc.Planner, a *attention.Args, seed uint64) (errO, errLSE float64, tiling string) {
-	t.Helper()
-	rng := rand.New(rand.NewPCG(seed, 7))
-	nq := a.TotalQ() * a.NumHeadsQ * a.HeadDim
-	nk := a.TotalK() * a.NumHeadsKV * a.HeadDim
-	q, k, v := randomF32(rng, nq), randomF32(rng, nk), randomF32(rng, nk)
-	if a.DType == attention.Float16 {
-		// The reference sees what the kernels see.
-		q, k, v = attention.Round(a.DType, q), attention.Round(a.DType, k), attention.Round(a.DType, v)
-	}
-	wantO, wantLSE, err := attention.ReferenceForward(a, q, k, v)
-	require.NoError(t, err)
-
-	l, err := p.Forward(a)
-	require.NoError(t, err)
-	ts := newTensors(t, r.Device())
-	ts.put(t, "q", a.DType, q)
-	ts.put(t, "k", a.DType, k)
-	ts.put(t, "v", a.DType, v)
-	ts.poisoned(t, "o", a.DType, nq)
-	ts.poisoned(t, "lse", attention.Float32, a.NumHeadsQ*a.TotalQ())
-	_, err = r.Run(context.Background(), l, ts.bufs, false)
-	require.NoError(t, err)
-	gotO := ts.get(t, "o", a.DType, nq)
-	gotLSE := ts.get(t, "lse", attention.Float32, a.NumHeadsQ*a.TotalQ())
-	return attention.RelError(gotO, wantO), attention.RelError(gotLSE, wantLSE), l.Tiling
-}
-
 func TestForward(t *testing.T) {
 	r, dev := matrixDevice(t, true)
 	for i, c := range fwdCases {
@@ -91,7 +58,7 @@ func TestForward(t *testing.T) {
 			if c.split == 0 {
 				p = tc.New(dev, tc.Options{SplitKV: -1})
 			}
-			errO, errLSE, tiling := runForward(t, r, p, c.args(), uint64(i+1))
+			errO, errLSE, tiling := newProblem(t, c.args(), uint64(i+1)).forward(t, r, p)
 			t.Logf("%s: O %.2e, LSE %.2e", tiling, errO, errLSE)
 			if c.split > 0 {
 				assert.Contains(t, tiling, "split-kv", "the case must split")

@@ -47,7 +47,9 @@ func TargetOf(d *dawn.Device) (tc.Device, error) {
 		MaxWorkgroupsPerDimension: int(lim.MaxWorkgroupsPerDimension),
 		CPU:                       info.Type == dawn.CPU,
 	}
-	if !dev.CPU {
+	if dev.CPU {
+		dev.Target.CPU = true
+	} else {
 		dev.Target.MaxRegisters = shaders.TCRegisterBudget
 	}
 	return dev, nil
@@ -191,6 +193,20 @@ func (p *Prepared) Run(ctx context.Context, timed bool) ([]time.Duration, error)
 		return nil, nil
 	}
 	return p.r.dev.Run(ctx, timed, p.passes...)
+}
+
+// Repeat submits the passes n times back to back in one command buffer
+// (as a benchmark wants: the GPU never idles between runs), waits, and with
+// timed returns the n·len(passes) pass times in order.
+func (p *Prepared) Repeat(ctx context.Context, n int, timed bool) ([]time.Duration, error) {
+	if len(p.passes) == 0 || n < 1 {
+		return nil, nil
+	}
+	all := make([]dawn.Pass, 0, n*len(p.passes))
+	for range n {
+		all = append(all, p.passes...)
+	}
+	return p.r.dev.Run(ctx, timed, all...)
 }
 
 // Release frees the buffers and bind groups the launch owns.
