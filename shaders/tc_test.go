@@ -129,3 +129,50 @@ func TestTCBwdChooser(t *testing.T) {
 	_, err = ChooseTCBwd(128, BFloat16, tcH100)
 	assert.ErrorIs(t, err, ErrNoTensorCores)
 }
+
+// TestTCLaneMaps replays, for every chosen tiling, the lane-to-element maps
+// the kernels use (which lavapipe's subgroups of 8 with 8-row blocks
+// exercise only partly): the softmax's lanes cover each row and column of a
+// subgroup's tile exactly once, and dkv_main's element-wise lanes cover the
+// pair's tile once, in pairs of neighbouring keys of one query.
+func TestTCLaneMaps(t *testing.T) {
+	for name, tg := range tcTargets() {
+		for _, d := range []int{64, 128} {
+			fwds, err := TCFwdTilings(d, Float16, tg)
+			require.NoError(t, err)
+			for _, tl := range fwds {
+				ll := lanes(tl.SG, tl.RS())
+				seen := make([]int, tl.RS()*tl.BC)
+				for lane := range tl.SG {
+					for i := range ll.rpl {
+						r := lane/ll.lpr + i*(tl.SG/ll.lpr)
+						for c := range tl.BC / ll.lpr {
+							seen[r*tl.BC+c*ll.lpr+lane%ll.lpr]++
+						}
+					}
+				}
+				for e, n := range seen {
+					require.Equal(t, 1, n, "%s %s: element %d", name, tl, e)
+				}
+			}
+			bwds, err := TCBwdTilings(d, Float16, tg)
+			require.NoError(t, err)
+			for _, tl := range bwds {
+				m, epl := tl.Shape.M, tl.elemsPerLane()
+				seen := make([]int, m*tl.BQ)
+				for pl := range 2 * tl.SG {
+					for j := range epl / 2 {
+						e := pl*epl + 2*j
+						c, r := e/m, e%m
+						require.Less(t, r+1, m, "%s: a pair of elements stays in one query", tl)
+						seen[(r)*tl.BQ+c]++
+						seen[(r+1)*tl.BQ+c]++
+					}
+				}
+				for e, n := range seen {
+					require.Equal(t, 1, n, "%s %s: element %d", name, tl, e)
+				}
+			}
+		}
+	}
+}

@@ -28,6 +28,8 @@ var bwdCases = []bwdCase{
 	{fwdCase: fwdCase{name: "passes over KV heads", lens: [][2]int{{45, 80}, {70, 33}}, hq: 4, hkv: 2, d: 64, dt: attention.Float32}, scratch: 64 << 10},
 	{fwdCase: fwdCase{name: "odd head dims", lens: [][2]int{{50, 90}, {20, 20}}, hq: 4, hkv: 2, d: 96, causal: true, dt: attention.Float16}},
 	{fwdCase: fwdCase{name: "odd head dims", lens: [][2]int{{50, 90}, {20, 20}}, hq: 2, hkv: 1, d: 32, dt: attention.Float32}},
+	{fwdCase: fwdCase{name: "growing scores", lens: [][2]int{{70, 400}, {33, 33}}, hq: 2, hkv: 1, d: 64, causal: true, dt: attention.Float16, growing: true}},
+	{fwdCase: fwdCase{name: "padded head dim", lens: [][2]int{{50, 90}, {0, 3}, {20, 20}}, hq: 4, hkv: 1, d: 40, causal: true, dt: attention.Float16}},
 }
 
 func TestBackward(t *testing.T) {
@@ -35,7 +37,7 @@ func TestBackward(t *testing.T) {
 	for i, c := range bwdCases {
 		t.Run(c.String(), func(t *testing.T) {
 			p := tc.New(dev, tc.Options{DSScratch: c.scratch})
-			errs, tiling := newProblem(t, c.args(), uint64(100+i)).backward(t, r, p)
+			errs, tiling := newProblem(t, c.args(), uint64(100+i), c.growing).backward(t, r, p)
 			t.Logf("%s: dQ %.2e, dK %.2e, dV %.2e", tiling, errs[0], errs[1], errs[2])
 			if c.scratch > 0 {
 				assert.NotContains(t, tiling, "(1 passes", "the case must take several passes")

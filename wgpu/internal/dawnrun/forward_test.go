@@ -29,6 +29,10 @@ type fwdCase struct {
 	causal  bool
 	dt      attention.DType
 	split   int // forced split-KV piece in keys; 0: the planner's choice
+	// growing scales key row j by 1 + j/16: later key tiles hold much
+	// larger scores, so rows' maxima jump by more than the lazy-rescale
+	// threshold again and again, and O makes its round trips.
+	growing bool
 }
 
 // fwdCases cover varlen batches with empty segments, q_len < k_len
@@ -43,6 +47,10 @@ var fwdCases = []fwdCase{
 	{name: "odd head dims", lens: [][2]int{{50, 90}, {20, 20}}, hq: 4, hkv: 2, d: 32, dt: attention.Float32},
 	{name: "split-kv", lens: [][2]int{{40, 300}, {9, 9}, {64, 200}}, hq: 4, hkv: 1, d: 64, causal: true, dt: attention.Float16, split: 64},
 	{name: "split-kv", lens: [][2]int{{40, 300}, {64, 200}}, hq: 4, hkv: 1, d: 128, dt: attention.Float32, split: 64},
+	{name: "growing scores", lens: [][2]int{{70, 400}, {33, 33}}, hq: 2, hkv: 1, d: 64, causal: true, dt: attention.Float16, growing: true},
+	{name: "growing scores", lens: [][2]int{{40, 300}}, hq: 2, hkv: 2, d: 128, dt: attention.Float32, growing: true, split: 128},
+	// D 40 pads to 48 columns where K or N is 16 (the GPUs' shapes).
+	{name: "padded head dim", lens: [][2]int{{50, 90}, {0, 3}, {20, 20}}, hq: 4, hkv: 1, d: 40, causal: true, dt: attention.Float16},
 }
 
 func (c fwdCase) args() *attention.Args {
@@ -58,7 +66,7 @@ func TestForward(t *testing.T) {
 			if c.split == 0 {
 				p = tc.New(dev, tc.Options{SplitKV: -1})
 			}
-			errO, errLSE, tiling := newProblem(t, c.args(), uint64(i+1)).forward(t, r, p)
+			errO, errLSE, tiling := newProblem(t, c.args(), uint64(i+1), c.growing).forward(t, r, p)
 			t.Logf("%s: O %.2e, LSE %.2e", tiling, errO, errLSE)
 			if c.split > 0 {
 				assert.Contains(t, tiling, "split-kv", "the case must split")

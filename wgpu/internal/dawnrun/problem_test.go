@@ -25,13 +25,19 @@ type problem struct {
 
 // newProblem draws fresh random inputs for a (rounded to f16 for f16
 // calls, so that the reference sees what the kernels see) and computes the
-// reference forward.
-func newProblem(t testing.TB, a *attention.Args, seed uint64) *problem {
+// reference forward. With growing, key row j is scaled by 1 + j/16.
+func newProblem(t testing.TB, a *attention.Args, seed uint64, growing bool) *problem {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(seed, 7))
 	nq := a.TotalQ() * a.NumHeadsQ * a.HeadDim
 	nk := a.TotalK() * a.NumHeadsKV * a.HeadDim
 	p := &problem{a: a, q: randomF32(rng, nq), k: randomF32(rng, nk), v: randomF32(rng, nk), do: randomF32(rng, nq)}
+	if growing {
+		row := a.NumHeadsKV * a.HeadDim
+		for i := range p.k {
+			p.k[i] *= 1 + float32(i/row)/16
+		}
+	}
 	if a.DType == attention.Float16 {
 		for _, x := range []*[]float32{&p.q, &p.k, &p.v, &p.do} {
 			*x = attention.Round(a.DType, *x)

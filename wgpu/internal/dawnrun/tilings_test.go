@@ -58,7 +58,7 @@ func TestTilings(t *testing.T) {
 	for _, d := range []int{64, 128} {
 		c := fwdCase{name: "moderate", lens: lens, hq: 8, hkv: 2, d: d, causal: true, dt: attention.Float16}
 		a := c.args()
-		in := newProblem(t, a, uint64(d))
+		in := newProblem(t, a, uint64(d), false)
 		fwds, err := shaders.TCFwdTilings(d, a.DType, dev.Target)
 		if !assert.NoError(t, err) {
 			continue
