@@ -3,7 +3,8 @@
 //
 // Entry points, in the order the host runs them:
 //
-//   delta_main  Delta[h, i] = rowsum(dO_i ∘ O_i) for every query row and head.
+//   delta_main  Delta[h, i] = rowsum(dO_i ∘ O_i) for every query row and head,
+//               stored beside LSE·log2e (one 8-byte load per query later).
 //   dkv_main    key-block-major, per pass over a group of KV heads: a
 //               workgroup owns BKV key rows of one KV head and streams the
 //               query rows that see them, for every query head of its GQA
@@ -100,7 +101,9 @@ struct Params {
 @group(0) @binding(1) var<storage, read> dl_o: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> dl_do: array<vec4<f32>>;
 // @end
-@group(0) @binding(3) var<storage, read_write> dl_delta: array<f32>;
+@group(0) @binding(3) var<storage, read> dl_lse: array<f32>;
+// ld[h * total_q + row] = (LSE·log2e, Delta): what dkv_main reads per query.
+@group(0) @binding(4) var<storage, read_write> dl_ld: array<vec2<f32>>;
 
 // dkv_main's bindings. segs = cu_seqlens_q ++ cu_seqlens_k ++ the dkv_main
 // tile table ++ the dq_main tile table ++ qoff ++ poff.
@@ -109,11 +112,10 @@ struct Params {
 @group(0) @binding(3) var<storage, read> k: array<vec4<u32>>;
 @group(0) @binding(4) var<storage, read> v: array<vec4<u32>>;
 @group(0) @binding(5) var<storage, read> dob: array<vec4<u32>>;
-@group(0) @binding(6) var<storage, read> lse: array<f32>;
-@group(0) @binding(7) var<storage, read> dlt: array<f32>;
-@group(0) @binding(8) var<storage, read_write> dk: array<OT>;
-@group(0) @binding(9) var<storage, read_write> dv: array<OT>;
-@group(0) @binding(10) var<storage, read_write> ds: array<u32>;
+@group(0) @binding(6) var<storage, read> ld: array<vec2<f32>>;
+@group(0) @binding(7) var<storage, read_write> dk: array<OT>;
+@group(0) @binding(8) var<storage, read_write> dv: array<OT>;
+@group(0) @binding(9) var<storage, read_write> ds: array<u32>;
 
 // dq_main's bindings.
 @group(0) @binding(1) var<storage, read> dq_segs: array<u32>;
@@ -157,7 +159,8 @@ fn delta_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_in
 		s += dot(dl_o[i * 2u * DV8 + c], dl_do[i * 2u * DV8 + c]);
 	}
 	// @end
-	dl_delta[(i % P.hq) * P.total_q + i / P.hq] = s;
+	let at = (i % P.hq) * P.total_q + i / P.hq;
+	dl_ld[at] = vec2<f32>(dl_lse[at] * P.log2e, s);
 }
 
 @compute @workgroup_size(NT)
@@ -415,7 +418,7 @@ fn fetch_ld(q_start: u32, q_len: u32, qs0: u32, hk: u32, nsteps: u32, total: u32
 		f[u] = vec2<f32>();
 		if ((BQ % NT == 0u || it < BQ) && s < total && qs + it < q_len) {
 			let at = h * P.total_q + q_start + qs + it;
-			f[u] = vec2<f32>(lse[at] * P.log2e, dlt[at]);
+			f[u] = ld[at];
 		}
 	}
 	return f;

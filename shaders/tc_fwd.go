@@ -147,11 +147,13 @@ func (t TCFwdTiling) Source() (string, error) {
 }
 
 // tcFwdCandidates lists the forward shapes a chooser tries, best first:
-// (NS, MT, BC). Eight subgroups of one M block with 32-key tiles share
-// their K and V staging among 128 query rows; four with 64-key tiles halve
-// the barriers per key; two M blocks per subgroup halve the K and V
-// fragment loads per product but double the registers of O.
-var tcFwdCandidates = [][3]int{{4, 1, 64}, {8, 1, 32}, {4, 2, 32}, {4, 1, 32}, {8, 1, 16}, {4, 1, 16}, {2, 1, 32}, {2, 1, 16}, {1, 1, 16}, {1, 1, 8}}
+// (NS, MT, BC). Four subgroups (128 invocations) leave room for two or
+// three workgroups per SM, whose barriers then overlap; 64-key tiles halve
+// the barriers per key where they fit (D 64); eight subgroups share their
+// K and V staging among 128 query rows; two M blocks per subgroup halve
+// the K and V fragment loads per product but double O's registers.
+// Unmeasured on GPUs so far: BenchmarkTC sweeps the first few.
+var tcFwdCandidates = [][3]int{{4, 1, 64}, {4, 1, 32}, {8, 1, 32}, {4, 2, 32}, {8, 1, 16}, {4, 1, 16}, {2, 1, 32}, {2, 1, 16}, {1, 1, 16}, {1, 1, 8}}
 
 // TCFwdTilings lists every forward tiling from the candidates that fits
 // the target for head dimension d and output dtype out, in order of

@@ -61,12 +61,12 @@ func TestTCFwdChooser(t *testing.T) {
 			}
 		}
 	}
-	// The H100 prefers 16x8x16 and, at D 128, eight subgroups of 16 rows
-	// with 32-key tiles (four with 64-key tiles need 52 KiB).
+	// The H100 prefers 16x8x16 and, at D 128, four subgroups of 16 rows
+	// with 32-key tiles (64-key tiles need 52 KiB).
 	tl, err := ChooseTCFwd(128, Float16, tcH100)
 	require.NoError(t, err)
-	assert.Equal(t, TCFwdTiling{D: 128, Shape: MatrixShape{16, 8, 16}, SG: 32, NS: 8, MT: 1, BC: 32, Out: Float16}, tl)
-	assert.Equal(t, 128, tl.BR())
+	assert.Equal(t, TCFwdTiling{D: 128, Shape: MatrixShape{16, 8, 16}, SG: 32, NS: 4, MT: 1, BC: 32, Out: Float16}, tl)
+	assert.Equal(t, 64, tl.BR())
 	tl, err = ChooseTCFwd(64, Float32, tcLavapipe)
 	require.NoError(t, err)
 	assert.Equal(t, MatrixShape{8, 8, 8}, tl.Shape)

@@ -135,7 +135,7 @@ const bwdParamsWords = 24
 // dq_main in passes over groups of KV heads whose dS tiles fit the
 // scratch.
 func (p *Planner) Backward(a *attention.Args) (*Launch, error) {
-	if err := checkCall(a); err != nil {
+	if err := p.checkCall(a); err != nil {
 		return nil, err
 	}
 	t, err := p.BackwardTiling(a.HeadDim, a.DType)
@@ -197,7 +197,7 @@ func (p *Planner) Backward(a *attention.Args) (*Launch, error) {
 	mod := &Module{Label: "tc_bwd " + t.String(), Source: src}
 	l.Buffers = append(l.Buffers,
 		Buffer{Name: "bwd meta", Bytes: uint64(max(16, roundUp16(4*len(plan.meta)))), Init: padWords(plan.meta)},
-		Buffer{Name: "bwd delta", Bytes: bytesOf(nlse, attention.Float32)},
+		Buffer{Name: "bwd lse and delta", Bytes: bytesOf(2*nlse, attention.Float32)},
 		Buffer{Name: "bwd ds", Bytes: uint64(max(16, roundUp16(int(plan.bytes))))},
 		Buffer{Name: "bwd params", Bytes: 4 * bwdParamsWords, Uniform: true, Init: params},
 	)
@@ -205,7 +205,7 @@ func (p *Planner) Backward(a *attention.Args) (*Launch, error) {
 		Label:      "tc_bwd delta",
 		Module:     mod,
 		Entry:      shaders.TCDeltaEntry,
-		Bindings:   []Binding{{0, "bwd params"}, {1, "o"}, {2, "do"}, {3, "bwd delta"}},
+		Bindings:   bind("bwd params", "o", "do", "lse", "bwd lse and delta"),
 		Workgroups: deltaGrid,
 	})
 	for h0 := 0; h0 < a.NumHeadsKV; h0 += plan.heads {
@@ -223,7 +223,7 @@ func (p *Planner) Backward(a *attention.Args) (*Launch, error) {
 				Label:      fmt.Sprintf("tc_bwd dkv, KV heads %d-%d", h0, h0+heads-1),
 				Module:     mod,
 				Entry:      shaders.TCDKVEntry,
-				Bindings:   bind(pname, "bwd meta", q, k, v, do, "lse", "bwd delta", "dk", "dv", "bwd ds"),
+				Bindings:   bind(pname, "bwd meta", q, k, v, do, "bwd lse and delta", "dk", "dv", "bwd ds"),
 				Workgroups: kvGrid,
 			})
 		}

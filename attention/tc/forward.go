@@ -178,7 +178,7 @@ func (p *Planner) plan(a *attention.Args, t shaders.TCFwdTiling) fwdPlan {
 // Forward plans the forward pass of a: O [total_q, Hq, D] (a.DType) and
 // LSE [Hq, total_q] (f32) from Q, K and V (a.DType).
 func (p *Planner) Forward(a *attention.Args) (*Launch, error) {
-	if err := checkCall(a); err != nil {
+	if err := p.checkCall(a); err != nil {
 		return nil, err
 	}
 	t, err := p.ForwardTiling(a.HeadDim, a.DType)

@@ -94,8 +94,23 @@ type Device struct {
 	MaxBufferBytes uint64
 	// MaxWorkgroupsPerDimension bounds each dimension of a dispatch.
 	MaxWorkgroupsPerDimension int
+	// MaxStorageBuffers is the adapter's limit of storage buffers per
+	// shader stage (0: not checked); the kernels bind up to
+	// maxStorageBindings.
+	MaxStorageBuffers int
 	// CPU marks a CPU adapter (lavapipe): no automatic split-KV.
 	CPU bool
+}
+
+// maxStorageBindings is the most storage buffers a kernel binds (dkv_main).
+const maxStorageBindings = 9
+
+// checkBindings reports an adapter that cannot bind the kernels' buffers.
+func (d Device) checkBindings() error {
+	if d.MaxStorageBuffers > 0 && d.MaxStorageBuffers < maxStorageBindings {
+		return fmt.Errorf("attention: tensor cores: %w: the kernels bind %d storage buffers; the adapter allows %d", shaders.ErrNoTensorCores, maxStorageBindings, d.MaxStorageBuffers)
+	}
+	return nil
 }
 
 // Options tune a Planner. The zero value chooses everything from the
@@ -126,9 +141,12 @@ type Planner struct {
 // New returns a Planner for dev.
 func New(dev Device, opts Options) *Planner { return &Planner{dev: dev, opts: opts} }
 
-// checkCall validates a and the storage type the kernels handle.
-func checkCall(a *attention.Args) error {
+// checkCall validates a, the storage type and the adapter's bindings.
+func (p *Planner) checkCall(a *attention.Args) error {
 	if err := a.Validate(); err != nil {
+		return err
+	}
+	if err := p.dev.checkBindings(); err != nil {
 		return err
 	}
 	if a.DType != attention.Float32 && a.DType != attention.Float16 {

@@ -194,6 +194,11 @@ func TestPlannerRejects(t *testing.T) {
 	_, err = New(h100, Options{DSScratch: -1}).Backward(a)
 	assert.ErrorContains(t, err, "DSScratch")
 
+	few := h100
+	few.MaxStorageBuffers = 8
+	_, err = New(few, Options{}).Backward(a)
+	assert.ErrorIs(t, err, shaders.ErrNoTensorCores, "too few storage bindings")
+
 	a.HeadDim = 0
 	_, err = p.Forward(a)
 	assert.ErrorContains(t, err, "head_dim", "arguments are validated first")

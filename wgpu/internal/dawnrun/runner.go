@@ -45,6 +45,7 @@ func TargetOf(d *dawn.Device) (tc.Device, error) {
 		},
 		MaxBufferBytes:            min(lim.MaxBufferSize, lim.MaxStorageBufferBindingSize),
 		MaxWorkgroupsPerDimension: int(lim.MaxWorkgroupsPerDimension),
+		MaxStorageBuffers:         int(lim.MaxStorageBuffersPerStage),
 		CPU:                       info.Type == dawn.CPU,
 	}
 	if dev.CPU {
