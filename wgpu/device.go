@@ -30,8 +30,9 @@ type Device struct {
 	dev     *webgpu.Device
 	queue   *webgpu.Queue
 
-	mu        sync.Mutex // guards the queue, the pipeline cache and closed
+	mu        sync.Mutex // guards the queue, the pipeline caches and closed
 	pipelines map[pipelineKey]*Pipeline
+	keyed     map[any]*Pipeline // the same pipelines by their callers' keys (PipelineFor)
 	closed    bool
 	lost      atomic.Pointer[string] // reason, once the device is lost
 }
@@ -64,6 +65,7 @@ func Open(index int, opts Options) (*Device, error) {
 		inst:      inst,
 		adapter:   adapter,
 		pipelines: make(map[pipelineKey]*Pipeline),
+		keyed:     make(map[any]*Pipeline),
 	}
 	var features []webgpu.FeatureName
 	if d.info.Timestamps {
@@ -119,7 +121,7 @@ func (d *Device) Close() error {
 	for _, p := range d.pipelines {
 		p.release()
 	}
-	d.pipelines = nil
+	d.pipelines, d.keyed = nil, nil
 	d.queue.Release()
 	d.dev.Release()
 	d.adapter.Release()
