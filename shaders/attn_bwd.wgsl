@@ -75,7 +75,7 @@
 // cost of writing and reading dS once (4 bytes per visible query-key pair
 // and query head). The host runs the two in passes of KV heads whose tiles
 // fit the scratch; within a pass tile (h, query block, key block) lies at
-// (h - first head of the pass) · ds_np + the block's first tile (ds_poff)
+// (h - first head of the pass) · ds_tiles + the block's first tile (ds_tile_off)
 // + the key block. With half storage above D 64 dqs_main reads K as f32
 // (WideK), from a copy that dkv_main writes in its first step (WKO) or,
 // with too few storage bindings for that, widen_main before the passes.
@@ -122,32 +122,36 @@
 // attn_fwd.wgsl): naga clamps every dynamic index, and clamps of the same
 // value are computed once.
 
+// The launch parameters, mirrored and documented by shaders.BwdParams (params.go).
 struct Params {
-	hq: u32,            // query heads
-	group: u32,         // Hq / Hkv
-	total_q: u32,       // rows of Q; the stride of LSE and Delta
-	causal: u32,        // 1: bottom-right aligned causal mask
-	batch: u32,         // segments
-	hkv: u32,           // KV heads
-	nrows: u32,         // total_q * hq: rows of the Delta pre-pass
-	delta_grid_x: u32,  // workgroups along x of the pre-pass
-	dq_ntiles: u32,     // query blocks in the dQ tile table
-	dq_grid_y: u32,     // dq_main workgroups along y; tile = wg.y + wg.z * dq_grid_y
-	dq_off: u32,        // offset of the dQ tile table in segs
-	scale_log2: f32,    // softmax_scale * log2(e)
-	kv_ntiles: u32,     // key blocks in the dK/dV tile table
+	hq: u32,
+	group: u32,
+	total_q: u32,
+	causal: u32,
+	batch: u32,
+	hkv: u32,
+	n_rows: u32,
+	delta_grid_x: u32,
+	dq_tiles: u32,
+	dq_grid_y: u32,
+	dq_off: u32,
+	scale_log2: f32,
+	kv_tiles: u32,
 	kv_grid_y: u32,
-	kv_off: u32,        // offset of the dK/dV tile table in segs
-	scale: f32,         // softmax_scale
-	kv_rows: u32,       // total_k * hkv: rows of bound_main
-	kv_grid_x: u32,     // workgroups along x of bound_main
-	lo_scale: f32,      // 2^L: the lo word's units per unit of the hi word
-	lo_inv: f32,        // 2^-L
-	hk0: u32,           // first KV head of this pass (dkv_main, dqs_main: the grid's x is hk - hk0)
-	ds_np: u32,         // stored dS tiles per query head (DSM)
-	ds_qoff: u32,       // offset in segs of each segment's first query block (DSM)
-	ds_poff: u32,       // offset in segs of each query block's first stored dS tile (DSM)
-	wide_grid_x: u32,   // workgroups along x of widen_main
+	kv_off: u32,
+	scale: f32,
+	kv_rows: u32,
+	bound_grid_x: u32,
+	lo_scale: f32,
+	lo_inv: f32,
+	hk0: u32,
+	ds_tiles: u32,
+	ds_block_off: u32,
+	ds_tile_off: u32,
+	wide_grid_x: u32,
+	_pad0: u32,
+	_pad1: u32,
+	_pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
@@ -252,7 +256,7 @@ fn bound_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_in
 		atomicStore(&bnd_wg[1], 0u);
 	}
 	workgroupBarrier();
-	let idx = (wg.x + wg.y * P.kv_grid_x) * DWG + lid;   // (key row, KV head) pair: row * hkv + h
+	let idx = (wg.x + wg.y * P.bound_grid_x) * DWG + lid;   // (key row, KV head) pair: row * hkv + h
 	if (idx < P.kv_rows) {
 		var kmax = vec4<f32>(0.0);
 		var vsq = vec4<f32>(0.0);
@@ -274,7 +278,7 @@ fn bound_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_in
 @compute @workgroup_size(DWG)
 fn delta_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
 	let idx = (wg.x + wg.y * P.delta_grid_x) * DWG + lid;   // (row, head) pair: row * hq + h
-	if (idx >= P.nrows) {
+	if (idx >= P.n_rows) {
 		return;
 	}
 	var acc = vec4<f32>(0.0);
@@ -300,7 +304,7 @@ fn delta_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_in
 	} else if (b > 0.0) {
 		e2 = bitcast<f32>(min(282u - biased, 254u) << 23u);
 	}
-	pre_delta[P.nrows + at] = e2;
+	pre_delta[P.n_rows + at] = e2;
 }
 
 // dq_cast_main stores the fixed-point dQ that the fused dkv_main added up
@@ -310,14 +314,14 @@ fn delta_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_in
 @compute @workgroup_size(DWG)
 fn dq_cast_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
 	let idx = (wg.x + wg.y * P.delta_grid_x) * DWG + lid;
-	if (idx >= P.nrows) {
+	if (idx >= P.n_rows) {
 		return;
 	}
 	if (idx == 0u) {
 		cast_bound[0] = 0.0;
 		cast_bound[1] = 0.0;
 	}
-	let bits = bitcast<u32>(cast_scale[P.nrows + (idx % P.hq) * P.total_q + idx / P.hq]);
+	let bits = bitcast<u32>(cast_scale[P.n_rows + (idx % P.hq) * P.total_q + idx / P.hq]);
 	let e = i32((bits >> 23u) & 0xffu) - 127;
 	for (var d4 = 0u; d4 < DV4; d4++) {
 		let i = idx * DV4 + d4;
@@ -351,16 +355,16 @@ fn dq_cast_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
 // (row, head) pair rh: column col = t + TX m shares it with column col + TX
 // (m even, low field) or col - TX (m odd, high field), so that the threads
 // of a row in dkv_main (t = tx) add into consecutive words. The lo words
-// follow the hi words (nrows D of them), D/2 per pair.
+// follow the hi words (n_rows D of them), D/2 per pair.
 fn lo_word(rh: u32, col: u32) -> u32 {
-	return P.nrows * D + rh * (D / 2u) + col % TX + TX * (col / TX / 2u);
+	return P.n_rows * D + rh * (D / 2u) + col % TX + TX * (col / TX / 2u);
 }
 
 @compute @workgroup_size(NT)
 fn dq_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
 	let h = wg.x;
 	let tile = wg.y + wg.z * P.dq_grid_y;
-	if (tile >= P.dq_ntiles) {
+	if (tile >= P.dq_tiles) {
 		return;
 	}
 	let tx = lid % TX;
@@ -530,14 +534,14 @@ fn write_dq(t: Tile, h: u32, tx: u32, ty: u32, acc_in: array<vec4<f32>, NACC>) {
 fn dqs_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
 	let h = wg.x + P.hk0 * P.group;
 	let tile = wg.y + wg.z * P.dq_grid_y;
-	if (tile >= P.dq_ntiles) {
+	if (tile >= P.dq_tiles) {
 		return;
 	}
 	let tx = lid % TX;
 	let ty = lid / TX;
 	let hk = h / P.group;
 	let t = dq_tile(tile);
-	let base = (h - P.hk0 * P.group) * P.ds_np + segs[P.ds_poff + segs[P.ds_qoff + t.seg] + t.r0 / BR];
+	let base = (h - P.hk0 * P.group) * P.ds_tiles + segs[P.ds_tile_off + segs[P.ds_block_off + t.seg] + t.r0 / BR];
 
 	var acc: array<vec4<f32>, NACC>;   // dQ, as in dq_main
 	// @unroll
@@ -610,7 +614,7 @@ fn store_ds(cb: u32, lid: u32, f: array<vec4<f32>, PD>) {
 fn dkv_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
 	let hk = wg.x + P.hk0;
 	let tile = wg.y + wg.z * P.kv_grid_y;
-	if (tile >= P.kv_ntiles) {
+	if (tile >= P.kv_tiles) {
 		return;
 	}
 	let tx = lid % TX;
@@ -675,7 +679,7 @@ fn dkv_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
 		}
 		// @if DSM
 		// The step's dS tile goes to scratch for dqs_main (see ds_at).
-		let ds_tile = (h - P.hk0 * P.group) * P.ds_np + segs[P.ds_poff + segs[P.ds_qoff + t.seg] + qb / BC] + t.r0 / BR;
+		let ds_tile = (h - P.hk0 * P.group) * P.ds_tiles + segs[P.ds_tile_off + segs[P.ds_block_off + t.seg] + qb / BC] + t.r0 / BR;
 		// @end
 		var lse2 = vec4<f32>(BIG);   // of the thread's 4 query columns, log2 domain
 		var dl = vec4<f32>(0.0);
@@ -698,7 +702,7 @@ fn dkv_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
 			for (var i = 0u; i < 4u; i++) {
 				let qi = qb + 4u * (ty * RG + r) + i;
 				if (qi < t.q_len) {
-					units[r][i] = P.scale * dlt[P.nrows + h * P.total_q + t.q_start + qi];
+					units[r][i] = P.scale * dlt[P.n_rows + h * P.total_q + t.q_start + qi];
 				}
 			}
 		}

@@ -64,22 +64,23 @@
 // starting at row 4*RG*ty), columns 4tx..4tx+3 of each S tile, and the O
 // columns 4*(tx + TX*j) for j < NJ of its rows.
 
+// The launch parameters, mirrored and documented by shaders.FwdParams (params.go).
 struct Params {
-	hq: u32,          // query heads
-	group: u32,       // Hq / Hkv
-	total_q: u32,     // rows of Q, O, and the stride of LSE
-	causal: u32,      // 1: bottom-right aligned causal mask
-	ntiles: u32,      // query tiles in the tile table
-	grid_y: u32,      // workgroups along y; tile = wg.y + wg.z * grid_y
-	batch: u32,       // segments
-	tiles_off: u32,   // offset of the tile table in segs
-	scale_log2: f32,  // softmax_scale * log2(e)
-	hkv: u32,         // key/value heads: hq / group
-	piece: u32,       // keys per split-KV piece (a multiple of Bc)
-	comb_off: u32,    // offset of the combine table in segs
-	ngroups: u32,     // split blocks in the combine table
-	cgrid_y: u32,     // combine_main workgroups along y; group = wg.y + wg.z * cgrid_y
-	lse_off: u32,     // vec4 offset of the LSE partials in part
+	hq: u32,
+	group: u32,
+	total_q: u32,
+	causal: u32,
+	n_tiles: u32,
+	grid_y: u32,
+	batch: u32,
+	tiles_off: u32,
+	scale_log2: f32,
+	hkv: u32,
+	piece: u32,
+	comb_off: u32,
+	n_groups: u32,
+	comb_grid_y: u32,
+	lse_off: u32,
 	_pad: u32,
 }
 
@@ -129,7 +130,7 @@ struct Tile {
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
 	let h = wg.x;
 	let tile = wg.y + wg.z * P.grid_y;
-	if (tile >= P.ntiles) {
+	if (tile >= P.n_tiles) {
 		return;
 	}
 	// Each 32-lane group covers WX columns by 32/WX row groups, so that its
@@ -471,8 +472,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 @compute @workgroup_size(64)
 fn combine_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
 	let h = wg.x;
-	let grp = wg.y + wg.z * P.cgrid_y;
-	if (grp >= P.ngroups) {
+	let grp = wg.y + wg.z * P.comb_grid_y;
+	if (grp >= P.n_groups) {
 		return;
 	}
 	let e = P.comb_off + 4u * grp;

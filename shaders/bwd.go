@@ -1,12 +1,8 @@
 package shaders
 
-import (
-	_ "embed"
-	"fmt"
-)
+import "fmt"
 
-//go:embed attn_bwd.wgsl
-var attnBwd string
+var attnBwd = file("attn_bwd.wgsl")
 
 // BwdKernel names one of the two tiled kernels of the attention backward.
 type BwdKernel int

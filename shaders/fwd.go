@@ -1,12 +1,15 @@
 package shaders
 
-import (
-	_ "embed"
-	"fmt"
-)
+import "fmt"
 
-//go:embed attn_fwd.wgsl
-var attnFwd string
+var attnFwd = file("attn_fwd.wgsl")
+
+// The forward module's entry points: the attention kernel, and the pass
+// that merges split-KV pieces.
+const (
+	ForwardEntry = "main"
+	CombineEntry = "combine_main"
+)
 
 // FwdTiling is the tile shape of the attention forward kernel.
 type FwdTiling struct {

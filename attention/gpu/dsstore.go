@@ -104,10 +104,6 @@ func dqEntry(kvT shaders.BwdTiling) string {
 	return shaders.BwdDQ.Entry()
 }
 
-// hk0Param is the index of Params.hk0 (attn_bwd.wgsl) in the backward's
-// parameter words.
-const hk0Param = 20
-
 // storedBuffers are the buffers of DQStored's passes; dqK is the K that
 // the dQ kernel reads (t.K, or its f32 copy for a WideK tiling), wideK
 // that copy where the dK/dV kernel writes it (else nil).
@@ -127,12 +123,12 @@ func wideKBytes(a *attention.Args) uint64 {
 // dS tiles in b.dsBuf (and, with b.wideK, writes its K rows as f32), then
 // the dQ kernel, which reads them. Each pass has
 // parameters of its own (params with its first KV head).
-func (op *Op) storedPasses(call *Call, a *attention.Args, plan dsPlan, params []uint32, b storedBuffers, dqs, dkv *wgpu.Pipeline, dqY, nq, kvY, nkv int) (*Call, error) {
+func (op *Op) storedPasses(call *Call, a *attention.Args, plan dsPlan, params shaders.BwdParams, b storedBuffers, k bwdPipelines, dqY, nq, kvY, nkv int) (*Call, error) {
 	group := a.NumHeadsQ / a.NumHeadsKV
 	for hk0 := 0; hk0 < a.NumHeadsKV; hk0 += plan.heads {
 		heads := min(plan.heads, a.NumHeadsKV-hk0)
-		params[hk0Param] = uint32(hk0)
-		pbuf, err := wgpu.UploadUniform(op.dev, fmt.Sprintf("attn_bwd params, KV heads %d-%d", hk0, hk0+heads-1), params)
+		params.HK0 = uint32(hk0)
+		pbuf, err := wgpu.UploadUniform(op.dev, fmt.Sprintf("attn_bwd params, KV heads %d-%d", hk0, hk0+heads-1), params.Words())
 		if err != nil {
 			call.Release()
 			return nil, fmt.Errorf("attention: %w", err)
@@ -145,7 +141,7 @@ func (op *Op) storedPasses(call *Call, a *attention.Args, plan dsPlan, params []
 			}
 			call.dispatches = append(call.dispatches, wgpu.Dispatch{
 				Label:      fmt.Sprintf("attn_bwd dkv, stores dS of KV heads %d-%d", hk0, hk0+heads-1),
-				Pipeline:   dkv,
+				Pipeline:   k.dkv,
 				Buffers:    bufs,
 				Workgroups: [3]uint32{uint32(heads), uint32(kvY), uint32((nkv + kvY - 1) / kvY)},
 			})
@@ -153,7 +149,7 @@ func (op *Op) storedPasses(call *Call, a *attention.Args, plan dsPlan, params []
 		if nq > 0 {
 			call.dispatches = append(call.dispatches, wgpu.Dispatch{
 				Label:      fmt.Sprintf("attn_bwd dq from stored dS, query heads %d-%d", hk0*group, (hk0+heads)*group-1),
-				Pipeline:   dqs,
+				Pipeline:   k.dq,
 				Buffers:    []*wgpu.Buffer{pbuf, b.meta, b.dqK, b.t.DQ, b.dsBuf},
 				Bindings:   []uint32{0, 1, 3, 8, 9},
 				Workgroups: [3]uint32{uint32(heads * group), uint32(dqY), uint32((nq + dqY - 1) / dqY)},
