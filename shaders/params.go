@@ -35,7 +35,7 @@ type FwdParams struct {
 	_         uint32
 }
 
-// BwdParams are the backward's parameters (attn_bwd.wgsl).
+// BwdParams are the backward's parameters (bwd_common.wgsl).
 type BwdParams struct {
 	HQ         uint32  // query heads
 	Group      uint32  // query heads per KV head

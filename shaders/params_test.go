@@ -16,8 +16,8 @@ import (
 // paramMirrors maps each kernel file that declares a struct Params to its
 // Go mirror.
 var paramMirrors = map[string]any{
-	"attn_fwd.wgsl": FwdParams{},
-	"attn_bwd.wgsl": BwdParams{},
+	"attn_fwd.wgsl":   FwdParams{},
+	"bwd_common.wgsl": BwdParams{},
 }
 
 // wgslField is one field of a WGSL struct.

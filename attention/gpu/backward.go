@@ -228,7 +228,7 @@ func dqAccBytes(a *attention.Args) uint64 {
 }
 
 // loBits is L, the fractional bits of the fused kernel's lo fields (see
-// attn_bwd.wgsl): each dQ element sums one lo term of at most 2^(L-1) per
+// bwd_common.wgsl): each dQ element sums one lo term of at most 2^(L-1) per
 // key block of br rows into a signed 16-bit field, so the sum, at most
 // n 2^(L-1) for n key blocks, must stay below 2^15: L = 16 - bits.Len(n)
 // (8 at 8192 keys in blocks of 64, 5 at 65536), 0 from 2^15 blocks on (the
@@ -257,8 +257,6 @@ func (op *Op) prepareBackward(a *attention.Args, t BackwardTensors, dqT, kvT sha
 	if !dqT.WidensK() || nq == 0 {
 		kvT.WideK = false // no dQ kernel reads the copy
 	}
-	plainDQ := dqT // for the passes that read the stored types
-	plainDQ.WideK = false
 	if err := checkBuffers(a, op.dev, map[string]*wgpu.Buffer{
 		"q": t.Q, "k": t.K, "v": t.V, "o": t.O, "do": t.DO, "dq": t.DQ, "dk": t.DK, "dv": t.DV,
 	}, int64(a.DType.Size())); err != nil {
@@ -301,14 +299,14 @@ func (op *Op) prepareBackward(a *attention.Args, t BackwardTensors, dqT, kvT sha
 	for _, p := range []struct {
 		dst    **wgpu.Pipeline
 		tiling shaders.BwdTiling
-		entry  string
+		entry  shaders.BwdEntry
 		run    bool
 	}{
-		{&k.delta, plainDQ, shaders.DeltaEntry, true},
+		{&k.delta, dqT, shaders.DeltaEntry, true},
 		{&k.dq, dqT, dqEntry(kvT), !kvT.FusedDQ},
-		{&k.dkv, kvT, kvT.Kernel.Entry(), true},
+		{&k.dkv, kvT, shaders.DKVEntry, true},
 		{&k.dqCast, kvT, shaders.DQCastEntry, kvT.FusedDQ},
-		{&k.bound, plainDQ, shaders.BoundEntry, kvT.FusedDQ},
+		{&k.bound, dqT, shaders.BoundEntry, kvT.FusedDQ},
 		{&k.widen, kvT, shaders.WidenEntry, dqT.WidensK() && !kvT.WritesWideK()},
 	} {
 		if !p.run {
@@ -496,18 +494,18 @@ type bwdPipelines struct {
 }
 
 // bwdKernel keys a backward pipeline in the device's cache: the tiling
-// determines the module's source.
+// and the entry determine the module's source.
 type bwdKernel struct {
 	tiling shaders.BwdTiling
-	entry  string
+	entry  shaders.BwdEntry
 }
 
-// bwdPipeline returns the compiled backward kernel entry of tiling t,
+// bwdPipeline returns the compiled backward kernel e of tiling t,
 // generating its source only the first time.
-func (op *Op) bwdPipeline(t shaders.BwdTiling, entry string) (*wgpu.Pipeline, error) {
-	return op.dev.PipelineFor(bwdKernel{t, entry}, func() (wgpu.Kernel, error) {
-		src, err := t.Source()
-		return wgpu.Kernel{Label: "attn_bwd " + entry + " " + t.String(), Source: src, Entry: entry}, err
+func (op *Op) bwdPipeline(t shaders.BwdTiling, e shaders.BwdEntry) (*wgpu.Pipeline, error) {
+	return op.dev.PipelineFor(bwdKernel{t, e}, func() (wgpu.Kernel, error) {
+		src, err := t.Module(e)
+		return wgpu.Kernel{Label: "attn_bwd " + t.String() + " " + e.Name(), Source: src, Entry: e.Name()}, err
 	})
 }
 

@@ -12,7 +12,7 @@ import (
 // defaultDSScratch is DQStored's scratch cap when Options.DSScratch is 0.
 const defaultDSScratch = 2 << 30
 
-// dsPlan places the dS tiles of DQStored (see attn_bwd.wgsl, dqs_main) and
+// dsPlan places the dS tiles of DQStored (see bwd_dq_stored.wgsl) and
 // splits the KV heads into passes whose tiles fit the scratch buffer.
 type dsPlan struct {
 	// qoff holds each segment's first query block (of br rows) among all
@@ -80,14 +80,9 @@ func (op *Op) planStored(a *attention.Args, dqT, kvT shaders.BwdTiling) (dsPlan,
 const maxAutoPasses = 16
 
 // preferStored reports whether DQAuto stores dS, given a plan that works:
-// on GPUs, in at most maxAutoPasses passes. On the H200 (fwd+bwd, the dQ
-// kernel's key chunks of 32) with 2 GiB of scratch it is 13% faster than
-// the fused dQ at S8192 D128 H32 (three passes: 62.7, 62.8 ms against
-// 72.5), 12% at S16384 D128 H16 (six: 124.1-124.6 against 141.0) and 4% at
-// S4096 D64 H32 (one: 9.60 against 10.03); with 1 GiB 1-3% less (five and
-// sixteen passes); with 512 MiB and key chunks of 16 (eleven passes of
-// three heads at S8192) it gained nothing. CPU adapters (lavapipe) keep
-// the fused dQ, which writes no dS.
+// on GPUs, in at most maxAutoPasses passes (on the H200 it beat the fused
+// dQ by 4-13% in one to six passes, by nothing in eleven small ones). CPU
+// adapters (lavapipe) keep the fused dQ, which writes no dS.
 func preferStored(cpu bool, passes int) bool {
 	return !cpu && passes <= maxAutoPasses
 }
@@ -97,11 +92,11 @@ func (p dsPlan) passes(hkv int) int { return (hkv + p.heads - 1) / p.heads }
 
 // dqEntry is the entry point of the dQ kernel that goes with dK/dV tiling
 // kvT.
-func dqEntry(kvT shaders.BwdTiling) string {
+func dqEntry(kvT shaders.BwdTiling) shaders.BwdEntry {
 	if kvT.StoredDS {
 		return shaders.DQStoredEntry
 	}
-	return shaders.BwdDQ.Entry()
+	return shaders.DQEntry
 }
 
 // storedBuffers are the buffers of DQStored's passes; dqK is the K that
