@@ -53,7 +53,7 @@ func (d *Device) Submit(ds ...Dispatch) error {
 	}
 	cmd, err := d.encode(ds, nil)
 	if err != nil {
-		return d.noteLost(err)
+		return err
 	}
 	defer cmd.Release()
 	d.queue.Submit(cmd)
@@ -82,7 +82,7 @@ func (d *Device) Run(ctx context.Context, ds ...Dispatch) (Timing, error) {
 	if err != nil {
 		rel.run()
 		d.mu.Unlock()
-		return Timing{}, d.noteLost(err)
+		return Timing{}, err
 	}
 	rel.add(cmd.Release)
 	start := time.Now()
