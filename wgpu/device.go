@@ -59,8 +59,12 @@ func Open(index int, opts Options) (*Device, error) {
 		}
 	}
 	adapter := list[index]
+	var vk []vkDevice
+	if adapter.HasFeature(webgpu.FeatureName_TimestampQuery) {
+		vk = vulkanDevices()
+	}
 	d := &Device{
-		info:      describe(index, adapter),
+		info:      describe(index, adapter, vk),
 		inst:      inst,
 		adapter:   adapter,
 		pipelines: make(map[pipelineKey]*Pipeline),
