@@ -45,3 +45,14 @@ func TestPipelineFor(t *testing.T) {
 	_, err = d.PipelineFor(key{1}, gen)
 	require.ErrorIs(t, err, wgpu.ErrClosed)
 }
+
+// TestCheckModule checks that CheckModule has naga validate a module: a
+// module with a type error fails it, though it parses.
+func TestCheckModule(t *testing.T) {
+	d := openTest(t)
+	require.NoError(t, d.CheckModule("axpy", axpy))
+	err := d.CheckModule("type error", `@compute @workgroup_size(1) fn main() { let x: u32 = 1.5; }`)
+	require.ErrorContains(t, err, "type error")
+	require.NoError(t, d.Close())
+	require.ErrorIs(t, d.CheckModule("axpy", axpy), wgpu.ErrClosed)
+}

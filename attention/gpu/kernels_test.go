@@ -65,12 +65,11 @@ func chosenModules(d int, dt shaders.DType, wgBytes, threads int, cpu bool) ([]k
 		bwd(dq, e)
 	}
 	bwd(kv, shaders.DKVEntry)
-	if fused := kv; true {
-		fused.FusedDQ = true
-		if fused.Validate() == nil {
-			bwd(fused, shaders.DKVEntry)
-			bwd(fused, shaders.DQCastEntry)
-		}
+	fused := kv
+	fused.FusedDQ = true
+	if fused.Validate() == nil {
+		bwd(fused, shaders.DKVEntry)
+		bwd(fused, shaders.DQCastEntry)
 	}
 	stored := kv
 	stored.StoredDS = true
