@@ -108,7 +108,7 @@ func (e BwdEntry) String() string { return e.Name() }
 // BwdTiling is the tile shape of one backward kernel. Both kernels share
 // one structure: a workgroup owns BR "rows" (queries for dQ, keys for dK/dV)
 // and streams "columns" (keys, queries) in steps of BC; thread (tx, ty) owns
-// RM rows and 4 columns of each S and dP tile, and RM rows by NJ vec4
+// RM rows and 4 columns of each S and dP tile, and RM rows by ACC_COLS vec4
 // columns of each accumulator.
 type BwdTiling struct {
 	Kernel BwdKernel

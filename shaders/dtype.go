@@ -56,9 +56,10 @@ func ParseDType(s string) (DType, error) {
 	return 0, fmt.Errorf("dtype %q: want f32, f16 or bf16", s)
 }
 
-// loadVecs is VW, the vec4s of values a kernel's operand fetches read per
-// load for head dimension d and chunks of kc: 2 for half storage where d and
-// kc are multiples of 8 (16-byte loads, as f32's one vec4), else 1.
+// loadVecs is LOAD_VEC4S, the vec4s of values a kernel's operand fetches
+// read per load for head dimension d and chunks of kc: 2 for half storage
+// where d and kc are multiples of 8 (16-byte loads, as f32's one vec4),
+// else 1.
 func (t DType) loadVecs(d, kc int) int {
 	if t.Size() == 2 && d%8 == 0 && kc%8 == 0 {
 		return 2
