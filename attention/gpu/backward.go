@@ -222,9 +222,12 @@ func dkvWritesWideK(kvT, dqT shaders.BwdTiling, maxStorage uint32) bool {
 }
 
 // dqAccBytes is the size of the fused dK/dV kernel's fixed-point dQ
-// accumulator: an i32 hi word per element of dQ and an i32 lo word per two.
+// accumulator: an i32 hi word per element of dQ and an i32 lo word per
+// two, then from a multiple of 16 bytes a word per 32 columns of each
+// (row, head) pair whose bits flag terms that were not finite.
 func dqAccBytes(a *attention.Args) uint64 {
-	return 6 * uint64(a.TotalQ()) * uint64(a.NumHeadsQ) * uint64(a.HeadDim)
+	rows, d := uint64(a.TotalQ())*uint64(a.NumHeadsQ), uint64(a.HeadDim)
+	return (6*rows*d+15)/16*16 + 4*rows*((d+31)/32)
 }
 
 // loBits is L, the fractional bits of the fused kernel's lo fields (see

@@ -11,6 +11,7 @@ import (
 
 	"github.com/coreattn/coreattn/attention"
 	"github.com/coreattn/coreattn/shaders"
+	"github.com/coreattn/coreattn/wgpu"
 )
 
 // Tests of the numbers the kernels promise (issue 24): any finite scores,
@@ -209,7 +210,7 @@ type spoiled struct {
 // nanShape is the batch of the NaN and Inf tests: a long causal segment
 // (rows far from a poisoned value's diagonal share no tile with it) and
 // shards beside it.
-var nanShape = gpuCase{name: "nan", qLens: []int{300, 40, 100}, kLens: []int{300, 90, 110}, hq: 2, hkv: 1, d: 32, causal: true}
+var nanShape = gpuCase{name: "nan", qLens: []int{300, 40, 100}, kLens: []int{300, 90, 110}, hq: 2, hkv: 1, d: 64, causal: true}
 
 var nan32, inf32 = float32(math.NaN()), float32(math.Inf(1))
 
@@ -329,6 +330,91 @@ func TestForwardNonFinite(t *testing.T) {
 					}
 					requireAgrees(t, "O", gotO, wantO, tol, oZone)
 					requireAgrees(t, "LSE", download(t, ft.LSE, len(wantLSE)), wantLSE, 1e-4, nil)
+				})
+			}
+		}
+	}
+}
+
+// bwdSpoiled are the backward's poisoned inputs, beside the forward's. A
+// NaN or Inf in V or dO of a key or query that the causal mask hides
+// reaches no gradient through dP (masked dS is 0 exactly); in a segment
+// of its own it leaves the others exact, also with dQ fused (whose scale
+// leaves non-finite inputs out).
+var bwdSpoiled = append(fwdSpoiled[:len(fwdSpoiled):len(fwdSpoiled)],
+	spoiled{name: "nan do", tensor: "do", seg: 0, row: 120, col: 2, x: nan32, zone: true},
+	spoiled{name: "inf do", tensor: "do", seg: 0, row: 120, col: 2, x: inf32, zone: true},
+	spoiled{name: "nan do in the shard", tensor: "do", seg: 1, row: 3, col: 2, x: nan32, zone: true},
+)
+
+// bwdZones admits NaN where the documented exception allows it: in dQ of
+// the rows within nanTile before a poisoned key's diagonal (K: dQ reads
+// it across the tile), in dK of the keys within nanTile after a poisoned
+// query row's diagonal (Q), in dV of those keys (dO).
+func (s spoiled) bwdZones(a *attention.Args) (dq, dk, dv func(int) bool) {
+	qRow := func(i int) int { return i / (a.NumHeadsQ * a.HeadDim) }
+	kRow := func(i int) int { return i / (a.NumHeadsKV * a.HeadDim) }
+	ql, kl := a.Segment(s.seg)
+	q0, k0 := int(a.CuSeqlensQ[s.seg]), int(a.CuSeqlensK[s.seg])
+	switch s.tensor {
+	case "k":
+		diag := q0 + diagonal(a, s.seg, s.row)
+		dq = func(i int) bool { r := qRow(i); return r >= max(diag-nanTile, q0) && r < diag }
+	case "q", "do":
+		last := k0 + s.row + kl - ql // the last key the row sees
+		zone := func(i int) bool { r := kRow(i); return r > last && r <= last+nanTile && r < k0+kl }
+		if s.tensor == "q" {
+			dk = zone
+		} else {
+			dv = zone
+		}
+	}
+	return dq, dk, dv
+}
+
+// TestBackwardNonFinite checks the backward's NaN and Inf semantics
+// against the reference, from the reference forward's O and LSE (NaN in
+// the rows it makes NaN), with dQ fused, separate and from stored dS, f32
+// and f16: gradients the reference makes NaN are NaN, infinite ones
+// infinite or NaN, and the others exact, except within one tile of the
+// diagonal where a hidden NaN in K, Q or dO is documented to reach.
+func TestBackwardNonFinite(t *testing.T) {
+	dev := testOp(t).Device()
+	for _, dt := range []attention.DType{attention.Float32, attention.Float16} {
+		tol := map[attention.DType]float64{attention.Float32: 1e-4, attention.Float16: 1e-2}[dt]
+		for _, mode := range []DQMode{DQFused, DQSeparate, DQStored} {
+			op := NewWithOptions(dev, Options{DQ: mode})
+			for si, s := range bwdSpoiled {
+				t.Run(fmt.Sprintf("%s/%s/%s", dt, mode, s.name), func(t *testing.T) {
+					a := nanShape.args()
+					a.DType = dt
+					q, k, v, do := s.inputs(t, a, uint64(si))
+					o64, lse64, err := attention.ReferenceForward(a, q, k, v)
+					require.NoError(t, err)
+					wantDQ, wantDK, wantDV, err := attention.ReferenceBackward(a, q, k, v, do)
+					require.NoError(t, err)
+					require.Positive(t, countNonFinite(wantDQ)+countNonFinite(wantDK)+countNonFinite(wantDV), "the case must make some gradient NaN or infinite")
+					o, lse := toF32(o64), toF32(lse64)
+					bt := BackwardTensors{
+						Q: uploadAs(t, dev, "q", dt, q), K: uploadAs(t, dev, "k", dt, k), V: uploadAs(t, dev, "v", dt, v),
+						O: uploadAs(t, dev, "o", dt, o), DO: uploadAs(t, dev, "do", dt, do), LSE: upload(t, dev, "lse", lse),
+						DQ: uploadAs(t, dev, "dq", dt, nanSlice(len(q))), DK: uploadAs(t, dev, "dk", dt, nanSlice(len(k))), DV: uploadAs(t, dev, "dv", dt, nanSlice(len(v))),
+					}
+					call, err := op.PrepareBackward(a, bt)
+					require.NoError(t, err)
+					defer call.Release()
+					require.Contains(t, call.Tiling, map[DQMode]string{DQFused: "fused-dq", DQStored: "stored-ds", DQSeparate: ""}[mode])
+					_, err = dev.Run(context.Background(), call.Dispatches()...)
+					require.NoError(t, err)
+					get := func(b *wgpu.Buffer, n int) []float32 {
+						x, err := Download(context.Background(), b, dt, n)
+						require.NoError(t, err)
+						return x
+					}
+					zq, zk, zv := s.bwdZones(a)
+					requireAgrees(t, "dQ", get(bt.DQ, len(q)), wantDQ, tol, zq)
+					requireAgrees(t, "dK", get(bt.DK, len(k)), wantDK, tol, zk)
+					requireAgrees(t, "dV", get(bt.DV, len(v)), wantDV, tol, zv)
 				})
 			}
 		}
