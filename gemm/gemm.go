@@ -42,8 +42,10 @@ func (s Spec) dims() (m, n, k int) {
 // the adapter.
 type Options struct {
 	// Tiling, if its BM is non-zero, fixes the tile shape (BM, BN, BK, TM,
-	// TN, WX and Rolled; the layout fields follow from each product), for
-	// tuning and tests.
+	// TN, WX, Rolled and MMA; the layout fields follow from each product),
+	// for tuning and tests. An MMA tiling (the subgroup-matrix engine) needs
+	// a runtime with f16, subgroups and subgroup matrices; go-webgpu's
+	// compiler rejects it (its Emulated form runs anywhere, for tests).
 	Tiling shaders.GemmTiling
 	// Split fixes how many parts K is split into: 0 chooses (on GPUs, where
 	// C has few tiles and K is long), 1 never splits, n > 1 splits into n

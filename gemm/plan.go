@@ -44,7 +44,7 @@ func (g *Op) plan(s Spec) (plan, error) {
 		}
 	} else {
 		// Keep the forced tile shape; the layout is the product's.
-		t = shaders.GemmTiling{BM: t.BM, BN: t.BN, BK: t.BK, TM: t.TM, TN: t.TN, WX: t.WX, Rolled: t.Rolled}
+		t = shaders.GemmTiling{BM: t.BM, BN: t.BN, BK: t.BK, TM: t.TM, TN: t.TN, WX: t.WX, Rolled: t.Rolled, MMA: t.MMA}
 		if err := t.Validate(); err != nil {
 			return plan{}, fmt.Errorf("gemm: %w", err)
 		}
