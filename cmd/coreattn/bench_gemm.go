@@ -136,7 +136,7 @@ through PyTorch: scripts/matmul_anchor.py.`,
 			return runBenchGemm(contextOf(cmd.Context()), g, f, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
-	cmd.Flags().IntVar(&f.adapter, "adapter", 0, "adapter index (see `coreattn devices`)")
+	cmd.Flags().IntVar(&f.adapter, "adapter", 0, "adapter index (see 'coreattn devices')")
 	cmd.Flags().BoolVar(&f.json, "json", false, "print one JSON object per line")
 	cmd.Flags().IntVar(&f.reps, "reps", 0, "runs per timing round (0: enough for about 0.2 s)")
 	cmd.Flags().StringVar(&f.shapes, "shapes", "", "only shapes whose label contains one of these comma-separated texts, e.g. 4096x,base")
@@ -185,13 +185,21 @@ func parseGemmTilings(s string) ([]shaders.GemmTiling, error) {
 	return out, nil
 }
 
-// parseInts reads a comma-separated list of positive integers.
-func parseInts(flag, s string) ([]int, error) {
+// Upper bounds of bench gemm's size flags, checked before anything is
+// allocated (the adapter's buffer limit then bounds each matrix).
+const (
+	maxGemmCube   = 1 << 16 // --cube: a 65536² matrix is 16 GiB
+	maxGemmTokens = 1 << 24 // --tokens
+	maxGemmSplit  = 1024    // --split
+)
+
+// parseInts reads a comma-separated list of integers from 1 to hi.
+func parseInts(flag, s string, hi int) ([]int, error) {
 	var out []int
 	for _, part := range strings.Split(s, ",") {
 		v, err := strconv.Atoi(strings.TrimSpace(part))
-		if err != nil || v <= 0 {
-			return nil, fmt.Errorf("bench gemm: --%s %q: want positive integers, comma-separated", flag, s)
+		if err != nil || v <= 0 || v > hi {
+			return nil, fmt.Errorf("bench gemm: --%s %q: want integers from 1 to %d, comma-separated", flag, s, hi)
 		}
 		out = append(out, v)
 	}
@@ -206,20 +214,23 @@ func runBenchGemm(ctx context.Context, g *globalFlags, f *benchGemmFlags, out, p
 	if err != nil {
 		return err
 	}
-	if f.cube < 0 {
-		return fmt.Errorf("bench gemm: --cube %d: want a positive edge, or 0 for the default", f.cube)
+	if err := checkRange("cube", f.cube, 0, maxGemmCube); err != nil {
+		return fmt.Errorf("bench gemm: %w", err)
+	}
+	if err := checkRange("reps", f.reps, 0, maxReps); err != nil {
+		return fmt.Errorf("bench gemm: %w", err)
 	}
 	var splits []int
 	for _, part := range strings.Split(f.splits, ",") {
 		v, err := strconv.Atoi(strings.TrimSpace(part))
-		if err != nil || v < 0 {
-			return fmt.Errorf("bench gemm: --split %q: want integers >= 0, comma-separated", f.splits)
+		if err != nil || v < 0 || v > maxGemmSplit {
+			return fmt.Errorf("bench gemm: --split %q: want integers from 0 to %d, comma-separated", f.splits, maxGemmSplit)
 		}
 		splits = append(splits, v)
 	}
 	var tokens []int
 	if f.tokens != "" {
-		if tokens, err = parseInts("tokens", f.tokens); err != nil {
+		if tokens, err = parseInts("tokens", f.tokens, maxGemmTokens); err != nil {
 			return err
 		}
 	}
@@ -317,6 +328,9 @@ func benchGemmOne(ctx context.Context, op *gemm.Op, s gemmShape, reps int) (gemm
 		}
 	}()
 	newMatrix := func(name string, rows, cols int) (gemm.Matrix, error) {
+		if bytes := uint64(rows) * uint64(cols) * 4; bytes > dev.MaxBufferBytes() {
+			return gemm.Matrix{}, fmt.Errorf("%s is %d×%d: %d bytes, more than the adapter's %d for one buffer", name, rows, cols, bytes, dev.MaxBufferBytes())
+		}
 		x := make([]float32, rows*cols)
 		for i := range x {
 			x[i] = float32(rng.NormFloat64())
