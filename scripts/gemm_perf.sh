@@ -8,7 +8,8 @@
 # .dev/ (see ../shared/device/README.md):
 #   scripts/gemm_perf.sh OUTDIR
 # Environment: QUICK=1 measures only the defaults and the fp32 anchor
-# (about 3 minutes; the full run takes about 7).
+# (about 3 minutes; the full run takes about 7); PEAK (TFLOP/s, default
+# 58.4: the H100's f32 FMA loop through go-webgpu) for the table's share.
 set -uo pipefail
 out=${1:?usage: scripts/gemm_perf.sh OUTDIR}
 mkdir -p "$out"
@@ -31,8 +32,9 @@ PYTHONUNBUFFERED=1 python3 scripts/matmul_anchor.py --dtypes fp32 > "$out/torch.
 if [ "${QUICK:-0}" != 1 ]; then
 	PYTHONUNBUFFERED=1 python3 scripts/matmul_anchor.py --dtypes bf16,f16 --shapes 4096x,base >> "$out/torch.jsonl" 2>> "$out/torch.err" || true
 fi
-python3 scripts/gemm_table.py "$out"/ours.jsonl "$out"/torch.jsonl | tee "$out/table.md"
+peak=(--peak "${PEAK:-58.4}")
+python3 scripts/gemm_table.py "${peak[@]}" "$out"/ours.jsonl "$out"/torch.jsonl | tee "$out/table.md"
 for x in sweep split; do
-	[ -s "$out/$x.jsonl" ] && { echo; echo "$x:"; python3 scripts/gemm_table.py "$out/$x.jsonl" "$out"/torch.jsonl; } | tee -a "$out/table.md"
+	[ -s "$out/$x.jsonl" ] && { echo; echo "$x:"; python3 scripts/gemm_table.py "${peak[@]}" "$out/$x.jsonl" "$out"/torch.jsonl; } | tee -a "$out/table.md"
 done
 true
