@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # One device call's worth of GEMM measurements: coreattn bench gemm at the
 # default tilings (4096^3 and the model shapes at T=16384), a tiling sweep at
-# 4096^3, a split-K sweep on the base preset's weight gradients, PyTorch's
-# matmul anchor from the same machine, and a joined table.
+# 4096^3 and at the model's thin shapes, a split-K sweep on the base
+# preset's weight gradients, PyTorch's matmul anchor from the same machine,
+# and a joined table.
 #
 # Run on the accelerator machine from the repo root, with the binary in
 # .dev/ (see ../shared/device/README.md):
 #   scripts/gemm_perf.sh OUTDIR
 # Environment: QUICK=1 measures only the defaults and the fp32 anchor
-# (about 3 minutes; the full run takes about 7); PEAK (TFLOP/s, default
+# (about 3 minutes; the full run takes about 8); PEAK (TFLOP/s, default
 # 58.4: the H100's f32 FMA loop through go-webgpu) for the table's share.
 set -uo pipefail
 out=${1:?usage: scripts/gemm_perf.sh OUTDIR}
@@ -22,6 +23,10 @@ if [ "${QUICK:-0}" != 1 ]; then
 	"$bin" bench gemm --json --shapes 4096x --tiling \
 		128x128x16/8x8,128x128x16/8x8/w16,128x128x8/8x8,64x128x16/8x8,128x64x16/8x8,256x128x16/8x8,128x128x16/8x8/rolled \
 		> "$out/sweep.jsonl" 2> "$out/sweep.err" || echo "tiling sweep failed" >&2
+	echo "== tile sweep at the model's thin shapes (few 128x128 tiles)" >&2
+	"$bin" bench gemm --json --tiling 128x128x16/8x8,64x128x16/8x8,128x64x16/8x8 \
+		--shapes "small T16384 wq fwd,small T16384 wk/wv fwd,small T16384 wq dx,base T16384 wk/wv fwd,T16384 lm_head fwd" \
+		> "$out/thin.jsonl" 2> "$out/thin.err" || echo "thin sweep failed" >&2
 	echo "== split sweep" >&2
 	"$bin" bench gemm --json --split 0,1,4,8,16,32 \
 		--shapes "TN 768x768x16384,TN 256x768x16384,TN 2048x768x16384,TN 768x2048x16384" \
@@ -34,7 +39,7 @@ if [ "${QUICK:-0}" != 1 ]; then
 fi
 peak=(--peak "${PEAK:-58.4}")
 python3 scripts/gemm_table.py "${peak[@]}" "$out"/ours.jsonl "$out"/torch.jsonl | tee "$out/table.md"
-for x in sweep split; do
+for x in sweep thin split; do
 	[ -s "$out/$x.jsonl" ] && { echo; echo "$x:"; python3 scripts/gemm_table.py "${peak[@]}" "$out/$x.jsonl" "$out"/torch.jsonl; } | tee -a "$out/table.md"
 done
 true
