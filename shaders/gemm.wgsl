@@ -15,6 +15,9 @@
 // 8 (64 and 128 bytes: one wavefront each), where the row-major layout
 // (WX = TXN = 16) reads 2 and 16 (32 and 256 bytes).
 //
+// gemm_sgmat.wgsl is the same product on subgroup matrices (tensor cores),
+// with the same parameters, bindings and split-K partials.
+//
 // Split-K: workgroup z of the grid computes K range [z*k_chunk,
 // (z+1)*k_chunk) and writes C at c_off + z*c_zstride; the host points C at
 // a scratch buffer of nsplit partial products that gemm_reduce.wgsl sums
