@@ -156,8 +156,8 @@ var GemmTensor = GemmTiling{BM: 128, BN: 128, BK: 32, MMA: GemmMMA{M: 16, N: 16,
 // configs (f16 operands, f32 results) with subgroups of subgroup lanes,
 // wgBytes of workgroup memory and maxThreads invocations: 128×128 tiles of
 // eight subgroups, each 64×32 of C, from the first configuration in the
-// order 16×16×16, 16×8×16, 16×8×8, then any other; K steps of 32, or of
-// the configuration's K if the memory is short. ok is false where no
+// order 16×16×16, 16×8×16, 16×8×8, then any other; K steps of 32, or 16,
+// or the configuration's K where the memory is short. ok is false where no
 // configuration fits (the caller uses the FMA engine).
 func ChooseGemmMMA(configs []MMAConfig, subgroup, wgBytes, maxThreads int) (GemmTiling, bool) {
 	pref := []MMAConfig{{16, 16, 16}, {16, 8, 16}, {16, 8, 8}}
@@ -171,7 +171,7 @@ func ChooseGemmMMA(configs []MMAConfig, subgroup, wgBytes, maxThreads int) (Gemm
 		if !offered {
 			continue
 		}
-		for _, bk := range []int{max(32, c.K), c.K} {
+		for _, bk := range []int{max(32, c.K), max(16, c.K), c.K} {
 			t := GemmTiling{BM: 128, BN: 128, BK: bk, MMA: GemmMMA{M: c.M, N: c.N, K: c.K, Subgroup: subgroup, FM: max(1, 64/c.M), FN: max(1, 32/c.N)}}
 			if t.Validate() == nil && t.Fits(wgBytes, maxThreads) {
 				return t, true
