@@ -37,7 +37,8 @@ def main():
         for r in read(path):
             torch[(r["shape"], r["impl"])] = r
     adapter = ours[0]["adapter"] if ours else "?"
-    print(f"GEMM TFLOP/s on {adapter} (ours: coreattn-wgsl f32; torch fp32 with TF32 off)\n")
+    impl = f"{ours[0]['impl']}, {ours[0].get('dtype', '')}" if ours else "?"
+    print(f"GEMM TFLOP/s on {adapter} (ours: {impl}; torch fp32 with TF32 off)\n")
     share = f" | % of {peak:g}" if peak else ""
     print(f"| shape | ours{share} | torch fp32 | ours/fp32 | torch bf16 | torch f16 | tiling |")
     print("|---|---|---|---|---|---|---|" + ("---|" if peak else ""))
