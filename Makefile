@@ -11,6 +11,15 @@ BIN := bin/coreattn
 TEST_TIMEOUT ?= 30m
 # How long each fuzz target runs under `make fuzz`.
 FUZZTIME ?= 15s
+# The linters, pinned; `go run pkg@version` builds them through the module
+# proxy on first use and caches them. staticcheck v0.8.2 is 2026.2.2, which
+# supports Go 1.26.
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+DEADCODE := golang.org/x/tools/cmd/deadcode@v0.53.0
+# Unreachable functions that deadcode may still report (package path in the
+# module, a dot, the function), each waiting for its owner to remove it.
+# Keep it empty otherwise.
+DEADCODE_PENDING := wgpu.Write disagg/sim.Sampler.PoolSize
 
 export CGO_ENABLED := 1
 
@@ -43,10 +52,23 @@ fuzz: setup
 		done; \
 	done
 
-lint:
+# gofmt, go vet (the build-ignored scripts too), a tidy go.mod, staticcheck,
+# no unreachable function (deadcode, with tests as roots: an exported
+# function that nothing calls and no test exercises is dead), and the cgo
+# line (scripts/cgocheck.sh). CI runs it before `make test`.
+lint: setup
 	@out=$$($(GOFMT) -l $$(git ls-files --cached --others --exclude-standard '*.go')); \
 		if [ -n "$$out" ]; then echo "gofmt -l: these files need gofmt:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet scripts/wgsl.go
+	$(GO) mod tidy -diff
+	$(GO) run $(STATICCHECK) ./...
+	@echo "$(GO) run $(DEADCODE) -test ./..."; \
+		out=$$($(GO) run $(DEADCODE) -test -f '{{range .Funcs}}{{$$.Path}}.{{.Name}} {{.Position.File}}:{{.Position.Line}}{{"\n"}}{{end}}' ./...) || exit 1; \
+		out=$$(echo "$$out" | sed 's|^$(shell $(GO) list -m)/||' | \
+			awk -v skip="$(DEADCODE_PENDING)" 'BEGIN { n = split(skip, a, " "); for (i = 1; i <= n; i++) s[a[i]] = 1 } NF && !($$1 in s)'); \
+		if [ -n "$$out" ]; then echo "deadcode: unreachable functions (remove them; if one is API, test it):"; echo "$$out"; exit 1; fi
+	GO=$(GO) bash scripts/cgocheck.sh
 
 clean:
 	rm -rf bin
