@@ -60,7 +60,7 @@ func main() {
 		}
 		write(*out, k.String()+".wgsl", t.String(), t.Source)
 	}
-	// The stored-dS pair (attention.DQStored): the dK/dV kernel that writes
+	// The stored-dS pair (gpu.DQStored): the dK/dV kernel that writes
 	// dS, and the dQ kernel whose entry point is dqs_main.
 	kv, err := shaders.ChooseBwd(shaders.BwdDKV, *d, dt, *wg, *threads)
 	if err != nil {

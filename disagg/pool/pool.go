@@ -238,7 +238,8 @@ type Failure struct {
 }
 
 // Forward computes O [total_q, Hq, D] and LSE [Hq, total_q] of the varlen
-// call a over the pool, exactly as attention.Op.Forward would on one device.
+// call a over the pool, exactly as the GPU operator (gpu.Op.Forward) would
+// on one device.
 func (p *Pool) Forward(ctx context.Context, a *attention.Args, q, k, v []float32) (o, lse []float32, err error) {
 	o, lse, _, err = p.ForwardReport(ctx, a, q, k, v)
 	return o, lse, err
