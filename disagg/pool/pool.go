@@ -27,12 +27,12 @@ type Options struct {
 	// the servers in order, equal token counts each, and every server
 	// computes the queries it holds (the baseline CAD is measured against).
 	Packing bool
-	// Epsilon is the scheduler's tolerance (see Options.Epsilon).
+	// Epsilon is the scheduler's tolerance (see disagg.Options.Epsilon).
 	Epsilon float64
 	// BlockSize is the CA-task shard granularity in tokens; 0 means
 	// DefaultBlockSize.
 	BlockSize int
-	// Profiles are measured cost profiles: one for every server, or one per
+	// Profiles are measured cost profiles: one shared by every server, or one per
 	// server (a nil entry, or no profile at all, selects the FLOP model with
 	// the server's server.Info.FLOPS).
 	Profiles []*disagg.Profile
