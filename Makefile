@@ -16,6 +16,8 @@ FUZZTIME ?= 15s
 # supports Go 1.26.
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 DEADCODE := golang.org/x/tools/cmd/deadcode@v0.53.0
+# README.md embeds attention/gpu/example_test.go; `make readme` refreshes it.
+EMBEDMD := github.com/campoy/embedmd@v1.0.0
 # Unreachable functions that deadcode may still report (package path in the
 # module, a dot, the function), each waiting for its owner to remove it.
 # Keep it empty otherwise.
@@ -23,7 +25,7 @@ DEADCODE_PENDING := wgpu.Write disagg/sim.Sampler.PoolSize
 
 export CGO_ENABLED := 1
 
-.PHONY: all setup build demo test bench fuzz lint clean
+.PHONY: all setup build demo test bench fuzz lint readme clean
 
 all: build
 
@@ -54,8 +56,9 @@ fuzz: setup
 
 # gofmt, go vet (the build-ignored scripts too), a tidy go.mod, staticcheck,
 # no unreachable function (deadcode, with tests as roots: an exported
-# function that nothing calls and no test exercises is dead), and the cgo
-# line (scripts/cgocheck.sh). CI runs it before `make test`.
+# function that nothing calls and no test exercises is dead), the README's
+# Go example equal to its source, and the cgo line (scripts/cgocheck.sh).
+# CI runs it before `make test`.
 lint: setup
 	@out=$$($(GOFMT) -l $$(git ls-files --cached --others --exclude-standard '*.go')); \
 		if [ -n "$$out" ]; then echo "gofmt -l: these files need gofmt:"; echo "$$out"; exit 1; fi
@@ -68,7 +71,11 @@ lint: setup
 		out=$$(echo "$$out" | sed 's|^$(shell $(GO) list -m)/||' | \
 			awk -v skip="$(DEADCODE_PENDING)" 'BEGIN { n = split(skip, a, " "); for (i = 1; i <= n; i++) s[a[i]] = 1 } NF && !($$1 in s)'); \
 		if [ -n "$$out" ]; then echo "deadcode: unreachable functions (remove them; if one is API, test it):"; echo "$$out"; exit 1; fi
+	$(GO) run $(EMBEDMD) -d README.md
 	GO=$(GO) bash scripts/cgocheck.sh
+
+readme:
+	$(GO) run $(EMBEDMD) -w README.md
 
 clean:
 	rm -rf bin
