@@ -18,10 +18,6 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 DEADCODE := golang.org/x/tools/cmd/deadcode@v0.53.0
 # README.md embeds attention/gpu/example_test.go; `make readme` refreshes it.
 EMBEDMD := github.com/campoy/embedmd@v1.0.0
-# Unreachable functions that deadcode may still report (package path in the
-# module, a dot, the function), each waiting for its owner to remove it.
-# Keep it empty otherwise.
-DEADCODE_PENDING := wgpu.Write disagg/sim.Sampler.PoolSize
 
 export CGO_ENABLED := 1
 
@@ -66,11 +62,7 @@ lint: setup
 	$(GO) vet scripts/wgsl.go
 	$(GO) mod tidy -diff
 	$(GO) run $(STATICCHECK) ./...
-	@echo "$(GO) run $(DEADCODE) -test ./..."; \
-		out=$$($(GO) run $(DEADCODE) -test -f '{{range .Funcs}}{{$$.Path}}.{{.Name}} {{.Position.File}}:{{.Position.Line}}{{"\n"}}{{end}}' ./...) || exit 1; \
-		out=$$(echo "$$out" | sed 's|^$(shell $(GO) list -m)/||' | \
-			awk -v skip="$(DEADCODE_PENDING)" 'BEGIN { n = split(skip, a, " "); for (i = 1; i <= n; i++) s[a[i]] = 1 } NF && !($$1 in s)'); \
-		if [ -n "$$out" ]; then echo "deadcode: unreachable functions (remove them; if one is API, test it):"; echo "$$out"; exit 1; fi
+	GO=$(GO) DEADCODE=$(DEADCODE) bash scripts/deadcode.sh
 	$(GO) run $(EMBEDMD) -d README.md
 	GO=$(GO) bash scripts/cgocheck.sh
 
