@@ -175,6 +175,10 @@ func TestProfileValidate(t *testing.T) {
 		{"NaN time", func(p *Profile) { p.Forward[1][2] = math.NaN() }, "forward_s[1][2] = NaN"},
 		{"time where q > kv", func(p *Profile) { p.Forward[2][0] = 1 }, "must be 0"},
 		{"negative heads", func(p *Profile) { p.HeadsQ = -1 }, "must not be negative"},
+		{"extreme time", func(p *Profile) { p.Forward[1][2] = 1e300 }, "forward_s[1][2] = 1e+300"},
+		{"vanishing time", func(p *Profile) { p.Backward[0][0] = 1e-300 }, "backward_s[0][0] = 1e-300"},
+		{"infinite time", func(p *Profile) { p.Forward[0][1] = math.Inf(1) }, "forward_s[0][1] = +Inf"},
+		{"huge axis", func(p *Profile) { p.KVLens = make([]int, MaxProfileAxis+1) }, "more than 1024"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -38,6 +38,17 @@ type Profile struct {
 	Backward [][]float64 `json:"backward_s,omitempty"`
 }
 
+// MinProfileTime and MaxProfileTime bound a profile cell's seconds: a
+// nanosecond is below any kernel launch and a day above any one segment, and
+// within them no prediction can overflow to Inf or lose itself to 0.
+const (
+	MinProfileTime = 1e-9
+	MaxProfileTime = 86400.0
+)
+
+// MaxProfileAxis bounds the grid's axes (entries per axis).
+const MaxProfileAxis = 1024
+
 // ReadProfile decodes and validates a profile.
 func ReadProfile(r io.Reader) (*Profile, error) {
 	dec := json.NewDecoder(r)
@@ -128,6 +139,9 @@ func checkAxis(name string, v []int) error {
 	if len(v) == 0 {
 		return fmt.Errorf("disagg: profile %s is empty", name)
 	}
+	if len(v) > MaxProfileAxis {
+		return fmt.Errorf("disagg: profile %s has %d entries, more than %d", name, len(v), MaxProfileAxis)
+	}
 	for i, x := range v {
 		if x <= 0 {
 			return fmt.Errorf("disagg: profile %s[%d] = %d must be positive", name, i, x)
@@ -154,8 +168,8 @@ func (p *Profile) checkGrid(name string, g [][]float64) error {
 				}
 				continue
 			}
-			if !(t > 0) || math.IsInf(t, 0) {
-				return fmt.Errorf("disagg: profile %s[%d][%d] = %g (q_len %d, kv_len %d) must be positive and finite", name, i, j, t, p.QLens[i], p.KVLens[j])
+			if !(t >= MinProfileTime && t <= MaxProfileTime) {
+				return fmt.Errorf("disagg: profile %s[%d][%d] = %g (q_len %d, kv_len %d) must be in [%g, %g] seconds", name, i, j, t, p.QLens[i], p.KVLens[j], MinProfileTime, MaxProfileTime)
 			}
 		}
 	}

@@ -10,10 +10,19 @@ package doclens
 import (
 	_ "embed"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 )
+
+// MaxFileBytes bounds a file of lengths: 64 MiB holds millions of lengths,
+// and an endless file (a device, a pipe) is refused instead of read forever.
+const MaxFileBytes = 64 << 20
+
+// ErrTooLarge is returned for a file of lengths over MaxFileBytes.
+var ErrTooLarge = errors.New("doclens: file too large")
 
 //go:embed pretrain.json
 var pretrainJSON []byte
@@ -49,7 +58,7 @@ func Load(nameOrPath string) ([]int, error) {
 	if _, ok := builtin[nameOrPath]; ok {
 		return Builtin(nameOrPath)
 	}
-	b, err := os.ReadFile(nameOrPath)
+	b, err := readBounded(nameOrPath)
 	if err != nil {
 		return nil, fmt.Errorf("doclens: %q is neither an embedded distribution %v nor a readable file: %w", nameOrPath, Names(), err)
 	}
@@ -75,4 +84,28 @@ func Parse(b []byte) ([]int, error) {
 		}
 	}
 	return lens, nil
+}
+
+// readBounded reads a regular file of at most MaxFileBytes.
+func readBounded(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file (%s)", st.Mode().Type())
+	}
+	b, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > MaxFileBytes {
+		return nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, MaxFileBytes)
+	}
+	return b, nil
 }

@@ -52,3 +52,13 @@ func TestLoadFile(t *testing.T) {
 	_, err = Load(filepath.Join(dir, "missing.json"))
 	assert.ErrorContains(t, err, "neither an embedded distribution")
 }
+
+func TestLoadBounded(t *testing.T) {
+	_, err := Load("/dev/zero")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "not a regular file")
+	big := filepath.Join(t.TempDir(), "big.json")
+	require.NoError(t, os.WriteFile(big, make([]byte, MaxFileBytes+1), 0o600))
+	_, err = Load(big)
+	assert.ErrorIs(t, err, ErrTooLarge)
+}

@@ -54,7 +54,7 @@ func TestSamplerBatches(t *testing.T) {
 	for range 3 {
 		b := s1.Next()
 		assert.Equal(t, b, s2.Next(), "deterministic for a seed")
-		assert.Equal(t, 4*131072, sumLens(b), "a batch fills every server exactly")
+		assert.Equal(t, 4*131072, sum(b), "a batch fills every server exactly")
 		for _, n := range b[:len(b)-1] {
 			assert.Zero(t, n%2, "lengths are elongated ×2")
 		}
@@ -70,7 +70,7 @@ func TestSamplerBatches(t *testing.T) {
 	for _, n := range b {
 		assert.LessOrEqual(t, n, 1000)
 	}
-	assert.Equal(t, 4*131072, sumLens(b))
+	assert.Equal(t, 4*131072, sum(b))
 }
 
 func TestSampleConfigValidate(t *testing.T) {

@@ -12,278 +12,694 @@ import (
 
 // Strategy names, as Result.Strategy reports them.
 const (
-	StrategyPacking  = "packing"
-	StrategyWLB      = "wlb"
-	StrategyPerDocCP = "per-doc-cp"
-	StrategyCAD      = "cad"
+	StrategyPacking  = "packing"    // DP only: every CA-task on its home server
+	StrategyWLBLLM   = "wlbllm"     // WLB-LLM: variable-length packing + per-document CP, best CP
+	StrategyPerDocCP = "per-doc-cp" // per-document CP at a fixed degree, contexts in order
+	StrategyPerSeqCP = "per-seq-cp" // Megatron's per-sequence CP, zigzag
+	StrategyDistCA   = "distca"     // CAD with DistCA's buffer rule for ε
+	StrategyCAD      = "cad"        // CAD at a fixed ε
 )
 
-// DefaultEpsilons is the CAD tolerance sweep the simulator reports.
-var DefaultEpsilons = []float64{0, 0.05, 0.1, 0.2}
+// AllStrategies lists every strategy in report order.
+var AllStrategies = []string{StrategyPacking, StrategyPerSeqCP, StrategyPerDocCP, StrategyWLBLLM, StrategyDistCA, StrategyCAD}
 
-// Config configures Simulate. DefaultSimConfig fills in the paper's
-// defaults; every field is a knob.
+// WLBCPDegrees are the CP degrees WLB-LLM is tried at, per batch.
+var WLBCPDegrees = []int{1, 2, 4, 8}
+
+// Config configures Run. DefaultConfig fills in the paper's defaults.
 type Config struct {
-	// Sample is the batch recipe, including servers and tokens per server.
-	Sample SampleConfig
-	// Arch is the transformer; Pass the passes a step runs (Training: a
-	// forward and a backward).
-	Arch disagg.Arch
-	Pass disagg.Pass
-	// Batches is the number of global batches sampled and averaged over;
-	// Seed seeds the sampler.
-	Batches int
-	Seed    uint64
-	// Epsilons is the CAD tolerance sweep; Headline is the tolerance of the
-	// headline CAD row, added to the sweep when missing.
-	Epsilons []float64
-	Headline float64
-	// BlockSize is the CA-task shard granularity in tokens.
-	BlockSize int
-	// AttnFLOPS is each server's sustained core-attention FLOP/s (used when
-	// Cost is nil); LinearFLOPS its sustained FLOP/s on everything else.
-	AttnFLOPS   float64
-	LinearFLOPS float64
-	// Bandwidth is each server's network bandwidth in bytes/s, each way.
-	Bandwidth float64
-	// Cost, when set, predicts task time instead of the FLOP model (e.g. a
-	// measured Profile); every server uses it.
-	Cost disagg.CostModel
-	// CPDegree is the per-document CP group size; 0 means all servers.
-	CPDegree int
-	// WLBMaxTokens caps a server's tokens under WLB, as a multiple of
-	// TokensPerServer; 0 means no cap.
-	WLBMaxTokens float64
-	// Progress, when set, is called after each batch.
-	Progress func(done, total int)
+	// Recipe draws the batches (DistCA's recipe). When Stress is set, the
+	// legacy recipe (documents elongated and never cut, filling
+	// Stress.Servers × Stress.TokensPerServer) replaces it: a stress test
+	// outside the paper's regime.
+	Recipe Recipe        `json:"recipe"`
+	Stress *SampleConfig `json:"stress,omitempty"`
+	// Batch is the number of context batches per step (the paper's "batch
+	// size"); CAD splits them into a ping and a pong nano-batch.
+	Batch   int         `json:"batch"`
+	Cluster Cluster     `json:"cluster"`
+	Arch    disagg.Arch `json:"-"`
+	Batches int         `json:"batches"` // steps simulated and averaged
+	// Epsilons are the fixed tolerances of the "cad" rows.
+	Epsilons  []float64 `json:"epsilons"`
+	BlockSize int       `json:"block_size"`
+	// Costs predict one GPU's core-attention time with all of Arch's heads:
+	// one for every server, or one per server (server classes). When empty,
+	// a FLOP model at AttnFLOPS.
+	Costs     []disagg.CostModel `json:"-"`
+	AttnFLOPS float64            `json:"attn_flops"`
+	// Microbatches per pipeline replica when PP > 1.
+	Microbatches int `json:"microbatches"`
+	// CPDegree is per-doc-cp's and per-seq-cp's degree (0: the largest of 8,
+	// 4, 2, 1 dividing a pipeline stage's servers).
+	CPDegree int `json:"cp_degree"`
+	// WLBAlpha scales WLB-LLM's token cap (DistCA's alpha_factor);
+	// WLBBreakpoint is its length unit x = length/breakpoint (0: by model).
+	WLBAlpha      float64 `json:"wlb_alpha"`
+	WLBBreakpoint float64 `json:"wlb_breakpoint"`
+	// SingleStream turns ping-pong off (the paper's "Single Stream").
+	SingleStream bool `json:"single_stream"`
+	// Strategies to run (nil: all).
+	Strategies []string `json:"strategies"`
+	// Progress, when set, is called after each step.
+	Progress func(done, total int) `json:"-"`
+	// Dump, when set, receives each step's context batches.
+	Dump func(step int, batches [][]int) error `json:"-"`
 }
 
-// DefaultConfig returns the defaults for distribution dist on servers
-// servers of tokensPerServer tokens: llama-8b, training steps, 3 batches, the
-// ε sweep with headline 0.1, 128-token blocks, 400 TFLOP/s attention and 500
-// TFLOP/s linear throughput (H200-class bf16) and 50 GB/s per server.
-func DefaultConfig(dist string, servers, tokensPerServer int) Config {
+// DefaultConfig is the paper's 3D setting for dist at context length
+// context on gpus GPUs: Llama-8B, TP 8, batch = GPUs/TP contexts (one per
+// server), 3 steps, 128-token blocks, the FLOP model at 340 TFLOP/s per GPU
+// (FA2's bf16 forward plateau on an H100, DistCA's measurement).
+func DefaultConfig(dist string, context, gpus int) Config {
+	c := DefaultCluster(gpus)
 	return Config{
-		Sample: DefaultSampleConfig(dist, servers, tokensPerServer),
-		Arch:   disagg.Llama8B, Pass: disagg.PassTraining, Batches: 3, Seed: 1,
-		Epsilons: slices.Clone(DefaultEpsilons), Headline: disagg.DefaultEpsilon,
-		BlockSize: disagg.DefaultBlockSize, AttnFLOPS: 400e12, LinearFLOPS: 500e12, Bandwidth: 50e9,
+		Recipe: DefaultRecipe(dist, context), Batch: max(1, c.Servers()), Cluster: c,
+		Arch: disagg.Llama8B, Batches: 3, BlockSize: disagg.DefaultBlockSize,
+		AttnFLOPS: 340e12, WLBAlpha: 1, Microbatches: 0,
 	}
 }
 
-// Result is one strategy's figures, averaged over the sampled batches. Times
-// are for a whole step (all layers); bytes too.
-type Result struct {
-	Strategy string `json:"strategy"`
-	// Epsilon is the CAD tolerance (nil for the other strategies); Headline
-	// marks the CAD row run at SimConfig.Headline.
-	Epsilon  *float64 `json:"epsilon,omitempty"`
-	Headline bool     `json:"headline,omitempty"`
-	// Imbalance is max/mean of per-server predicted attention time;
-	// WorstImbalance the largest over the batches.
-	Imbalance      float64 `json:"imbalance"`
-	WorstImbalance float64 `json:"worst_imbalance"`
-	// MemoryImbalance is max/mean of per-server resident tokens.
-	MemoryImbalance float64 `json:"memory_imbalance"`
-	// BytesPerStep is the traffic between servers in one step.
-	BytesPerStep float64 `json:"bytes_per_step"`
-	// StepTimeS = slowest server's linear + attention time + exposed
-	// communication; AttentionS, LinearS and CommS are the slowest server's
-	// attention time, linear time and exposed communication.
-	StepTimeS  float64 `json:"step_time_s"`
-	AttentionS float64 `json:"attention_s"`
-	LinearS    float64 `json:"linear_s"`
-	CommS      float64 `json:"comm_s"`
-	// PlanMS is the scheduler's wall time per batch (CAD only).
-	PlanMS float64 `json:"plan_ms,omitempty"`
-	// Moves is the scheduler's number of moves per batch (CAD only).
-	Moves float64 `json:"moves,omitempty"`
-	// Model, Servers, TokensPerServer and Batches echo the configuration.
-	Model           string `json:"model"`
-	Servers         int    `json:"servers"`
-	TokensPerServer int    `json:"tokens_per_server"`
-	Batches         int    `json:"batches"`
+// Breakpoint returns WLB-LLM's length unit for model m: DistCA's
+// ATTN_LINEAR_BREAKPOINT, 64000 for the 8B model and 131072 for the 34B
+// (the value its 3D script pairs with CodeLlama-34B); other models scale
+// the 8B value by their hidden size over 4096.
+func Breakpoint(m disagg.Arch) float64 {
+	switch m.Name {
+	case disagg.Llama8B.Name:
+		return 64000
+	case disagg.Llama34B.Name:
+		return 131072
+	}
+	return 64000 * float64(m.HeadsQ*m.HeadDim) / 4096
 }
 
-func (c *Config) validate() error {
-	if err := c.Sample.Validate(); err != nil {
+// Result is one strategy's figures, averaged over the steps. Times are per
+// step; "max" figures are over servers (or GPUs for memory and buffers).
+type Result struct {
+	Strategy string `json:"strategy"`
+	// Epsilon is a "cad" row's fixed tolerance.
+	Epsilon *float64 `json:"epsilon,omitempty"`
+	// EpsilonPerBatch is, for "distca", the tolerance DistCA's buffer rule
+	// chose at each step; BufferOverflow is set when even ε = 1 did not fit.
+	EpsilonPerBatch []float64 `json:"epsilon_per_batch,omitempty"`
+	BufferOverflow  bool      `json:"buffer_overflow,omitempty"`
+	// BufferGB is the largest per-GPU all-to-all buffer a CA plan needs
+	// (max over phases, servers and steps); BufferGBPerBatch per step.
+	BufferGB         float64   `json:"buffer_gb,omitempty"`
+	BufferGBPerBatch []float64 `json:"buffer_gb_per_batch,omitempty"`
+	// CPPerBatch is, for "wlbllm", the CP degree chosen at each step; CP
+	// the degree of the CP baselines.
+	CPPerBatch []int `json:"cp_per_batch,omitempty"`
+	CP         int   `json:"cp,omitempty"`
+	// OOM is set when the strategy needs more than the GPU memory; its
+	// times are then not reported (zero).
+	OOM bool `json:"oom,omitempty"`
+	// StepTimeS is the predicted step time; AttentionS and LinearS the
+	// largest per-server attention and linear seconds; CommExposedS the
+	// step time communication adds; IdleFrac the mean fraction of the step
+	// a server computes nothing.
+	StepTimeS    float64 `json:"step_time_s"`
+	AttentionS   float64 `json:"attention_s"`
+	LinearS      float64 `json:"linear_s"`
+	CommExposedS float64 `json:"comm_exposed_s"`
+	IdleFrac     float64 `json:"idle_frac"`
+	// Imbalance is max/mean of per-server attention time; WorstImbalance
+	// the largest over steps.
+	Imbalance      float64 `json:"imbalance"`
+	WorstImbalance float64 `json:"worst_imbalance"`
+	// MemoryGB is the largest per-GPU memory; MemoryImbalance max/mean of
+	// per-GPU activation memory.
+	MemoryGB        float64 `json:"memory_gb"`
+	MemoryImbalance float64 `json:"memory_imbalance"`
+	// BytesPerStep is the bytes sent between servers in a step (a server's
+	// own rows excluded).
+	BytesPerStep float64 `json:"bytes_per_step"`
+	// PlanMS is the CA scheduler's wall time per step (CAD rows).
+	PlanMS float64 `json:"plan_ms,omitempty"`
+	// Echo of the setting.
+	Model           string  `json:"model"`
+	GPUs            int     `json:"gpus"`
+	Servers         int     `json:"servers"`
+	TokensPerServer float64 `json:"tokens_per_server"`
+	Batches         int     `json:"batches"`
+}
+
+// Validate reports the first bad field, named as the CLI flag.
+func (c *Config) Validate() error {
+	if err := c.Cluster.Validate(); err != nil {
 		return err
 	}
 	if err := c.Arch.Validate(); err != nil {
 		return err
 	}
-	switch {
-	case !c.Pass.Valid():
-		return fmt.Errorf("disagg: simulate: unknown pass %d", int(c.Pass))
-	case c.Batches <= 0:
-		return fmt.Errorf("disagg: simulate: batches %d must be positive", c.Batches)
-	case !positive(c.LinearFLOPS):
-		return fmt.Errorf("disagg: simulate: linear throughput %g FLOP/s must be positive", c.LinearFLOPS)
-	case !positive(c.Bandwidth):
-		return fmt.Errorf("disagg: simulate: bandwidth %g bytes/s must be positive", c.Bandwidth)
-	case c.Cost == nil && !positive(c.AttnFLOPS):
-		return fmt.Errorf("disagg: simulate: attention throughput %g FLOP/s must be positive", c.AttnFLOPS)
-	case c.BlockSize < 0:
-		return fmt.Errorf("disagg: simulate: block size %d must not be negative", c.BlockSize)
-	case c.CPDegree < 0 || (c.CPDegree > 0 && c.Sample.Servers%c.CPDegree != 0):
-		return fmt.Errorf("disagg: simulate: cp degree %d must divide servers %d", c.CPDegree, c.Sample.Servers)
-	case !(c.WLBMaxTokens >= 0) || math.IsInf(c.WLBMaxTokens, 0):
-		return fmt.Errorf("disagg: simulate: wlb token cap %g must be a non-negative number", c.WLBMaxTokens)
-	}
-	for _, e := range append(slices.Clone(c.Epsilons), c.Headline) {
-		if !(e >= 0) || math.IsInf(e, 0) {
-			return fmt.Errorf("disagg: simulate: epsilon %g must be a non-negative number", e)
+	if c.Stress != nil {
+		if err := c.Stress.Validate(); err != nil {
+			return err
 		}
+	} else if err := c.Recipe.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case c.Arch.HeadsQ%c.Cluster.TP != 0 || c.Arch.HeadsKV%c.Cluster.TP != 0 && c.Cluster.TP%c.Arch.HeadsKV != 0:
+		return fmt.Errorf("disagg: simulate: --tp %d must divide the model's %d query heads", c.Cluster.TP, c.Arch.HeadsQ)
+	case c.Arch.Layers%c.Cluster.PP != 0:
+		return fmt.Errorf("disagg: simulate: --pp %d must divide the model's %d layers", c.Cluster.PP, c.Arch.Layers)
+	case c.Batch <= 0 || c.Batch > 1<<20:
+		return fmt.Errorf("disagg: simulate: --batch %d must be in [1, %d]", c.Batch, 1<<20)
+	case c.Batches <= 0 || c.Batches > 1<<16:
+		return fmt.Errorf("disagg: simulate: --batches %d must be in [1, 65536]", c.Batches)
+	case c.BlockSize <= 0 || c.BlockSize > 1<<20:
+		return fmt.Errorf("disagg: simulate: --block %d must be in [1, %d]", c.BlockSize, 1<<20)
+	case len(c.Costs) == 0 && !finitePos(c.AttnFLOPS):
+		return fmt.Errorf("disagg: simulate: --attn-tflops %g must be positive and finite", c.AttnFLOPS/1e12)
+	case c.Microbatches < 0 || c.Microbatches > 1<<12:
+		return fmt.Errorf("disagg: simulate: --microbatches %d must be in [0, 4096]", c.Microbatches)
+	case c.CPDegree < 0 || c.CPDegree > c.Cluster.Servers()/c.Cluster.PP || (c.CPDegree > 0 && (c.Cluster.Servers()/c.Cluster.PP)%c.CPDegree != 0):
+		return fmt.Errorf("disagg: simulate: --cp-degree %d must divide the %d servers of a pipeline stage", c.CPDegree, c.Cluster.Servers()/c.Cluster.PP)
+	case !(c.WLBAlpha > 0) || math.IsInf(c.WLBAlpha, 0):
+		return fmt.Errorf("disagg: simulate: --wlb-alpha %g must be positive and finite", c.WLBAlpha)
+	case !(c.WLBBreakpoint >= 0) || math.IsInf(c.WLBBreakpoint, 0):
+		return fmt.Errorf("disagg: simulate: --wlb-breakpoint %g must be non-negative and finite", c.WLBBreakpoint)
+	}
+	for _, e := range c.Epsilons {
+		if !(e >= 0 && e <= 10) {
+			return fmt.Errorf("disagg: simulate: --epsilons %g must be in [0, 10]", e)
+		}
+	}
+	for _, s := range c.Strategies {
+		if !slices.Contains(AllStrategies, s) {
+			return fmt.Errorf("disagg: simulate: --strategies %q: want some of %v", s, AllStrategies)
+		}
+	}
+	if c.Stress == nil {
+		// Tokens a step holds per server, bounded so that per-server slices
+		// and int token counts never overflow.
+		tokens := float64(c.Batch) * float64(c.Recipe.Context)
+		if tokens > 1<<40 {
+			return fmt.Errorf("disagg: simulate: --batch %d × --context %d tokens is too many", c.Batch, c.Recipe.Context)
+		}
+		if tokens/float64(c.Cluster.Servers()) > math.MaxInt32 {
+			return fmt.Errorf("disagg: simulate: %g tokens per server is too many (lower --batch or --context, or raise --gpus)", tokens/float64(c.Cluster.Servers()))
+		}
+	} else if c.Stress.Servers != c.Cluster.Servers() {
+		return fmt.Errorf("disagg: simulate: the stress recipe's %d servers differ from the cluster's %d", c.Stress.Servers, c.Cluster.Servers())
+	}
+	if n := len(c.Costs); n > 1 && n != c.Cluster.Servers() {
+		return fmt.Errorf("disagg: simulate: %d cost models for %d servers", n, c.Cluster.Servers())
 	}
 	return nil
 }
 
-func positive(x float64) bool { return x > 0 && !math.IsInf(x, 0) }
-
-// accum averages one strategy's figures over batches.
-type accum struct {
-	Result
-	n int
+// runner holds what every strategy of one Run shares.
+type runner struct {
+	cfg   Config
+	costs []disagg.CostModel
+	n     int
 }
 
-// Run samples cfg.Batches global batches from the document-length
-// distribution lens and reports, per strategy, the figures of Result averaged
-// over them: packing, wlb, per-doc-cp and cad at every tolerance (in that
-// order, cad by ascending ε).
+// stepStats is one strategy's figures for one step.
+type stepStats struct {
+	attn, linear, busy []float64 // per server, seconds
+	act                []float64 // per server, activation bytes per GPU
+	mem                float64   // largest per-GPU memory
+	step, commExposed  float64
+	bytes, buffer      float64
+	eps                float64
+	bufferOverflow     bool
+	cp                 int
+	oom                bool
+	planMS             float64
+}
+
+func (r *runner) newStats() *stepStats {
+	n := r.n
+	return &stepStats{attn: make([]float64, n), linear: make([]float64, n), busy: make([]float64, n), act: make([]float64, n)}
+}
+
+// Run simulates cfg.Batches steps drawn from the distribution lens and
+// returns one Result per strategy (CAD rows by ascending ε).
 func Run(ctx context.Context, lens []int, cfg Config) ([]Result, error) {
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cost := cfg.Cost
-	if cost == nil {
+	r := &runner{cfg: cfg, n: cfg.Cluster.Servers()}
+	costs := cfg.Costs
+	if len(costs) == 0 {
 		fm, err := disagg.NewFLOPModel(cfg.Arch, cfg.AttnFLOPS)
 		if err != nil {
 			return nil, err
 		}
-		cost = fm
+		costs = []disagg.CostModel{fm}
 	}
-	costs := []disagg.CostModel{cost}
-	eps := slices.Clone(cfg.Epsilons)
-	if !slices.Contains(eps, cfg.Headline) {
-		eps = append(eps, cfg.Headline)
+	var err error
+	if r.costs, err = disagg.ExpandCosts(costs, r.n); err != nil {
+		return nil, err
 	}
-	slices.Sort(eps)
-	eps = slices.Compact(eps)
-
-	sampler, err := NewSampler(lens, cfg.Sample, cfg.Seed)
+	next, err := r.stepSource(lens)
 	if err != nil {
 		return nil, err
 	}
-	n, t := cfg.Sample.Servers, cfg.Sample.TokensPerServer
-	opt := disagg.Options{Arch: cfg.Arch, Pass: cfg.Pass, BlockSize: cfg.BlockSize}
-	rows := make([]*accum, 0, 3+len(eps))
-	for _, s := range []string{StrategyPacking, StrategyWLB, StrategyPerDocCP} {
-		rows = append(rows, &accum{Result: Result{Strategy: s}})
+	strategies := cfg.Strategies
+	if len(strategies) == 0 {
+		strategies = AllStrategies
 	}
-	for _, e := range eps {
-		rows = append(rows, &accum{Result: Result{Strategy: StrategyCAD, Epsilon: &e, Headline: e == cfg.Headline}})
+	type row struct {
+		Result
+		eps float64 // fixed ε, or -1 for DistCA's rule, or NaN for baselines
+		acc []*stepStats
+	}
+	var rows []*row
+	for _, s := range AllStrategies {
+		if !slices.Contains(strategies, s) {
+			continue
+		}
+		switch s {
+		case StrategyCAD:
+			eps := slices.Clone(cfg.Epsilons)
+			slices.Sort(eps)
+			for _, e := range slices.Compact(eps) {
+				rows = append(rows, &row{Result: Result{Strategy: s, Epsilon: &e}, eps: e})
+			}
+		case StrategyDistCA:
+			rows = append(rows, &row{Result: Result{Strategy: s}, eps: -1})
+		default:
+			rows = append(rows, &row{Result: Result{Strategy: s}, eps: math.NaN()})
+		}
 	}
 	for b := range cfg.Batches {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		docs := sampler.Next()
-		l, err := disagg.Place(docs, n, t)
+		step, err := next()
 		if err != nil {
-			return nil, fmt.Errorf("disagg: simulate: batch %d: %w", b, err)
+			return nil, fmt.Errorf("disagg: simulate: step %d: %w", b, err)
 		}
-		pk, err := disagg.Pack(l, costs, opt)
-		if err != nil {
-			return nil, err
+		if cfg.Dump != nil {
+			if err := cfg.Dump(b, step); err != nil {
+				return nil, err
+			}
 		}
-		cfg.add(rows[0], PlanStats(pk), false)
-		wlb, err := WLB(docs, n, t, costs, opt, int64(cfg.WLBMaxTokens*float64(t)))
-		if err != nil {
-			return nil, err
-		}
-		cfg.add(rows[1], wlb, false)
-		cp, err := PerDocCP(docs, n, t, cfg.CPDegree, costs, opt)
-		if err != nil {
-			return nil, err
-		}
-		cfg.add(rows[2], cp, false)
-		for i, e := range eps {
+		for _, rw := range rows {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			o := opt
-			o.Epsilon = e
-			start := time.Now()
-			p, err := disagg.Schedule(l, costs, o)
+			st, err := r.runStrategy(rw.Strategy, step, rw.eps)
 			if err != nil {
-				return nil, err
+				return nil, fmt.Errorf("disagg: simulate: step %d, %s: %w", b, rw.Strategy, err)
 			}
-			row := rows[3+i]
-			row.PlanMS += float64(time.Since(start).Microseconds()) / 1e3
-			row.Moves += float64(p.Moves)
-			if err := p.Verify(); err != nil {
-				return nil, fmt.Errorf("disagg: simulate: batch %d, epsilon %g: %w", b, e, err)
-			}
-			cfg.add(row, PlanStats(p), true)
+			rw.acc = append(rw.acc, st)
 		}
 		if cfg.Progress != nil {
 			cfg.Progress(b+1, cfg.Batches)
 		}
 	}
 	out := make([]Result, len(rows))
-	for i, a := range rows {
-		r := a.Result
-		k := float64(a.n)
-		r.Imbalance /= k
-		r.MemoryImbalance /= k
-		r.BytesPerStep /= k
-		r.StepTimeS /= k
-		r.AttentionS /= k
-		r.LinearS /= k
-		r.CommS /= k
-		r.PlanMS /= k
-		r.Moves /= k
-		r.Model, r.Servers, r.TokensPerServer, r.Batches = cfg.Arch.Name, n, t, a.n
-		out[i] = r
+	for i, rw := range rows {
+		out[i] = r.summarize(rw.Result, rw.acc)
 	}
 	return out, nil
 }
 
-// add accumulates one batch's stats. With overlap, communication hides
-// behind the server's linear-layer compute (DistCA's ping-pong of two
-// nano-batches); without it, it is exposed.
-func (c *Config) add(a *accum, st Stats, overlap bool) {
-	step, attn, lin, comm := c.stepTime(st, overlap)
-	imb := st.Imbalance()
-	a.Imbalance += imb
-	a.WorstImbalance = max(a.WorstImbalance, imb)
-	a.MemoryImbalance += st.MemoryImbalance()
-	a.BytesPerStep += float64(st.Bytes()) * float64(c.Arch.Layers)
-	a.StepTimeS += step
-	a.AttentionS += attn
-	a.LinearS += lin
-	a.CommS += comm
-	a.n++
+// stepSource returns a function yielding each step's context batches.
+func (r *runner) stepSource(lens []int) (func() ([][]int, error), error) {
+	if r.cfg.Stress != nil {
+		s, err := NewSampler(lens, *r.cfg.Stress, r.cfg.Recipe.Seed)
+		if err != nil {
+			return nil, err
+		}
+		return func() ([][]int, error) { return [][]int{s.Next()}, nil }, nil
+	}
+	b, err := NewBatcher(lens, r.cfg.Recipe)
+	if err != nil {
+		return nil, err
+	}
+	return func() ([][]int, error) { return b.Full(r.cfg.Batch) }, nil
 }
 
-// stepTime is the step-time model: per server, linear time = linear FLOPs of
-// its tokens / LinearFLOPS, attention time = layers × predicted per-layer
-// time, communication = layers × max(bytes in, bytes out) / Bandwidth, of
-// which the part not hidden behind linear time (overlap) or all of it (no
-// overlap) is exposed. Step = max over servers of linear + attention, plus the
-// largest exposed communication.
-func (c *Config) stepTime(st Stats, overlap bool) (step, attn, lin, comm float64) {
-	layers := float64(c.Arch.Layers)
-	var compute float64
-	for s := range st.Load {
-		l := c.Arch.LinearFLOPs(st.Tokens[s], c.Pass) / c.LinearFLOPS
-		a := layers * st.Load[s]
-		m := layers * float64(max(st.BytesIn[s], st.BytesOut[s])) / c.Bandwidth
-		if overlap {
-			m = max(0, m-l)
+func (r *runner) runStrategy(name string, step [][]int, eps float64) (*stepStats, error) {
+	switch name {
+	case StrategyPacking:
+		return r.runCAD(step, 0, true)
+	case StrategyDistCA, StrategyCAD:
+		return r.runCAD(step, eps, false)
+	case StrategyWLBLLM:
+		return r.runWLB(step)
+	case StrategyPerDocCP, StrategyPerSeqCP:
+		c := r.cfg.CPDegree
+		if c == 0 {
+			c = r.defaultCP()
 		}
-		compute = max(compute, l+a)
-		attn, lin, comm = max(attn, a), max(lin, l), max(comm, m)
+		st, err := r.runCP(step, c, name == StrategyPerSeqCP, false)
+		return st, err
 	}
-	return compute + comm, attn, lin, comm
+	return nil, fmt.Errorf("unknown strategy %q", name)
+}
+
+func (r *runner) defaultCP() int {
+	per := r.n / r.cfg.Cluster.PP
+	for _, c := range []int{8, 4, 2} {
+		if per%c == 0 {
+			return c
+		}
+	}
+	return 1
+}
+
+// microbatches returns the microbatch count per pipeline replica.
+func (r *runner) microbatches(contexts int) int {
+	if r.cfg.Cluster.PP == 1 {
+		return 1
+	}
+	m := r.cfg.Microbatches
+	if m == 0 {
+		m = 2 * r.cfg.Cluster.PP
+	}
+	return max(1, min(m, contexts))
+}
+
+func flatten(bs [][]int) []int {
+	var out []int
+	for _, b := range bs {
+		out = append(out, b...)
+	}
+	return out
+}
+
+// split cuts items into k consecutive parts as evenly as possible.
+func split[T any](items []T, k int) [][]T {
+	out := make([][]T, k)
+	for i := range k {
+		out[i] = items[i*len(items)/k : (i+1)*len(items)/k]
+	}
+	return out
+}
+
+// runCAD is DistCA (or plain packing when pack is set): with PP 1 one
+// scheduling call per step over a ping and a pong nano-batch; with PP > 1
+// one call per pipeline tick, all stages in the same phase, idle stages
+// serving attention.
+func (r *runner) runCAD(step [][]int, eps float64, pack bool) (*stepStats, error) {
+	c, m := r.cfg.Cluster, r.cfg.Arch
+	st := r.newStats()
+	p := c.PP
+	reps := r.n / p
+	mb := r.microbatches(len(step))
+	micro := split(step, mb)
+	nanos := func(ctxs [][]int) [][]int {
+		if r.cfg.SingleStream || len(ctxs) < 2 {
+			return [][]int{flatten(ctxs)}
+		}
+		h := (len(ctxs) + 1) / 2
+		return [][]int{flatten(ctxs[:h]), flatten(ctxs[h:])}
+	}
+	start := time.Now()
+	if pack {
+		eps = -2 // sentinel for packing below
+	}
+	tick := func(parts [][][]int, active int, layers int, pass []disagg.Pass) error {
+		// parts[k] are the nano-batches of the microbatch on active stage k.
+		var ns [][]int
+		var tokens float64
+		for i := range len(parts[0]) {
+			var docs []int
+			for _, pk := range parts {
+				if i < len(pk) {
+					docs = append(docs, pk[i]...)
+				}
+			}
+			ns = append(ns, docs)
+			tokens = max(tokens, math.Ceil(float64(sum(docs))/float64(active)))
+		}
+		var t float64
+		var err error
+		if eps == -2 {
+			t, err = r.packTick(ns, active, tokens, layers, pass, st)
+		} else {
+			t, err = r.cadTick(ns, active, tokens, layers, pass, eps, st)
+		}
+		st.step += t
+		return err
+	}
+	both := []disagg.Pass{disagg.PassForward, disagg.PassBackward}
+	if p == 1 {
+		if err := tick([][][]int{nanos(step)}, r.n, m.Layers, both); err != nil {
+			return nil, err
+		}
+	} else {
+		layers := m.Layers / p
+		for _, pass := range both {
+			for t := range mb + p - 1 {
+				var parts [][][]int
+				for k := range p {
+					j := t - k
+					if pass == disagg.PassBackward {
+						j = t - (p - 1 - k)
+					}
+					if j >= 0 && j < mb {
+						parts = append(parts, nanos(micro[j]))
+					}
+				}
+				if err := tick(parts, len(parts)*reps, layers, []disagg.Pass{pass}); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	st.planMS = float64(time.Since(start).Microseconds()) / 1e3
+	if p > 1 {
+		// Layout ranks of a tick are not the physical stage servers: count
+		// each server's own stage work (all of its replica's microbatches
+		// over its layers) and the attention it served.
+		lin := c.linearTime(m, float64(sum(flatten(step)))/float64(reps), m.Layers/p, disagg.PassTraining)
+		for s := range r.n {
+			st.linear[s] = lin
+			st.busy[s] = lin + st.attn[s]
+		}
+	}
+	// Memory: 1F1B keeps min(p, mb) microbatches of activations on stage 0.
+	perServer := float64(sum(flatten(step))) / float64(r.n)
+	inFlight := perServer
+	if p > 1 {
+		inFlight = perServer * float64(p) / float64(mb) * float64(min(p, mb))
+	}
+	for s := range r.n {
+		st.act[s] = c.activationBytes(m, inFlight, m.Layers/p)
+	}
+	st.mem = c.staticBytes(m, reps) + slices.Max(st.act) + c.BufferBytes
+	st.oom = st.mem > c.MemoryBytes
+	return st, nil
+}
+
+// packTick is plain packing: every CA-task on its home server; K/V of a
+// document's earlier chunks come from the servers holding them (the
+// context parallelism a document longer than a server needs).
+func (r *runner) packTick(nanos [][]int, active int, tokens float64, layers int, passes []disagg.Pass, st *stepStats) (float64, error) {
+	var times []nano
+	var bytes float64
+	for _, docs := range nanos {
+		if len(docs) == 0 {
+			continue
+		}
+		l, err := disagg.Place(docs, r.n, int(tokens))
+		if err != nil {
+			return 0, err
+		}
+		p, err := disagg.Pack(l, r.costs, disagg.Options{Arch: r.cfg.Arch, BlockSize: r.cfg.BlockSize})
+		if err != nil {
+			return 0, err
+		}
+		nb := cadNano{plan: p, traffic: cadTraffic(r.cfg.Cluster, p)}
+		for _, pass := range passes {
+			tk := make([]float64, r.n)
+			for s := range r.n {
+				tk[s] = float64(l.RankTokens(s))
+			}
+			times = append(times, r.nanoTimes(nb, pass, tk))
+		}
+		for _, ph := range nb.traffic {
+			for _, lb := range ph {
+				bytes += float64(lb.network()) * float64(layers) * float64(len(passes)) / 2
+			}
+		}
+	}
+	st.bytes += bytes
+	var total float64
+	for pi := range passes {
+		var ts []nano
+		for i := pi; i < len(times); i += len(passes) {
+			ts = append(ts, times[i])
+		}
+		end, busy := timeline(ts, layers, !r.cfg.SingleStream)
+		total += end
+		for s := range r.n {
+			st.busy[s] += busy[s]
+			for _, nb := range ts {
+				st.attn[s] += nb.ca[s] * float64(layers)
+				st.linear[s] += nb.lin[s] * float64(layers)
+			}
+		}
+	}
+	return total, nil
+}
+
+// runWLB is WLB-LLM: for each CP degree of WLBCPDegrees dividing a stage's
+// servers, documents are packed over DP × microbatch bins with its workload
+// and token cap, each bin runs per-document CP on its group; the fastest
+// degree that fits in memory is kept.
+func (r *runner) runWLB(step [][]int) (*stepStats, error) {
+	var best *stepStats
+	var fallback *stepStats
+	for _, c := range WLBCPDegrees {
+		if (r.n/r.cfg.Cluster.PP)%c != 0 {
+			continue
+		}
+		st, err := r.runCP(step, c, false, true)
+		if err != nil {
+			return nil, err
+		}
+		if st.oom {
+			if fallback == nil || st.mem < fallback.mem {
+				fallback = st
+			}
+			continue
+		}
+		if best == nil || st.step < best.step {
+			best = st
+		}
+	}
+	if best == nil {
+		return fallback, nil
+	}
+	return best, nil
+}
+
+// runCP runs a CP baseline at degree c: wlb packs documents with WLB-LLM's
+// packer, otherwise replicas take the contexts in order; perSeq shards
+// sequences zigzag instead of documents.
+func (r *runner) runCP(step [][]int, c int, perSeq, wlb bool) (*stepStats, error) {
+	cl, m := r.cfg.Cluster, r.cfg.Arch
+	st := r.newStats()
+	st.cp = c
+	p := cl.PP
+	dp := r.n / p / c
+	mb := r.microbatches(len(step))
+	// bins[d][j] are replica d's microbatch j: documents, or sequences.
+	bins := make([][][][]int, dp)
+	if wlb {
+		docs := flatten(step)
+		bp := r.cfg.WLBBreakpoint
+		if bp == 0 {
+			bp = Breakpoint(m)
+		}
+		capTokens := int(float64(sum(docs)) / float64(dp*mb) * r.cfg.WLBAlpha)
+		packed := wlbPack(docs, dp*mb, capTokens, bp)
+		for d := range dp {
+			for j := range mb {
+				bins[d] = append(bins[d], [][]int{packed[d*mb+j]})
+			}
+		}
+	} else {
+		for d, ctxs := range split(step, dp) {
+			for _, mc := range split(ctxs, mb) {
+				bins[d] = append(bins[d], mc)
+			}
+		}
+	}
+	layers := m.Layers / p
+	kvRow, _ := m.KVRowBytes(disagg.PassForward)
+	var maxAct, maxKV float64
+	for d := range dp {
+		f, b := make([]float64, mb), make([]float64, mb)
+		f0, b0 := make([]float64, mb), make([]float64, mb)
+		for j := range mb {
+			var cm cpMicro
+			if perSeq {
+				cm = perSeqShards(bins[d][j], c)
+			} else {
+				cm = perDocShards(flatten(bins[d][j]), c)
+			}
+			first := d * c // stage 0's servers of replica d; stages repeat the same work
+			t := r.cpMicroTimes(cm, first)
+			f[j], b[j] = t.fwd*float64(layers), t.bwd*float64(layers)
+			f0[j], b0[j] = t.fwd0*float64(layers), t.bwd0*float64(layers)
+			st.bytes += t.netBytes * float64(m.Layers)
+			for k := range p {
+				for i := range c {
+					s := k*dp*c + first + i
+					st.attn[s] += t.attn[i] * float64(layers)
+					st.linear[s] += t.lin[i] * float64(layers)
+					st.busy[s] += (t.attn[i] + t.lin[i]) * float64(layers)
+					st.act[s] = max(st.act[s], cl.activationBytes(m, float64(cm.tokens[i]), layers))
+					maxAct = max(maxAct, st.act[s])
+				}
+			}
+			if c > 1 {
+				maxKV = max(maxKV, float64(t.kvRows)*float64(kvRow)/float64(cl.TP)*float64(layers))
+			}
+		}
+		span := oneFOneB(f, b, p)
+		if span > st.step {
+			st.step, st.commExposed = span, span-oneFOneB(f0, b0, p)
+		}
+	}
+	inFlight := float64(min(p, mb))
+	st.mem = cl.staticBytes(m, dp*c) + inFlight*(maxAct+maxKV)
+	st.oom = st.mem > cl.MemoryBytes
+	return st, nil
+}
+
+// summarize averages a strategy's steps into a Result.
+func (r *runner) summarize(res Result, acc []*stepStats) Result {
+	cfg := r.cfg
+	k := float64(len(acc))
+	res.Model, res.GPUs, res.Servers, res.Batches = cfg.Arch.Name, cfg.Cluster.GPUs, r.n, len(acc)
+	if cfg.Stress != nil {
+		res.TokensPerServer = float64(cfg.Stress.TokensPerServer)
+	} else {
+		res.TokensPerServer = float64(cfg.Batch) * float64(cfg.Recipe.Context) / float64(r.n)
+	}
+	cps := map[int]bool{}
+	for _, st := range acc {
+		imb := disagg.MaxOverMean(st.attn)
+		res.Imbalance += imb / k
+		res.WorstImbalance = max(res.WorstImbalance, imb)
+		res.MemoryGB = max(res.MemoryGB, st.mem/1e9)
+		res.MemoryImbalance += disagg.MaxOverMean(st.act) / k
+		res.OOM = res.OOM || st.oom
+		res.StepTimeS += st.step / k
+		res.AttentionS += slices.Max(st.attn) / k
+		res.LinearS += slices.Max(st.linear) / k
+		res.CommExposedS += st.commExposed / k
+		var busy float64
+		for _, x := range st.busy {
+			busy += x
+		}
+		if st.step > 0 {
+			res.IdleFrac += (1 - busy/float64(len(st.busy))/st.step) / k
+		}
+		res.BytesPerStep += st.bytes / k
+		res.PlanMS += st.planMS / k
+		switch res.Strategy {
+		case StrategyDistCA:
+			res.EpsilonPerBatch = append(res.EpsilonPerBatch, st.eps)
+			res.BufferOverflow = res.BufferOverflow || st.bufferOverflow
+			fallthrough
+		case StrategyCAD:
+			res.BufferGB = max(res.BufferGB, st.buffer/1e9)
+			res.BufferGBPerBatch = append(res.BufferGBPerBatch, st.buffer/1e9)
+		case StrategyWLBLLM:
+			res.CPPerBatch = append(res.CPPerBatch, st.cp)
+		case StrategyPerDocCP, StrategyPerSeqCP:
+			res.CP = st.cp
+		}
+		cps[st.cp] = true
+	}
+	if res.Strategy != StrategyCAD && res.Strategy != StrategyDistCA {
+		res.PlanMS = 0
+	}
+	if res.OOM {
+		res.StepTimeS, res.AttentionS, res.LinearS, res.CommExposedS, res.IdleFrac = 0, 0, 0, 0, 0
+	}
+	return res
 }
