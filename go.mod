@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	codeberg.org/sbinet/npyio v0.14.0
+	github.com/nlpodyssey/safetensors v0.0.0-20250209183917-bfb01cc25f7c
 	github.com/rajveermalviya/go-webgpu/wgpu v0.17.1
 	github.com/spf13/cobra v1.10.2
 	github.com/stretchr/testify v1.12.1
