@@ -16,6 +16,7 @@ DEADCODE=${DEADCODE:?set DEADCODE to golang.org/x/tools/cmd/deadcode@VERSION}
 pending=(
 	wgpu.Write
 	disagg/sim.Sampler.PoolSize
+	corpus.Packer.TokensPerStep
 )
 
 mod=$($GO list -m)
@@ -44,4 +45,4 @@ if [ -n "$dead" ]; then
 	echo "$dead" >&2
 	exit 1
 fi
-echo "deadcode: no unreachable functions (${#pending[@]} pending: ${pending[*]})"
+echo "deadcode: no other unreachable functions (${#pending[@]} pending: ${pending[*]})"
