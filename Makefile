@@ -59,7 +59,7 @@ lint: setup
 	@out=$$($(GOFMT) -l $$(git ls-files --cached --others --exclude-standard '*.go')); \
 		if [ -n "$$out" ]; then echo "gofmt -l: these files need gofmt:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	$(GO) vet scripts/wgsl.go
+	@for f in scripts/*.go; do echo "$(GO) vet $$f"; $(GO) vet $$f || exit 1; done
 	$(GO) mod tidy -diff
 	GO=$(GO) STATICCHECK=$(STATICCHECK) bash scripts/staticcheck.sh
 	GO=$(GO) DEADCODE=$(DEADCODE) bash scripts/deadcode.sh
