@@ -18,6 +18,11 @@ const (
 	// (and the row stride Hq*D), so that element indices fit in int32 and
 	// uint32 arithmetic on the device.
 	MaxElements = math.MaxInt32
+
+	// MaxSoftmaxScale bounds |SoftmaxScale|: the kernels compute in float32
+	// and fold log2(e) into the scale, which must stay finite there (1e39
+	// is finite in float64 but not in float32).
+	MaxSoftmaxScale = math.MaxFloat32 / math.Log2E
 )
 
 // Args describes one varlen attention call in FlashAttention's vocabulary.
@@ -28,7 +33,7 @@ type Args struct {
 	NumHeadsQ    int     // Hq
 	NumHeadsKV   int     // Hkv; NumHeadsQ must be a multiple
 	HeadDim      int     // D: multiple of 4, 4..256
-	SoftmaxScale float64 // 0 selects 1/sqrt(D); must be finite otherwise
+	SoftmaxScale float64 // 0 selects 1/sqrt(D); otherwise |scale| <= MaxSoftmaxScale
 	Causal       bool    // bottom-right aligned: query i sees key j iff j <= i + (k_len - q_len)
 	DType        DType   // storage of Q, K, V, O and the gradients on the device; the zero value is Float32
 }
@@ -65,6 +70,9 @@ func (a *Args) Validate() error {
 	}
 	if s := a.SoftmaxScale; math.IsNaN(s) || math.IsInf(s, 0) {
 		return fmt.Errorf("attention: softmax_scale = %v, want a finite number (0 selects 1/sqrt(head_dim))", s)
+	}
+	if s := a.SoftmaxScale; math.Abs(s) > MaxSoftmaxScale {
+		return fmt.Errorf("attention: softmax_scale = %g is not finite in float32 on the device (|scale| <= %.4g)", s, MaxSoftmaxScale)
 	}
 	if _, ok := checkedMul(int64(a.NumHeadsQ), int64(a.HeadDim)); !ok {
 		return fmt.Errorf("attention: num_heads_q*head_dim = %d*%d exceeds %d", a.NumHeadsQ, a.HeadDim, MaxElements)

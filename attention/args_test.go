@@ -2,6 +2,7 @@ package attention
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math"
 	"testing"
 
@@ -266,4 +267,37 @@ func FuzzArgsValidate(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestArgsScaleFloat32 checks the softmax scale where the kernels use it,
+// in float32 with log2(e) folded in: a scale finite in float64 but not
+// there is refused, naming the value.
+func TestArgsScaleFloat32(t *testing.T) {
+	tests := []struct {
+		scale float64
+		ok    bool
+	}{
+		{1e38, true},
+		{-1e38, true},
+		{MaxSoftmaxScale, true},
+		{1e-30, true},
+		{1e39, false},
+		{-1e39, false},
+		{math.MaxFloat32, false}, // finite in float32, but not once log2(e) is folded in
+		{1e300, false},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.scale), func(t *testing.T) {
+			a := validArgs()
+			a.SoftmaxScale = tt.scale
+			err := a.Validate()
+			if tt.ok {
+				assert.NoError(t, err)
+				assert.False(t, math.IsInf(float64(float32(a.Scale()*math.Log2E)), 0))
+				return
+			}
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), fmt.Sprintf("%g", tt.scale))
+		})
+	}
 }

@@ -30,13 +30,19 @@ func (b *Buffer) Label() string { return b.label }
 // Device is the device the buffer lives on.
 func (b *Buffer) Device() *Device { return b.dev }
 
-// Release frees the buffer's memory. It is idempotent.
+// Release frees the buffer's memory. It is idempotent and safe to call
+// from several goroutines at once: the handle is checked and cleared under
+// the device's lock, which every other use of it holds too, so exactly one
+// call frees it (go-webgpu crashes on a second free).
 func (b *Buffer) Release() {
-	if b == nil || b.buf == nil {
+	if b == nil || b.dev == nil {
 		return
 	}
 	b.dev.mu.Lock()
 	defer b.dev.mu.Unlock()
+	if b.buf == nil {
+		return
+	}
 	if !b.dev.closed {
 		b.buf.Destroy()
 		b.buf.Release()

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/coreattn/coreattn/attention"
 	"github.com/coreattn/coreattn/internal/npy"
+	"github.com/coreattn/coreattn/internal/outfile"
 )
 
 // attnFlags are the flags of `coreattn attention`. The names are fixed: an
@@ -123,30 +123,42 @@ func (f *attnFlags) check() error {
 	if f.scaleGiven && (math.IsNaN(f.scale) || math.IsInf(f.scale, 0)) {
 		return fmt.Errorf("attention: --scale %v: want a finite number (leave it out for 1/sqrt(D))", f.scale)
 	}
+	if f.scaleGiven && math.Abs(f.scale) > attention.MaxSoftmaxScale {
+		return fmt.Errorf("attention: --scale %g: not finite in float32 on the device; want |scale| <= %.4g", f.scale, attention.MaxSoftmaxScale)
+	}
 	if _, err := attention.ParseDType(f.dtype); err != nil {
 		return fmt.Errorf("attention: --dtype %q: want f32, f16 or bf16", f.dtype)
 	}
 	if f.adapter < 0 {
 		return fmt.Errorf("attention: --adapter %d: want an index >= 0 (see `coreattn devices`)", f.adapter)
 	}
-	if f.servers < 1 {
-		return fmt.Errorf("attention: --servers %d: want at least 1", f.servers)
+	if f.servers < 1 || f.servers > maxLocalServers {
+		return fmt.Errorf("attention: --servers %d: want 1 to %d", f.servers, maxLocalServers)
 	}
-	outs := []struct{ name, val string }{{"out", f.out}, {"lse", f.lse}}
-	if f.backward() {
-		outs = append(outs, grads[1:]...)
-	}
-	seen := map[string]string{}
-	for _, o := range outs {
-		if err := checkOutputPath(o.name, o.val); err != nil {
-			return fmt.Errorf("attention: %w", err)
-		}
-		if prev, ok := seen[o.val]; ok {
-			return fmt.Errorf("attention: --%s and --%s are the same file %s", prev, o.name, o.val)
-		}
-		seen[o.val] = o.name
+	if err := outfile.Check(f.inputs(), f.outputs()); err != nil {
+		return fmt.Errorf("attention: %w", err)
 	}
 	return nil
+}
+
+// inputs are the input files the flags name.
+func (f *attnFlags) inputs() []outfile.Path {
+	in := []outfile.Path{{Flag: "q", Name: f.q}, {Flag: "k", Name: f.k}, {Flag: "v", Name: f.v},
+		{Flag: "cu-seqlens-q", Name: f.cuQ}, {Flag: "cu-seqlens-k", Name: f.cuK}}
+	if f.backward() {
+		in = append(in, outfile.Path{Flag: "do", Name: f.do})
+	}
+	return in
+}
+
+// outputs are the output files the flags name, in the order they are
+// written.
+func (f *attnFlags) outputs() []outfile.Path {
+	out := []outfile.Path{{Flag: "out", Name: f.out}, {Flag: "lse", Name: f.lse}}
+	if f.backward() {
+		out = append(out, outfile.Path{Flag: "dq", Name: f.dq}, outfile.Path{Flag: "dk", Name: f.dk}, outfile.Path{Flag: "dv", Name: f.dv})
+	}
+	return out
 }
 
 // load reads the input files and checks their shapes against each other.
@@ -278,9 +290,10 @@ func runAttention(ctx context.Context, g *globalFlags, f *attnFlags, log io.Writ
 	}
 	tFwd := time.Since(t0)
 	tq, hq, hkv, d := a.TotalQ(), a.NumHeadsQ, a.NumHeadsKV, a.HeadDim
+	paths := f.outputs()
 	outs := []outFile{
-		{f.out, o, []int{tq, hq, d}},
-		{f.lse, lse, []int{hq, tq}},
+		{paths[0], o, []int{tq, hq, d}},
+		{paths[1], lse, []int{hq, tq}},
 	}
 	var tBwd time.Duration
 	if f.backward() {
@@ -292,9 +305,9 @@ func runAttention(ctx context.Context, g *globalFlags, f *attnFlags, log io.Writ
 		tBwd = time.Since(t1)
 		tk := a.TotalK()
 		outs = append(outs,
-			outFile{f.dq, dq, []int{tq, hq, d}},
-			outFile{f.dk, dk, []int{tk, hkv, d}},
-			outFile{f.dv, dv, []int{tk, hkv, d}})
+			outFile{paths[2], dq, []int{tq, hq, d}},
+			outFile{paths[3], dk, []int{tk, hkv, d}},
+			outFile{paths[4], dv, []int{tk, hkv, d}})
 	}
 	if err := writeAll(outs); err != nil {
 		return fmt.Errorf("attention: %w", err)
@@ -312,21 +325,17 @@ func runAttention(ctx context.Context, g *globalFlags, f *attnFlags, log io.Writ
 
 // outFile is one output tensor and where it goes.
 type outFile struct {
-	path  string
+	path  outfile.Path
 	data  []float32
 	shape []int
 }
 
-// writeAll writes every output, or none: if one write fails, the files written
-// before it in this call are removed again.
+// writeAll writes every output, or none, and never loses a file that was
+// there before (see package internal/outfile).
 func writeAll(outs []outFile) error {
+	files := make([]outfile.Output, len(outs))
 	for i, o := range outs {
-		if err := npy.WriteFloat32(o.path, o.data, o.shape); err != nil {
-			for _, w := range outs[:i] {
-				os.Remove(w.path)
-			}
-			return err
-		}
+		files[i] = outfile.Output{Path: o.path, Write: func(w io.Writer) error { return npy.EncodeFloat32(w, o.data, o.shape) }}
 	}
-	return nil
+	return outfile.WriteAll(files)
 }

@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -126,7 +128,7 @@ speed again), then reports the median of 5 rounds of back-to-back runs.`,
 			return runBench(cmd.Context(), g, f, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
-	cmd.Flags().IntVar(&f.adapter, "adapter", 0, "adapter index (see `coreattn devices`)")
+	cmd.Flags().IntVar(&f.adapter, "adapter", 0, "adapter index (see 'coreattn devices')")
 	cmd.Flags().BoolVar(&f.json, "json", false, "print one JSON object per line")
 	cmd.Flags().IntVar(&f.reps, "reps", 0, "runs per timing round (0: enough for about 0.2 s)")
 	cmd.Flags().StringVar(&f.pass, "pass", "all", "fwd, fwd+bwd, or all")
@@ -164,10 +166,8 @@ func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out, progress 
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	switch f.pass {
-	case "fwd", "fwd+bwd", "all":
-	default:
-		return fmt.Errorf("bench: --pass %q: want fwd, fwd+bwd or all", f.pass)
+	if err := f.check(); err != nil {
+		return fmt.Errorf("bench: %w", err)
 	}
 	var dtypes []attention.DType
 	for _, name := range strings.Split(f.dtypes, ",") {
@@ -177,7 +177,7 @@ func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out, progress 
 		}
 		dtypes = append(dtypes, dt)
 	}
-	dev, err := wgpu.Open(f.adapter, wgpu.Options{Verbose: g.verbose})
+	dev, err := openAdapter(g, "bench", f.adapter)
 	if err != nil {
 		return err
 	}
@@ -194,8 +194,8 @@ func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out, progress 
 		if x.val == "" {
 			continue
 		}
-		if _, err := fmt.Sscanf(x.val, "%d,%d,%d,%d,%d", x.tx, x.ty, x.rm, x.kc, x.vc); err != nil || *x.tx <= 0 {
-			return fmt.Errorf("bench: %s %q: want five positive integers TX,TY,RM,KC,VC", x.flag, x.val)
+		if err := parseTiling(x.val, x.tx, x.ty, x.rm, x.kc, x.vc); err != nil {
+			return fmt.Errorf("bench: %s %q: %w", x.flag, x.val, err)
 		}
 	}
 	if f.fwdWX != 0 {
@@ -230,21 +230,27 @@ func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out, progress 
 		opts.ForwardTiling.Rolled = true
 	}
 	opts.SplitKV = f.splitKV
-	if f.dsMiB < 0 {
-		return fmt.Errorf("bench: --ds-scratch %d: want a size in MiB, or 0 for the default", f.dsMiB)
-	}
 	opts.DSScratch = int64(f.dsMiB) << 20
 	op := gpu.NewWithOptions(dev, opts)
 	info := dev.Info()
 	enc := json.NewEncoder(out)
+	var shapes []benchShape
+	for _, s := range benchShapes(info.IsCPU(), dev.MaxBufferBytes()) {
+		if strings.Contains(s.label, f.shapes) {
+			shapes = append(shapes, s)
+		}
+	}
+	if len(shapes) == 0 {
+		var labels []string
+		for _, s := range benchShapes(info.IsCPU(), dev.MaxBufferBytes()) {
+			labels = append(labels, s.label)
+		}
+		return fmt.Errorf("bench: %w", flagError("shapes", fmt.Sprintf("%q", f.shapes), "matches none of the shapes on this adapter (%s)", strings.Join(labels, "; ")))
+	}
 	if !f.json {
 		fmt.Fprintf(out, "adapter: %s\n%-9s %-9s %-62s %10s %9s\n", info, "dtype", "pass", "shape", "ms", "TFLOP/s")
 	}
-	shapes := benchShapes(info.IsCPU(), dev.MaxBufferBytes())
 	for i, s := range shapes {
-		if !strings.Contains(s.label, f.shapes) {
-			continue
-		}
 		for _, dt := range dtypes {
 			for _, pass := range []string{"fwd", "fwd+bwd"} {
 				if f.pass != "all" && f.pass != pass {
@@ -265,6 +271,44 @@ func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out, progress 
 				}
 			}
 		}
+	}
+	return nil
+}
+
+// check validates the flags before any adapter is opened.
+func (f *benchFlags) check() error {
+	switch f.pass {
+	case "fwd", "fwd+bwd", "all":
+	default:
+		return flagError("pass", fmt.Sprintf("%q", f.pass), "want fwd, fwd+bwd or all")
+	}
+	switch {
+	case f.adapter < 0:
+		return flagError("adapter", f.adapter, "want an index >= 0 (see 'coreattn devices')")
+	case f.reps < 0 || f.reps > maxReps:
+		return flagError("reps", f.reps, "want 0 (enough for about 0.2 s) to %d", maxReps)
+	case f.splitKV < -1 || f.splitKV > maxSplitKV:
+		return flagError("split-kv", f.splitKV, "want -1 (never), 0 (where the work calls for it) or a piece of 1 to %d keys", maxSplitKV)
+	case f.dsMiB < 0 || f.dsMiB > maxScratchMiB:
+		return flagError("ds-scratch", f.dsMiB, "want 0 (the default) to %d MiB", maxScratchMiB)
+	case f.fwdWX < 0 || f.fwdWX > maxTiling:
+		return flagError("fwd-wx", f.fwdWX, "want 0 (the tiling's default) to %d", maxTiling)
+	}
+	return nil
+}
+
+// parseTiling parses a forced tiling TX,TY,RM,KC,VC of positive numbers.
+func parseTiling(s string, v ...*int) error {
+	parts := strings.Split(s, ",")
+	if len(parts) != len(v) {
+		return errors.New("want five positive integers TX,TY,RM,KC,VC")
+	}
+	for i, p := range parts {
+		n, err := strconv.Atoi(strings.TrimSpace(p))
+		if err != nil || n < 1 || n > maxTiling {
+			return fmt.Errorf("%q is not an integer in [1, %d]", p, maxTiling)
+		}
+		*v[i] = n
 	}
 	return nil
 }

@@ -2,12 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"math"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -51,9 +47,13 @@ func readTensor(flag, path string, rank int) ([]float32, []int, error) {
 	return data, shape, nil
 }
 
+// offsetLimits bound an offset vector: 16M segments, beyond any batch a
+// device runs, stored as int64 at most.
+var offsetLimits = npy.Limits{MaxElements: 1 << 24, MaxBytes: 8 << 24}
+
 // readOffsets reads the int32 offset vector named by flag from path.
 func readOffsets(flag, path string) ([]int32, error) {
-	data, shape, err := npy.ReadInt32(path)
+	data, shape, err := offsetLimits.ReadInt32(path)
 	if err != nil {
 		return nil, fmt.Errorf("--%s: %w", flag, err)
 	}
@@ -61,29 +61,6 @@ func readOffsets(flag, path string) ([]int32, error) {
 		return nil, fmt.Errorf("--%s %s: shape %v has rank %d, want a vector [B+1]", flag, path, shape, len(shape))
 	}
 	return data, nil
-}
-
-// checkOutputPath checks, before any work is done, that path can be written:
-// it is not empty, its directory exists, and it is not a directory itself.
-func checkOutputPath(flag, path string) error {
-	if path == "" {
-		return fmt.Errorf("--%s is empty", flag)
-	}
-	dir := filepath.Dir(path)
-	st, err := os.Stat(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("--%s %s: directory %s does not exist", flag, path, dir)
-	}
-	if err != nil {
-		return fmt.Errorf("--%s %s: %w", flag, path, err)
-	}
-	if !st.IsDir() {
-		return fmt.Errorf("--%s %s: %s is not a directory", flag, path, dir)
-	}
-	if st, err := os.Stat(path); err == nil && st.IsDir() {
-		return fmt.Errorf("--%s %s: is a directory", flag, path)
-	}
-	return nil
 }
 
 // tflops converts a FLOP count done in d into TFLOP/s.

@@ -22,7 +22,6 @@ import (
 
 	"github.com/coreattn/coreattn/attention"
 	"github.com/coreattn/coreattn/disagg"
-	"github.com/coreattn/coreattn/disagg/doclens"
 	"github.com/coreattn/coreattn/wgpu"
 )
 
@@ -71,8 +70,8 @@ type poolRunner struct {
 // adapters, starting at adapter and dealt round-robin (several servers share
 // an adapter when there are fewer adapters than servers).
 func newPoolRunner(g *globalFlags, adapter, servers int) (attnRunner, error) {
-	if servers < 1 {
-		return nil, fmt.Errorf("attention: --servers %d: want at least 1", servers)
+	if err := checkRange("servers", servers, 1, maxLocalServers); err != nil {
+		return nil, fmt.Errorf("attention: %w", err)
 	}
 	pl, err := localPlacement(g, "attention", adapter)
 	if err != nil {
@@ -101,6 +100,12 @@ func (r *poolRunner) Backward(ctx context.Context, a *attention.Args, q, k, v, o
 func (r *poolRunner) warn(rep *pool.Report) {
 	if rep == nil {
 		return
+	}
+	for _, name := range rep.Revived {
+		fmt.Fprintf(r.log, "attention: %s is back in the pool after a probe\n", name)
+	}
+	for _, e := range rep.Excluded {
+		fmt.Fprintf(r.log, "attention: warning: %s left out of the plan: %v\n", e.Name, e.Reason)
 	}
 	for _, f := range rep.Failures {
 		fmt.Fprintf(r.log, "attention: warning: %s failed and left the pool (%d tasks re-planned): %v\n", f.Name, f.Replanned, f.Err)
@@ -214,22 +219,51 @@ type benchPoolSrvr struct {
 
 func (f *benchPoolFlags) check() error {
 	switch {
-	case f.servers < 0:
-		return fmt.Errorf("--servers %d: want 0 (one per adapter) or more", f.servers)
-	case f.tokens < 0:
-		return fmt.Errorf("--tokens-per-server %d must not be negative", f.tokens)
-	case f.heads < 0 || f.kvHeads < 0 || f.headDim < 0:
-		return fmt.Errorf("--heads %d, --kv-heads %d, --head-dim %d must not be negative", f.heads, f.kvHeads, f.headDim)
-	case !(f.epsilon >= 0):
-		return fmt.Errorf("--epsilon %g must be non-negative", f.epsilon)
-	case f.block <= 0:
-		return fmt.Errorf("--block %d must be positive", f.block)
-	case f.reps < 1:
-		return fmt.Errorf("--reps %d must be at least 1", f.reps)
+	case f.servers < 0 || f.servers > maxLocalServers:
+		return flagError("servers", f.servers, "want 0 (one per adapter) to %d", maxLocalServers)
+	case f.tokens < 0 || f.tokens > math.MaxInt32:
+		return flagError("tokens-per-server", f.tokens, "want 0 (the default) to %d", math.MaxInt32)
+	case f.heads < 0:
+		return flagError("heads", f.heads, "must not be negative")
+	case f.kvHeads < 0:
+		return flagError("kv-heads", f.kvHeads, "must not be negative")
+	case f.headDim < 0:
+		return flagError("head-dim", f.headDim, "must not be negative")
+	case !(f.epsilon >= 0) || math.IsInf(f.epsilon, 0):
+		return flagError("epsilon", f.epsilon, "want a non-negative number")
+	case f.block <= 0 || f.block > math.MaxInt32:
+		return flagError("block", f.block, "want 1 to %d", math.MaxInt32)
+	case f.maxDoc < 0:
+		return flagError("max-doc", f.maxDoc, "want 0 (no limit) or a positive length")
+	case f.reps < 1 || f.reps > maxReps:
+		return flagError("reps", f.reps, "want 1 to %d", maxReps)
 	case f.pass != "forward" && f.pass != "backward" && f.pass != "both":
-		return fmt.Errorf("--pass %q: want forward, backward or both", f.pass)
+		return flagError("pass", f.pass, "want forward, backward or both")
 	}
 	return nil
+}
+
+// defaults fills in the size defaults for the adapters (cpu: only CPU
+// adapters) and checks the sizes of a batch over n servers before anything
+// is sampled or allocated.
+func (f *benchPoolFlags) defaults(cpu bool, n int) error {
+	def := func(v *int, onCPU, onGPU int) {
+		if *v == 0 {
+			*v = onGPU
+			if cpu {
+				*v = onCPU
+			}
+		}
+	}
+	def(&f.tokens, 2048, 16384)
+	def(&f.heads, 2, 32)
+	def(&f.kvHeads, f.heads, 8)
+	def(&f.headDim, 64, 128)
+	total := int64(n) * int64(f.tokens)
+	if total > math.MaxInt32 {
+		return flagError("tokens-per-server", f.tokens, "%d servers × %d tokens = %d, more than a batch holds (%d)", n, f.tokens, total, math.MaxInt32)
+	}
+	return checkHeads(f.heads, f.kvHeads, f.headDim, int(total))
 }
 
 func runBenchPool(ctx context.Context, g *globalFlags, f *benchPoolFlags, out, progress io.Writer) error {
@@ -239,14 +273,14 @@ func runBenchPool(ctx context.Context, g *globalFlags, f *benchPoolFlags, out, p
 	if !isTerminal(progress) {
 		progress = io.Discard
 	}
-	lens, err := doclens.Load(f.dist)
+	lens, err := loadDist(f.dist)
 	if err != nil {
-		return fmt.Errorf("bench pool: --dist: %w", err)
+		return fmt.Errorf("bench pool: %w", err)
 	}
 	var prof *disagg.Profile
 	if f.profile != "" {
-		if prof, err = disagg.LoadProfile(f.profile); err != nil {
-			return fmt.Errorf("bench pool: --profile: %w", err)
+		if prof, err = loadProfile(f.profile); err != nil {
+			return fmt.Errorf("bench pool: %w", err)
 		}
 	}
 	list, err := wgpu.Adapters(wgpu.Options{Verbose: g.verbose})
@@ -268,7 +302,10 @@ func runBenchPool(ctx context.Context, g *globalFlags, f *benchPoolFlags, out, p
 		}
 	}()
 	n = len(servers)
-	a, docs := f.sampleBatch(lens, n, cpu)
+	if err := f.defaults(cpu, n); err != nil {
+		return fmt.Errorf("bench pool: %w", err)
+	}
+	a, docs := f.sampleBatch(lens, n)
 	if docs == nil {
 		return fmt.Errorf("bench pool: could not sample a batch from --dist %s", f.dist)
 	}
@@ -361,21 +398,9 @@ func runBenchPool(ctx context.Context, g *globalFlags, f *benchPoolFlags, out, p
 	return nil
 }
 
-// sampleBatch fills in the size defaults for the adapters and draws one
-// batch: causal documents of the sampled lengths, packed back to back.
-func (f *benchPoolFlags) sampleBatch(lens []int, servers int, cpu bool) (*attention.Args, []int) {
-	def := func(v *int, onCPU, onGPU int) {
-		if *v == 0 {
-			*v = onGPU
-			if cpu {
-				*v = onCPU
-			}
-		}
-	}
-	def(&f.tokens, 2048, 16384)
-	def(&f.heads, 2, 32)
-	def(&f.kvHeads, f.heads, 8)
-	def(&f.headDim, 64, 128)
+// sampleBatch draws one batch (after defaults): causal documents of the
+// sampled lengths, packed back to back.
+func (f *benchPoolFlags) sampleBatch(lens []int, servers int) (*attention.Args, []int) {
 	cfg := sim.DefaultSampleConfig(f.dist, servers, f.tokens)
 	cfg.MaxDoc = f.maxDoc
 	s, err := sim.NewSampler(lens, cfg, f.seed)

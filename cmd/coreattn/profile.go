@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"text/tabwriter"
 	"time"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/coreattn/coreattn/attention"
 	"github.com/coreattn/coreattn/disagg"
+	"github.com/coreattn/coreattn/internal/outfile"
 	"github.com/coreattn/coreattn/wgpu"
 )
 
@@ -52,7 +54,7 @@ scaled down.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.IntVar(&f.adapter, "adapter", 0, "adapter index (see `coreattn devices`)")
+	fl.IntVar(&f.adapter, "adapter", 0, "adapter index (see 'coreattn devices')")
 	fl.StringVar(&f.out, "out", "profile.json", "where to write the profile JSON")
 	fl.IntVar(&f.heads, "heads", 0, "query heads (0: 2 on CPU adapters, 32 otherwise)")
 	fl.IntVar(&f.kvHeads, "kv-heads", 0, "key/value heads (0: same as --heads on CPU adapters, 8 otherwise)")
@@ -65,13 +67,7 @@ scaled down.`,
 }
 
 func runProfile(ctx context.Context, g *globalFlags, f *profileFlags, out, stderr io.Writer) error {
-	if f.reps < 1 {
-		return fmt.Errorf("profile: --reps %d must be at least 1", f.reps)
-	}
-	if f.heads < 0 || f.kvHeads < 0 || f.headDim < 0 {
-		return fmt.Errorf("profile: --heads %d, --kv-heads %d, --head-dim %d must not be negative", f.heads, f.kvHeads, f.headDim)
-	}
-	if err := checkOutputPath("out", f.out); err != nil {
+	if err := f.check(); err != nil {
 		return fmt.Errorf("profile: %w", err)
 	}
 	progress := stderr
@@ -113,6 +109,9 @@ func runProfile(ctx context.Context, g *globalFlags, f *profileFlags, out, stder
 		return fmt.Errorf("profile: %w", err)
 	}
 	if err := validAxes(prof); err != nil {
+		return fmt.Errorf("profile: %w", err)
+	}
+	if err := fitAxes(prof, dev.MaxBufferBytes()); err != nil {
 		return fmt.Errorf("profile: %w", err)
 	}
 	if !f.forwardOnly {
@@ -159,10 +158,49 @@ func runProfile(ctx context.Context, g *globalFlags, f *profileFlags, out, stder
 			}
 		}
 	}
-	if err := prof.Save(f.out); err != nil {
+	err = outfile.WriteAll([]outfile.Output{{Path: outfile.Path{Flag: "out", Name: f.out}, Write: prof.Write}})
+	if err != nil {
 		return fmt.Errorf("profile: %w", err)
 	}
 	writeProfileTable(out, prof, f.out)
+	return nil
+}
+
+// check validates the flags before any adapter is opened.
+func (f *profileFlags) check() error {
+	switch {
+	case f.adapter < 0:
+		return flagError("adapter", f.adapter, "want an index >= 0 (see 'coreattn devices')")
+	case f.reps < 1 || f.reps > maxReps:
+		return flagError("reps", f.reps, "want 1 to %d", maxReps)
+	case f.heads < 0:
+		return flagError("heads", f.heads, "must not be negative")
+	case f.kvHeads < 0:
+		return flagError("kv-heads", f.kvHeads, "must not be negative")
+	case f.headDim < 0:
+		return flagError("head-dim", f.headDim, "must not be negative")
+	case len(f.qLens) > maxAxis:
+		return flagError("q-lens", len(f.qLens), "points; want at most %d", maxAxis)
+	case len(f.kvLens) > maxAxis:
+		return flagError("kv-lens", len(f.kvLens), "points; want at most %d", maxAxis)
+	}
+	return outfile.Check(nil, []outfile.Path{{Flag: "out", Name: f.out}})
+}
+
+// fitAxes checks that one segment of every axis length fits a buffer of
+// maxBytes (so a cell can run, and its offsets fit int32).
+func fitAxes(p *disagg.Profile, maxBytes uint64) error {
+	for _, ax := range []struct {
+		flag string
+		v    []int
+		row  int
+	}{{"q-lens", p.QLens, p.HeadsQ * p.HeadDim * 4}, {"kv-lens", p.KVLens, p.HeadsKV * p.HeadDim * 4}} {
+		for _, x := range ax.v {
+			if x > math.MaxInt32 || uint64(x)*uint64(ax.row) > maxBytes {
+				return flagError(ax.flag, x, "one segment of %d rows needs %d bytes, more than the adapter's %d per buffer", x, uint64(x)*uint64(ax.row), maxBytes)
+			}
+		}
+	}
 	return nil
 }
 

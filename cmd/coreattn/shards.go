@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -15,7 +16,6 @@ import (
 
 	"github.com/coreattn/coreattn/attention"
 	"github.com/coreattn/coreattn/disagg"
-	"github.com/coreattn/coreattn/wgpu"
 )
 
 type benchShardsFlags struct {
@@ -58,7 +58,7 @@ of 8192 tokens; on a CPU adapter 4 query heads, 2 KV heads of 64 and 1024.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.IntVar(&f.adapter, "adapter", 0, "adapter index (see `coreattn devices`)")
+	fl.IntVar(&f.adapter, "adapter", 0, "adapter index (see 'coreattn devices')")
 	fl.BoolVar(&f.json, "json", false, "print one JSON object per line")
 	fl.IntVar(&f.reps, "reps", 0, "runs per timing round (0: enough for about 0.2 s)")
 	fl.IntVar(&f.doc, "doc", 0, "document length in tokens (0: 8192, or 1024 on CPU adapters)")
@@ -87,7 +87,10 @@ func runBenchShards(ctx context.Context, g *globalFlags, f *benchShardsFlags, ou
 	if !isTerminal(progress) {
 		progress = io.Discard
 	}
-	dev, err := wgpu.Open(f.adapter, wgpu.Options{Verbose: g.verbose})
+	if err := f.check(); err != nil {
+		return fmt.Errorf("bench shards: %w", err)
+	}
+	dev, err := openAdapter(g, "bench shards", f.adapter)
 	if err != nil {
 		return err
 	}
@@ -103,6 +106,9 @@ func runBenchShards(ctx context.Context, g *globalFlags, f *benchShardsFlags, ou
 		return gpu
 	}
 	doc, hq, hkv, d := pick(f.doc, 8192, 1024), pick(f.heads, 32, 4), pick(f.kvHeads, 8, 2), pick(f.headDim, 128, 64)
+	if err := checkHeads(hq, hkv, d, doc); err != nil {
+		return fmt.Errorf("bench shards: --doc %d: %w", doc, err)
+	}
 	lens, err := shardLens(f.lens, doc)
 	if err != nil {
 		return err
@@ -173,6 +179,27 @@ func runBenchShards(ctx context.Context, g *globalFlags, f *benchShardsFlags, ou
 			name = "dense"
 		}
 		fmt.Fprintf(out, "%-6s %-6d %-70s %10.3f %9.4g %7.3f\n", name, tasks, r.Shape, r.MS, r.TFLOPS, res.Ratio)
+	}
+	return nil
+}
+
+// check validates the flags before any adapter is opened.
+func (f *benchShardsFlags) check() error {
+	switch {
+	case f.adapter < 0:
+		return flagError("adapter", f.adapter, "want an index >= 0 (see 'coreattn devices')")
+	case f.reps < 0 || f.reps > maxReps:
+		return flagError("reps", f.reps, "want 0 (enough for about 0.2 s) to %d", maxReps)
+	case f.doc < 0 || f.doc > math.MaxInt32:
+		return flagError("doc", f.doc, "want 0 (the default) to %d", math.MaxInt32)
+	case f.heads < 0:
+		return flagError("heads", f.heads, "must not be negative")
+	case f.kvHeads < 0:
+		return flagError("kv-heads", f.kvHeads, "must not be negative")
+	case f.headDim < 0:
+		return flagError("head-dim", f.headDim, "must not be negative")
+	case f.maxBytes < 0:
+		return flagError("max-bytes", f.maxBytes, "want 0 (the adapter's largest buffer) or a positive size")
 	}
 	return nil
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/coreattn/coreattn/disagg"
 	"github.com/coreattn/coreattn/disagg/doclens"
 	"github.com/coreattn/coreattn/disagg/sim"
+	"github.com/coreattn/coreattn/internal/outfile"
 )
 
 // simulateFlags are the flags of `coreattn simulate`.
@@ -253,14 +254,20 @@ func runSimulate(ctx context.Context, f *simulateFlags, changed func(string) boo
 		if !plotExts[strings.ToLower(filepath.Ext(f.plot))] {
 			return fmt.Errorf("simulate: --plot %s: unknown extension %q (want .png, .svg or .pdf)", f.plot, filepath.Ext(f.plot))
 		}
-		if err := checkOutputPath("plot", f.plot); err != nil {
-			return fmt.Errorf("simulate: %w", err)
-		}
+	}
+	var outs []outfile.Path
+	if f.plot != "" {
+		outs = append(outs, outfile.Path{Flag: "plot", Name: f.plot})
 	}
 	if f.dump != "" {
-		if err := checkOutputPath("dump-batches", f.dump); err != nil {
-			return fmt.Errorf("simulate: %w", err)
-		}
+		outs = append(outs, outfile.Path{Flag: "dump-batches", Name: f.dump})
+	}
+	var ins []outfile.Path
+	if _, err := os.Stat(f.dist); err == nil {
+		ins = append(ins, outfile.Path{Flag: "dist", Name: f.dist})
+	}
+	if err := outfile.Check(ins, outs); err != nil {
+		return fmt.Errorf("simulate: %w", err)
 	}
 	lens, err := doclens.Load(f.dist)
 	if err != nil {
@@ -286,15 +293,6 @@ func runSimulate(ctx context.Context, f *simulateFlags, changed func(string) boo
 			return fmt.Errorf("simulate: %s: a figure is not finite (check --profile and the bandwidth and throughput flags)", r.Strategy)
 		}
 	}
-	if f.dump != "" {
-		if err := writeFileAtomic(f.dump, func(w io.Writer) error {
-			enc := json.NewEncoder(w)
-			enc.SetIndent("", " ")
-			return enc.Encode(dumpFile{Dist: f.dist, Recipe: cfg.Recipe, Context: f.context, Servers: cfg.Cluster.Servers(), Steps: dump})
-		}); err != nil {
-			return fmt.Errorf("simulate: --dump-batches: %w", err)
-		}
-	}
 	label := fmt.Sprintf("%s, %s, context %d, %d GPUs (TP %d, PP %d), batch %d", f.dist, cfg.Arch.Name, f.context, cfg.Cluster.GPUs, cfg.Cluster.TP, cfg.Cluster.PP, cfg.Batch)
 	if cfg.Stress != nil {
 		label = fmt.Sprintf("STRESS TEST outside the paper's regime: %s, %d servers × %d tokens, documents not cut, %s", f.dist, cfg.Stress.Servers, cfg.Stress.TokensPerServer, cfg.Arch.Name)
@@ -309,10 +307,21 @@ func runSimulate(ctx context.Context, f *simulateFlags, changed func(string) boo
 	} else if err := writeTable(stdout, label, res); err != nil {
 		return fmt.Errorf("simulate: %w", err)
 	}
+	var files []outfile.Output
+	if f.dump != "" {
+		files = append(files, outfile.Output{Path: outfile.Path{Flag: "dump-batches", Name: f.dump}, Write: func(w io.Writer) error {
+			enc := json.NewEncoder(w)
+			enc.SetIndent("", " ")
+			return enc.Encode(dumpFile{Dist: f.dist, Recipe: cfg.Recipe, Context: f.context, Servers: cfg.Cluster.Servers(), Steps: dump})
+		}})
+	}
 	if f.plot != "" {
-		if err := writeFileAtomic(f.plot, func(w io.Writer) error { return plotResults(w, filepath.Ext(f.plot), label, res) }); err != nil {
-			return fmt.Errorf("simulate: --plot: %w", err)
-		}
+		files = append(files, outfile.Output{Path: outfile.Path{Flag: "plot", Name: f.plot}, Write: func(w io.Writer) error {
+			return plotResults(w, filepath.Ext(f.plot), label, res)
+		}})
+	}
+	if err := outfile.WriteAll(files); err != nil {
+		return fmt.Errorf("simulate: %w", err)
 	}
 	return nil
 }
@@ -365,29 +374,6 @@ func perRank(batches [][]int, n int) [][]int {
 		}
 	}
 	return out
-}
-
-// writeFileAtomic writes through a temporary file in the target's directory
-// and renames it into place only when write succeeded: a failure leaves no
-// file and never touches an existing one.
-func writeFileAtomic(path string, write func(io.Writer) error) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err = write(tmp); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // jsonRow is one line of --json.

@@ -19,6 +19,8 @@ type Server struct {
 	name string
 	op   *gpu.Op
 	dev  *deviceRef // nil when the server does not own its device
+	// limit overrides the device's buffer limit when positive (tests).
+	limit uint64
 
 	mu     sync.Mutex
 	closed bool
@@ -82,7 +84,7 @@ func (s *Server) Info() server.Info {
 		Name:           s.name,
 		Adapter:        ai.String(),
 		CPU:            ai.IsCPU(),
-		MaxTensorBytes: dev.MaxBufferBytes(),
+		MaxTensorBytes: s.maxBytes(),
 		FLOPS:          nominalFLOPS(ai),
 	}
 }
@@ -131,7 +133,7 @@ func (s *Server) Forward(ctx context.Context, req *server.ForwardRequest) (*serv
 	if err := s.usable(); err != nil {
 		return nil, err
 	}
-	o, lse, st, err := s.op.ForwardTimed(ctx, req.Args, req.Q, req.K, req.V)
+	o, lse, st, err := s.forward(ctx, req.Args, req.Q, req.K, req.V)
 	if err != nil {
 		return nil, s.wrap(err)
 	}
@@ -143,16 +145,37 @@ func (s *Server) Backward(ctx context.Context, req *server.BackwardRequest) (*se
 	if err := s.usable(); err != nil {
 		return nil, err
 	}
-	dq, dk, dv, st, err := s.op.BackwardTimed(ctx, req.Args, req.Q, req.K, req.V, req.O, req.LSE, req.DO)
+	dq, dk, dv, st, err := s.backward(ctx, req.Args, req.Q, req.K, req.V, req.O, req.LSE, req.DO)
 	if err != nil {
 		return nil, s.wrap(err)
 	}
 	return &server.BackwardReply{DQ: dq, DK: dk, DV: dv, Stats: st}, nil
 }
 
+// Ping implements server.Pinger: it fails with server.ErrUnusable when the
+// server is closed or its device is closed or lost (a pool probes a server
+// it took down this way before giving it work again).
+func (s *Server) Ping(ctx context.Context) error {
+	if err := s.usable(); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b, err := s.op.Device().NewBuffer("ping", 16)
+	if err != nil {
+		return s.wrap(err)
+	}
+	b.Release()
+	return nil
+}
+
 // wrap names the server in err, and marks it unusable when the device is
 // lost or closed, or the server itself was closed during the call.
 func (s *Server) wrap(err error) error {
+	if errors.Is(err, server.ErrUnusable) {
+		return err // already named
+	}
 	if errors.Is(err, wgpu.ErrDeviceLost) || errors.Is(err, wgpu.ErrClosed) || s.usable() != nil {
 		return fmt.Errorf("%w: %s: %w", server.ErrUnusable, s.name, err)
 	}

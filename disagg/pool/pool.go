@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -16,9 +17,38 @@ import (
 // because every server of the pool has failed.
 var ErrNoHealthyServer = errors.New("pool: no healthy attention server left")
 
+// ErrServerPanic is wrapped by the error of a server call that panicked.
+// The pool recovers the panic, marks the server down and runs its tasks
+// elsewhere.
+var ErrServerPanic = errors.New("attention server panicked")
+
+// ErrServerTimeout is wrapped by the error of a server call that overran its
+// per-call deadline (see Options.CallTimeoutFloor) or returned a context
+// error of its own while the caller's context was still live. The pool
+// stops waiting for it (a call that ignores its context is abandoned on its
+// goroutine), marks the server down and runs its tasks elsewhere.
+var ErrServerTimeout = errors.New("attention server overran its deadline")
+
 // isBadServer reports whether err says that the server, not the request,
 // failed: the errors a pool retries on another server.
-func isBadServer(err error) bool { return errors.Is(err, server.ErrUnusable) }
+func isBadServer(err error) bool {
+	return errors.Is(err, server.ErrUnusable) || errors.Is(err, ErrServerPanic) || errors.Is(err, ErrServerTimeout)
+}
+
+// Defaults of the Options that bound and revive servers.
+const (
+	// DefaultCallTimeoutFloor is the least time a server call is given.
+	DefaultCallTimeoutFloor = 30 * time.Second
+	// DefaultCallTimeoutFactor multiplies a call's predicted time.
+	DefaultCallTimeoutFactor = 20
+	// DefaultProbeBackoff is the wait before a failed server is first
+	// probed; it doubles after each failed probe, up to MaxProbeBackoff.
+	DefaultProbeBackoff = time.Second
+	// MaxProbeBackoff caps the wait between probes of a failed server.
+	MaxProbeBackoff = 5 * time.Minute
+	// DefaultProbeTimeout bounds one probe.
+	DefaultProbeTimeout = 5 * time.Second
+)
 
 // Options configure a Pool. The zero value disaggregates with the
 // tightest balance the block size allows and the FLOP cost model.
@@ -44,6 +74,65 @@ type Options struct {
 	// time, so that each one's time is measured alone (a benchmark of logical
 	// servers sharing one adapter wants this).
 	Sequential bool
+
+	// A server call (one fused batch) runs under a deadline of
+	// max(CallTimeoutFloor, CallTimeoutFactor × its predicted time under
+	// the cost model), within the caller's context. A call that overruns
+	// it fails with ErrServerTimeout: the pool stops waiting at once, even
+	// for a server that ignores its context, marks the server down and
+	// re-plans its tasks. 0 selects DefaultCallTimeoutFloor and
+	// DefaultCallTimeoutFactor; the prior of an unprofiled server can be
+	// far off, hence the generous defaults.
+	CallTimeoutFloor  time.Duration
+	CallTimeoutFactor float64
+
+	// A server marked down is probed (server.Pinger's Ping, or else a
+	// one-row forward call, under ProbeTimeout) at the start of the first
+	// pool call ProbeBackoff after its failure; a probe that succeeds
+	// brings it back, one that fails doubles the wait, up to
+	// MaxProbeBackoff. 0 selects DefaultProbeBackoff and
+	// DefaultProbeTimeout; a negative ProbeBackoff never probes.
+	ProbeBackoff time.Duration
+	ProbeTimeout time.Duration
+}
+
+// callTimeout is the deadline of a server call predicted to take pred
+// seconds.
+func (o *Options) callTimeout(pred float64) time.Duration {
+	floor, factor := o.CallTimeoutFloor, o.CallTimeoutFactor
+	if floor == 0 {
+		floor = DefaultCallTimeoutFloor
+	}
+	if factor == 0 {
+		factor = DefaultCallTimeoutFactor
+	}
+	d := factor * pred
+	if !(d > floor.Seconds()) { // also a NaN prediction
+		return floor
+	}
+	if d > (24 * time.Hour).Seconds() {
+		return 24 * time.Hour
+	}
+	return time.Duration(d * float64(time.Second))
+}
+
+// probeBackoff is the first wait before probing a failed server; ok is
+// false when probing is off.
+func (o *Options) probeBackoff() (d time.Duration, ok bool) {
+	switch {
+	case o.ProbeBackoff < 0:
+		return 0, false
+	case o.ProbeBackoff == 0:
+		return DefaultProbeBackoff, true
+	}
+	return o.ProbeBackoff, true
+}
+
+func (o *Options) probeTimeout() time.Duration {
+	if o.ProbeTimeout <= 0 {
+		return DefaultProbeTimeout
+	}
+	return o.ProbeTimeout
 }
 
 func (o *Options) check(n int) error {
@@ -55,6 +144,15 @@ func (o *Options) check(n int) error {
 	}
 	if o.MaxBatchRows < 0 {
 		return fmt.Errorf("disagg: pool: max batch rows %d must not be negative", o.MaxBatchRows)
+	}
+	if o.CallTimeoutFloor < 0 {
+		return fmt.Errorf("disagg: pool: call timeout floor %v must not be negative", o.CallTimeoutFloor)
+	}
+	if !(o.CallTimeoutFactor >= 0) || math.IsInf(o.CallTimeoutFactor, 0) {
+		return fmt.Errorf("disagg: pool: call timeout factor %g must be a non-negative number", o.CallTimeoutFactor)
+	}
+	if o.ProbeTimeout < 0 {
+		return fmt.Errorf("disagg: pool: probe timeout %v must not be negative", o.ProbeTimeout)
 	}
 	if len(o.Profiles) > 1 && len(o.Profiles) != n {
 		return fmt.Errorf("disagg: pool: %d profiles for %d servers (want 0, 1 or %d)", len(o.Profiles), n, n)
@@ -73,15 +171,24 @@ func (o *Options) check(n int) error {
 // Pool runs core attention of whole global batches on a set of attention
 // servers: it cuts the batch into CA-tasks, balances them over the servers
 // with the scheduler, runs every server's share as fused varlen batches, all
-// servers at once, and returns the outputs in the caller's layout. When a
-// server fails it is marked unhealthy, its tasks are re-planned onto the
-// others and the call still returns the exact result.
+// servers at once, and returns the outputs in the caller's layout.
+//
+// When a server fails (it reports server.ErrUnusable, panics, or overruns
+// its per-call deadline) it is marked down, its tasks are re-planned onto
+// the others and the call still returns the exact result; the server is
+// probed later and may come back, as database/sql reopens connections. A
+// server that cannot take any task of a call (its tensor limit is below
+// one row, or below the call's longest key prefix, or its throughput prior
+// is not a positive finite number) is left out of that call's plan, with
+// the reason in the Report.
 //
 // A Pool is safe for concurrent use.
 type Pool struct {
 	servers []server.Server
 	infos   []server.Info
 	opts    Options
+	// unfit holds, per server, why it can take no call at all (nil: it can).
+	unfit []error
 
 	mu     sync.Mutex
 	health []ServerHealth
@@ -95,6 +202,10 @@ type ServerHealth struct {
 	// when it happened; both are zero while the server is healthy.
 	Err   error
 	Since time.Time
+	// NextProbe is when the server is next probed (zero while healthy or
+	// when probing is off); Probes counts the failed probes since Since.
+	NextProbe time.Time
+	Probes    int
 }
 
 // New returns a pool over servers. The pool owns them: Close closes
@@ -106,18 +217,44 @@ func New(servers []server.Server, opts Options) (*Pool, error) {
 	if err := opts.check(len(servers)); err != nil {
 		return nil, err
 	}
-	p := &Pool{servers: servers, opts: opts, infos: make([]server.Info, len(servers)), health: make([]ServerHealth, len(servers))}
+	p := &Pool{servers: servers, opts: opts, infos: make([]server.Info, len(servers)),
+		unfit: make([]error, len(servers)), health: make([]ServerHealth, len(servers))}
 	for i, s := range servers {
 		if s == nil {
 			return nil, fmt.Errorf("disagg: pool: server %d is nil", i)
 		}
-		p.infos[i] = s.Info()
-		if p.infos[i].Name == "" {
-			p.infos[i].Name = fmt.Sprintf("server %d", i)
+		info, err := safeInfo(s)
+		if err != nil {
+			return nil, fmt.Errorf("disagg: pool: server %d: %w", i, err)
 		}
-		p.health[i] = ServerHealth{Name: p.infos[i].Name, Healthy: true}
+		if info.Name == "" {
+			info.Name = fmt.Sprintf("server %d", i)
+		}
+		p.infos[i] = info
+		p.unfit[i] = unfitPrior(info)
+		p.health[i] = ServerHealth{Name: info.Name, Healthy: true}
 	}
 	return p, nil
+}
+
+// safeInfo returns s.Info(), turning a panic into an error.
+func safeInfo(s server.Server) (info server.Info, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: Info: %v", ErrServerPanic, r)
+		}
+	}()
+	return s.Info(), nil
+}
+
+// unfitPrior says why a server's throughput prior rules it out of every
+// plan (NaN, infinite or negative FLOPS), or returns nil; 0 selects
+// server.DefaultFLOPS as the contract says.
+func unfitPrior(info server.Info) error {
+	if f := info.FLOPS; math.IsNaN(f) || math.IsInf(f, 0) || f < 0 {
+		return fmt.Errorf("throughput prior %g FLOP/s is not a positive finite number", f)
+	}
+	return nil
 }
 
 // Servers describes the pool's servers, in order.
@@ -152,13 +289,19 @@ func (p *Pool) live() []int {
 	return out
 }
 
-// markDown records server i's failure.
+// markDown records server i's failure and when to probe it.
 func (p *Pool) markDown(i int, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.health[i].Healthy {
-		p.health[i] = ServerHealth{Name: p.infos[i].Name, Err: err, Since: time.Now()}
+	if !p.health[i].Healthy {
+		return
 	}
+	now := time.Now()
+	h := ServerHealth{Name: p.infos[i].Name, Err: err, Since: now}
+	if d, ok := p.opts.probeBackoff(); ok {
+		h.NextProbe = now.Add(d)
+	}
+	p.health[i] = h
 }
 
 // costs returns the cost models of the servers live for calls of model m.
@@ -207,6 +350,12 @@ type Report struct {
 	Servers []ServerRun
 	// Failures lists the servers that failed during the call, in order.
 	Failures []Failure
+	// Excluded lists the healthy servers left out of the call's plan
+	// because they cannot take any of its tasks, with the reason.
+	Excluded []Exclusion
+	// Revived lists the servers that came back after a probe at the
+	// start of the call.
+	Revived []string
 	// Wall is the call's wall time.
 	Wall time.Duration
 }
@@ -225,6 +374,13 @@ type ServerRun struct {
 	Predicted float64
 	// Stats sums the server's call times.
 	Stats attention.Stats
+}
+
+// Exclusion is a server left out of a call's plan.
+type Exclusion struct {
+	Server int
+	Name   string
+	Reason error
 }
 
 // Failure is a server that failed during a call.

@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -45,9 +46,28 @@ func (c *call) run(ctx context.Context) (rep *Report, err error) {
 	for i := range rep.Servers {
 		rep.Servers[i].Name = p.infos[i].Name
 	}
-	live := p.live()
+	rep.Revived = p.revive(ctx)
+	var live []int
+	all := p.live()
+	for r, why := range p.exclusions(all, c.t.a) {
+		if why == nil {
+			live = append(live, all[r])
+			continue
+		}
+		rep.Excluded = append(rep.Excluded, Exclusion{Server: all[r], Name: p.infos[all[r]].Name, Reason: why})
+	}
 	if len(live) == 0 {
-		return rep, fmt.Errorf("disagg: pool %s: %w: all %d servers failed earlier (see Pool.Health)", c.pass, ErrNoHealthyServer, len(p.servers))
+		if len(all) == 0 {
+			return rep, fmt.Errorf("disagg: pool %s: %w: all %d servers failed earlier (see Pool.Health)", c.pass, ErrNoHealthyServer, len(p.servers))
+		}
+		if c.t.a.TotalQ() > 0 {
+			var why []string
+			for _, e := range rep.Excluded {
+				why = append(why, e.Name+": "+e.Reason.Error())
+			}
+			return rep, fmt.Errorf("disagg: pool %s: %w: no server can take this call (%s)", c.pass, ErrNoHealthyServer, strings.Join(why, "; "))
+		}
+		live = all // nothing to compute
 	}
 	costs, err := p.costs(live, callArch(c.t.a))
 	if err != nil {
@@ -80,7 +100,7 @@ func (c *call) run(ctx context.Context) (rep *Report, err error) {
 		}
 		results, err := c.round(ctx, cp, todo)
 		if err != nil {
-			return rep, err
+			return rep, fmt.Errorf("disagg: pool %s: %w", c.pass, err)
 		}
 		var failed []Failure
 		for r, res := range results {
@@ -182,14 +202,23 @@ func (c *call) serve(ctx context.Context, cp *callPlan, r int, ts []disagg.Task)
 			res.tasks = append(res.tasks, t)
 		}
 	}
+	fail := func(err error) rankResult {
+		res.err = &ServerError{Server: i, Name: info.Name, Err: err}
+		return res
+	}
 	bs, err := batches(c.t.a, ws, batchLimits(c.t.a, info.MaxTensorBytes, c.pool.opts.MaxBatchRows), info.Name)
 	if err != nil {
-		res.err = err
-		return res
+		return fail(err)
 	}
 	ch := make(chan prepared, 1)
 	stop := make(chan struct{})
-	defer close(stop)
+	defer func() {
+		// Let the gatherer finish before returning: it reads the caller's
+		// tensors, which are the caller's again once the call returns.
+		close(stop)
+		for range ch {
+		}
+	}()
 	go func() {
 		defer close(ch)
 		for k := range bs {
@@ -203,13 +232,12 @@ func (c *call) serve(ctx context.Context, cp *callPlan, r int, ts []disagg.Task)
 	pending := make(map[int][]kvPart) // backward: parts of unfinished work items
 	for pr := range ch {
 		if err := ctx.Err(); err != nil {
-			res.err = err
-			return res
+			return fail(err)
 		}
-		stats, err := c.exec(ctx, srv, info.Name, pr, pending)
+		d := c.pool.opts.callTimeout(c.predict(cp.costs[r], pr.b))
+		stats, err := c.exec(ctx, srv, d, pr, pending)
 		if err != nil {
-			res.err = err
-			return res
+			return fail(err)
 		}
 		res.batches++
 		res.qRows += pr.b.rowsQ
@@ -240,31 +268,50 @@ func (c *call) prepare(b *batch) prepared {
 	return pr
 }
 
-// exec runs one prepared batch on srv and scatters its outputs. In the
-// backward, dK and dV are added into the call's sums only once every piece
-// of a work item is back, so a server failing half way through an item adds
-// nothing for it.
-func (c *call) exec(ctx context.Context, srv server.Server, name string, pr prepared, pending map[int][]kvPart) (attention.Stats, error) {
+// predict returns the predicted seconds of batch b under cost model cm,
+// for its per-call deadline. The model's tasks are bottom-right causal; a
+// non-causal piece with more queries than keys is scaled up by rows.
+func (c *call) predict(cm disagg.CostModel, b *batch) float64 {
+	var s float64
+	for _, p := range b.pieces {
+		q, k := p.q1-p.q0, p.k1
+		if q <= 0 || k <= 0 {
+			continue
+		}
+		t := cm.TaskTime(min(q, k), k, c.pass)
+		if q > k {
+			t *= float64(q) / float64(k)
+		}
+		s += t
+	}
+	return s
+}
+
+// exec runs one prepared batch on srv, under the per-call deadline d (see
+// callServer), and scatters its outputs. In the backward, dK and dV are
+// added into the call's sums only once every piece of a work item is back,
+// so a server failing half way through an item adds nothing for it.
+func (c *call) exec(ctx context.Context, srv server.Server, d time.Duration, pr prepared, pending map[int][]kvPart) (attention.Stats, error) {
 	t, b := c.t, pr.b
 	nq, nk := b.rowsQ*t.rowQ(), b.rowsK*t.rowK()
 	if c.pass == disagg.PassForward {
-		rep, err := srv.Forward(ctx, pr.fwd)
+		rep, err := callServer(ctx, d, func(ctx context.Context) (*server.ForwardReply, error) { return srv.Forward(ctx, pr.fwd) })
 		if err != nil {
 			return attention.Stats{}, err
 		}
 		if rep == nil || len(rep.O) != nq || len(rep.LSE) != b.rowsQ*t.a.NumHeadsQ {
-			return attention.Stats{}, fmt.Errorf("%w: %s: malformed forward reply", server.ErrUnusable, name)
+			return attention.Stats{}, fmt.Errorf("%w: malformed forward reply", server.ErrUnusable)
 		}
 		t.scatterRows(b, rep.O, c.o)
 		t.scatterLSE(b, rep.LSE, c.lse)
 		return rep.Stats, nil
 	}
-	rep, err := srv.Backward(ctx, pr.bwd)
+	rep, err := callServer(ctx, d, func(ctx context.Context) (*server.BackwardReply, error) { return srv.Backward(ctx, pr.bwd) })
 	if err != nil {
 		return attention.Stats{}, err
 	}
 	if rep == nil || len(rep.DQ) != nq || len(rep.DK) != nk || len(rep.DV) != nk {
-		return attention.Stats{}, fmt.Errorf("%w: %s: malformed backward reply", server.ErrUnusable, name)
+		return attention.Stats{}, fmt.Errorf("%w: malformed backward reply", server.ErrUnusable)
 	}
 	t.scatterRows(b, rep.DQ, c.dq)
 	parts := t.kvParts(b, rep.DK, rep.DV)

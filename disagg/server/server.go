@@ -23,10 +23,12 @@ var ErrUnusable = errors.New("attention server unusable")
 // Server is one attention server: something that runs a fused varlen batch of
 // core attention, forward or backward, on host-resident tensors.
 //
-// Implementations must be safe for concurrent use. A call that fails because
-// the server is unusable must return an error wrapping [ErrUnusable]; any
-// other error is taken to be the request's fault and is not retried on
-// another server.
+// Implementations must be safe for concurrent use, and should return soon
+// after their context ends. A call that fails because the server is
+// unusable (including a request it can never take within its limits) must
+// return an error wrapping [ErrUnusable]; any other error is taken to be
+// the request's fault and is not retried on another server. A pool also
+// takes a server down that panics or overruns its per-call deadline.
 type Server interface {
 	// Info describes the server. It must not block.
 	Info() Info
@@ -36,6 +38,15 @@ type Server interface {
 	Backward(ctx context.Context, req *BackwardRequest) (*BackwardReply, error)
 	// Close releases the server. Calls after Close fail with ErrUnusable.
 	Close() error
+}
+
+// Pinger is implemented by servers that can check, cheaply, that they can
+// take work, the way database/sql/driver.Pinger does for connections. A
+// pool probes a server it marked down with Ping (or, for a server without
+// it, with a one-row forward call) before it plans work on it again. Ping
+// returns an error wrapping ErrUnusable while the server cannot work.
+type Pinger interface {
+	Ping(ctx context.Context) error
 }
 
 // Info describes an attention server to the pool.

@@ -1,18 +1,23 @@
 // Package npy reads and writes the NumPy .npy tensors that the coreattn
 // command line exchanges: float32 tensors and int32 offset vectors.
 //
-// Reading goes through codeberg.org/sbinet/npyio after the file's preamble,
-// shape and size have been checked, so a corrupt or truncated file is an
-// error rather than a panic or a huge allocation. Writing emits the
-// documented version 1.0 header itself and the data with encoding/binary:
-// npyio can only write the shape of a Go value (not a flat slice with an
-// N-d shape) and converts element by element through reflection, which
-// takes seconds for an attention-sized tensor.
+// The reader accepts every header NumPy's own reader accepts (format
+// versions 1.0, 2.0 and 3.0, keys in any order, any spacing, either quote,
+// trailing commas, Python 2's 12L dimensions, the dtype spellings
+// numpy.dtype takes) for the floating-point and integer types, and refuses
+// what NumPy refuses. It checks the header, the shape and the size against
+// [Limits] before it allocates anything, so a corrupt, hostile or endless
+// file is an error, never a panic or a huge allocation. Errors wrap the
+// sentinels below; match them with errors.Is.
+//
+// The writer emits the documented version 1.0 header and the data with
+// encoding/binary, through a temporary file renamed into place (package
+// internal/outfile), so a failed write leaves no partial file and replaces
+// nothing.
 package npy
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -20,82 +25,73 @@ import (
 	"io/fs"
 	"math"
 	"os"
-	"path/filepath"
-	"reflect"
-	"strconv"
-	"strings"
 
-	"codeberg.org/sbinet/npyio/npy"
+	"github.com/x448/float16"
 )
+
+// Errors of the reader, wrapped with the file and the detail.
+var (
+	// ErrNotNPY: the file does not start with NumPy's magic string.
+	ErrNotNPY = errors.New("not a NumPy .npy file (no \\x93NUMPY magic)")
+	// ErrVersion: a format version other than 1.0, 2.0 or 3.0.
+	ErrVersion = errors.New("unsupported .npy format version")
+	// ErrHeader: the header is truncated or not a dictionary NumPy reads.
+	ErrHeader = errors.New("bad .npy header")
+	// ErrDType: a dtype the reader does not know, or not the one asked for.
+	ErrDType = errors.New("unsupported dtype")
+	// ErrShape: a negative or overflowing shape, or a Fortran-order array
+	// of more than one dimension.
+	ErrShape = errors.New("bad shape")
+	// ErrTooLarge: the array exceeds the reader's Limits.
+	ErrTooLarge = errors.New("array too large")
+	// ErrSize: the data is shorter or longer than the header says.
+	ErrSize = errors.New("data size does not match the header")
+	// ErrRange: a value does not fit the type it is converted to.
+	ErrRange = errors.New("value out of range")
+)
+
+// Limits bound what a read accepts, checked before anything is allocated.
+type Limits struct {
+	// MaxElements bounds the element count of the array.
+	MaxElements int64
+	// MaxBytes bounds the size of its data in the file.
+	MaxBytes int64
+}
+
+// DefaultLimits are what ReadFloat32 and ReadInt32 accept: as many elements
+// as one attention tensor may hold (attention.MaxElements, int32 indices
+// on the device), up to 16 GiB of data (that many float64 elements).
+var DefaultLimits = Limits{MaxElements: math.MaxInt32, MaxBytes: 16 << 30}
+
+// maxHeaderBytes bounds the header dictionary (NumPy's np.load refuses
+// headers over 10000 bytes by default; a longer one is still read, up to
+// this).
+const maxHeaderBytes = 1 << 20
 
 // magic opens every .npy file.
 const magic = "\x93NUMPY"
 
-// maxElements bounds the element count a file may declare.
-const maxElements = math.MaxInt
-
-// ReadFloat32 reads a float32 tensor in C order, returning its data and
-// shape. float64 files are converted; a finite value out of float32 range
-// is an error.
-func ReadFloat32(path string) (data []float32, shape []int, err error) {
-	err = read(path, "float32 or float64", func(t reflect.Type) bool {
-		return t == reflect.TypeFor[float32]() || t == reflect.TypeFor[float64]()
-	}, func(r *npy.Reader, t reflect.Type, n int) error {
-		if t == reflect.TypeFor[float32]() {
-			data = make([]float32, n)
-			return r.Read(&data)
-		}
-		wide := make([]float64, n)
-		if err := r.Read(&wide); err != nil {
-			return err
-		}
-		data = make([]float32, n)
-		for i, x := range wide {
-			data[i] = float32(x)
-			if math.IsInf(float64(data[i]), 0) && !math.IsInf(x, 0) {
-				return fmt.Errorf("element %d = %g overflows float32", i, x)
-			}
-		}
-		return nil
-	}, &shape)
-	if err != nil {
-		return nil, nil, err
-	}
-	return data, shape, nil
+// ReadFloat32 reads a floating-point tensor in C order with DefaultLimits,
+// returning its data and shape. float16 and float64 files are converted; a
+// finite float64 out of float32 range is an ErrRange error.
+func ReadFloat32(path string) ([]float32, []int, error) {
+	return DefaultLimits.ReadFloat32(path)
 }
 
-// ReadInt32 reads an integer tensor in C order, returning its data and
-// shape. Other integer types are converted; a value out of int32 range is
-// an error.
-func ReadInt32(path string) (data []int32, shape []int, err error) {
-	err = read(path, "an integer type", func(t reflect.Type) bool {
-		switch t.Kind() {
-		case reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-			reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-			return t.PkgPath() == ""
+// ReadInt32 reads an integer tensor in C order with DefaultLimits,
+// returning its data and shape. Other integer types are converted; a value
+// out of int32 range is an ErrRange error.
+func ReadInt32(path string) ([]int32, []int, error) {
+	return DefaultLimits.ReadInt32(path)
+}
+
+// ReadFloat32 is the package's ReadFloat32 within l.
+func (l Limits) ReadFloat32(path string) (data []float32, shape []int, err error) {
+	err = l.readFile(path, func(r io.Reader, h header, dt dtype, n int) error {
+		if dt.kind != 'f' {
+			return fmt.Errorf("%w: dtype %q (%s) is not float32 or float64", ErrDType, h.descr, dt.name)
 		}
-		return false
-	}, func(r *npy.Reader, t reflect.Type, n int) error {
-		var err error
-		switch t.Kind() {
-		case reflect.Int8:
-			data, err = readInts[int8](r, n)
-		case reflect.Int16:
-			data, err = readInts[int16](r, n)
-		case reflect.Int32:
-			data = make([]int32, n)
-			err = r.Read(&data)
-		case reflect.Int64:
-			data, err = readInts[int64](r, n)
-		case reflect.Uint8:
-			data, err = readInts[uint8](r, n)
-		case reflect.Uint16:
-			data, err = readInts[uint16](r, n)
-		case reflect.Uint32:
-			data, err = readInts[uint32](r, n)
-		case reflect.Uint64:
-			data, err = readInts[uint64](r, n)
-		}
+		data, err = decodeFloats(r, dt, n)
 		return err
 	}, &shape)
 	if err != nil {
@@ -104,119 +100,223 @@ func ReadInt32(path string) (data []int32, shape []int, err error) {
 	return data, shape, nil
 }
 
-// readInts reads n integers of type T and converts them to int32.
-func readInts[T int8 | int16 | int64 | uint8 | uint16 | uint32 | uint64](r *npy.Reader, n int) ([]int32, error) {
-	wide := make([]T, n)
-	if err := r.Read(&wide); err != nil {
-		return nil, err
-	}
-	out := make([]int32, n)
-	for i, x := range wide {
-		y := int32(x)
-		if T(y) != x || (y < 0) != (x < 0) {
-			return nil, fmt.Errorf("element %d = %d overflows int32", i, x)
+// ReadInt32 is the package's ReadInt32 within l.
+func (l Limits) ReadInt32(path string) (data []int32, shape []int, err error) {
+	err = l.readFile(path, func(r io.Reader, h header, dt dtype, n int) error {
+		if dt.kind != 'i' && dt.kind != 'u' {
+			return fmt.Errorf("%w: dtype %q (%s) is not an integer type", ErrDType, h.descr, dt.name)
 		}
-		out[i] = y
+		data, err = decodeInts(r, dt, n)
+		return err
+	}, &shape)
+	if err != nil {
+		return nil, nil, err
 	}
-	return out, nil
+	return data, shape, nil
 }
 
-// read opens path, checks its preamble, header, dtype (with accept, wanted
-// naming the accepted types) and size, and calls decode to read the n
-// elements. It turns any panic of the library into an error.
-func read(path, wanted string, accept func(reflect.Type) bool, decode func(r *npy.Reader, t reflect.Type, n int) error, shape *[]int) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("npy: %s: corrupt file: %v", path, p)
-		}
-	}()
-	fail := func(format string, args ...any) error {
-		return fmt.Errorf("npy: %s: "+format, append([]any{path}, args...)...)
-	}
+// decodeFunc reads the n elements of an array of type dt from r.
+type decodeFunc func(r io.Reader, h header, dt dtype, n int) error
+
+// readFile opens path and reads it with read, naming the file in errors.
+func (l Limits) readFile(path string, decode decodeFunc, shape *[]int) error {
 	f, err := os.Open(path)
 	if err != nil {
-		return fail("%w", pathErr(err))
+		return fmt.Errorf("npy: %s: %w", path, pathErr(err))
 	}
 	defer f.Close()
 	info, err := f.Stat()
 	if err != nil {
-		return fail("%w", pathErr(err))
+		return fmt.Errorf("npy: %s: %w", path, pathErr(err))
 	}
 	if info.IsDir() {
-		return fail("is a directory")
+		return fmt.Errorf("npy: %s: is a directory", path)
 	}
-	size := info.Size()
-
-	var pre [12]byte
-	if _, err := io.ReadFull(f, pre[:min(int64(len(pre)), size)]); err != nil {
-		return fail("%w", err)
+	size := int64(-1) // unknown for a pipe or a device: read to the end
+	if info.Mode().IsRegular() {
+		size = info.Size()
 	}
-	if size < 10 || string(pre[:len(magic)]) != magic {
-		return fail("not a NumPy .npy file (no \\x93NUMPY magic)")
+	if err := l.read(bufio.NewReaderSize(f, 1<<20), size, decode, shape); err != nil {
+		return fmt.Errorf("npy: %s: %w", path, err)
 	}
-	var dataOff int64
-	switch major, minor := pre[6], pre[7]; major {
-	case 1:
-		dataOff = 10 + int64(binary.LittleEndian.Uint16(pre[8:]))
-	case 2, 3:
-		if size < 12 {
-			return fail("truncated header")
-		}
-		dataOff = 12 + int64(binary.LittleEndian.Uint32(pre[8:]))
-	default:
-		return fail("unsupported .npy format version %d.%d", major, minor)
-	}
-	if dataOff > size {
-		return fail("truncated header: it needs %d bytes, the file has %d", dataOff, size)
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return fail("%w", err)
-	}
-	r, err := npy.NewReader(bufio.NewReaderSize(f, 1<<20))
-	if err != nil {
-		return fail("bad header: %v", err)
-	}
-	hdr := r.Header.Descr
-	dtype, err := typeFrom(hdr.Type)
-	if err != nil {
-		return fail("unsupported dtype %s (want %s): %v", hdr.Type, wanted, err)
-	}
-	if !accept(dtype) {
-		return fail("dtype %s (%v) is not %s", hdr.Type, dtype, wanted)
-	}
-	n := int64(1)
-	for i, d := range hdr.Shape {
-		if d < 0 {
-			return fail("bad shape %v: dimension %d is negative", hdr.Shape, i)
-		}
-		if d != 0 && n > maxElements/int64(d) {
-			return fail("bad shape %v: too many elements", hdr.Shape)
-		}
-		n *= int64(d)
-	}
-	if hdr.Fortran && len(hdr.Shape) > 1 {
-		return fail("Fortran-order array of shape %v; only C order is supported (save np.ascontiguousarray(x))", hdr.Shape)
-	}
-	esize := int64(dtype.Size())
-	if body := size - dataOff; body%esize != 0 || body/esize != n {
-		return fail("data is %d bytes, want %d elements of %d bytes for shape %v (truncated or corrupt file)", body, n, esize, hdr.Shape)
-	}
-	if err := decode(r, dtype, int(n)); err != nil {
-		return fail("%w", err)
-	}
-	*shape = append([]int{}, hdr.Shape...)
 	return nil
 }
 
-// typeFrom returns the Go type of a header's dtype, turning the library's
-// panic on an unknown dtype into an error.
-func typeFrom(dtype string) (t reflect.Type, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("%v", p)
+// read reads one .npy array from r, whose total size is size bytes (-1:
+// unknown), checking the preamble, header, shape and size within l before
+// decode allocates, and that nothing follows the data.
+func (l Limits) read(r io.Reader, size int64, decode decodeFunc, shape *[]int) error {
+	var pre [8]byte
+	if _, err := io.ReadFull(r, pre[:]); err != nil || string(pre[:6]) != magic {
+		return ErrNotNPY
+	}
+	var hlen, preamble int64 // preamble: magic, version and header length
+	switch major, minor := pre[6], pre[7]; {
+	case major == 1 && minor == 0:
+		preamble = 10
+		var b [2]byte
+		if _, err := io.ReadFull(r, b[:]); err != nil {
+			return fmt.Errorf("%w: truncated header", ErrHeader)
 		}
-	}()
-	return npy.TypeFrom(dtype), nil
+		hlen = int64(binary.LittleEndian.Uint16(b[:]))
+	case (major == 2 || major == 3) && minor == 0: // 3.0 only differs in its utf8 header
+		preamble = 12
+		var b [4]byte
+		if _, err := io.ReadFull(r, b[:]); err != nil {
+			return fmt.Errorf("%w: truncated header", ErrHeader)
+		}
+		hlen = int64(binary.LittleEndian.Uint32(b[:]))
+	default:
+		return fmt.Errorf("%w %d.%d (want 1.0, 2.0 or 3.0)", ErrVersion, major, minor)
+	}
+	if hlen > maxHeaderBytes {
+		return fmt.Errorf("%w: header of %d bytes is longer than %d", ErrHeader, hlen, maxHeaderBytes)
+	}
+	if size >= 0 && preamble+hlen > size {
+		return fmt.Errorf("%w: truncated header: it needs %d bytes, the file has %d", ErrHeader, preamble+hlen, size)
+	}
+	text := make([]byte, hlen)
+	if _, err := io.ReadFull(r, text); err != nil {
+		return fmt.Errorf("%w: truncated header", ErrHeader)
+	}
+	h, err := parseHeader(string(text))
+	if err != nil {
+		return err
+	}
+	dt, err := parseDescr(h.descr)
+	if err != nil {
+		return err
+	}
+	n, err := l.elements(h.shape, dt)
+	if err != nil {
+		return err
+	}
+	if h.fortran && len(h.shape) > 1 {
+		return fmt.Errorf("%w: Fortran-order array of shape %v; only C order is supported (save np.ascontiguousarray(x))", ErrShape, h.shape)
+	}
+	if size >= 0 {
+		if body := size - preamble - hlen; body != n*int64(dt.size) {
+			return fmt.Errorf("%w: data is %d bytes, want %d elements of %d bytes for shape %v (truncated or corrupt file)", ErrSize, body, n, dt.size, h.shape)
+		}
+	}
+	if err := decode(r, h, dt, int(n)); err != nil {
+		return err
+	}
+	var extra [1]byte
+	if k, _ := r.Read(extra[:]); k > 0 {
+		return fmt.Errorf("%w: data continues past the %d elements of shape %v", ErrSize, n, h.shape)
+	}
+	*shape = h.shape
+	return nil
+}
+
+// elements returns the element count of shape, checked against l.
+func (l Limits) elements(shape []int, dt dtype) (int64, error) {
+	n := int64(1)
+	for _, d := range shape {
+		if d == 0 {
+			return 0, nil
+		}
+	}
+	for _, d := range shape {
+		if n > l.MaxElements/int64(d) {
+			return 0, fmt.Errorf("%w: shape %v has more than %d elements", ErrTooLarge, shape, l.MaxElements)
+		}
+		n *= int64(d)
+	}
+	if n > l.MaxBytes/int64(dt.size) {
+		return 0, fmt.Errorf("%w: shape %v of %s needs %d bytes, more than %d", ErrTooLarge, shape, dt.name, n*int64(dt.size), l.MaxBytes)
+	}
+	return n, nil
+}
+
+// chunk is how many elements are decoded per read.
+const chunk = 1 << 14
+
+// eachChunk reads n elements of size bytes from r a chunk at a time and
+// calls f with each chunk's bytes and the index of its first element. A
+// short read is an ErrSize error.
+func eachChunk(r io.Reader, n, size int, f func(b []byte, at int) error) error {
+	buf := make([]byte, chunk*size)
+	for at := 0; at < n; at += chunk {
+		b := buf[:min(chunk, n-at)*size]
+		if _, err := io.ReadFull(r, b); err != nil {
+			return fmt.Errorf("%w: data ends before element %d of %d", ErrSize, at, n)
+		}
+		if err := f(b, at); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// decodeFloats reads n floats of type dt as float32.
+func decodeFloats(r io.Reader, dt dtype, n int) ([]float32, error) {
+	out := make([]float32, n)
+	err := eachChunk(r, n, dt.size, func(b []byte, at int) error {
+		for i := range len(b) / dt.size {
+			e := b[i*dt.size:]
+			switch dt.size {
+			case 2:
+				out[at+i] = float16.Frombits(dt.order.Uint16(e)).Float32()
+			case 4:
+				out[at+i] = math.Float32frombits(dt.order.Uint32(e))
+			case 8:
+				x := math.Float64frombits(dt.order.Uint64(e))
+				y := float32(x)
+				if math.IsInf(float64(y), 0) && !math.IsInf(x, 0) {
+					return fmt.Errorf("%w: element %d = %g overflows float32", ErrRange, at+i, x)
+				}
+				out[at+i] = y
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// decodeInts reads n integers of type dt as int32.
+func decodeInts(r io.Reader, dt dtype, n int) ([]int32, error) {
+	out := make([]int32, n)
+	err := eachChunk(r, n, dt.size, func(b []byte, at int) error {
+		for i := range len(b) / dt.size {
+			e := b[i*dt.size:]
+			var x int64
+			var u uint64
+			signed := dt.kind == 'i'
+			switch dt.size {
+			case 1:
+				u, x = uint64(e[0]), int64(int8(e[0]))
+			case 2:
+				v := dt.order.Uint16(e)
+				u, x = uint64(v), int64(int16(v))
+			case 4:
+				v := dt.order.Uint32(e)
+				u, x = uint64(v), int64(int32(v))
+			case 8:
+				u = dt.order.Uint64(e)
+				x = int64(u)
+			}
+			if !signed {
+				if u > math.MaxInt32 {
+					return fmt.Errorf("%w: element %d = %d overflows int32", ErrRange, at+i, u)
+				}
+				x = int64(u)
+			}
+			if x < math.MinInt32 || x > math.MaxInt32 {
+				return fmt.Errorf("%w: element %d = %d overflows int32", ErrRange, at+i, x)
+			}
+			out[at+i] = int32(x)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // pathErr strips the operation and path from an *fs.PathError, which the
@@ -227,113 +327,4 @@ func pathErr(err error) error {
 		return pe.Err
 	}
 	return err
-}
-
-// WriteFloat32 writes data as a little-endian float32 tensor of the given
-// shape, whose product must equal len(data). It writes a temporary file in
-// the same directory and renames it over path, so a failure never leaves a
-// partly written file behind.
-func WriteFloat32(path string, data []float32, shape []int) (err error) {
-	n := 1
-	for i, d := range shape {
-		if d < 0 {
-			return fmt.Errorf("npy: %s: bad shape %v: dimension %d is negative", path, shape, i)
-		}
-		if d != 0 && n > maxElements/d {
-			return fmt.Errorf("npy: %s: bad shape %v: too many elements", path, shape)
-		}
-		n *= d
-	}
-	if n != len(data) {
-		return fmt.Errorf("npy: %s: shape %v holds %d elements, data has %d", path, shape, n, len(data))
-	}
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("npy: %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-			err = fmt.Errorf("npy: %s: %w", path, err)
-		}
-	}()
-	w := bufio.NewWriterSize(f, 1<<20)
-	if err := writeHeader(w, "<f4", shape); err != nil {
-		return err
-	}
-	if err := writeData(w, data); err != nil {
-		return err
-	}
-	if err := w.Flush(); err != nil {
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
-
-// writeHeader writes the magic, version and header dictionary, padded with
-// spaces and a newline so that the data starts at a multiple of 64 bytes.
-func writeHeader(w io.Writer, descr string, shape []int) error {
-	dims := make([]string, len(shape))
-	for i, d := range shape {
-		dims[i] = strconv.Itoa(d)
-	}
-	tuple := "(" + strings.Join(dims, ", ") + ")"
-	if len(shape) == 1 {
-		tuple = "(" + dims[0] + ",)"
-	}
-	dict := fmt.Sprintf("{'descr': '%s', 'fortran_order': False, 'shape': %s, }", descr, tuple)
-
-	var buf bytes.Buffer
-	buf.WriteString(magic)
-	pre := 10 // magic, version, uint16 length
-	if len(dict)+1+64 > math.MaxUint16 {
-		pre = 12 // version 2.0 has a uint32 length
-	}
-	total := (pre + len(dict) + 1 + 63) / 64 * 64
-	hlen := total - pre
-	if pre == 10 {
-		buf.Write([]byte{1, 0})
-		buf.Write(binary.LittleEndian.AppendUint16(nil, uint16(hlen)))
-	} else {
-		buf.Write([]byte{2, 0})
-		buf.Write(binary.LittleEndian.AppendUint32(nil, uint32(hlen)))
-	}
-	buf.WriteString(dict)
-	buf.WriteString(strings.Repeat(" ", hlen-len(dict)-1))
-	buf.WriteByte('\n')
-	_, err := w.Write(buf.Bytes())
-	return err
-}
-
-// writeData writes data as little-endian float32, a chunk at a time.
-func writeData(w io.Writer, data []float32) error {
-	const chunk = 1 << 14
-	buf := make([]byte, 0, 4*chunk)
-	for len(data) > 0 {
-		m := min(len(data), chunk)
-		buf = buf[:0]
-		for _, x := range data[:m] {
-			buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(x))
-		}
-		if _, err := w.Write(buf); err != nil {
-			return err
-		}
-		data = data[m:]
-	}
-	return nil
 }
