@@ -21,7 +21,7 @@ EMBEDMD := github.com/campoy/embedmd@v1.0.0
 
 export CGO_ENABLED := 1
 
-.PHONY: all setup build demo test bench fuzz lint readme clean
+.PHONY: all setup build demo test bench train fuzz lint readme clean
 
 all: build
 
@@ -39,6 +39,11 @@ test: setup
 
 bench: build
 	./$(BIN) bench
+
+# A short training of the tiny preset on the default corpus (the Go
+# distribution's .go files), with the progress bar; see docs/train.md.
+train: build
+	./$(BIN) train --preset tiny --tokens 1024 --max-doc 512 --steps 100 --val-every 25 --out runs/make-train
 
 # Every Fuzz target in the module, FUZZTIME each, one after the other.
 fuzz: setup

@@ -14,14 +14,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
 
-# The cgo packages, relative to the module path. wgpu/internal/dawn has a
-# stub for builds without cgo, but with cgo it links C (dlopen of Dawn).
+# The cgo packages, relative to the module path: the runtimes (wgpu; Dawn,
+# which has a stub for builds without cgo but links C with it) and what runs
+# on them (the attention operator, the local attention server, matrix
+# products, the trainer's step, the tensor-core harness, the command line).
 cgo_allowed=(
 	attention/gpu
 	cmd/coreattn
 	disagg/local
+	gemm
+	model/train
 	wgpu
 	wgpu/internal/dawn
+	wgpu/internal/dawnrun
 )
 
 mod=$($GO list -m)

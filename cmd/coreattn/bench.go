@@ -145,6 +145,7 @@ speed again), then reports the median of 5 rounds of back-to-back runs.`,
 	cmd.Flags().BoolVar(&f.rolled, "fwd-rolled", false, "leave the forward's loops to the driver instead of unrolling them (for tuning)")
 	cmd.Flags().StringVar(&f.shapes, "shapes", "", "only shapes whose label contains this text, e.g. S8192")
 	cmd.AddCommand(newBenchPoolCmd(g), newBenchShardsCmd(g))
+	cmd.AddCommand(newBenchGemmCmd(g))
 	return cmd
 }
 
