@@ -75,7 +75,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	write(*out, "dqs.wgsl", dqs.String()+" entry "+shaders.DQStoredEntry, dqs.Source)
+	write(*out, "dqs.wgsl", dqs.String()+" entry "+shaders.DQStoredEntry.Name(), dqs.Source)
 }
 
 func write(dir, name, tiling string, source func() (string, error)) {
