@@ -7,6 +7,8 @@
 //	coreattn bench [--json]          measure throughput
 //	coreattn demo                    the README's main job
 //	coreattn simulate ...            CAD scheduling at cluster scale
+//	coreattn train ...               train the byte-level model
+//	coreattn sample ...              continue a prompt with a checkpoint
 package main
 
 import (
@@ -46,6 +48,7 @@ func newRootCmd() *cobra.Command {
 		newBenchCmd(g),
 		newProfileCmd(g),
 		newSimulateCmd(g),
+		newTrainCmd(g), newSampleCmd(g),
 	)
 	return root
 }
