@@ -227,6 +227,24 @@ func (t GemmTiling) Bindings() []uint32 {
 	return append(b, 3)
 }
 
+// GemmParams are the matrix products' parameters (struct Params of
+// gemm.wgsl, gemm_sgmat.wgsl and gemm_reduce.wgsl; see params.go).
+type GemmParams struct {
+	M, N, K     uint32 // op(A) is M×K, op(B) K×N, C M×N
+	KChunk      uint32 // K range of one split (whole BK steps; >= K when not split)
+	AOff, LDA   uint32 // A's element offset and row stride, as stored
+	BOff, LDB   uint32 // B's
+	COff, LDC   uint32 // C's, or the partials' (split-K)
+	SplitStride uint32 // elements between the partials of two splits
+	Splits      uint32 // splits: the grid's z
+	OutOff, LDO uint32 // split-K: C's offset and row stride, for gemm_reduce.wgsl
+	ReduceGridX uint32 // gemm_reduce.wgsl's workgroups along x
+	_           uint32
+}
+
+// Words is the uniform buffer's contents.
+func (p GemmParams) Words() []uint32 { return words(p) }
+
 // GemmReduce is the second pass of a split-K product (gemm_reduce.wgsl):
 // it sums the splits' partial products in a fixed order into C.
 type GemmReduce struct {

@@ -157,22 +157,22 @@ fn store_acc(off: u32, x: Acc, lane: u32) {
 // @end
 
 struct Params {
-	m: u32,
-	n: u32,
-	k: u32,
-	k_chunk: u32,
-	a_off: u32,
-	lda: u32,
+	m: u32,              // rows of C and of op(A)
+	n: u32,              // columns of C and of op(B)
+	k: u32,              // the inner dimension
+	k_chunk: u32,        // K range of one split (a multiple of BK; >= k when not split)
+	a_off: u32,          // element offset of A in its buffer
+	lda: u32,            // elements between rows of A as stored
 	b_off: u32,
 	ldb: u32,
-	c_off: u32,
+	c_off: u32,          // element offset of C (or of the partials)
 	ldc: u32,
-	c_zstride: u32,
-	nsplit: u32,
-	out_off: u32,
+	split_stride: u32,   // elements between the partial products of two splits
+	splits: u32,         // splits (grid z)
+	out_off: u32,        // split-K only, read by gemm_reduce.wgsl: the real C
 	ldo: u32,
-	reduce_gx: u32,
-	pad: u32,
+	reduce_grid_x: u32,  // gemm_reduce.wgsl's workgroups along x
+	_pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
@@ -398,7 +398,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 	}
 
 	// Write each fragment through this subgroup's block of sc.
-	let off = P.c_off + wg.z * P.c_zstride;
+	let off = P.c_off + wg.z * P.split_stride;
 	// @unroll
 	for (var f = 0u; f < NF; f++) {
 		store_acc(sg * FRAG, acc[f], lane);

@@ -171,8 +171,8 @@ func (r *runner) prepare(ctx context.Context, t shaders.GemmTiling, s gemm.Shape
 	t.VecA, t.VecB, t.VecC = lda%4 == 0, ldb%4 == 0, n%4 == 0
 	parts, chunk := gemm.SplitK(m, n, k, t, forced, r.tg.cpu, r.tg.maxBytes)
 	p := &product{tiling: t.String()}
-	words := []uint32{uint32(m), uint32(n), uint32(k), uint32(chunk), 0, uint32(lda), 0, uint32(ldb),
-		0, uint32(n), 0, uint32(parts), 0, uint32(n), 0, 0}
+	params := shaders.GemmParams{M: uint32(m), N: uint32(n), K: uint32(k), KChunk: uint32(chunk),
+		LDA: uint32(lda), LDB: uint32(ldb), LDC: uint32(n), Splits: uint32(parts), LDO: uint32(n)}
 	out := c
 	if parts > 1 {
 		// The splits write dense partials; the reduction adds them into C.
@@ -183,22 +183,23 @@ func (r *runner) prepare(ctx context.Context, t shaders.GemmTiling, s gemm.Shape
 			return nil, err
 		}
 		p.owned = append(p.owned, scratch)
-		out, words[10] = scratch, uint32(m*n)
+		out, params.SplitStride = scratch, uint32(m*n)
 	}
 	items := m * ((n + 3) / 4)
 	gx := min((items+shaders.GemmReduceThreads-1)/shaders.GemmReduceThreads, 65535)
-	words[14] = uint32(gx)
-	params, err := r.d.NewBuffer(ctx, "params", 64, dawn.UsageUniform|dawn.UsageCopyDst)
+	params.ReduceGridX = uint32(gx)
+	words := params.Words()
+	pbuf, err := r.d.NewBuffer(ctx, "params", uint64(4*len(words)), dawn.UsageUniform|dawn.UsageCopyDst)
 	if err != nil {
 		p.release()
 		return nil, err
 	}
-	p.owned = append(p.owned, params)
-	pb := make([]byte, 64)
+	p.owned = append(p.owned, pbuf)
+	pb := make([]byte, 4*len(words))
 	for i, w := range words {
 		binary.LittleEndian.PutUint32(pb[4*i:], w)
 	}
-	if err := r.d.Write(params, 0, pb); err != nil {
+	if err := r.d.Write(pbuf, 0, pb); err != nil {
 		p.release()
 		return nil, err
 	}
@@ -212,7 +213,7 @@ func (r *runner) prepare(ctx context.Context, t shaders.GemmTiling, s gemm.Shape
 		p.release()
 		return nil, err
 	}
-	group, err := r.d.BindGroup(ctx, t.String(), pipe, []dawn.Binding{{Binding: 0, Buffer: params}, {Binding: 1, Buffer: a}, {Binding: 2, Buffer: b}, {Binding: 3, Buffer: out}})
+	group, err := r.d.BindGroup(ctx, t.String(), pipe, []dawn.Binding{{Binding: 0, Buffer: pbuf}, {Binding: 1, Buffer: a}, {Binding: 2, Buffer: b}, {Binding: 3, Buffer: out}})
 	if err != nil {
 		p.release()
 		return nil, err
@@ -234,7 +235,7 @@ func (r *runner) prepare(ctx context.Context, t shaders.GemmTiling, s gemm.Shape
 		p.release()
 		return nil, err
 	}
-	rgroup, err := r.d.BindGroup(ctx, red.String(), rpipe, []dawn.Binding{{Binding: 0, Buffer: params}, {Binding: 1, Buffer: out}, {Binding: 2, Buffer: c}})
+	rgroup, err := r.d.BindGroup(ctx, red.String(), rpipe, []dawn.Binding{{Binding: 0, Buffer: pbuf}, {Binding: 1, Buffer: out}, {Binding: 2, Buffer: c}})
 	if err != nil {
 		p.release()
 		return nil, err
