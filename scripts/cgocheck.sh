@@ -17,7 +17,7 @@ GO=${GO:-go}
 # The cgo packages, relative to the module path: the runtimes (wgpu; Dawn,
 # which has a stub for builds without cgo but links C with it) and what runs
 # on them (the attention operator, the local attention server, matrix
-# products, the trainer's step, the tensor-core harness, the command line).
+# products, the trainer's step, the tensor-core harnesses, the command line).
 cgo_allowed=(
 	attention/gpu
 	cmd/coreattn
@@ -27,6 +27,7 @@ cgo_allowed=(
 	wgpu
 	wgpu/internal/dawn
 	wgpu/internal/dawnrun
+	wgpu/internal/dawngemm
 )
 
 mod=$($GO list -m)
