@@ -19,8 +19,9 @@
 // Scores live in half the log2 domain, u = S·scale·log2(e)/2, where every
 // score finite in f32 stays finite (the log2 domain itself overflows past
 // |S| = 2.4e38). P = exp2(2(u - m)) is exp2(fma(u, 2, -2m)): 2u and 2m are
-// exact, so it rounds as exp2(S·scale·log2(e) - m) would; rows whose -2m
-// overflows (|m| >= 2^127) take exp2((u - m) * 2). Masked pairs score
+// exact, so it rounds as exp2(S·scale·log2(e) - m) would. Where -2m
+// overflows (|m| >= 2^127) it is exp2(fma(u, 1, -m)): there u - m is 0 or
+// below -2^103, so P is 1 or 0 either way. Masked pairs score
 // -Inf, and a row that has seen no visible key keeps m = -Inf and is
 // exponentiated against 0 (FlashAttention's guard), so that -Inf - -Inf
 // never makes NaN. NaN scores reach l and so the row's O and LSE.
@@ -82,7 +83,7 @@ struct Params {
 
 const NONE: u32 = 0xffffffffu;   // the slot of a block computed whole
 const LN2: f32 = 0.6931471805599453;
-const HUGE: f32 = 1.7014118e38;   // 2^127: rows whose maximum (half log2 domain) reaches it take exp2((s - m) * 2)
+const HUGE: f32 = 1.7014118e38;   // 2^127: rows whose maximum (half log2 domain) reaches it take exp2(u - m)
 
 // Each of the two stage buffers holds, in turn, a d-chunk of Qᵀ (row kk:
 // columns 0..BR4-1) beside one of K (columns BR4.., see store_qk), or a
@@ -301,24 +302,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 				m_new = max(m_new, get_part(rb, x, ty * RG + r));
 			}
 			let ms = select(m_new, vec4<f32>(0.0), bitcast<vec4<u32>>(m_new) == vec4<u32>(0xff800000u));   // no key yet: against 0
-			let huge = !all(abs(ms) < vec4<f32>(HUGE));   // -2m overflows (or m is NaN): the slower form
-			let mm2 = ms * -2.0;
-			let alpha = exp2(select(fma(m[r], vec4<f32>(2.0), mm2), (m[r] - ms) * 2.0, huge));
+			let fa = select(vec4<f32>(2.0), vec4<f32>(1.0), !(abs(ms) < vec4<f32>(HUGE)));   // 1 where -2m overflows (or m is NaN)
+			let fb = ms * -fa;
+			let alpha = exp2(fma(m[r], fa, fb));
 			m[r] = m_new;
 			var p: array<vec4<f32>, 4>;
-			if (huge) {
-				// @unroll
-				for (var i = 0u; i < 4u; i++) {
-					p[i] = exp2((s[4u * r + i] - vec4<f32>(ms[i])) * 2.0);
-				}
-			} else {
-				// @unroll
-				for (var i = 0u; i < 4u; i++) {
-					p[i] = exp2(fma(s[4u * r + i], vec4<f32>(2.0), vec4<f32>(mm2[i])));
-				}
-			}
 			// @unroll
 			for (var i = 0u; i < 4u; i++) {
+				p[i] = exp2(fma(s[4u * r + i], vec4<f32>(fa[i]), vec4<f32>(fb[i])));
 				l[r][i] = l[r][i] * alpha[i] + (p[i].x + p[i].y + p[i].z + p[i].w);
 				// @unroll
 				for (var j = 0u; j < ACC_COLS; j++) {
