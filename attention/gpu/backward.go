@@ -171,7 +171,7 @@ func (op *Op) prepareBackwardChecked(a *attention.Args, t BackwardTensors) (*Cal
 		fuseErr = fmt.Errorf("it binds %d storage buffers; the adapter allows %d", backwardBuffers+1, lim.MaxStorageBuffersPerStage)
 	}
 	if n, m := dqAccBytes(a), op.dev.MaxBufferBytes(); fuseErr == nil && n > m {
-		fuseErr = fmt.Errorf("its dQ accumulator needs %d bytes; the adapter's buffers hold %d", n, m)
+		fuseErr = fmt.Errorf("%w: its dQ accumulator needs %d bytes; the adapter's buffers hold %d", wgpu.ErrTooLarge, n, m)
 	}
 	// Storing dS is planned only where the mode may take it.
 	stored := kvT

@@ -69,7 +69,8 @@ const (
 	// query-block-major kernel multiplies them by K: no recomputation and
 	// no atomics, every element of dQ has one writer. Where the tiles of
 	// all heads exceed Options.DSScratch, the two kernels run in passes over
-	// groups of KV heads (an error where one KV head's tiles do not fit).
+	// groups of KV heads (an error wrapping wgpu.ErrTooLarge where one KV
+	// head's tiles do not fit).
 	DQStored
 )
 

@@ -200,3 +200,17 @@ func TestBackwardNonFinite(t *testing.T) {
 		}
 	}
 }
+
+// TestScratchTooLarge: a backward whose stored dS tiles of one KV head
+// exceed the scratch cap fails with wgpu.ErrTooLarge, which a caller (the
+// pool's local server) tells from a bad request and answers by splitting
+// the call.
+func TestScratchTooLarge(t *testing.T) {
+	dev := testOp(t).Device()
+	in := newBwdInputs(t, gpuCases[3], 5)
+	op := NewWithOptions(dev, Options{DQ: DQStored, DSScratch: 1 << 10})
+	_, _, _, err := op.Backward(context.Background(), in.a, in.q, in.k, in.v, in.o, in.lse, in.do)
+	require.ErrorIs(t, err, wgpu.ErrTooLarge)
+	_, err = op.PrepareBackward(in.a, in.tensors(t, dev))
+	require.ErrorIs(t, err, wgpu.ErrTooLarge)
+}
