@@ -15,7 +15,8 @@ import (
 )
 
 // BackwardTensors are the device-resident operands of the backward pass, in
-// the layouts of the package documentation. DQ, DK and DV are written.
+// the layouts of the package documentation. DQ, DK and DV are written:
+// each needs a buffer of its own (ErrAliased).
 type BackwardTensors struct {
 	Q, K, V, O, DO *wgpu.Buffer // inputs: O and LSE from the forward
 	LSE            *wgpu.Buffer // [Hq, total_q]
@@ -552,18 +553,9 @@ func kvTileTable(a *attention.Args, br, bc int, aligned bool) []uint32 {
 }
 
 // checkDistinctOutputs rejects outputs that share a buffer with each other
-// or with an input: the kernels would read what they overwrite.
+// or with an input (ErrAliased): the kernels would read what they
+// overwrite.
 func checkDistinctOutputs(t BackwardTensors) error {
-	all := []struct {
-		name string
-		b    *wgpu.Buffer
-	}{{"dq", t.DQ}, {"dk", t.DK}, {"dv", t.DV}, {"q", t.Q}, {"k", t.K}, {"v", t.V}, {"o", t.O}, {"do", t.DO}, {"lse", t.LSE}}
-	for i, o := range all[:3] {
-		for _, x := range all[i+1:] {
-			if o.b == x.b {
-				return fmt.Errorf("attention: tensors %s and %s share a buffer; outputs need buffers of their own", o.name, x.name)
-			}
-		}
-	}
-	return nil
+	return checkAliasing([]namedBuffer{{"dq", t.DQ}, {"dk", t.DK}, {"dv", t.DV}},
+		[]namedBuffer{{"q", t.Q}, {"k", t.K}, {"v", t.V}, {"o", t.O}, {"do", t.DO}, {"lse", t.LSE}})
 }
