@@ -1,0 +1,639 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/coreattn/coreattn/wgpu"
+)
+
+// transferResult is one line of `coreattn bench transfer --json`. Its impl,
+// direction and gb_per_s keys match scripts/memcpy_anchor.py's.
+type transferResult struct {
+	Impl      string  `json:"impl"` // coreattn-wgpu
+	Adapter   string  `json:"adapter"`
+	Index     int     `json:"index"`
+	Mode      string  `json:"mode"`     // alone, or together (all adapters at once)
+	Adapters  int     `json:"adapters"` // adapters running at the same time
+	Direction string  `json:"direction"`
+	Method    string  `json:"method"` // the upload method; downloads are always staged
+	Bytes     uint64  `json:"bytes"`
+	Reps      int     `json:"reps"`
+	MS        float64 `json:"ms"`       // per transfer (both: per pair)
+	GBPerS    float64 `json:"gb_per_s"` // both: the two directions' bytes over the wall time
+	// UpGBPerS and DownGBPerS are the two directions of a "both" cell, each
+	// over its own time.
+	UpGBPerS   float64 `json:"up_gb_per_s,omitempty"`
+	DownGBPerS float64 `json:"down_gb_per_s,omitempty"`
+	// HostCopyMS, SubmitMS and WaitMS split a transfer's time (per transfer,
+	// summed over concurrent goroutines): copying between Go memory and
+	// staging, encoding/submitting/mapping under the device lock, waiting
+	// for device copies.
+	HostCopyMS float64 `json:"host_copy_ms"`
+	SubmitMS   float64 `json:"submit_ms"`
+	WaitMS     float64 `json:"wait_ms"`
+	ChunkBytes uint64  `json:"chunk_bytes"`
+	Depth      int     `json:"depth"`
+	Copiers    int     `json:"copiers"`
+	Verified   bool    `json:"verified"` // the bytes moved were read back and compared
+	Error      string  `json:"error,omitempty"`
+	Skipped    string  `json:"skipped,omitempty"` // why a size was not measured
+}
+
+const (
+	dirUp   = "host-to-device"
+	dirDown = "device-to-host"
+	dirBoth = "both"
+)
+
+type benchTransferFlags struct {
+	adapters string
+	json     bool
+	sizes    string
+	reps     int
+	methods  string
+	dirs     string
+	modes    string
+	chunkMiB int
+	depth    int
+	copiers  int
+}
+
+func newBenchTransferCmd(g *globalFlags) *cobra.Command {
+	f := &benchTransferFlags{}
+	cmd := &cobra.Command{
+		Use:   "transfer",
+		Short: "Measure host<->device copy throughput (GB/s) per adapter, alone and all at once",
+		Long: `Measures the transfer path (wgpu.Transfer: reused staging buffers, several
+chunks in flight) in GB/s (1e9 bytes/s) for each adapter: host to device
+(uploads, then a sync, so every byte has arrived), device to host, and both
+at once (an upload and a download running together on one adapter). Each
+cell runs once untimed, then --reps times back to back; its bytes are read
+back and compared. Mode "alone" measures one adapter after another; mode
+"together" starts one goroutine per adapter on the same cell at the same
+instant, as attention servers on one host would move data.
+
+Per transfer, the time is split into host copy (Go memory <-> staging),
+submit (encoding, submitting, mapping, with the device lock's wait) and wait
+(for device copies); with several copier goroutines they overlap, so they
+may sum past the wall time.
+
+Defaults: the GPU adapters (the CPU ones where there is no GPU); sizes 1 MiB
+to 1 GiB, 64 MiB at most on a CPU adapter; sizes beyond an adapter's buffer
+limit are skipped. The PCIe ceiling on the same machine: scripts/memcpy_anchor.py
+(docs/transfer.md).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runBenchTransfer(contextOf(cmd.Context()), g, f, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.adapters, "adapter", "", "adapter indices, comma-separated (see 'coreattn devices'; one given twice opens two devices on it); default: every GPU adapter")
+	fl.BoolVar(&f.json, "json", false, "print one JSON object per line")
+	fl.StringVar(&f.sizes, "sizes", "", "transfer sizes, comma-separated, with a unit (KiB, MiB, GiB), e.g. 1MiB,256MiB")
+	fl.IntVar(&f.reps, "reps", 0, "timed transfers per cell (0: enough for 256 MiB, at least 3)")
+	fl.StringVar(&f.methods, "method", "staged", "upload methods, comma-separated: staged, queue-write, mapped-at-creation, or all")
+	fl.StringVar(&f.dirs, "direction", "up,down,both", "directions, comma-separated: up, down, both")
+	fl.StringVar(&f.modes, "mode", "alone,together", "alone, together (all adapters at once), or both comma-separated")
+	fl.IntVar(&f.chunkMiB, "chunk", 0, "staging chunk in MiB (0: the engine's default, 16)")
+	fl.IntVar(&f.depth, "depth", 0, "staging buffers per direction (0: the default, 4)")
+	fl.IntVar(&f.copiers, "copiers", 0, "goroutines per host copy (0: the default for the adapter)")
+	return cmd
+}
+
+// parseByteSizes reads a comma-separated list of sizes such as 1MiB,64KiB.
+func parseByteSizes(s string) ([]uint64, error) {
+	units := []struct {
+		suffix string
+		scale  uint64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}}
+	var out []uint64
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		ok := false
+		for _, u := range units {
+			if num, found := strings.CutSuffix(part, u.suffix); found {
+				v, err := strconv.ParseUint(strings.TrimSpace(num), 10, 64)
+				if err == nil && v > 0 {
+					out, ok = append(out, v*u.scale), true
+				}
+				break
+			}
+		}
+		if !ok {
+			return nil, fmt.Errorf("bench transfer: --sizes %q: want positive sizes with a unit (B, KiB, MiB, GiB), comma-separated, e.g. 1MiB,256MiB", s)
+		}
+	}
+	return out, nil
+}
+
+// transferPlan is what one run measures.
+type transferPlan struct {
+	sizes   []uint64 // nil: the defaults per adapter
+	methods []wgpu.UploadMethod
+	dirs    []string
+	alone   bool
+	tgther  bool
+	opts    wgpu.TransferOptions
+	reps    int
+}
+
+func (f *benchTransferFlags) plan() (*transferPlan, error) {
+	p := &transferPlan{reps: f.reps}
+	var err error
+	if f.sizes != "" {
+		if p.sizes, err = parseByteSizes(f.sizes); err != nil {
+			return nil, err
+		}
+	}
+	if f.methods == "all" {
+		p.methods = []wgpu.UploadMethod{wgpu.UploadStaged, wgpu.UploadQueueWrite, wgpu.UploadMappedAtCreation}
+	} else {
+		for _, name := range strings.Split(f.methods, ",") {
+			m, err := wgpu.ParseUploadMethod(strings.TrimSpace(name))
+			if err != nil {
+				return nil, fmt.Errorf("bench transfer: --method %q: want staged, queue-write, mapped-at-creation or all", f.methods)
+			}
+			p.methods = append(p.methods, m)
+		}
+	}
+	for _, d := range strings.Split(f.dirs, ",") {
+		switch strings.TrimSpace(d) {
+		case "up":
+			p.dirs = append(p.dirs, dirUp)
+		case "down":
+			p.dirs = append(p.dirs, dirDown)
+		case "both":
+			p.dirs = append(p.dirs, dirBoth)
+		default:
+			return nil, fmt.Errorf("bench transfer: --direction %q: want up, down, both, comma-separated", f.dirs)
+		}
+	}
+	for _, m := range strings.Split(f.modes, ",") {
+		switch strings.TrimSpace(m) {
+		case "alone":
+			p.alone = true
+		case "together":
+			p.tgther = true
+		default:
+			return nil, fmt.Errorf("bench transfer: --mode %q: want alone, together, or both comma-separated", f.modes)
+		}
+	}
+	switch {
+	case f.reps < 0:
+		return nil, flagError("reps", f.reps, "want 0 (automatic) or more")
+	case f.chunkMiB < 0 || f.chunkMiB > 1024:
+		return nil, flagError("chunk", f.chunkMiB, "want 0 (the default) to 1024 MiB")
+	case f.depth < 0 || f.depth > 16:
+		return nil, flagError("depth", f.depth, "want 0 (the default) to 16")
+	case f.copiers < 0 || f.copiers > 64:
+		return nil, flagError("copiers", f.copiers, "want 0 (the default) to 64")
+	}
+	p.opts = wgpu.TransferOptions{ChunkBytes: uint64(f.chunkMiB) << 20, Depth: f.depth, Copiers: f.copiers}
+	return p, nil
+}
+
+// transferAdapters picks the adapters to measure: those asked for, else
+// every GPU adapter, else every adapter.
+func transferAdapters(list []wgpu.AdapterInfo, spec string) ([]wgpu.AdapterInfo, error) {
+	if spec == "" {
+		var gpus []wgpu.AdapterInfo
+		for _, a := range list {
+			if !a.IsCPU() {
+				gpus = append(gpus, a)
+			}
+		}
+		if len(gpus) == 0 {
+			return list, nil
+		}
+		return gpus, nil
+	}
+	var out []wgpu.AdapterInfo
+	for _, part := range strings.Split(spec, ",") {
+		i, err := strconv.Atoi(strings.TrimSpace(part))
+		if err != nil || i < 0 || i >= len(list) {
+			return nil, fmt.Errorf("bench transfer: --adapter %q: want indices in [0, %d), comma-separated (see 'coreattn devices')", spec, len(list))
+		}
+		out = append(out, list[i]) // twice: two devices on one adapter, as logical ranks
+	}
+	return out, nil
+}
+
+func runBenchTransfer(ctx context.Context, g *globalFlags, f *benchTransferFlags, out, progress io.Writer) error {
+	if !isTerminal(progress) {
+		progress = io.Discard
+	}
+	p, err := f.plan()
+	if err != nil {
+		return err
+	}
+	list, err := wgpu.Adapters(wgpu.Options{Verbose: g.verbose})
+	if err != nil {
+		return fmt.Errorf("bench transfer: %w", err)
+	}
+	chosen, err := transferAdapters(list, f.adapters)
+	if err != nil {
+		return err
+	}
+	var rigs []*transferRig
+	defer func() {
+		for _, r := range rigs {
+			r.close()
+		}
+	}()
+	for _, a := range chosen {
+		r, err := newTransferRig(g, a, p)
+		if err != nil {
+			return err
+		}
+		rigs = append(rigs, r)
+	}
+	emit := newTransferPrinter(out, f.json)
+	for _, r := range rigs {
+		for _, size := range r.skipped {
+			emit.add(&transferResult{Impl: "coreattn-wgpu", Adapter: r.info.Name, Index: r.info.Index, Bytes: size,
+				Skipped: fmt.Sprintf("beyond the adapter's buffer limit of %s", byteSize(r.dev.MaxBufferBytes()))})
+		}
+	}
+	if p.alone {
+		for _, r := range rigs {
+			for _, c := range r.cells(p) {
+				fmt.Fprintf(progress, "\r%s: %s %s %s   ", r.info.Name, byteSize(c.size), c.dir, c.method)
+				res := r.measure(ctx, c, p, "alone", 1)
+				emit.add(res)
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if p.tgther && len(rigs) > 1 {
+		// Every adapter runs the same cell at the same instant; an adapter
+		// that cannot take a size sits that cell out.
+		for _, c := range rigs[0].allCells(p) {
+			fmt.Fprintf(progress, "\rtogether: %s %s %s   ", byteSize(c.size), c.dir, c.method)
+			var wg sync.WaitGroup
+			results := make([]*transferResult, len(rigs))
+			start := make(chan struct{})
+			for i, r := range rigs {
+				if !slices.Contains(r.cells(p), c) {
+					continue
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					results[i] = r.measure(ctx, c, p, "together", len(rigs))
+				}()
+			}
+			close(start)
+			wg.Wait()
+			for _, res := range results {
+				if res != nil {
+					emit.add(res)
+				}
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+	}
+	fmt.Fprint(progress, "\r\033[K")
+	return emit.flush()
+}
+
+// transferCell is one measurement: a size, a direction and an upload
+// method.
+type transferCell struct {
+	size   uint64
+	dir    string
+	method wgpu.UploadMethod
+}
+
+// transferRig is one adapter's device, its buffers and engines.
+type transferRig struct {
+	info    wgpu.AdapterInfo
+	dev     *wgpu.Device
+	sizes   []uint64
+	skipped []uint64 // asked for, beyond the buffer limit
+	engines map[wgpu.UploadMethod]*wgpu.Transfer
+	up      *wgpu.Buffer // upload target
+	down    *wgpu.Buffer // download source, holding want
+	src     []byte       // what uploads send
+	want    []byte       // what down holds
+	dst     []byte       // where downloads land
+	back    []byte       // for reading uploads back
+}
+
+func newTransferRig(g *globalFlags, a wgpu.AdapterInfo, p *transferPlan) (*transferRig, error) {
+	dev, err := openAdapter(g, "bench transfer", a.Index)
+	if err != nil {
+		return nil, err
+	}
+	r := &transferRig{info: dev.Info(), dev: dev, engines: map[wgpu.UploadMethod]*wgpu.Transfer{}}
+	sizes := p.sizes
+	if sizes == nil {
+		sizes = []uint64{1 << 20, 4 << 20, 16 << 20, 64 << 20, 256 << 20, 1 << 30}
+		if r.info.IsCPU() {
+			sizes = sizes[:4]
+		}
+	}
+	for _, s := range sizes {
+		if s > dev.MaxBufferBytes() {
+			r.skipped = append(r.skipped, s)
+			continue
+		}
+		r.sizes = append(r.sizes, s)
+	}
+	if len(r.sizes) == 0 {
+		dev.Close()
+		return nil, fmt.Errorf("bench transfer: %s: every size exceeds the adapter's buffer limit of %s", r.info, byteSize(dev.MaxBufferBytes()))
+	}
+	for _, m := range p.methods {
+		opts := p.opts
+		opts.Upload = m
+		if r.engines[m], err = dev.NewTransfer(opts); err != nil {
+			r.close()
+			return nil, fmt.Errorf("bench transfer: %s: %w", r.info, err)
+		}
+	}
+	if _, ok := r.engines[wgpu.UploadStaged]; !ok {
+		if r.engines[wgpu.UploadStaged], err = dev.NewTransfer(p.opts); err != nil {
+			r.close()
+			return nil, fmt.Errorf("bench transfer: %s: %w", r.info, err)
+		}
+	}
+	largest := slices.Max(r.sizes)
+	if r.up, err = dev.NewBuffer("bench upload", largest); err == nil {
+		r.down, err = dev.NewBuffer("bench download", largest)
+	}
+	if err != nil {
+		r.close()
+		return nil, fmt.Errorf("bench transfer: %w", err)
+	}
+	// Host memory touched before timing, with bytes no page-sharing can fake.
+	r.src, r.want = patterned(largest, 1), patterned(largest, 2)
+	r.dst, r.back = make([]byte, largest), make([]byte, largest)
+	if err := r.engines[wgpu.UploadStaged].Upload(context.Background(), r.down, 0, r.want); err != nil {
+		r.close()
+		return nil, fmt.Errorf("bench transfer: %w", err)
+	}
+	return r, nil
+}
+
+// patterned fills n bytes from a cheap generator (xorshift).
+func patterned(n uint64, seed uint64) []byte {
+	b := make([]byte, n)
+	x := seed*0x9e3779b97f4a7c15 + 1
+	for i := 0; i+8 <= len(b); i += 8 {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		for k := range 8 {
+			b[i+k] = byte(x >> (8 * k))
+		}
+	}
+	return b
+}
+
+func (r *transferRig) close() {
+	for _, e := range r.engines {
+		e.Close()
+	}
+	r.up.Release()
+	r.down.Release()
+	r.dev.Close()
+}
+
+// cells lists this adapter's measurements: downloads and "both" only once
+// (with the staged method), uploads once per method.
+func (r *transferRig) cells(p *transferPlan) []transferCell {
+	var out []transferCell
+	for _, s := range r.sizes {
+		for _, d := range p.dirs {
+			if d != dirUp {
+				out = append(out, transferCell{s, d, wgpu.UploadStaged})
+				continue
+			}
+			for _, m := range p.methods {
+				out = append(out, transferCell{s, d, m})
+			}
+		}
+	}
+	return out
+}
+
+// allCells is cells over every size asked for, so that a "together" run
+// covers sizes this adapter skips.
+func (r *transferRig) allCells(p *transferPlan) []transferCell {
+	saved := r.sizes
+	r.sizes = slices.Concat(saved, r.skipped)
+	slices.Sort(r.sizes)
+	defer func() { r.sizes = saved }()
+	return r.cells(p)
+}
+
+// reps is the number of timed transfers of a cell.
+func (p *transferPlan) repsFor(size uint64) int {
+	if p.reps > 0 {
+		return p.reps
+	}
+	return int(max(3, min(64, (256<<20+size-1)/size)))
+}
+
+// measure runs one cell and reports it; a failure is reported in the
+// result's Error.
+func (r *transferRig) measure(ctx context.Context, c transferCell, p *transferPlan, mode string, adapters int) *transferResult {
+	e := r.engines[c.method]
+	opts := e.Options()
+	res := &transferResult{
+		Impl: "coreattn-wgpu", Adapter: r.info.Name, Index: r.info.Index, Mode: mode, Adapters: adapters,
+		Direction: c.dir, Method: c.method.String(), Bytes: c.size, Reps: p.repsFor(c.size),
+		ChunkBytes: opts.ChunkBytes, Depth: opts.Depth, Copiers: opts.Copiers,
+	}
+	n := c.size
+	de := r.engines[wgpu.UploadStaged] // downloads are staged whatever the upload method
+	up := func() error { return e.Upload(ctx, r.up, 0, r.src[:n]) }
+	down := func() error { return de.Download(ctx, r.dst[:n], r.down, 0) }
+	run := func(f func() error, reps int, sync bool) (time.Duration, error) {
+		start := time.Now()
+		for range reps {
+			if err := f(); err != nil {
+				return 0, err
+			}
+		}
+		if sync {
+			if err := e.Sync(ctx); err != nil {
+				return 0, err
+			}
+		}
+		return time.Since(start), nil
+	}
+	fail := func(err error) *transferResult {
+		res.Error = err.Error()
+		return res
+	}
+	stats := func() wgpu.TransferStats {
+		st := e.Stats()
+		if de != e {
+			d := de.Stats()
+			st.HostCopy, st.Submit, st.Wait = st.HostCopy+d.HostCopy, st.Submit+d.Submit, st.Wait+d.Wait
+		}
+		return st
+	}
+	// Untimed: fills the staging rings and warms the link.
+	if c.dir != dirDown {
+		if _, err := run(up, 1, true); err != nil {
+			return fail(err)
+		}
+	}
+	if c.dir != dirUp {
+		if _, err := run(down, 1, false); err != nil {
+			return fail(err)
+		}
+	}
+	before := stats()
+	var wall time.Duration
+	switch c.dir {
+	case dirUp:
+		d, err := run(up, res.Reps, true)
+		if err != nil {
+			return fail(err)
+		}
+		wall = d
+		res.GBPerS = gbps(n*uint64(res.Reps), d)
+	case dirDown:
+		d, err := run(down, res.Reps, false)
+		if err != nil {
+			return fail(err)
+		}
+		wall = d
+		res.GBPerS = gbps(n*uint64(res.Reps), d)
+	case dirBoth:
+		var du, dd time.Duration
+		var eu, ed error
+		start := time.Now()
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			du, eu = run(up, res.Reps, true)
+		}()
+		dd, ed = run(down, res.Reps, false)
+		wg.Wait()
+		wall = time.Since(start)
+		if eu != nil {
+			return fail(eu)
+		}
+		if ed != nil {
+			return fail(ed)
+		}
+		res.UpGBPerS, res.DownGBPerS = gbps(n*uint64(res.Reps), du), gbps(n*uint64(res.Reps), dd)
+		res.GBPerS = gbps(2*n*uint64(res.Reps), wall)
+	}
+	after := stats()
+	per := float64(res.Reps)
+	res.MS = ms(wall) / per
+	res.HostCopyMS = ms(after.HostCopy-before.HostCopy) / per
+	res.SubmitMS = ms(after.Submit-before.Submit) / per
+	res.WaitMS = ms(after.Wait-before.Wait) / per
+	if err := r.verify(ctx, c); err != nil {
+		return fail(err)
+	}
+	res.Verified = true
+	return res
+}
+
+// verify reads back what the cell moved and compares it.
+func (r *transferRig) verify(ctx context.Context, c transferCell) error {
+	n := c.size
+	if c.dir != dirUp && !bytes.Equal(r.dst[:n], r.want[:n]) {
+		return fmt.Errorf("downloaded bytes differ from the buffer's")
+	}
+	if c.dir != dirDown {
+		if err := r.engines[wgpu.UploadStaged].Download(ctx, r.back[:n], r.up, 0); err != nil {
+			return err
+		}
+		if !bytes.Equal(r.back[:n], r.src[:n]) {
+			return fmt.Errorf("uploaded bytes read back differ")
+		}
+	}
+	return nil
+}
+
+// gbps is bytes over d in GB/s (1e9 bytes per second).
+func gbps(bytes uint64, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(bytes) / d.Seconds() / 1e9
+}
+
+// transferPrinter prints results as JSON lines at once, or as a table at
+// the end.
+type transferPrinter struct {
+	out    io.Writer
+	json   bool
+	rows   []*transferResult
+	failed int
+}
+
+func newTransferPrinter(out io.Writer, asJSON bool) *transferPrinter {
+	return &transferPrinter{out: out, json: asJSON}
+}
+
+func (p *transferPrinter) add(r *transferResult) {
+	if r.Error != "" {
+		p.failed++
+	}
+	if p.json {
+		line, _ := json.Marshal(r)
+		fmt.Fprintln(p.out, string(line))
+		return
+	}
+	p.rows = append(p.rows, r)
+}
+
+// flush prints the table, and fails if a cell did.
+func (p *transferPrinter) flush() error {
+	if !p.json {
+		p.table()
+	}
+	if p.failed > 0 {
+		return fmt.Errorf("bench transfer: %d cells failed (see their error)", p.failed)
+	}
+	return nil
+}
+
+func (p *transferPrinter) table() {
+	tw := tabwriter.NewWriter(p.out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ADAPTER\tMODE\tSIZE\tDIRECTION\tMETHOD\tGB/s\tUP GB/s\tDOWN GB/s\tMS\tHOST COPY\tSUBMIT\tWAIT\tCHECK")
+	for _, r := range p.rows {
+		check := "ok"
+		switch {
+		case r.Error != "":
+			check = "error: " + r.Error
+		case r.Skipped != "":
+			fmt.Fprintf(tw, "[%d] %s\t\t%s\tskipped: %s\n", r.Index, r.Adapter, byteSize(r.Bytes), r.Skipped)
+			continue
+		}
+		upDown := "\t"
+		if r.Direction == dirBoth {
+			upDown = fmt.Sprintf("%.2f\t%.2f", r.UpGBPerS, r.DownGBPerS)
+		}
+		fmt.Fprintf(tw, "[%d] %s\t%s\t%s\t%s\t%s\t%.2f\t%s\t%.3f\t%.3f\t%.3f\t%.3f\t%s\n",
+			r.Index, r.Adapter, r.Mode, byteSize(r.Bytes), r.Direction, r.Method, r.GBPerS, upDown, r.MS, r.HostCopyMS, r.SubmitMS, r.WaitMS, check)
+	}
+	tw.Flush()
+}
