@@ -138,6 +138,13 @@ func parseByteSizes(s string) ([]uint64, error) {
 	return out, nil
 }
 
+// Bounds of the flags: a cell moves at most maxTransferReps transfers of at
+// most maxTransferBytes (the host holds four buffers of the largest size).
+const (
+	maxTransferReps  = 10000
+	maxTransferBytes = 4 << 30
+)
+
 // transferPlan is what one run measures.
 type transferPlan struct {
 	sizes   []uint64 // nil: the defaults per adapter
@@ -155,6 +162,9 @@ func (f *benchTransferFlags) plan() (*transferPlan, error) {
 	if f.sizes != "" {
 		if p.sizes, err = parseByteSizes(f.sizes); err != nil {
 			return nil, err
+		}
+		if s := slices.Max(p.sizes); s > maxTransferBytes {
+			return nil, fmt.Errorf("bench transfer: --sizes %q: %s is over the largest size measured, %s", f.sizes, byteSize(s), byteSize(maxTransferBytes))
 		}
 	}
 	if f.methods == "all" {
@@ -191,8 +201,8 @@ func (f *benchTransferFlags) plan() (*transferPlan, error) {
 		}
 	}
 	switch {
-	case f.reps < 0:
-		return nil, flagError("reps", f.reps, "want 0 (automatic) or more")
+	case f.reps < 0 || f.reps > maxTransferReps:
+		return nil, flagError("reps", f.reps, "want 0 (automatic) to %d", maxTransferReps)
 	case f.chunkMiB < 0 || f.chunkMiB > 1024:
 		return nil, flagError("chunk", f.chunkMiB, "want 0 (the default) to 1024 MiB")
 	case f.depth < 0 || f.depth > 16:

@@ -36,10 +36,12 @@ func TestBenchTransferFlagErrors(t *testing.T) {
 		{"direction", func(f *benchTransferFlags) { f.dirs = "sideways" }, `--direction "sideways"`},
 		{"mode", func(f *benchTransferFlags) { f.modes = "apart" }, `--mode "apart"`},
 		{"reps", func(f *benchTransferFlags) { f.reps = -1 }, "--reps -1"},
+		{"many reps", func(f *benchTransferFlags) { f.reps = 1 << 30 }, "--reps 1073741824"},
+		{"huge size", func(f *benchTransferFlags) { f.sizes = "1MiB,8GiB" }, `--sizes "1MiB,8GiB": 8 GiB is over`},
 		{"chunk", func(f *benchTransferFlags) { f.chunkMiB = 2000 }, "--chunk 2000"},
 		{"depth", func(f *benchTransferFlags) { f.depth = 17 }, "--depth 17"},
 		{"adapter", func(f *benchTransferFlags) { f.adapters = "0,99" }, `--adapter "0,99"`},
-		{"size beyond the limit", func(f *benchTransferFlags) { f.sizes = "64GiB" }, "every size exceeds"},
+		{"size beyond the limit", func(f *benchTransferFlags) { f.sizes = "4GiB" }, "every size exceeds"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			f := base
@@ -91,12 +93,12 @@ func TestBenchTransferJSON(t *testing.T) {
 // hold listed as skipped.
 func TestBenchTransferTable(t *testing.T) {
 	var out bytes.Buffer
-	f := &benchTransferFlags{sizes: "256KiB,64GiB", reps: 1, methods: "staged", dirs: "up,down", modes: "alone"}
+	f := &benchTransferFlags{sizes: "256KiB,4GiB", reps: 1, methods: "staged", dirs: "up,down", modes: "alone"}
 	require.NoError(t, runBenchTransfer(context.Background(), &globalFlags{}, f, &out, io.Discard))
 	s := out.String()
 	assert.Contains(t, s, "GB/s")
 	assert.Contains(t, s, "256 KiB")
-	assert.Contains(t, s, "64 GiB")
+	assert.Contains(t, s, "4 GiB")
 	assert.Contains(t, s, "skipped: beyond the adapter's buffer limit")
 	assert.Equal(t, 2, strings.Count(s, " ok\n"), s)
 }
