@@ -197,7 +197,7 @@ func (d *Device) wait(ctx context.Context, release func()) (unlocked bool, err e
 func (d *Device) drain() {
 	pause := 20 * time.Microsecond
 	for !d.dev.Poll(false, nil) {
-		time.Sleep(pause)
+		pollSleep(pause) // not time.Sleep, which rounds sub-millisecond pauses up to about 1 ms
 		pause = min(2*pause, time.Millisecond)
 	}
 }
