@@ -44,23 +44,24 @@ type ring struct {
 }
 
 // take returns a slot, waiting for one if block is set and all are in use;
-// without block it returns nil when none is free.
+// without block it returns nil when none is free. It prefers a slot ready
+// now, then a new one while the ring is below its depth, then the oldest
+// busy one: the ring grows only while the device lags behind the host.
 func (r *ring) take(ctx context.Context, block bool) (*slot, error) {
 	var s *slot
 	select {
 	case s = <-r.free:
-	default:
-		r.mu.Lock()
-		switch {
-		case r.closed:
-			r.mu.Unlock()
-			return nil, r.t.check()
-		case r.made < cap(r.free):
-			r.made++
-			r.mu.Unlock()
+		if !r.t.settled(s) && r.grow() {
+			r.free <- s
 			return &slot{flag: newMapFlag()}, nil
 		}
-		r.mu.Unlock()
+	default:
+		if r.grow() {
+			return &slot{flag: newMapFlag()}, nil
+		}
+		if err := r.t.check(); err != nil {
+			return nil, err
+		}
 		if !block {
 			return nil, nil
 		}
@@ -77,6 +78,36 @@ func (r *ring) take(ctx context.Context, block bool) (*slot, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// grow counts a new slot if the ring is below its depth.
+func (r *ring) grow() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed || r.made == cap(r.free) {
+		return false
+	}
+	r.made++
+	return true
+}
+
+// settled reports whether s needs no wait: it is not waiting for a map, or
+// its map has completed (after one poll of the device).
+func (t *Transfer) settled(s *slot) bool {
+	if s.state != slotPending {
+		return true
+	}
+	if done, _ := s.flag.done(); done {
+		return true
+	}
+	d := t.dev
+	d.mu.Lock()
+	if d.usable() == nil {
+		d.dev.Poll(false, nil)
+	}
+	d.mu.Unlock()
+	done, _ := s.flag.done()
+	return done
 }
 
 // release returns a slot (or the hole a discarded one left) to the ring.

@@ -150,16 +150,23 @@ func (d *Device) Transfer() *Transfer {
 	if s.shared == nil {
 		t, err := d.newTransfer(TransferOptions{})
 		if err != nil { // default options are valid: only a closed device fails
-			t = &Transfer{dev: d, done: make(chan struct{})}
-			t.closeOnce.Do(func() {
-				t.closed.Store(true)
-				close(t.done)
-			})
-			return t
+			return closedTransfer(d)
 		}
 		s.shared = t
 	}
 	return s.shared
+}
+
+// closedTransfer is an engine whose calls fail with ErrClosed.
+func closedTransfer(d *Device) *Transfer {
+	t := &Transfer{dev: d, done: make(chan struct{})}
+	t.up = ring{t: t, write: true, closed: true}
+	t.down = ring{t: t, closed: true}
+	t.closeOnce.Do(func() {
+		t.closed.Store(true)
+		close(t.done)
+	})
+	return t
 }
 
 // NewTransfer makes a transfer engine with its own staging buffers, for
@@ -222,7 +229,11 @@ func (t *Transfer) close() {
 		t.down.close()
 		t.copier.stop()
 		if t.cerr.p != nil {
+			// Under the device lock, where every use of the record checks
+			// closed (the rings' users hold slots, which close waited for).
+			t.dev.mu.Lock()
 			t.cerr.free()
+			t.dev.mu.Unlock()
 		}
 	})
 }

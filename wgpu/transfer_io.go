@@ -58,7 +58,7 @@ func (t *Transfer) Download(ctx context.Context, dst []byte, src *Buffer, srcOff
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := t.downloadStaged(ctx, dst, src, srcOff); err != nil {
+	if err := t.downloadStaged(ctx, src, srcOff, n, &sink{host: dst}); err != nil {
 		return fmt.Errorf("wgpu: %s: download %d bytes from %q at %d: %w", t.dev.info.Name, n, src.label, srcOff, err)
 	}
 	t.stats.down.Add(n)
@@ -125,11 +125,22 @@ type flight struct {
 	at, size uint64
 }
 
-// downloadStaged keeps up to Depth chunk copies in flight and copies each
-// out as its map completes, while the next ones cross the link.
-func (t *Transfer) downloadStaged(ctx context.Context, dst []byte, src *Buffer, off uint64) (err error) {
+// sink is where downloadStaged puts what it reads: a host slice, or,
+// with host nil, a buffer of another device, uploaded through that
+// device's engine t.
+type sink struct {
+	host   []byte
+	t      *Transfer
+	buf    *Buffer
+	bufOff uint64
+}
+
+// downloadStaged reads n bytes of src at off into k. It keeps up to Depth
+// chunk copies in flight and hands each to k as its map completes, while
+// the next ones cross the link.
+func (t *Transfer) downloadStaged(ctx context.Context, src *Buffer, off, n uint64, k *sink) (err error) {
 	r, d := &t.down, t.dev
-	end := off + uint64(len(dst))
+	end := off + n
 	lo, hi := off&^3, (end+3)&^3 // whole words; within the buffer's padded size
 	var q [maxDepth]flight
 	head, count := 0, 0
@@ -171,7 +182,13 @@ func (t *Transfer) downloadStaged(ctx context.Context, dst []byte, src *Buffer, 
 			return err
 		}
 		a, b := max(f.at, off), min(f.at+f.size, end)
-		t.hostCopy(f.s, dst[a-off:b-off], hostBytes(f.s.ptr, f.size)[a-f.at:b-f.at])
+		data := hostBytes(f.s.ptr, f.size)[a-f.at : b-f.at]
+		if k.host != nil {
+			t.hostCopy(f.s, k.host[a-off:b-off], data)
+		} else if err = k.t.uploadStaged(ctx, k.buf, k.bufOff+(a-off), data); err != nil {
+			r.release(f.s) // still mapped: the next taker unmaps it
+			return err
+		}
 		start := time.Now()
 		d.mu.Lock()
 		err = t.unmapLocked(f.s)
@@ -265,6 +282,9 @@ func (t *Transfer) uploadMappedAtCreation(ctx context.Context, dst *Buffer, off 
 		start = time.Now()
 		d.mu.Lock()
 		err = d.usable()
+		if err == nil {
+			err = t.check()
+		}
 		if err == nil && dst.buf == nil {
 			err = fmt.Errorf("%q: %w", dst.label, ErrReleased)
 		}
