@@ -31,8 +31,9 @@ type slot struct {
 
 // ring is a transfer's staging buffers of one direction: MapWrite|CopySrc
 // buffers that rest mapped (uploads), or MapRead|CopyDst buffers that rest
-// unmapped (downloads). Slots are made on demand up to the depth and taken
-// oldest first, so that the slot taken is the one most likely done.
+// unmapped (downloads). Slots are made on demand up to the depth (see
+// take); free ones wait in a FIFO, so the oldest, the likeliest settled,
+// comes first.
 type ring struct {
 	t     *Transfer
 	write bool

@@ -209,7 +209,8 @@ func (t *Transfer) Options() TransferOptions { return t.opts }
 
 // Close waits for the transfers in progress to stop (they fail with
 // ErrClosed at their next chunk) and frees the staging buffers. It is
-// idempotent.
+// idempotent. Closing the device's shared engine is allowed: the next
+// [Device.Transfer] makes a fresh one.
 func (t *Transfer) Close() error {
 	t.dev.transfers.mu.Lock()
 	delete(t.dev.transfers.open, t)

@@ -25,7 +25,7 @@ type transferResult struct {
 	Adapter   string  `json:"adapter"`
 	Index     int     `json:"index"`
 	Mode      string  `json:"mode"`     // alone, or together (all adapters at once)
-	Adapters  int     `json:"adapters"` // adapters running at the same time
+	Adapters  int     `json:"adapters"` // adapters running this cell at the same time
 	Direction string  `json:"direction"`
 	Method    string  `json:"method"` // the upload method; downloads are always staged
 	Bytes     uint64  `json:"bytes"`
@@ -166,6 +166,11 @@ func (f *benchTransferFlags) plan() (*transferPlan, error) {
 		if s := slices.Max(p.sizes); s > maxTransferBytes {
 			return nil, fmt.Errorf("bench transfer: --sizes %q: %s is over the largest size measured, %s", f.sizes, byteSize(s), byteSize(maxTransferBytes))
 		}
+		for _, s := range p.sizes {
+			if s%4 != 0 {
+				return nil, fmt.Errorf("bench transfer: --sizes %q: %d bytes is not a multiple of 4 (uploads move whole words)", f.sizes, s)
+			}
+		}
 	}
 	if f.methods == "all" {
 		p.methods = []wgpu.UploadMethod{wgpu.UploadStaged, wgpu.UploadQueueWrite, wgpu.UploadMappedAtCreation}
@@ -291,28 +296,34 @@ func runBenchTransfer(ctx context.Context, g *globalFlags, f *benchTransferFlags
 	if p.tgther && len(rigs) > 1 {
 		// Every adapter runs the same cell at the same instant; an adapter
 		// that cannot take a size sits that cell out.
-		for _, c := range rigs[0].allCells(p) {
+		var sizes []uint64
+		for _, r := range rigs {
+			sizes = append(sizes, r.sizes...)
+		}
+		slices.Sort(sizes)
+		for _, c := range cellsFor(slices.Compact(sizes), p) {
 			fmt.Fprintf(progress, "\rtogether: %s %s %s   ", byteSize(c.size), c.dir, c.method)
-			var wg sync.WaitGroup
-			results := make([]*transferResult, len(rigs))
-			start := make(chan struct{})
-			for i, r := range rigs {
-				if !slices.Contains(r.cells(p), c) {
-					continue
+			var in []*transferRig
+			for _, r := range rigs {
+				if slices.Contains(r.sizes, c.size) {
+					in = append(in, r)
 				}
+			}
+			results := make([]*transferResult, len(in))
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			for i, r := range in {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
 					<-start
-					results[i] = r.measure(ctx, c, p, "together", len(rigs))
+					results[i] = r.measure(ctx, c, p, "together", len(in))
 				}()
 			}
 			close(start)
 			wg.Wait()
 			for _, res := range results {
-				if res != nil {
-					emit.add(res)
-				}
+				emit.add(res)
 			}
 			if err := ctx.Err(); err != nil {
 				return err
@@ -426,11 +437,14 @@ func (r *transferRig) close() {
 	r.dev.Close()
 }
 
-// cells lists this adapter's measurements: downloads and "both" only once
+// cells lists this adapter's measurements.
+func (r *transferRig) cells(p *transferPlan) []transferCell { return cellsFor(r.sizes, p) }
+
+// cellsFor lists the measurements of sizes: downloads and "both" once
 // (with the staged method), uploads once per method.
-func (r *transferRig) cells(p *transferPlan) []transferCell {
+func cellsFor(sizes []uint64, p *transferPlan) []transferCell {
 	var out []transferCell
-	for _, s := range r.sizes {
+	for _, s := range sizes {
 		for _, d := range p.dirs {
 			if d != dirUp {
 				out = append(out, transferCell{s, d, wgpu.UploadStaged})
@@ -444,17 +458,7 @@ func (r *transferRig) cells(p *transferPlan) []transferCell {
 	return out
 }
 
-// allCells is cells over every size asked for, so that a "together" run
-// covers sizes this adapter skips.
-func (r *transferRig) allCells(p *transferPlan) []transferCell {
-	saved := r.sizes
-	r.sizes = slices.Concat(saved, r.skipped)
-	slices.Sort(r.sizes)
-	defer func() { r.sizes = saved }()
-	return r.cells(p)
-}
-
-// reps is the number of timed transfers of a cell.
+// repsFor is the number of timed transfers of a cell of size bytes.
 func (p *transferPlan) repsFor(size uint64) int {
 	if p.reps > 0 {
 		return p.reps

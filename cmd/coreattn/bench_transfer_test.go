@@ -38,6 +38,7 @@ func TestBenchTransferFlagErrors(t *testing.T) {
 		{"reps", func(f *benchTransferFlags) { f.reps = -1 }, "--reps -1"},
 		{"many reps", func(f *benchTransferFlags) { f.reps = 1 << 30 }, "--reps 1073741824"},
 		{"huge size", func(f *benchTransferFlags) { f.sizes = "1MiB,8GiB" }, `--sizes "1MiB,8GiB": 8 GiB is over`},
+		{"odd size", func(f *benchTransferFlags) { f.sizes = "1MiB,13B" }, `--sizes "1MiB,13B": 13 bytes is not a multiple of 4`},
 		{"chunk", func(f *benchTransferFlags) { f.chunkMiB = 2000 }, "--chunk 2000"},
 		{"depth", func(f *benchTransferFlags) { f.depth = 17 }, "--depth 17"},
 		{"adapter", func(f *benchTransferFlags) { f.adapters = "0,99" }, `--adapter "0,99"`},
