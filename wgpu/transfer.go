@@ -69,8 +69,10 @@ const maxDepth = 16
 type TransferOptions struct {
 	// ChunkBytes is the size of one staging buffer, the unit that is copied
 	// on the host while earlier units cross the link: a multiple of 4096,
-	// default 16 MiB. Staging buffers of up to 16 MiB come out of memory
-	// that wgpu keeps mapped; larger ones may be mapped anew each time.
+	// default 16 MiB (4 MiB on a CPU adapter, where staging is plain host
+	// memory and smaller chunks move as fast). Staging buffers of up to
+	// 16 MiB come out of memory that wgpu keeps mapped; larger ones may be
+	// mapped anew each time.
 	ChunkBytes uint64
 	// Depth is the number of staging buffers per direction, so the chunks
 	// in flight at once (1..16, default 4). The staging memory is at most
@@ -88,6 +90,9 @@ type TransferOptions struct {
 func (o TransferOptions) withDefaults(info AdapterInfo) (TransferOptions, error) {
 	if o.ChunkBytes == 0 {
 		o.ChunkBytes = 16 << 20
+		if info.IsCPU() {
+			o.ChunkBytes = 4 << 20
+		}
 	}
 	if o.Depth == 0 {
 		o.Depth = 4

@@ -495,3 +495,32 @@ func TestTransferAllocs(t *testing.T) {
 	})
 	assert.Zero(t, allocs)
 }
+
+// BenchmarkTransfer measures the staged path each way at a few sizes
+// (coreattn bench transfer is the full measurement).
+func BenchmarkTransfer(b *testing.B) {
+	d, err := wgpu.OpenBest(wgpu.Options{})
+	require.NoError(b, err)
+	defer d.Close()
+	ctx := context.Background()
+	tr := d.Transfer()
+	for _, n := range []int{64 << 10, 1 << 20, 16 << 20} {
+		buf, err := d.NewBuffer("bench", uint64(n))
+		require.NoError(b, err)
+		host := randomBytes(rand.New(rand.NewPCG(1, 1)), n)
+		b.Run(fmt.Sprintf("up/%dKiB", n>>10), func(b *testing.B) {
+			b.SetBytes(int64(n))
+			for b.Loop() {
+				require.NoError(b, tr.Upload(ctx, buf, 0, host))
+			}
+			require.NoError(b, tr.Sync(ctx))
+		})
+		b.Run(fmt.Sprintf("down/%dKiB", n>>10), func(b *testing.B) {
+			b.SetBytes(int64(n))
+			for b.Loop() {
+				require.NoError(b, tr.Download(ctx, host, buf, 0))
+			}
+		})
+		buf.Release()
+	}
+}
