@@ -13,13 +13,13 @@ import (
 
 // TestCopyAcrossDevices copies between two devices (two logical devices of
 // one adapter here, each with its own staging rings) and within one, at
-// sizes below, at and beyond a 16 MiB chunk, into poisoned buffers: the
+// sizes below, at and beyond the engines' chunk, into poisoned buffers: the
 // range holds the source's bytes, the rest its old ones.
 func TestCopyAcrossDevices(t *testing.T) {
 	a, b := openTest(t), openTest(t)
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(21, 22))
-	const chunk = 16 << 20
+	chunk := int(a.Transfer().Options().ChunkBytes)
 	for _, c := range []struct {
 		name            string
 		n, srcOff, dOff int
