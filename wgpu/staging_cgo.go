@@ -84,11 +84,20 @@ static int ca_pop(ca_device device, ca_error *err) {
 static int ca_copy(ca_device device, ca_queue queue, ca_buffer src, uint64_t src_off, ca_buffer dst, uint64_t dst_off, uint64_t size, ca_error *err) {
 	ca_push(device);
 	ca_encoder enc = wgpuDeviceCreateCommandEncoder(device, NULL);
-	wgpuCommandEncoderCopyBufferToBuffer(enc, src, src_off, dst, dst_off, size);
-	ca_commands cmd = wgpuCommandEncoderFinish(enc, NULL);
-	wgpuCommandEncoderRelease(enc);
-	if (ca_pop(device, err)) {
-		wgpuCommandBufferRelease(cmd);
+	ca_commands cmd = NULL;
+	if (enc != NULL) {
+		wgpuCommandEncoderCopyBufferToBuffer(enc, src, src_off, dst, dst_off, size);
+		cmd = wgpuCommandEncoderFinish(enc, NULL);
+		wgpuCommandEncoderRelease(enc);
+	}
+	if (ca_pop(device, err) || cmd == NULL) {
+		if (cmd != NULL) {
+			wgpuCommandBufferRelease(cmd);
+		}
+		if (err->type == 0) {
+			err->type = 4; // WGPUErrorType_Unknown
+			strncpy(err->message, "no command buffer", sizeof err->message - 1);
+		}
 		return 1;
 	}
 	ca_push(device);
