@@ -21,6 +21,9 @@ var paramMirrors = map[string]any{
 	"gemm.wgsl":        GemmParams{},
 	"gemm_sgmat.wgsl":  GemmParams{},
 	"gemm_reduce.wgsl": GemmParams{},
+	"tc_fwd.wgsl":      TCFwdParams{},
+	"tc_bwd.wgsl":      TCBwdParams{},
+	"tc_cast.wgsl":     TCCastParams{},
 }
 
 // wgslField is one field of a WGSL struct.
