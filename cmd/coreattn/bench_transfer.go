@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -421,9 +422,7 @@ func patterned(n uint64, seed uint64) []byte {
 		x ^= x << 13
 		x ^= x >> 7
 		x ^= x << 17
-		for k := range 8 {
-			b[i+k] = byte(x >> (8 * k))
-		}
+		binary.LittleEndian.PutUint64(b[i:], x)
 	}
 	return b
 }
