@@ -302,14 +302,25 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 				m_new = max(m_new, get_part(rb, x, ty * RG + r));
 			}
 			let ms = select(m_new, vec4<f32>(0.0), bitcast<vec4<u32>>(m_new) == vec4<u32>(0xff800000u));   // no key yet: against 0
-			let fa = select(vec4<f32>(2.0), vec4<f32>(1.0), !(abs(ms) < vec4<f32>(HUGE)));   // 1 where -2m overflows (or m is NaN)
+			let huge = !(abs(ms) < vec4<f32>(HUGE));   // -2m overflows (or m is NaN): a factor of 1
+			let fa = select(vec4<f32>(2.0), vec4<f32>(1.0), huge);
 			let fb = ms * -fa;
 			let alpha = exp2(fma(m[r], fa, fb));
 			m[r] = m_new;
 			var p: array<vec4<f32>, 4>;
+			if (any(huge)) {
+				// @unroll
+				for (var i = 0u; i < 4u; i++) {
+					p[i] = exp2(fma(s[4u * r + i], vec4<f32>(fa[i]), vec4<f32>(fb[i])));
+				}
+			} else {
+				// @unroll
+				for (var i = 0u; i < 4u; i++) {
+					p[i] = exp2(fma(s[4u * r + i], vec4<f32>(2.0), vec4<f32>(fb[i])));
+				}
+			}
 			// @unroll
 			for (var i = 0u; i < 4u; i++) {
-				p[i] = exp2(fma(s[4u * r + i], vec4<f32>(fa[i]), vec4<f32>(fb[i])));
 				l[r][i] = l[r][i] * alpha[i] + (p[i].x + p[i].y + p[i].z + p[i].w);
 				// @unroll
 				for (var j = 0u; j < ACC_COLS; j++) {

@@ -325,15 +325,23 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 		for (var i = 0u; i < RPL; i++) {
 			let r = lrow + i * RSTEP;
 			let ms = select(m[i], 0.0, bitcast<u32>(m[i]) == 0xff800000u);
-			let huge = !(abs(ms) < HUGE);
-			let fa = select(2.0, 1.0, huge);
-			let fb = ms * -fa;
 			var ls = 0.0;
-			// @unroll
-			for (var c = 0u; c < CPL; c++) {
-				let p = f16(exp2(fma(sv[i * CPL + c], fa, fb)));
-				ps[pbase + r * PSW + c * LPR + lcol] = p;
-				ls += f32(p);
+			if (abs(ms) < HUGE) {
+				let mm2 = ms * -2.0;
+				// @unroll
+				for (var c = 0u; c < CPL; c++) {
+					let p = f16(exp2(fma(sv[i * CPL + c], 2.0, mm2)));
+					ps[pbase + r * PSW + c * LPR + lcol] = p;
+					ls += f32(p);
+				}
+			} else {
+				// -2m overflows (or m is NaN)
+				// @unroll
+				for (var c = 0u; c < CPL; c++) {
+					let p = f16(exp2(sv[i * CPL + c] - ms));
+					ps[pbase + r * PSW + c * LPR + lcol] = p;
+					ls += f32(p);
+				}
 			}
 			l[i] += ls;
 		}
