@@ -45,7 +45,8 @@
 // itself must be finite there. The backward recomputes P = exp(S − LSE)
 // from the forward's float32 LSE, as FlashAttention does, so the relative
 // error of its gradients grows as |LSE|·1e-7: fine for the scores of
-// trained models, no longer meaningful at millions.
+// trained models, no longer meaningful at millions (and NaN past 2.4e38,
+// where S·log2(e) overflows float32).
 //
 // NaN and infinite inputs are not refused (a step whose loss scale
 // overflowed must still run and report it). Every output is what IEEE
