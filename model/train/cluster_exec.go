@@ -52,6 +52,10 @@ func (t *times) merge(o *times) {
 	t.timestamps = t.timestamps || o.timestamps
 }
 
+// maxTimedDispatches bounds the dispatches of one timed submission (two
+// timestamp queries each; wgpu's query sets hold 8192).
+const maxTimedDispatches = 2048
+
 // execute runs a step's program: on one device in this goroutine, on
 // several one goroutine per device, the sends posting the rows they
 // downloaded to the receives that wait for them.
@@ -89,17 +93,22 @@ func (cl *Cluster) runOps(ctx context.Context, d int, ops []op, boxes []chan []f
 				}
 				continue
 			}
-			tm, err := dev.Run(ctx, o.ds...)
-			if err != nil {
-				return fmt.Errorf("train: %w", err)
-			}
-			if tm.Passes == nil {
-				t.add(o.tags[0], tm.Wall) // one tag per op without timestamps
-				continue
-			}
-			t.timestamps = true
-			for i, p := range tm.Passes {
-				t.add(o.tags[i], p)
+			// A query set holds a bounded number of timestamps: time long
+			// programs in pieces.
+			for lo := 0; lo < len(o.ds); lo += maxTimedDispatches {
+				hi := min(lo+maxTimedDispatches, len(o.ds))
+				tm, err := dev.Run(ctx, o.ds[lo:hi]...)
+				if err != nil {
+					return fmt.Errorf("train: %w", err)
+				}
+				if tm.Passes == nil {
+					t.add(o.tags[0], tm.Wall) // one tag per op without timestamps
+					continue
+				}
+				t.timestamps = true
+				for i, p := range tm.Passes {
+					t.add(o.tags[lo+i], p)
+				}
 			}
 		case opSend:
 			t0 := time.Now()

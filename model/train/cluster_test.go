@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -202,4 +203,38 @@ func TestClusterTwoAdapters(t *testing.T) {
 	w1, err := cl.download(context.Background(), cl.devs[1].params)
 	require.NoError(t, err)
 	assert.Equal(t, w0.Tensors, w1, "the replicas hold the same weights")
+}
+
+// TestClusterBreakdown: a timed step splits every rank's time into
+// linear, attention and transfer work by timestamp queries (or host
+// clocks), projects the waits of ranks that share the adapter, and the
+// projected parallel step is no shorter than the busiest rank's work and
+// no longer than the ranks' work one after another.
+func TestClusterBreakdown(t *testing.T) {
+	c := tinyConfig(t)
+	o := ClusterOptions{Ranks: 4, TokensPerRank: 64, BlockSize: 8, Timed: true}
+	cl := newTestCluster(t, []*wgpu.Device{testDev}, c, o, 1)
+	res, err := cl.Gradients(context.Background(), equivBatches(t)[0])
+	require.NoError(t, err)
+	st := res.Stats
+	assert.True(t, st.WaitProjected)
+	assert.Equal(t, testDev.Info().Timestamps, st.Timestamps)
+	// Per layer and pass, one stretch per nano-batch's attention phase,
+	// and the stretch after the last.
+	assert.Len(t, st.Intervals, 2*c.Layers*2+1)
+	var serial, busiest time.Duration
+	for r, rt := range st.Ranks {
+		assert.Positive(t, rt.Linear, "rank %d", r)
+		assert.Positive(t, rt.Attention, "rank %d", r)
+		assert.GreaterOrEqual(t, rt.Wait, time.Duration(0), "rank %d", r)
+		work := rt.Linear + rt.Attention + rt.Transfer
+		serial += work
+		busiest = max(busiest, work)
+	}
+	proj := st.Projected(0)
+	assert.GreaterOrEqual(t, proj, busiest)
+	assert.LessOrEqual(t, proj, serial+st.Reduce)
+	assert.Greater(t, st.Projected(1e6), proj, "moving bytes at 1 MB/s takes time")
+	assert.GreaterOrEqual(t, st.MeasuredImbalance, 1.0)
+	assert.Len(t, st.PlanLoad, 4)
 }
