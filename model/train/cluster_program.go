@@ -8,7 +8,7 @@ import (
 // The step's order of stages, per layer, with nano-batches A and B
 // (ping-pong; without it only A):
 //
-//	forward:  A linear, B linear, inputs of A's and B's servers sent,
+//	forward:  A linear (A's rows sent), B linear (B's rows sent),
 //	          A attention (its outputs sent home), B attention, ...
 //	backward: the same, with dO in, dQ back and dK/dV added where the
 //	          rows live (after every server's in-place backward).
@@ -40,6 +40,7 @@ func (pb *progBuilder) record(m mode) {
 	}
 	var ret *exchange
 	for l := range L {
+		in := pb.inputs(l, false)
 		for k := range cl.nano {
 			if ret != nil {
 				pb.recv(ret, k)
@@ -51,9 +52,8 @@ func (pb *progBuilder) record(m mode) {
 				}
 				pb.seg(j, spanLinear, r.fwdPre[l])
 			}
-		}
-		in := pb.inputs(l, false)
-		for k := range cl.nano {
+			// Nano-batch k's rows leave for other adapters while the next
+			// nano-batch's linear layers run.
 			pb.send(in, k)
 		}
 		ret = pb.newExchange()
@@ -83,6 +83,7 @@ func (pb *progBuilder) record(m mode) {
 	}
 	ret = nil
 	for l := L - 1; l >= 0; l-- {
+		in := pb.inputs(l, true)
 		for k := range cl.nano {
 			if ret != nil {
 				pb.recv(ret, k)
@@ -103,9 +104,6 @@ func (pb *progBuilder) record(m mode) {
 					pb.run(pb.dev(j), pb.rankTag(j, spanTransfer), b.fillZero((cl.rows-x)*w, x*w, r.dk), b.fillZero((cl.rows-x)*w, x*w, r.dv))
 				}
 			}
-		}
-		in := pb.inputs(l, true)
-		for k := range cl.nano {
 			pb.send(in, k)
 		}
 		ret = pb.newExchange()
@@ -115,12 +113,11 @@ func (pb *progBuilder) record(m mode) {
 				pb.check(s, l, true)
 				pb.backward(s, l, ret)
 			}
-			pb.interval++
-		}
-		// dK/dV go home only once every server's in-place backward has
-		// written its rows; their sums run in server order.
-		for k := range cl.nano {
+			// dK/dV are added where the rows live only at the receiving
+			// end, in the next linear stage: after every server's in-place
+			// backward has written its rows, in server order.
 			pb.send(ret, k)
+			pb.interval++
 		}
 	}
 	for k := range cl.nano {
