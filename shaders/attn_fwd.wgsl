@@ -1,4 +1,4 @@
-// attn_fwd.wgsl: FlashAttention-2 style forward over a fused varlen batch.
+// The attention forward over a fused varlen batch, FlashAttention-2 style.
 //
 // One workgroup computes a Br x D block of O (and Br entries of LSE) for one
 // query head of one segment, streaming the segment's keys and values in
@@ -11,47 +11,15 @@
 // merges the pieces of each block (O = sum_s exp(LSE_s - LSE) O_s).
 //
 // Tensors are stored as IOV (four values: vec4<f32>, or vec2<u32> holding
-// four f16 or bf16), read with ld() and written as OV (here IOV) with st(); the operands are
-// fetched as LDV, 16 bytes a load where the dtype allows (VW IOVs: two of
-// halves where D and KC are multiples of 8), taken apart with pick(). All
-// come from the dtype's prelude (dtype.go). Arithmetic is always f32.
+// four f16 or bf16), read with ld() and written as OV (here IOV) with st();
+// the operands are fetched as LDV, 16 bytes a load where the dtype allows
+// (LOAD_VEC4S IOVs), taken apart with pick(). All come from the dtype's
+// prelude (dtype.go). Arithmetic is always f32.
 //
-// The constants below are generated per adapter and head dimension by
-// shaders.Forward (see fwd.go) and prepended to this file:
-//
-//   D, DV4     head dimension and D/4 (vec4 columns)
-//   TX, TY, NT threads along keys/values, along queries, and TX*TY in all
-//   WX         columns (tx values) covered by one 32-lane group
-//   RM, RG     query rows per thread (a multiple of 4) and RM/4
-//   BR, BC     Br = RM*TY query rows per workgroup, Bc = 4*TX keys per tile
-//   KC, NKC    d-chunk of the S = Q Kᵀ product, and ceil(D/KC) chunks
-//   KC4        KC/4: vec4 columns of a d-chunk
-//   VW, KCL, DL  IOVs per operand load (1, or 2 for halves), KC4/VW loads
-//              per d-chunk row and DV4/VW per tensor row
-//   VC         key chunk of the O += P V product (divides BC)
-//   NJ, NACC   ceil(DV4/TX): vec4 columns of O owned by each thread; RM*NJ
-//   PQ, PK, PV vec4s of a Q chunk, loads of a K chunk and of a V chunk each
-//              thread fetches
-//   GPU, CPU   the fetch pattern (exactly one is 1): GPU holds the block's Q
-//              in registers and reads K chunks coalesced; CPU (for CPU
-//              drivers) fetches Q again for every tile, Q and K one row per
-//              item (see FwdTiling.CPU)
-//   NQ         NKC*PQ: the thread's share of the Q block (GPU pattern)
-//   KT, KU     how K chunks are staged (exactly one is 1): KU untransposed
-//              (fetch.wgsl's layout: one 16-byte store per vec4, one read
-//              per key and four d-steps), KT transposed (four 4-byte stores
-//              per vec4, one read per d-step; fewer registers held: see
-//              FwdTiling.TransposedK)
-//   BR4        Br/4: vec4 columns of a staged Qᵀ row (the K chunk follows it)
-//   SR, SW     rows and vec4 width of a stage buffer: max(KC, VC/F) and
-//              max((Br + Bc)/4, F*DV4), F V rows to a stage row
-//   VS, VFD    how V chunks are staged (exactly one is 1): a V row to a
-//              stage row, or folded, V row c at stage row c % SR, vec4
-//              columns (c / SR)*DV4.. (FwdTiling.vFold)
-//   NCB        Bc/VC: key chunks of the O += P V product
-//
-// Loops marked `// @unroll` are expanded by the generator (unroll.go), so
-// that register arrays are only ever indexed by constants.
+// The generator (fwd.go) prepends the prelude and the tiling's constants,
+// which FwdTiling.constants documents, and appends fetch.wgsl; it expands
+// loops marked `// @unroll`, so that register arrays are only ever indexed
+// by constants, and keeps or drops `// @if NAME` blocks (unroll.go).
 //
 // Workgroup arrays are shaped so that, in the inner loops, the index that
 // varies (kk, c) is an outer, constant one and the innermost is a per-thread
@@ -62,24 +30,25 @@
 //
 // Thread (tx, ty) owns RM = 4*RG rows of the block (RG groups of 4 rows,
 // starting at row 4*RG*ty), columns 4tx..4tx+3 of each S tile, and the O
-// columns 4*(tx + TX*j) for j < NJ of its rows.
+// columns 4*(tx + TX*j) for j < ACC_COLS of its rows.
 
+// The launch parameters, mirrored and documented by shaders.FwdParams (params.go).
 struct Params {
-	hq: u32,          // query heads
-	group: u32,       // Hq / Hkv
-	total_q: u32,     // rows of Q, O, and the stride of LSE
-	causal: u32,      // 1: bottom-right aligned causal mask
-	ntiles: u32,      // query tiles in the tile table
-	grid_y: u32,      // workgroups along y; tile = wg.y + wg.z * grid_y
-	batch: u32,       // segments
-	tiles_off: u32,   // offset of the tile table in segs
-	scale_log2: f32,  // softmax_scale * log2(e)
-	hkv: u32,         // key/value heads: hq / group
-	piece: u32,       // keys per split-KV piece (a multiple of Bc)
-	comb_off: u32,    // offset of the combine table in segs
-	ngroups: u32,     // split blocks in the combine table
-	cgrid_y: u32,     // combine_main workgroups along y; group = wg.y + wg.z * cgrid_y
-	lse_off: u32,     // vec4 offset of the LSE partials in part
+	hq: u32,
+	group: u32,
+	total_q: u32,
+	causal: u32,
+	n_tiles: u32,
+	grid_y: u32,
+	batch: u32,
+	tiles_off: u32,
+	scale_log2: f32,
+	hkv: u32,
+	piece: u32,
+	comb_off: u32,
+	n_groups: u32,
+	comb_grid_y: u32,
+	lse_off: u32,
 	_pad: u32,
 }
 
@@ -87,7 +56,7 @@ struct Params {
 // segs = cu_seqlens_q [B+1] ++ cu_seqlens_k [B+1] ++ tile table (segment,
 // q0, k0, slot) ++ combine table (segment, q0, first slot, pieces)
 @group(0) @binding(1) var<storage, read> segs: array<u32>;
-@group(0) @binding(2) var<storage, read> q: array<LDV>;   // read VW vec4s a load
+@group(0) @binding(2) var<storage, read> q: array<LDV>;   // read LOAD_VEC4S vec4s a load
 @group(0) @binding(3) var<storage, read> k: array<LDV>;
 @group(0) @binding(4) var<storage, read> v: array<LDV>;
 @group(0) @binding(5) var<storage, read_write> o: array<OV>;
@@ -111,8 +80,8 @@ const LN2: f32 = 0.6931471805599453;
 // chunk of V rows; they are filled and used alternately. pt holds Pᵀ by key
 // chunk of VC. The per-thread row partials (TX x BR4 vec4s) borrow the idle
 // buffer.
-var<workgroup> stage: array<array<array<vec4<f32>, SW>, SR>, 2>;
-var<workgroup> pt: array<array<array<vec4<f32>, BR4>, VC>, NCB>;
+var<workgroup> stage: array<array<array<vec4<f32>, STAGE_WIDTH>, STAGE_ROWS>, 2>;
+var<workgroup> pt: array<array<array<vec4<f32>, BR4>, VC>, V_CHUNKS>;
 
 // Tile is the query block a workgroup computes.
 struct Tile {
@@ -125,20 +94,20 @@ struct Tile {
 	slot: u32,     // the piece's slot in part, or NONE
 }
 
-@compute @workgroup_size(NT)
+@compute @workgroup_size(THREADS)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
 	let h = wg.x;
 	let tile = wg.y + wg.z * P.grid_y;
-	if (tile >= P.ntiles) {
+	if (tile >= P.n_tiles) {
 		return;
 	}
-	// Each 32-lane group covers WX columns by 32/WX row groups, so that its
-	// K and V reads (distinct per tx) and Q and P reads (distinct per ty)
-	// each fit one workgroup-memory wavefront.
+	// Each 32-lane group covers WARP_COLS columns by 32/WARP_COLS row
+	// groups, so that its K and V reads (distinct per tx) and Q and P reads
+	// (distinct per ty) each fit one workgroup-memory wavefront.
 	let lane = lid % 32u;
 	let grp = lid / 32u;
-	let tx = lane % WX + WX * (grp % (TX / WX));
-	let ty = lane / WX + (32u / WX) * (grp / (TX / WX));
+	let tx = lane % WARP_COLS + WARP_COLS * (grp % (TX / WARP_COLS));
+	let ty = lane / WARP_COLS + (32u / WARP_COLS) * (grp / (TX / WARP_COLS));
 	let hk = h / P.group;
 
 	// Stage 0: find the segment and the key range this tile needs (segs is
@@ -173,9 +142,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 		m[r] = vec4<f32>(NEG);
 		l[r] = vec4<f32>(0.0);
 	}
-	var acc: array<vec4<f32>, NACC>; // O block: acc[(4r + i) * NJ + j] is row 4(ty*RG+r)+i, vec4 column tx+TX*j
+	var acc: array<vec4<f32>, ACC_VEC4S>;   // O block: acc[(4r + i) * ACC_COLS + j] is row 4(ty*RG+r)+i, vec4 column tx+TX*j
 	// @unroll
-	for (var i = 0u; i < NACC; i++) {
+	for (var i = 0u; i < ACC_VEC4S; i++) {
 		acc[i] = vec4<f32>(0.0);
 	}
 
@@ -190,20 +159,20 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 	// again for every tile and the d-chunk loop stays rolled (CPU drivers
 	// compile the unrolled one several times slower, and run it slower).
 	// @if GPU
-	var fqa: array<vec4<f32>, NQ>;
+	var fqa: array<vec4<f32>, Q_REGS>;
 	// @unroll
-	for (var c = 0u; c < NKC; c++) {
+	for (var c = 0u; c < D_CHUNKS; c++) {
 		let f = load_qt(t, h, lid, c);
 		// @unroll
-		for (var u = 0u; u < PQ; u++) {
-			fqa[c * PQ + u] = f[u];
+		for (var u = 0u; u < Q_FETCHES; u++) {
+			fqa[c * Q_FETCHES + u] = f[u];
 		}
 	}
 	// @end
-	var fq: array<vec4<f32>, PQ>;
+	var fq: array<vec4<f32>, Q_FETCHES>;
 	// @if GPU
 	// @unroll
-	for (var u = 0u; u < PQ; u++) {
+	for (var u = 0u; u < Q_FETCHES; u++) {
 		fq[u] = fqa[u];
 	}
 	// @end
@@ -211,7 +180,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 	fq = load_q(t, h, lid, 0u);
 	// @end
 	var fk = load_k(t, hk, lid, k0, 0u);
-	var fv: array<LDV, PV>;
+	var fv: array<LDV, V_FETCHES>;
 	var sb = 0u;                     // stage buffer of the current chunk
 	store_qk(0u, lid, fq, fk);
 	workgroupBarrier();
@@ -226,12 +195,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 		// @if GPU
 		// @unroll
 		// @end
-		for (var c = 0u; c < NKC; c++) {
-			if (c + 1u < NKC) {
+		for (var c = 0u; c < D_CHUNKS; c++) {
+			if (c + 1u < D_CHUNKS) {
 				// @if GPU
 				// @unroll
-				for (var u = 0u; u < PQ; u++) {
-					fq[u] = fqa[(c + 1u) * PQ + u];
+				for (var u = 0u; u < Q_FETCHES; u++) {
+					fq[u] = fqa[(c + 1u) * Q_FETCHES + u];
 				}
 				// @end
 				// @if CPU
@@ -241,7 +210,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 			} else {
 				fv = load_v(t, hk, lid, kb, 0u);
 			}
-			// @if KU
+			// @if UNTRANSPOSED
 			// @unroll
 			for (var c4 = 0u; c4 < KC4; c4++) {
 				let bk = staged_cols(sb, BR4, tx, c4, BC);   // bk[j][e]: key 4tx+j, d-step 4*c4+e
@@ -259,7 +228,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 				}
 			}
 			// @end
-			// @if KT
+			// @if TRANSPOSED
 			// @unroll
 			for (var kk = 0u; kk < KC; kk++) {
 				let b = stage[sb][kk][BR4 + (tx ^ tswz(kk / 4u, BC))];   // keys 4tx..4tx+3 at d-step kk
@@ -274,7 +243,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 			}
 			// @end
 			sb = 1u - sb;
-			if (c + 1u < NKC) {
+			if (c + 1u < D_CHUNKS) {
 				store_qk(sb, lid, fq, fk);
 			} else {
 				store_v(sb, lid, fv);
@@ -327,8 +296,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 				p[i] = exp2(s[4u * r + i] - vec4<f32>(m_new[i]));
 				l[r][i] = l[r][i] * alpha[i] + (p[i].x + p[i].y + p[i].z + p[i].w);
 				// @unroll
-				for (var j = 0u; j < NJ; j++) {
-					acc[(4u * r + i) * NJ + j] *= alpha[i];
+				for (var j = 0u; j < ACC_COLS; j++) {
+					acc[(4u * r + i) * ACC_COLS + j] *= alpha[i];
 				}
 			}
 			// @unroll
@@ -341,14 +310,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 		workgroupBarrier();   // Pᵀ complete before any thread reads it
 
 		// Stage 4: O += P V over key chunks of VC.
-		for (var ci = 0u; ci < NCB; ci++) {
+		for (var ci = 0u; ci < V_CHUNKS; ci++) {
 			let cb = ci * VC;
 			if (cb + VC < BC) {
 				fv = load_v(t, hk, lid, kb, cb + VC);
 			} else if (kb + BC < kv_end) {
 				// @if GPU
 				// @unroll
-				for (var u = 0u; u < PQ; u++) {
+				for (var u = 0u; u < Q_FETCHES; u++) {
 					fq[u] = fqa[u];
 				}
 				// @end
@@ -365,21 +334,21 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 					pv[r] = pt[ci][c][ty * RG + r];
 				}
 				// @unroll
-				for (var j = 0u; j < NJ; j++) {
+				for (var j = 0u; j < ACC_COLS; j++) {
 					let d4 = tx + TX * j;
 					if (DV4 % TX == 0u || d4 < DV4) {
-						// @if VS
+						// @if V_UNFOLDED
 						let vv = stage[sb][c][d4];
 						// @end
-						// @if VFD
-						let vv = stage[sb][c % SR][(c / SR) * DV4 + d4];
+						// @if V_FOLDED
+						let vv = stage[sb][c % STAGE_ROWS][(c / STAGE_ROWS) * DV4 + d4];
 						// @end
 						// @unroll
 						for (var r = 0u; r < RG; r++) {
-							acc[(4u * r) * NJ + j] = fma(vec4<f32>(pv[r].x), vv, acc[(4u * r) * NJ + j]);
-							acc[(4u * r + 1u) * NJ + j] = fma(vec4<f32>(pv[r].y), vv, acc[(4u * r + 1u) * NJ + j]);
-							acc[(4u * r + 2u) * NJ + j] = fma(vec4<f32>(pv[r].z), vv, acc[(4u * r + 2u) * NJ + j]);
-							acc[(4u * r + 3u) * NJ + j] = fma(vec4<f32>(pv[r].w), vv, acc[(4u * r + 3u) * NJ + j]);
+							acc[(4u * r) * ACC_COLS + j] = fma(vec4<f32>(pv[r].x), vv, acc[(4u * r) * ACC_COLS + j]);
+							acc[(4u * r + 1u) * ACC_COLS + j] = fma(vec4<f32>(pv[r].y), vv, acc[(4u * r + 1u) * ACC_COLS + j]);
+							acc[(4u * r + 2u) * ACC_COLS + j] = fma(vec4<f32>(pv[r].z), vv, acc[(4u * r + 2u) * ACC_COLS + j]);
+							acc[(4u * r + 3u) * ACC_COLS + j] = fma(vec4<f32>(pv[r].w), vv, acc[(4u * r + 3u) * ACC_COLS + j]);
 						}
 					}
 				}
@@ -423,10 +392,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 					pl[i] = (m[r][i] + log2(lsum[i])) * LN2;
 				}
 				// @unroll
-				for (var j = 0u; j < NJ; j++) {
+				for (var j = 0u; j < ACC_COLS; j++) {
 					let d4 = tx + TX * j;
 					if (d4 < DV4) {
-						part[(4u * g + i) * DV4 + d4] = acc[(4u * r + i) * NJ + j] * inv;
+						part[(4u * g + i) * DV4 + d4] = acc[(4u * r + i) * ACC_COLS + j] * inv;
 					}
 				}
 			}
@@ -444,10 +413,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 						inv = 1.0 / lsum[i];
 					}
 					// @unroll
-					for (var j = 0u; j < NJ; j++) {
+					for (var j = 0u; j < ACC_COLS; j++) {
 						let d4 = tx + TX * j;
 						if (d4 < DV4) {
-							o[(row * P.hq + h) * DV4 + d4] = st(acc[(4u * r + i) * NJ + j] * inv);
+							o[(row * P.hq + h) * DV4 + d4] = st(acc[(4u * r + i) * ACC_COLS + j] * inv);
 						}
 					}
 					if (tx == 0u) {
@@ -471,8 +440,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 @compute @workgroup_size(64)
 fn combine_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
 	let h = wg.x;
-	let grp = wg.y + wg.z * P.cgrid_y;
-	if (grp >= P.ngroups) {
+	let grp = wg.y + wg.z * P.comb_grid_y;
+	if (grp >= P.n_groups) {
 		return;
 	}
 	let e = P.comb_off + 4u * grp;
@@ -515,15 +484,15 @@ fn combine_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
 
 // load_q fetches d-chunk c of the block's query rows for the CPU pattern:
 // item it is vec4 column it / BR of row it % BR.
-fn load_q(t: Tile, h: u32, lid: u32, c: u32) -> array<vec4<f32>, PQ> {
-	var f: array<vec4<f32>, PQ>;
+fn load_q(t: Tile, h: u32, lid: u32, c: u32) -> array<vec4<f32>, Q_FETCHES> {
+	var f: array<vec4<f32>, Q_FETCHES>;
 	// @unroll
-	for (var u = 0u; u < PQ; u++) {
-		let it = lid + u * NT;
+	for (var u = 0u; u < Q_FETCHES; u++) {
+		let it = lid + u * THREADS;
 		let row = it % BR;
 		let c4 = it / BR;
 		f[u] = vec4<f32>(0.0);
-		if (((BR * KC / 4u) % NT == 0u || it < BR * KC / 4u) && t.q0 + row < t.q_len && c * KC + 4u * c4 < D) {
+		if (((BR * KC / 4u) % THREADS == 0u || it < BR * KC / 4u) && t.q0 + row < t.q_len && c * KC + 4u * c4 < D) {
 			f[u] = ld(q_vec4(((t.q_start + t.q0 + row) * P.hq + h) * DV4 + c * (KC / 4u) + c4));
 		}
 	}
@@ -534,15 +503,15 @@ fn load_q(t: Tile, h: u32, lid: u32, c: u32) -> array<vec4<f32>, PQ> {
 // transposed: item it is Qᵀ row kk = it / BR4 of the chunk, columns
 // 4g..4g+3 (g = it % BR4), i.e. element c*KC + kk of rows 4g..4g+3. Its
 // reads are scattered, but it runs once per block.
-fn load_qt(t: Tile, h: u32, lid: u32, c: u32) -> array<vec4<f32>, PQ> {
-	var f: array<vec4<f32>, PQ>;
+fn load_qt(t: Tile, h: u32, lid: u32, c: u32) -> array<vec4<f32>, Q_FETCHES> {
+	var f: array<vec4<f32>, Q_FETCHES>;
 	// @unroll
-	for (var u = 0u; u < PQ; u++) {
-		let it = lid + u * NT;
+	for (var u = 0u; u < Q_FETCHES; u++) {
+		let it = lid + u * THREADS;
 		let g = it % BR4;
 		let d = c * KC + it / BR4;
 		f[u] = vec4<f32>(0.0);
-		if (((BR * KC / 4u) % NT == 0u || it < BR * KC / 4u) && d < D) {
+		if (((BR * KC / 4u) % THREADS == 0u || it < BR * KC / 4u) && d < D) {
 			// @unroll
 			for (var e = 0u; e < 4u; e++) {
 				let row = t.q0 + 4u * g + e;
@@ -557,36 +526,36 @@ fn load_qt(t: Tile, h: u32, lid: u32, c: u32) -> array<vec4<f32>, PQ> {
 
 // q_vec4 reads vec4 i of Q (the block's Q is read once, a vec4 at a time).
 fn q_vec4(i: u32) -> IOV {
-	return pick(q[i / VW], i % VW);
+	return pick(q[i / LOAD_VEC4S], i % LOAD_VEC4S);
 }
 
-// load_k fetches d-chunk c of keys kb..kb+BC-1 into registers, KCL
+// load_k fetches d-chunk c of keys kb..kb+BC-1 into registers, CHUNK_LOADS
 // consecutive loads per key row, so that a group's reads are contiguous.
-fn load_k(t: Tile, hk: u32, lid: u32, kb: u32, c: u32) -> array<LDV, PK> {
-	var f: array<LDV, PK>;
+fn load_k(t: Tile, hk: u32, lid: u32, kb: u32, c: u32) -> array<LDV, K_FETCHES> {
+	var f: array<LDV, K_FETCHES>;
 	// @unroll
-	for (var u = 0u; u < PK; u++) {
-		let it = lid + u * NT;
+	for (var u = 0u; u < K_FETCHES; u++) {
+		let it = lid + u * THREADS;
 		let row = chunk_row(it, BC);
-		let l = c * KCL + chunk_col(it, BC);
+		let l = c * CHUNK_LOADS + chunk_col(it, BC);
 		f[u] = LDV();
-		if (((BC * KCL) % NT == 0u || it < BC * KCL) && kb + row < t.k_len && l < DL) {
-			f[u] = k[((t.k_start + kb + row) * P.hkv + hk) * DL + l];
+		if (((BC * CHUNK_LOADS) % THREADS == 0u || it < BC * CHUNK_LOADS) && kb + row < t.k_len && l < ROW_LOADS) {
+			f[u] = k[((t.k_start + kb + row) * P.hkv + hk) * ROW_LOADS + l];
 		}
 	}
 	return f;
 }
 
 // load_v fetches value rows kb+cb..kb+cb+VC-1 into registers.
-fn load_v(t: Tile, hk: u32, lid: u32, kb: u32, cb: u32) -> array<LDV, PV> {
-	var f: array<LDV, PV>;
+fn load_v(t: Tile, hk: u32, lid: u32, kb: u32, cb: u32) -> array<LDV, V_FETCHES> {
+	var f: array<LDV, V_FETCHES>;
 	// @unroll
-	for (var u = 0u; u < PV; u++) {
-		let it = lid + u * NT;
-		let row = it / DL;
+	for (var u = 0u; u < V_FETCHES; u++) {
+		let it = lid + u * THREADS;
+		let row = it / ROW_LOADS;
 		f[u] = LDV();
-		if (((VC * DL) % NT == 0u || it < VC * DL) && kb + cb + row < t.k_len) {
-			f[u] = v[((t.k_start + kb + cb + row) * P.hkv + hk) * DL + it % DL];
+		if (((VC * ROW_LOADS) % THREADS == 0u || it < VC * ROW_LOADS) && kb + cb + row < t.k_len) {
+			f[u] = v[((t.k_start + kb + cb + row) * P.hkv + hk) * ROW_LOADS + it % ROW_LOADS];
 		}
 	}
 	return f;
@@ -596,24 +565,24 @@ fn load_v(t: Tile, hk: u32, lid: u32, kb: u32, cb: u32) -> array<LDV, PV> {
 // for row group g, laid out flat over stage buffer sb.
 fn put_part(sb: u32, x: u32, g: u32, val: vec4<f32>) {
 	let f = x * BR4 + g;
-	stage[sb][f / SW][f % SW] = val;
+	stage[sb][f / STAGE_WIDTH][f % STAGE_WIDTH] = val;
 }
 
 fn get_part(sb: u32, x: u32, g: u32) -> vec4<f32> {
 	let f = x * BR4 + g;
-	return stage[sb][f / SW][f % SW];
+	return stage[sb][f / STAGE_WIDTH][f % STAGE_WIDTH];
 }
 
 // store_qk writes a fetched Q and K chunk into stage[sb]: Qᵀ (KC x Br) in
-// columns 0..BR4-1 and beside it the K chunk, untransposed (KU) or
-// transposed (KT; see store_operand in fetch.wgsl). With the GPU
+// columns 0..BR4-1 and beside it the K chunk, untransposed or transposed
+// (see store_operand in fetch.wgsl). With the GPU
 // pattern Q comes transposed; with the CPU pattern it is stored transposed
 // here, rows fastest.
-fn store_qk(sb: u32, lid: u32, fq: array<vec4<f32>, PQ>, fk: array<LDV, PK>) {
+fn store_qk(sb: u32, lid: u32, fq: array<vec4<f32>, Q_FETCHES>, fk: array<LDV, K_FETCHES>) {
 	// @unroll
-	for (var u = 0u; u < PQ; u++) {
-		let it = lid + u * NT;
-		if ((BR * KC / 4u) % NT == 0u || it < BR * KC / 4u) {
+	for (var u = 0u; u < Q_FETCHES; u++) {
+		let it = lid + u * THREADS;
+		if ((BR * KC / 4u) % THREADS == 0u || it < BR * KC / 4u) {
 			if (GPU == 1u) {
 				stage[sb][it / BR4][it % BR4] = fq[u];   // transposed by load_qt
 			} else {
@@ -627,31 +596,31 @@ fn store_qk(sb: u32, lid: u32, fq: array<vec4<f32>, PQ>, fk: array<LDV, PK>) {
 		}
 	}
 	// @unroll
-	for (var u = 0u; u < PK; u++) {
-		let it = lid + u * NT;
-		if ((BC * KCL) % NT == 0u || it < BC * KCL) {
+	for (var u = 0u; u < K_FETCHES; u++) {
+		let it = lid + u * THREADS;
+		if ((BC * CHUNK_LOADS) % THREADS == 0u || it < BC * CHUNK_LOADS) {
 			// @unroll
-			for (var w = 0u; w < VW; w++) {
-				store_operand(sb, BR4, chunk_row(it, BC), VW * chunk_col(it, BC) + w, BC, ld(pick(fk[u], w)));
+			for (var w = 0u; w < LOAD_VEC4S; w++) {
+				store_operand(sb, BR4, chunk_row(it, BC), LOAD_VEC4S * chunk_col(it, BC) + w, BC, ld(pick(fk[u], w)));
 			}
 		}
 	}
 }
 
 // store_v writes a fetched V chunk (VC x D) into stage[sb].
-fn store_v(sb: u32, lid: u32, fv: array<LDV, PV>) {
+fn store_v(sb: u32, lid: u32, fv: array<LDV, V_FETCHES>) {
 	// @unroll
-	for (var u = 0u; u < PV; u++) {
-		let it = lid + u * NT;
-		if ((VC * DL) % NT == 0u || it < VC * DL) {
+	for (var u = 0u; u < V_FETCHES; u++) {
+		let it = lid + u * THREADS;
+		if ((VC * ROW_LOADS) % THREADS == 0u || it < VC * ROW_LOADS) {
 			// @unroll
-			for (var w = 0u; w < VW; w++) {
-				// @if VS
-				stage[sb][it / DL][VW * (it % DL) + w] = ld(pick(fv[u], w));
+			for (var w = 0u; w < LOAD_VEC4S; w++) {
+				// @if V_UNFOLDED
+				stage[sb][it / ROW_LOADS][LOAD_VEC4S * (it % ROW_LOADS) + w] = ld(pick(fv[u], w));
 				// @end
-				// @if VFD
-				let row = it / DL;
-				stage[sb][row % SR][(row / SR) * DV4 + VW * (it % DL) + w] = ld(pick(fv[u], w));
+				// @if V_FOLDED
+				let row = it / ROW_LOADS;
+				stage[sb][row % STAGE_ROWS][(row / STAGE_ROWS) * DV4 + LOAD_VEC4S * (it % ROW_LOADS) + w] = ld(pick(fv[u], w));
 				// @end
 			}
 		}

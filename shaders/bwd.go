@@ -1,33 +1,30 @@
 package shaders
 
 import (
-	_ "embed"
 	"fmt"
+	"strings"
 )
 
-//go:embed attn_bwd.wgsl
-var attnBwd string
-
-// BwdKernel names one of the two tiled kernels of the attention backward.
+// BwdKernel names one of the two tile shapes of the attention backward.
 type BwdKernel int
 
 const (
-	// BwdDQ is the query-block-major kernel: a workgroup owns a block of
-	// query rows of one query head and streams the keys to produce dQ. Its
-	// module also holds the Delta pre-pass (entry point "delta_main").
+	// BwdDQ is the query-block-major shape: a workgroup owns a block of
+	// query rows of one query head and streams the keys to produce dQ
+	// (DQEntry, DQStoredEntry).
 	BwdDQ BwdKernel = iota
-	// BwdDKV is the key-block-major kernel: a workgroup owns a block of key
+	// BwdDKV is the key-block-major shape: a workgroup owns a block of key
 	// rows of one KV head and streams the query rows of every query head of
-	// its group to produce dK and dV.
+	// its group to produce dK and dV (DKVEntry).
 	BwdDKV
 )
 
-// Entry is the kernel's WGSL entry point.
-func (k BwdKernel) Entry() string {
+// Entry is the kernel's entry point: DQEntry or DKVEntry.
+func (k BwdKernel) Entry() BwdEntry {
 	if k == BwdDKV {
-		return "dkv_main"
+		return DKVEntry
 	}
-	return "dq_main"
+	return DQEntry
 }
 
 // String names the kernel: "dq" or "dkv".
@@ -38,41 +35,80 @@ func (k BwdKernel) String() string {
 	return "dq"
 }
 
-// DeltaEntry is the entry point of the Delta = rowsum(dO ∘ O) pre-pass in
-// the BwdDQ module, and DeltaWorkgroup its workgroup size.
+// BwdEntry is one kernel of the backward, compiled from a module of its own
+// (see BwdTiling.Module).
+type BwdEntry int
+
+// The backward's kernels, in the order a backward runs them.
 const (
-	DeltaEntry     = "delta_main"
-	DeltaWorkgroup = 64
+	// BoundEntry finds max |K| and max ‖V_j‖, from which DeltaEntry scales
+	// the fused dQ: one invocation per (key row, KV head) pair, in
+	// workgroups of DeltaWorkgroup.
+	BoundEntry BwdEntry = iota
+	// DeltaEntry computes Delta = rowsum(dO ∘ O) and the fused dQ's scales:
+	// one invocation per (query row, head) pair, in workgroups of
+	// DeltaWorkgroup.
+	DeltaEntry
+	// WidenEntry copies K into an f32 buffer for a WideK DQStoredEntry where
+	// the dK/dV kernel does not: one invocation per vec4 of K, in
+	// workgroups of DeltaWorkgroup.
+	WidenEntry
+	// DQEntry is the dQ kernel that recomputes S and dP (a BwdDQ tiling).
+	DQEntry
+	// DKVEntry is the dK/dV kernel, with the fused dQ or the stored dS (a
+	// BwdDKV tiling).
+	DKVEntry
+	// DQStoredEntry is the dQ kernel for the dS tiles stored by a StoredDS
+	// dK/dV kernel (a BwdDQ tiling): dQ = scale · dS K, with no
+	// recomputation and no atomics. It binds the parameters, the tile
+	// table, K, dQ and the stored tiles at bindings 0, 1, 3, 8 and 9.
+	DQStoredEntry
+	// DQCastEntry stores the fused dQ from its fixed-point accumulator in
+	// the storage type, on DeltaEntry's grid; its tiling's TX (the dK/dV
+	// kernel's) lays out the accumulator.
+	DQCastEntry
 )
 
-// DQCastEntry is the entry point, in the BwdDQ module, of the pass that
-// stores the fixed-point dQ of the fused dK/dV kernel in the storage type.
-// It has the Delta pre-pass's workgroup size and grid.
-const DQCastEntry = "dq_cast_main"
+// DeltaWorkgroup is the workgroup size of the row passes: BoundEntry,
+// DeltaEntry, WidenEntry and DQCastEntry.
+const DeltaWorkgroup = 64
 
-// BoundEntry is the entry point, in the BwdDQ module, of the pass that
-// finds max |K| and max ‖V_j‖, from which the Delta pre-pass scales the
-// fused dK/dV kernel's fixed-point dQ. It has the Delta pre-pass's
-// workgroup size and one invocation per (key row, KV head) pair.
-const BoundEntry = "bound_main"
+// bwdModules lists, per entry, its WGSL entry point, the files its module
+// concatenates, and the tile shape it needs (-1: any).
+var bwdModules = [...]struct {
+	name   string
+	files  []string
+	kernel BwdKernel
+}{
+	BoundEntry:    {"bound_main", []string{"bwd_common.wgsl", "bwd_bound.wgsl"}, -1},
+	DeltaEntry:    {"delta_main", []string{"bwd_common.wgsl", "bwd_delta.wgsl"}, -1},
+	WidenEntry:    {"widen_main", []string{"bwd_common.wgsl", "bwd_widen.wgsl"}, -1},
+	DQEntry:       {"dq_main", []string{"bwd_common.wgsl", "bwd_tiled.wgsl", "bwd_dq_shared.wgsl", "bwd_dq.wgsl", "fetch.wgsl"}, BwdDQ},
+	DKVEntry:      {"dkv_main", []string{"bwd_common.wgsl", "bwd_tiled.wgsl", "bwd_dkv.wgsl", "fetch.wgsl"}, BwdDKV},
+	DQStoredEntry: {"dqs_main", []string{"bwd_common.wgsl", "bwd_tiled.wgsl", "bwd_dq_shared.wgsl", "bwd_dq_stored.wgsl", "fetch.wgsl"}, BwdDQ},
+	DQCastEntry:   {"dq_cast_main", []string{"bwd_common.wgsl", "bwd_dq_cast.wgsl"}, -1},
+}
 
-// WidenEntry is the entry point, in either backward module (not a WideK
-// dQ one), of the pass that copies K into an f32 buffer for a WideK dQ
-// kernel where the dK/dV kernel does not (see WideK): one invocation per
-// vec4 of K, in workgroups of DeltaWorkgroup, Params.wide_grid_x of them
-// along x.
-const WidenEntry = "widen_main"
+// BwdEntries lists the backward's kernels, for tests and tools.
+var BwdEntries = []BwdEntry{BoundEntry, DeltaEntry, WidenEntry, DQEntry, DKVEntry, DQStoredEntry, DQCastEntry}
 
-// DQStoredEntry is the entry point, in the BwdDQ module, of the dQ kernel
-// for dS tiles stored by a StoredDS dK/dV kernel: dQ = scale · dS K, with
-// no recomputation of S and dP and no atomics. It binds the parameters, the
-// tile table, K, dQ and the stored tiles at bindings 0, 1, 3, 8 and 9.
-const DQStoredEntry = "dqs_main"
+func (e BwdEntry) valid() bool { return e >= 0 && int(e) < len(bwdModules) }
+
+// Name is the kernel's WGSL entry point, e.g. "dkv_main".
+func (e BwdEntry) Name() string {
+	if !e.valid() {
+		return fmt.Sprintf("BwdEntry(%d)", int(e))
+	}
+	return bwdModules[e].name
+}
+
+// String is Name.
+func (e BwdEntry) String() string { return e.Name() }
 
 // BwdTiling is the tile shape of one backward kernel. Both kernels share
 // one structure: a workgroup owns BR "rows" (queries for dQ, keys for dK/dV)
 // and streams "columns" (keys, queries) in steps of BC; thread (tx, ty) owns
-// RM rows and 4 columns of each S and dP tile, and RM rows by NJ vec4
+// RM rows and 4 columns of each S and dP tile, and RM rows by ACC_COLS vec4
 // columns of each accumulator.
 type BwdTiling struct {
 	Kernel BwdKernel
@@ -100,37 +136,32 @@ type BwdTiling struct {
 	// DType is the storage type of Q, K, V, O, dO and the gradients.
 	DType DType
 	// WideK (half storage, dS stored) gives the dQ kernel an f32 copy of
-	// K. In the BwdDQ module of DQStoredEntry it makes the dQ kernel read
-	// K from that copy instead of widening the halves as it stages them;
-	// it still writes dQ in DType, and the module's other entry points must
-	// not be used (they would read their operands as f32 too). On the H200
-	// the dQ kernel with half K took 9.55 ms at S8192 D128 H32 against 7.80
-	// with f32 K, for no cause found (see docs/perf.md, Storage types). In
-	// a StoredDS dK/dV kernel it makes the kernel write the copy as it
-	// stages K in its first step, into a twelfth binding (an eleventh
-	// storage buffer); without it the WidenEntry pass writes the copy
-	// (0.13 ms at S8192 D128 H32, 0.96 on bench's CA-task batch, whose K
-	// has 11.5 times its query rows).
+	// K. In a BwdDQ tiling's DQStoredEntry module it makes the dQ kernel
+	// read K from that copy instead of widening the halves as it stages
+	// them (measured faster on the H200, for no cause found); it still
+	// writes dQ in DType, and the tiling's other modules read the stored
+	// type. In a StoredDS dK/dV kernel it makes the kernel write the copy
+	// as it stages K in its first step, into a twelfth binding (an
+	// eleventh storage buffer); without it the WidenEntry pass writes the
+	// copy.
 	WideK bool
 	// CPU selects the fetch pattern for CPU drivers (lavapipe): staged
 	// d-chunks read one row per invocation and stored unswizzled. The GPU
 	// pattern reads them in 16-byte loads, KC/4 invocations per row (KC/8
-	// for halves; contiguous) and swizzles the transposed stores; on the
-	// H200 it is 5 to 9 ms faster at S8192, on lavapipe 2-4% slower. The automatic choice sets CPU on CPU adapters.
+	// for halves; contiguous) and swizzles the transposed stores, which
+	// pays on GPUs only. The automatic choice sets CPU on CPU adapters.
 	CPU bool
 	// Transposed stages the operands of the S and dP products transposed
 	// (four 4-byte stores per fetched vec4, one workgroup-memory read per
 	// d-step) instead of untransposed (one 16-byte store, one read per row
-	// and four d-steps; see fetch.wgsl). On the H200 the untransposed
-	// layout makes fwd+bwd 3-4% faster at S8192 D128 in f32 and 1% in f16
-	// (16-byte loads); the automatic choice never sets Transposed.
+	// and four d-steps; see fetch.wgsl). The untransposed layout measured
+	// faster on the H200: the automatic choice never sets Transposed.
 	Transposed bool
 	// RowRegs (dK/dV kernel, GPU fetch pattern) holds the block's K and V
 	// rows in registers, fetched once instead of every step (the forward
-	// does so with Q), with the S and dP d-chunk loops unrolled. On the
-	// H200 fwd+bwd at S4096 D64 H32 is 4% faster with it; at D 128 the
-	// kernel then takes 255 registers (176 without) and runs 40% slower.
-	// The automatic choice sets it for D <= 64.
+	// does so with Q), with the S and dP d-chunk loops unrolled. That pays
+	// at D 64; at D 128 the registers spill. The automatic choice sets it
+	// for D <= 64.
 	RowRegs bool
 	// Rolled leaves the loops marked @unroll to the driver (for comparison).
 	Rolled bool
@@ -260,49 +291,74 @@ func (t BwdTiling) WritesWideK() bool {
 // RowRegs, for the dK/dV kernel with the GPU fetch pattern.
 func (t BwdTiling) rowRegs() bool { return t.RowRegs && t.Kernel == BwdDKV && !t.CPU }
 
-// Source is the backward module's WGSL with the tiling's constants
-// prepended and its marked loops unrolled. The module holds every backward
-// entry point; use t.Kernel.Entry() (or DeltaEntry, with a BwdDQ tiling).
-func (t BwdTiling) Source() (string, error) {
+// Source is the module of the tiling's kernel, t.Kernel.Entry().
+func (t BwdTiling) Source() (string, error) { return t.Module(t.Kernel.Entry()) }
+
+// Module is the WGSL of entry point e's module for the tiling: the dtype
+// prelude and the tiling's constants (see constants), then the entry's
+// files, its @if blocks kept or dropped and its @unroll loops expanded.
+// DQEntry and DQStoredEntry take a BwdDQ tiling, DKVEntry a BwdDKV one, the
+// row passes either. Only DQStoredEntry reads K as f32 (WideK).
+func (t BwdTiling) Module(e BwdEntry) (string, error) {
 	if err := t.Validate(); err != nil {
 		return "", err
 	}
-	nj := ceilDiv(t.D/4, t.TX)
-	rs, swz := t.ptLayout()
+	if !e.valid() {
+		return "", fmt.Errorf("shaders: backward entry %d does not exist", int(e))
+	}
+	m := bwdModules[e]
+	if m.kernel >= 0 && t.Kernel != m.kernel {
+		return "", fmt.Errorf("shaders: %s needs a %s tiling, not %s", e, m.kernel, t)
+	}
 	in := t.DType
-	if t.WidensK() {
+	if e == DQStoredEntry && t.WidensK() {
 		in = Float32
 	}
-	vw := in.loadVecs(t.D, t.KC)
-	consts := []constant{
-		{"VW", vw}, {"KCL", t.KC / 4 / vw}, {"DL", t.D / 4 / vw},
-		{"D", t.D}, {"DV4", t.D / 4}, {"TX", t.TX}, {"TY", t.TY}, {"NT", t.Threads()},
-		{"RM", t.rows()}, {"RG", t.rows() / 4}, {"BR", t.BR()}, {"BC", t.BC()},
-		{"KC", t.KC}, {"KC4", t.KC / 4}, {"NKC", ceilDiv(t.D, t.KC)}, {"VC", t.VC}, {"NJ", nj}, {"NACC", t.rows() * nj},
-		{"SA", t.KC * t.BR() / 4 / vw}, {"SB", t.KC * t.BC() / 4 / vw},
-		{"PA", ceilDiv(t.KC*t.BR()/4/vw, t.Threads())}, {"PB", ceilDiv(t.KC*t.BC()/4/vw, t.Threads())},
-		{"PV", ceilDiv(t.VC*t.D/4/vw, t.Threads())},
-		{"SR", t.stageRows()}, {"SW", t.stageWidth()}, {"BR4", t.BR() / 4},
-		{"RS", rs}, {"SWZ", swz}, {"DWG", DeltaWorkgroup},
-		{"FUSED", boolInt(t.FusedDQ)}, {"VC4", t.VC / 4}, {"CPU", boolInt(t.CPU)}, {"RREG", boolInt(t.rowRegs())},
-		{"NRA", ceilDiv(t.D, t.KC) * ceilDiv(t.KC*t.BR()/4/vw, t.Threads())},
-		{"KT", boolInt(t.Transposed)}, {"KU", boolInt(!t.Transposed)},
-		{"DSM", boolInt(t.StoredDS)}, {"PD", ceilDiv(t.VC*rs, t.Threads())},
-		{"WKO", boolInt(t.WritesWideK())},
+	var src strings.Builder
+	for _, f := range m.files {
+		src.WriteString(file(f))
 	}
-	return generate(t.String(), in, t.DType, consts, attnBwd, t.Rolled, "NT", "DWG")
+	return generate(t.String()+" "+e.Name(), in, t.DType, t.constants(in.loadVecs(t.D, t.KC)), src.String(), t.Rolled, "THREADS", "PASS_WG")
+}
+
+// constants are the tiling's WGSL constants for operand loads of vw vec4s:
+// the tile shape's (see tileShape.constants), then the backward's own.
+func (t BwdTiling) constants(vw int) []constant {
+	nt := t.Threads()
+	rs, swz := t.ptLayout()
+	rowLoads, colLoads := t.KC*t.BR()/4/vw, t.KC*t.BC()/4/vw
+	return append(t.shape(vw).constants(),
+		constant{"ROW_CHUNK_LOADS", rowLoads},                            // loads of a d-chunk of the row operand (KC x BR)
+		constant{"COL_CHUNK_LOADS", colLoads},                            // loads of a d-chunk of the column operand (KC x BC)
+		constant{"ROW_FETCHES", ceilDiv(rowLoads, nt)},                   // of those, the loads each thread fetches
+		constant{"COL_FETCHES", ceilDiv(colLoads, nt)},                   //
+		constant{"ACC_FETCHES", ceilDiv(t.VC*t.D/4/vw, nt)},              // loads of an accumulation chunk (VC x D) each thread fetches
+		constant{"VC4", t.VC / 4},                                        // vec4s of a column chunk (fused dQ)
+		constant{"PT_STRIDE", rs},                                        // row stride of the transposed tile pt, in vec4s (see ptLayout)
+		constant{"PT_SWIZZLE", swz},                                      // mask of pt's swizzle (see ptLayout)
+		constant{"DS_FETCHES", ceilDiv(t.VC*rs, nt)},                     // vec4s of a stored dS chunk (VC rows of pt) each thread fetches
+		constant{"PASS_WG", DeltaWorkgroup},                              // workgroup size of the row passes
+		constant{"FUSED_DQ", boolInt(t.FusedDQ)},                         // 1: dkv_main adds dQ into a fixed-point sum (FusedDQ)
+		constant{"STORED_DS", boolInt(t.StoredDS)},                       // 1: dkv_main stores its dS tiles (StoredDS)
+		constant{"WRITES_WIDE_K", boolInt(t.WritesWideK())},              // 1: dkv_main writes K as f32 (WritesWideK)
+		constant{"ROWS_IN_REGS", boolInt(t.rowRegs())},                   // 1: dkv_main holds its K and V rows in registers (RowRegs)
+		constant{"ROW_REGS", ceilDiv(t.D, t.KC) * ceilDiv(rowLoads, nt)}, // a thread's share of those rows: D_CHUNKS * ROW_FETCHES loads
+	)
+}
+
+// shape is the tile shape the constants of both kernel families share.
+func (t BwdTiling) shape(vw int) tileShape {
+	return tileShape{d: t.D, tx: t.TX, ty: t.TY, rm: t.rows(), kc: t.KC, vc: t.VC, vw: vw,
+		stageRows: t.stageRows(), stageWidth: t.stageWidth(), cpu: t.CPU, transposed: t.Transposed}
 }
 
 // ChooseBwd picks the tiling of backward kernel k for head dimension d and
 // storage type dt on an adapter that offers wgBytes of workgroup memory and
 // maxThreads invocations per workgroup: the largest workgroup that fits,
 // then the preferred d-chunk (see bwdChunks) and column chunk (see
-// bwdColChunks), staged untransposed, for every storage type: since half
-// storage is fetched 16 bytes a load (8 values), it runs fastest with
-// d-chunks of 32 untransposed too (S8192 D128 H32 f16: KC 32 VC 16 71.9
-// ms, transposed 72.7; KC 16 VC 32 transposed, its choice with 8-byte
-// loads, 77.2). The dK/dV kernel holds its rows in registers for D <= 64
-// (see RowRegs).
+// bwdColChunks), staged untransposed for every storage type (half storage,
+// fetched 16 bytes a load, measured fastest so too). The dK/dV kernel holds
+// its rows in registers for D <= 64 (see RowRegs).
 func ChooseBwd(k BwdKernel, d int, dt DType, wgBytes, maxThreads int) (BwdTiling, error) {
 	for _, txy := range [][2]int{{16, 16}, {8, 16}, {16, 8}, {8, 8}, {4, 8}, {4, 4}} {
 		if txy[0]*txy[1] > maxThreads {
@@ -327,12 +383,9 @@ func ChooseBwd(k BwdKernel, d int, dt DType, wgBytes, maxThreads int) (BwdTiling
 // (DQStoredEntry) for head dimension d and storage type dt, as ChooseBwd
 // does, among square tiles whose key chunks (VC) leave pt room for two
 // (BC >= 2 VC): the largest workgroup that fits, then the largest chunk.
-// Its d-chunk (KC) is unused there and kept at 16 or less. On the H200 VC
-// 32 made fwd+bwd 6% faster than 16 (S8192 D128 H32 63.3, 63.5 ms against
-// 67.6, 67.4; S16384 D128 H16 127.0 against 135.3, 134.7; S4096 D64 H32
-// 9.60 against 9.98). Above D 64 with half storage it sets WideK (at
-// S4096 D64 H32 the kernel is as fast with half K as with f32: 1.75 and
-// 1.77 ms, so there the copy would only cost).
+// Its d-chunk (KC) is unused there and kept at 16 or less. Above D 64 with
+// half storage it sets WideK; at D 64 the kernel is as fast with half K,
+// so there the copy would only cost.
 func ChooseDQStored(d int, dt DType, wgBytes, maxThreads int) (BwdTiling, error) {
 	for _, txy := range [][2]int{{16, 16}, {8, 8}, {4, 4}} {
 		if txy[0]*txy[1] > maxThreads {
@@ -348,12 +401,9 @@ func ChooseDQStored(d int, dt DType, wgBytes, maxThreads int) (BwdTiling, error)
 	return BwdTiling{}, fmt.Errorf("shaders: no dQ tiling for stored dS at D=%d fits %d bytes of workgroup memory and %d threads", d, wgBytes, maxThreads)
 }
 
-// bwdChunks lists the backward's d-chunks in order of preference. On the
-// H200 (fwd+bwd, dQ fused into dK/dV) the untransposed dK/dV kernel runs
-// fastest with chunks of 32 (f32 S8192 D128 H32 78.2, 78.4 ms against
-// 80.0, 80.1 with 16; S4096 D64 H32 -1.5%; f16 with 16-byte loads 71.9
-// against 77.1), where they fit (48 KiB); the separate dQ kernel takes 16
-// (not measured with 32 since b9).
+// bwdChunks lists the backward's d-chunks in order of preference: the
+// dK/dV kernel measured fastest with chunks of 32 where they fit (48 KiB),
+// the separate dQ kernel keeps 16.
 func bwdChunks(k BwdKernel) []int {
 	if k == BwdDKV {
 		return []int{32, 16, 8, 4}
@@ -365,12 +415,8 @@ func bwdChunks(k BwdKernel) []int {
 // accumulating product's operand staged at a time) for head dimension d and
 // storage type dt, in order of preference. The dK/dV kernel takes 32 where
 // it fits (48 KiB beside d-chunks of 32; six barriers a step fewer than
-// 16), except for half storage at D 128. On the H200, fwd+bwd: f32 S8192
-// D128 H32 72.66, 73.04 ms against 73.04, 73.25 with 16; S16384 140.99,
-// 140.95 against 142.00, 142.30; S4096 D64 10.26, 10.02 against 10.36,
-// 10.26; f16 and bf16 at S4096 D64 9.82-10.18 against 10.26-10.64 (three
-// rounds); f16 at D 128 S8192 71.6 against 71.2, S16384 139.3 against
-// 137.8. The dQ kernel keeps chunkSizes' order.
+// 16), except for half storage at D 128, where 16 measured faster. The dQ
+// kernel keeps chunkSizes' order.
 func bwdColChunks(k BwdKernel, d int, dt DType) []int {
 	if k == BwdDKV && (dt == Float32 || d <= 64) {
 		return []int{32, 16, 8, 4, 2, 1}

@@ -38,7 +38,7 @@ func TestStoredDSTiling(t *testing.T) {
 				src, err := tl.Source()
 				require.NoError(t, err)
 				require.Equal(t, stored, strings.Contains(src, "ds_out[ds_at("), "the dS stores")
-				require.Contains(t, src, "const DSM: u32 = "+map[bool]string{true: "1u", false: "0u"}[stored])
+				require.Contains(t, src, "const STORED_DS: u32 = "+map[bool]string{true: "1u", false: "0u"}[stored])
 			}
 		})
 	}
@@ -67,25 +67,32 @@ func TestChooseDQStored(t *testing.T) {
 	}
 }
 
-// TestWideKSource checks the module of a WideK dQ tiling: it reads its
-// operands as f32 (one vec4 a load) and writes dQ in the storage type, and
-// only the BwdDQ kernel of half storage widens K; a WideK dK/dV kernel
-// writes the copy only when it stores dS, reading the stored type.
+// TestWideKSource checks the stored-dS dQ module of a WideK tiling: it reads
+// its operands as f32 (one vec4 a load) and writes dQ in the storage type,
+// while the tiling's other modules read the stored type; only the BwdDQ
+// kernel of half storage widens K; a WideK dK/dV kernel writes the copy
+// only when it stores dS, reading the stored type.
 func TestWideKSource(t *testing.T) {
+	has := func(src, s string) bool { return strings.Contains(src, s) }
 	for _, dt := range DTypes {
 		tl := BwdTiling{Kernel: BwdDQ, D: 128, TX: 16, TY: 16, KC: 16, VC: 32, DType: dt, WideK: true}
-		src, err := tl.Source()
+		src, err := tl.Module(DQStoredEntry)
 		require.NoError(t, err)
 		wantOV := map[DType]string{Float32: "vec4<f32>", Float16: "vec2<u32>", BFloat16: "vec2<u32>"}[dt]
-		require.Contains(t, src, "alias IOV = vec4<f32>;", dt)
-		require.Contains(t, src, "alias OV = "+wantOV+";", dt)
-		require.Contains(t, src, "const VW: u32 = 1u;", dt)
+		require.True(t, has(src, "alias IOV = vec4<f32>;"), dt)
+		require.True(t, has(src, "alias OV = "+wantOV+";"), dt)
+		require.True(t, has(src, "const LOAD_VEC4S: u32 = 1u;"), dt)
 		require.Equal(t, dt != Float32, strings.Contains(tl.String(), " widek"), tl.String())
+		for _, e := range []BwdEntry{DQEntry, DeltaEntry, BoundEntry} {
+			src, err = tl.Module(e)
+			require.NoError(t, err)
+			require.True(t, has(src, "alias IOV = "+wantOV+";"), "%s %s reads the stored type", dt, e)
+		}
 
 		tl.WideK = false
-		src, err = tl.Source()
+		src, err = tl.Module(DQStoredEntry)
 		require.NoError(t, err)
-		require.Contains(t, src, "alias IOV = "+wantOV+";", dt)
+		require.True(t, has(src, "alias IOV = "+wantOV+";"), dt)
 		require.NotContains(t, tl.String(), "widek")
 
 		tl.Kernel, tl.WideK = BwdDKV, true
@@ -95,8 +102,32 @@ func TestWideKSource(t *testing.T) {
 		require.Equal(t, dt != Float32, tl.WritesWideK(), dt)
 		src, err = tl.Source()
 		require.NoError(t, err)
-		require.Contains(t, src, fmt.Sprintf("const WKO: u32 = %du;", boolInt(dt != Float32)), dt)
-		require.Contains(t, src, "alias IOV = "+wantOV+";", "the dK/dV kernel reads the stored type")
+		require.True(t, has(src, fmt.Sprintf("const WRITES_WIDE_K: u32 = %du;", boolInt(dt != Float32))), dt)
+		require.True(t, has(src, "alias IOV = "+wantOV+";"), "the dK/dV kernel reads the stored type")
 		require.Equal(t, dt != Float32, strings.Contains(tl.String(), " widek"), tl.String())
 	}
+}
+
+// TestModuleEntries checks which tile shape each backward kernel takes and
+// that each module holds its entry point and no other.
+func TestModuleEntries(t *testing.T) {
+	dq := BwdTiling{Kernel: BwdDQ, D: 64, TX: 8, TY: 8, KC: 16, VC: 16}
+	dkv := dq
+	dkv.Kernel = BwdDKV
+	for _, e := range BwdEntries {
+		for _, tl := range []BwdTiling{dq, dkv} {
+			src, err := tl.Module(e)
+			wantErr := (e == DQEntry || e == DQStoredEntry) && tl.Kernel != BwdDQ || e == DKVEntry && tl.Kernel != BwdDKV
+			if wantErr {
+				require.ErrorContains(t, err, "needs a", "%s with %s", e, tl)
+				continue
+			}
+			require.NoError(t, err, "%s with %s", e, tl)
+			for _, other := range BwdEntries {
+				require.Equal(t, other == e, strings.Contains(src, "fn "+other.Name()+"("), "module of %s: entry %s", e, other)
+			}
+		}
+	}
+	_, err := dq.Module(BwdEntry(42))
+	require.ErrorContains(t, err, "does not exist")
 }

@@ -152,6 +152,6 @@ func TestChooseRowRegs(t *testing.T) {
 		require.Equal(t, c.want, strings.Contains(b.String(), "rowregs"), b.String())
 		src, err := b.Source()
 		require.NoError(t, err)
-		require.Equal(t, c.want, strings.Contains(src, "const RREG: u32 = 1u;"), "%s: RREG constant", b)
+		require.Equal(t, c.want, strings.Contains(src, "const ROWS_IN_REGS: u32 = 1u;"), "%s: ROWS_IN_REGS constant", b)
 	}
 }

@@ -56,9 +56,10 @@ func ParseDType(s string) (DType, error) {
 	return 0, fmt.Errorf("dtype %q: want f32, f16 or bf16", s)
 }
 
-// loadVecs is VW, the vec4s of values a kernel's operand fetches read per
-// load for head dimension d and chunks of kc: 2 for half storage where d and
-// kc are multiples of 8 (16-byte loads, as f32's one vec4), else 1.
+// loadVecs is LOAD_VEC4S, the vec4s of values a kernel's operand fetches
+// read per load for head dimension d and chunks of kc: 2 for half storage
+// where d and kc are multiples of 8 (16-byte loads, as f32's one vec4),
+// else 1.
 func (t DType) loadVecs(d, kc int) int {
 	if t.Size() == 2 && d%8 == 0 && kc%8 == 0 {
 		return 2
@@ -116,7 +117,8 @@ fn st(x: vec4<f32>) -> OV { return OV(pack2x16float(x.xy), pack2x16float(x.zw));
 		return `alias OV = vec2<u32>;
 fn bf16(f: f32) -> u32 {
 	let u = bitcast<u32>(f);
-	return (u + 0x7fffu + ((u >> 16u) & 1u)) >> 16u;
+	// A NaN is truncated and made quiet, as the host codec does: rounding could carry it into Inf.
+	return select((u + 0x7fffu + ((u >> 16u) & 1u)) >> 16u, (u >> 16u) | 0x40u, (u & 0x7fffffffu) > 0x7f800000u);
 }
 fn st(x: vec4<f32>) -> OV { return OV(bf16(x.x) | (bf16(x.y) << 16u), bf16(x.z) | (bf16(x.w) << 16u)); }
 `
@@ -124,4 +126,29 @@ fn st(x: vec4<f32>) -> OV { return OV(bf16(x.x) | (bf16(x.y) << 16u), bf16(x.z) 
 	return `alias OV = vec4<f32>;
 fn st(x: vec4<f32>) -> OV { return x; }
 `
+}
+
+// CastEntry is the entry point of CastSource's kernel.
+const CastEntry = "cast_main"
+
+// CastSource is a kernel that stores float32 values in dtype t as the
+// attention kernels store their outputs (the prelude's st, rounding to
+// nearest even): it reads binding 0 as vec4<f32> and writes binding 1 in t,
+// one invocation per vec4, in workgroups of 64. Tests run it to compare the
+// device's rounding with the host codec's (attention.Encode).
+func CastSource(t DType) (string, error) {
+	if !t.Valid() {
+		return "", fmt.Errorf("shaders: invalid dtype %d", int(t))
+	}
+	return t.prelude(1, t) + `
+@group(0) @binding(0) var<storage, read> src: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> dst: array<OV>;
+
+@compute @workgroup_size(64)
+fn cast_main(@builtin(global_invocation_id) id: vec3<u32>) {
+	if (id.x < arrayLength(&src)) {
+		dst[id.x] = st(src[id.x]);
+	}
+}
+`, nil
 }

@@ -1,19 +1,18 @@
-// fetch.wgsl: how a d-chunk of a staged operand is fetched, and where each
-// of its rows is kept in workgroup memory. Shared by attn_fwd.wgsl and
-// attn_bwd.wgsl, which declare stage and generate the constants KC, KC4,
-// CPU and KU.
+// How a d-chunk of a staged operand is fetched, and where each of its rows
+// is kept in workgroup memory: appended to the forward's module and to the
+// backward's tiled kernels (bwd_tiled.wgsl), which declare stage.
 //
 // chunk_row and chunk_col are the row and the load within the d-chunk of
-// item it of an operand of n rows: KCL = KC/(4 VW) consecutive items per
-// row (the GPU pattern: contiguous reads), or rows fastest (CPU). Load l
-// holds vec4 columns VW*l..VW*l+VW-1 of the chunk (16 bytes: one vec4 of
-// f32, two of halves; see the dtype's prelude).
+// item it of an operand of n rows: CHUNK_LOADS = KC/(4 LOAD_VEC4S)
+// consecutive items per row (the GPU pattern: contiguous reads), or rows
+// fastest (CPU). Load l holds vec4 columns LOAD_VEC4S*l.. of the chunk (16
+// bytes: one vec4 of f32, two of halves; see the dtype's prelude).
 fn chunk_row(it: u32, n: u32) -> u32 {
-	return select(it / KCL, it % n, CPU == 1u);
+	return select(it / CHUNK_LOADS, it % n, CPU == 1u);
 }
 
 fn chunk_col(it: u32, n: u32) -> u32 {
-	return select(it % KCL, it / n, CPU == 1u);
+	return select(it % CHUNK_LOADS, it / n, CPU == 1u);
 }
 
 // A staged operand of n rows is kept untransposed, one 16-byte store per
@@ -74,9 +73,9 @@ fn tswz(c4: u32, n: u32) -> u32 {
 
 // store_operand stores val, vec4 column c4 of row x of an operand of n
 // rows, into stage[sb], in the operand's columns from vec4 column base, in
-// the layout KU or KT selects.
+// the layout UNTRANSPOSED or TRANSPOSED selects.
 fn store_operand(sb: u32, base: u32, x: u32, c4: u32, n: u32, val: vec4<f32>) {
-	if (KU == 1u) {
+	if (UNTRANSPOSED == 1u) {
 		stage[sb][stage_row(x, c4)][base + stage_col(x, c4, n)] = val;
 		return;
 	}

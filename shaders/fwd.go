@@ -1,12 +1,15 @@
 package shaders
 
-import (
-	_ "embed"
-	"fmt"
-)
+import "fmt"
 
-//go:embed attn_fwd.wgsl
-var attnFwd string
+var attnFwd = file("attn_fwd.wgsl")
+
+// The forward module's entry points: the attention kernel, and the pass
+// that merges split-KV pieces.
+const (
+	ForwardEntry = "main"
+	CombineEntry = "combine_main"
+)
 
 // FwdTiling is the tile shape of the attention forward kernel.
 type FwdTiling struct {
@@ -25,21 +28,19 @@ type FwdTiling struct {
 	// CPU selects the fetch pattern for CPU drivers (lavapipe): the block's
 	// Q is fetched again for every key tile, and Q and K chunks are read
 	// one row per invocation. The GPU pattern holds the block's Q in
-	// registers (NKC*PQ vec4s a thread; the d-chunk loop unrolled) and reads
-	// K chunks in 16-byte loads, KC/4 invocations per row (KC/8 for
-	// halves: see loadVecs), coalesced, storing them with a swizzle; on the
-	// H200 it is 16% faster, while lavapipe compiles its
-	// unrolled loop several times slower and runs it 15-20% slower. The
-	// automatic choice sets CPU on CPU adapters.
+	// registers (Q_REGS vec4s a thread; the d-chunk loop unrolled) and
+	// reads K chunks in 16-byte loads, KC/4 invocations per row (KC/8 for
+	// halves: see loadVecs), coalesced, storing them with a swizzle: faster
+	// on GPUs, while CPU drivers compile the unrolled loop slowly and run
+	// it slower. The automatic choice sets CPU on CPU adapters.
 	CPU bool
 	// TransposedK stages K chunks transposed (four 4-byte stores per
 	// fetched vec4, one workgroup-memory read per d-step) instead of
 	// untransposed (one 16-byte store, one read per key and four d-steps).
 	// The untransposed S loop holds a 4 x 4 block of K in registers, 12
-	// more: on the H200 it is 2-3% faster at D 128 in f32 (and allows K
-	// chunks of 32), 1.3% slower at D 64 with 384 threads, where the
-	// registers are capped at 170, and 4-5% slower with half storage. The
-	// automatic choice sets TransposedK for those.
+	// more, which pays at D 128 in f32 but not where registers are short
+	// (D 64 at 384 threads) or with half storage, where the automatic
+	// choice sets TransposedK.
 	TransposedK bool
 	// Rolled leaves the loops marked @unroll to the driver (for comparison).
 	Rolled bool
@@ -149,18 +150,31 @@ func (t FwdTiling) Source() (string, error) {
 	if !t.DType.Valid() {
 		return "", fmt.Errorf("shaders: tiling %s: invalid dtype %d", t, int(t.DType))
 	}
-	vw := t.DType.loadVecs(t.D, t.KC)
-	consts := []constant{
-		{"VW", vw}, {"KCL", t.KC / 4 / vw}, {"DL", t.D / 4 / vw},
-		{"D", t.D}, {"DV4", t.D / 4}, {"TX", t.TX}, {"TY", t.TY}, {"NT", t.Threads()},
-		{"BR", t.BR()}, {"BC", t.BC()}, {"KC", t.KC}, {"KC4", t.KC / 4}, {"NKC", (t.D + t.KC - 1) / t.KC},
-		{"VC", t.VC}, {"NCB", t.BC() / t.VC}, {"NJ", (t.D/4 + t.TX - 1) / t.TX},
-		{"BR4", t.BR() / 4}, {"SR", t.stageRows()}, {"SW", t.stageWidth()}, {"NACC", t.rows() * ((t.D/4 + t.TX - 1) / t.TX)},
-		{"RM", t.rows()}, {"RG", t.rows() / 4}, {"WX", t.warpX()},
-		{"PQ", ceilDiv(t.BR()*t.KC/4, t.Threads())}, {"NQ", ceilDiv(t.D, t.KC) * ceilDiv(t.BR()*t.KC/4, t.Threads())}, {"GPU", boolInt(!t.CPU)}, {"CPU", boolInt(t.CPU)}, {"KT", boolInt(t.TransposedK)}, {"KU", boolInt(!t.TransposedK)}, {"PK", ceilDiv(t.BC()*t.KC/4/vw, t.Threads())}, {"PV", ceilDiv(t.VC*t.D/4/vw, t.Threads())},
-		{"VS", boolInt(t.vFold() == 1)}, {"VFD", boolInt(t.vFold() > 1)},
-	}
-	return generate(t.String(), t.DType, t.DType, consts, attnFwd, t.Rolled, "NT")
+	return generate(t.String(), t.DType, t.DType, t.constants(t.DType.loadVecs(t.D, t.KC)), attnFwd+fetchHelpers, t.Rolled, "THREADS")
+}
+
+// constants are the tiling's WGSL constants for operand loads of vw vec4s:
+// the tile shape's (see tileShape.constants), then the forward's own.
+func (t FwdTiling) constants(vw int) []constant {
+	nt := t.Threads()
+	qFetches := ceilDiv(t.BR()*t.KC/4, nt)
+	return append(t.shape(vw).constants(),
+		constant{"WARP_COLS", t.warpX()},                     // tx values one 32-lane group covers (WX)
+		constant{"GPU", boolInt(!t.CPU)},                     // 1: the GPU fetch pattern, the block's Q held in registers (CPU)
+		constant{"Q_FETCHES", qFetches},                      // vec4s of a Q chunk each thread fetches
+		constant{"Q_REGS", ceilDiv(t.D, t.KC) * qFetches},    // a thread's share of the block's Q (GPU pattern)
+		constant{"K_FETCHES", ceilDiv(t.BC()*t.KC/4/vw, nt)}, // loads of a K chunk each thread fetches
+		constant{"V_FETCHES", ceilDiv(t.VC*t.D/4/vw, nt)},    // loads of a V chunk (VC rows) each thread fetches
+		constant{"V_CHUNKS", t.BC() / t.VC},                  // key chunks of O += P V
+		constant{"V_UNFOLDED", boolInt(t.vFold() == 1)},      // 1: one V row to a stage row
+		constant{"V_FOLDED", boolInt(t.vFold() > 1)},         // 1: V row c at stage row c % STAGE_ROWS, columns (c / STAGE_ROWS)*DV4.. (vFold)
+	)
+}
+
+// shape is the tile shape the constants of both kernel families share.
+func (t FwdTiling) shape(vw int) tileShape {
+	return tileShape{d: t.D, tx: t.TX, ty: t.TY, rm: t.rows(), kc: t.KC, vc: t.VC, vw: vw,
+		stageRows: t.stageRows(), stageWidth: t.stageWidth(), cpu: t.CPU, transposed: t.TransposedK}
 }
 
 // ChooseFwd picks the forward tiling for head dimension d and storage type
@@ -194,20 +208,13 @@ func ChooseFwd(d int, dt DType, wgBytes, maxThreads int) (FwdTiling, error) {
 
 // measuredFwd is the tiling measured fastest on the H200 for head dimension
 // d and storage type dt, where it differs from the general rule:
-//   - D 64, f32: Br 96 at 384 threads with chunks of 16 (44 KiB), 4% faster
-//     than Br 64 at S4096 D64 H32 (slower at D 128), K transposed (see
-//     TransposedK);
+//   - D 64, f32: Br 96 at 384 threads with chunks of 16 (44 KiB), K
+//     transposed (see TransposedK);
 //   - D 64, f16 and bf16: the same Br 96 with V chunks of 32, two V rows
-//     to a stage row (see vFold; still 44 KiB, two barriers fewer per
-//     tile), at S4096 D64 H32 1% (f16) and 2.5% (bf16) faster than Br 64
-//     with chunks of 32 (medians of four rounds in two calls), 4% faster
-//     than Br 96 with V chunks of 16; in f32 the folded V chunks were 9%
-//     slower (168 registers against 150, capped at 170);
-//   - D 128, f32: K chunks of 32, 3% faster than 16 at S8192 D128 H32
-//     since K is staged untransposed with 16-byte stores (no faster
-//     before: each K vec4 then cost four 4-byte stores), and V chunks of
-//     32 (48 KiB: two barriers fewer per tile), 3.5% faster than 16 at
-//     S8192, S16384 and on the CA batch.
+//     to a stage row (see vFold: still 44 KiB, two barriers fewer per
+//     tile; in f32 the folded rows cost registers);
+//   - D 128, f32: K and V chunks of 32 (48 KiB: two barriers fewer per
+//     tile), with K staged untransposed in 16-byte stores.
 func measuredFwd(d int, dt DType) (FwdTiling, bool) {
 	switch {
 	case d == 64 && dt == Float32:
@@ -222,16 +229,14 @@ func measuredFwd(d int, dt DType) (FwdTiling, bool) {
 
 // transposedStaging reports whether ChooseFwd stages K transposed for
 // storage type dt (FwdTiling.TransposedK): for half storage, which measured
-// slower on the H200 with the untransposed layout (S8192 D128 H32 f16 with
-// 16-byte loads: 19.4 ms against 18.4 transposed).
+// slower on the H200 staged untransposed.
 func transposedStaging(dt DType) bool { return dt.Size() == 2 }
 
 // chunkSizes lists chunk sizes (KC, VC) in order of preference: 64 bytes
 // of each fetched row first (16 floats or 32 halves), then larger, then
 // smaller. The fetches of a chunk wait in registers while the one before
-// it is used: on the H200 (S8192 D128 H32), 64 bytes balanced those
-// registers against the barriers that smaller chunks need (f32: KC 16 VC 16
-// 23.9 TFLOP/s, KC 32 VC 32 21.8; f16: KC 32 VC 32 24.6, KC 16 VC 16 22.9).
+// it is used: 64 bytes balanced those registers against the barriers that
+// smaller chunks need (measured on the H200).
 func chunkSizes(dt DType) []int {
 	if dt.Size() == 2 {
 		return []int{32, 16, 8, 4}

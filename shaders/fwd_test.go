@@ -28,7 +28,7 @@ func TestFwdVFold(t *testing.T) {
 		require.Equal(t, c.bytes, c.t.WorkgroupBytes(), "%s", c.t)
 		src, err := c.t.Source()
 		require.NoError(t, err)
-		require.Contains(t, src, fmt.Sprintf("const VFD: u32 = %du;", boolInt(c.fold > 1)), "%s", c.t)
-		require.Equal(t, c.fold > 1, strings.Contains(src, "stage[sb][c % SR]"), "%s: the folded V read", c.t)
+		require.Contains(t, src, fmt.Sprintf("const V_FOLDED: u32 = %du;", boolInt(c.fold > 1)), "%s", c.t)
+		require.Equal(t, c.fold > 1, strings.Contains(src, "stage[sb][c % STAGE_ROWS]"), "%s: the folded V read", c.t)
 	}
 }

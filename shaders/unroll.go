@@ -132,8 +132,8 @@ type constant struct {
 
 // generate is a kernel module's WGSL: a line naming the tiling, the
 // prelude (see DType.prelude: ld for dtype in, st for dtype out, the load
-// type from the constant VW), the constants, then src with fetch.wgsl appended, its
-// @if blocks kept or dropped by the constants, its @unroll loops expanded
+// type from the constant LOAD_VEC4S), the constants, then src with its @if
+// blocks kept or dropped by the constants, its @unroll loops expanded
 // unless rolled, and @workgroup_size(NAME) given the value of each
 // constant named in sizes (naga wants literal workgroup sizes).
 func generate(tiling string, in, out DType, consts []constant, src string, rolled bool, sizes ...string) (string, error) {
@@ -143,11 +143,11 @@ func generate(tiling string, in, out DType, consts []constant, src string, rolle
 	for _, c := range consts {
 		values[c.name] = c.val
 	}
-	b.WriteString(in.prelude(values["VW"], out))
+	b.WriteString(in.prelude(values["LOAD_VEC4S"], out))
 	for _, c := range consts {
 		fmt.Fprintf(&b, "const %s: u32 = %du;\n", c.name, c.val)
 	}
-	body, err := keepIf(src+fetchHelpers, values)
+	body, err := keepIf(src, values)
 	if err != nil {
 		return "", err
 	}
@@ -161,4 +161,46 @@ func generate(tiling string, in, out DType, consts []constant, src string, rolle
 	}
 	b.WriteString(body)
 	return b.String(), nil
+}
+
+// tileShape is what the WGSL constants both kernel families share derive
+// from. "Rows" are what a workgroup owns (the forward's queries, the
+// backward's queries or keys), "columns" what it streams a step at a time
+// (keys, or keys or queries).
+type tileShape struct {
+	d, tx, ty, rm, kc, vc int
+	vw                    int // vec4s one operand load reads
+	stageRows, stageWidth int
+	cpu, transposed       bool
+}
+
+// constants are the shape's WGSL constants, each documented here once.
+func (s tileShape) constants() []constant {
+	br, accCols := s.rm*s.ty, ceilDiv(s.d/4, s.tx)
+	return []constant{
+		{"D", s.d},                               // head dimension
+		{"DV4", s.d / 4},                         // vec4 columns of a head row
+		{"TX", s.tx},                             // threads along columns; a thread owns 4 columns of each tile
+		{"TY", s.ty},                             // threads along rows
+		{"THREADS", s.tx * s.ty},                 // the workgroup size
+		{"RM", s.rm},                             // rows a thread owns, a multiple of 4
+		{"RG", s.rm / 4},                         // groups of 4 rows a thread owns; a vec4's lanes are a group's rows
+		{"BR", br},                               // rows a workgroup owns (FlashAttention's Br): RM*TY
+		{"BC", 4 * s.tx},                         // columns a step streams (Bc): 4*TX
+		{"BR4", br / 4},                          // vec4 columns of a staged row-operand chunk
+		{"KC", s.kc},                             // d-chunk of a product's operands staged at a time, a multiple of 4
+		{"KC4", s.kc / 4},                        // vec4 columns of a d-chunk
+		{"D_CHUNKS", ceilDiv(s.d, s.kc)},         // d-chunks of a product
+		{"VC", s.vc},                             // rows of an accumulating operand staged at a time; divides BC
+		{"ACC_COLS", accCols},                    // vec4 accumulator columns a thread owns in each of its rows
+		{"ACC_VEC4S", s.rm * accCols},            // a thread's accumulator vec4s
+		{"LOAD_VEC4S", s.vw},                     // vec4s (IOVs) an operand load reads: 2 for halves where 16 bytes fit, else 1
+		{"CHUNK_LOADS", s.kc / 4 / s.vw},         // loads per row of a d-chunk
+		{"ROW_LOADS", s.d / 4 / s.vw},            // loads per row of a tensor
+		{"STAGE_ROWS", s.stageRows},              // rows of one of the two stage buffers, filled and used alternately
+		{"STAGE_WIDTH", s.stageWidth},            // vec4 width of a stage buffer
+		{"CPU", boolInt(s.cpu)},                  // 1: the fetch pattern for CPU drivers (FwdTiling.CPU, BwdTiling.CPU)
+		{"TRANSPOSED", boolInt(s.transposed)},    // 1: product operands staged transposed (see fetch.wgsl)
+		{"UNTRANSPOSED", boolInt(!s.transposed)}, // 1: staged untransposed
+	}
 }

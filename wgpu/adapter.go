@@ -39,6 +39,10 @@ type AdapterInfo struct {
 	Driver     string
 	Limits     Limits
 	Timestamps bool // timestamp queries are available
+	// TimestampPeriod is the nanoseconds one tick of the adapter's
+	// timestamps lasts, as its Vulkan driver reports it, or 0 where it
+	// cannot be read; timings then assume 1 (see Timing.PeriodKnown).
+	TimestampPeriod float64
 }
 
 // String formats the adapter on one line.
@@ -96,9 +100,10 @@ func Adapters(opts Options) ([]AdapterInfo, error) {
 	inst := instance(opts)
 	defer inst.Release()
 	list := enumerate(inst, opts)
+	vk := vulkanDevices()
 	infos := make([]AdapterInfo, len(list))
 	for i, a := range list {
-		infos[i] = describe(i, a)
+		infos[i] = describe(i, a, vk)
 		a.Release()
 	}
 	if len(infos) == 0 {
@@ -107,14 +112,16 @@ func Adapters(opts Options) ([]AdapterInfo, error) {
 	return infos, nil
 }
 
-func describe(index int, a *webgpu.Adapter) AdapterInfo {
+// describe reads an adapter's properties; vk are the Vulkan physical
+// devices, which give its timestamp period.
+func describe(index int, a *webgpu.Adapter, vk []vkDevice) AdapterInfo {
 	p := a.GetProperties()
 	l := a.GetLimits().Limits
 	vendor := p.VendorName
 	if vendor == "" {
 		vendor = fmt.Sprintf("0x%04x", p.VendorId)
 	}
-	return AdapterInfo{
+	info := AdapterInfo{
 		Index:      index,
 		Name:       p.Name,
 		Vendor:     vendor,
@@ -124,6 +131,10 @@ func describe(index int, a *webgpu.Adapter) AdapterInfo {
 		Timestamps: a.HasFeature(webgpu.FeatureName_TimestampQuery),
 		Limits:     limitsOf(l),
 	}
+	if info.Timestamps {
+		info.TimestampPeriod = timestampPeriod(vk, info.Backend, p.VendorId, p.DeviceId, p.Name)
+	}
+	return info
 }
 
 func limitsOf(l webgpu.Limits) Limits {

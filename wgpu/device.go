@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,8 +29,9 @@ type Device struct {
 	dev     *webgpu.Device
 	queue   *webgpu.Queue
 
-	mu        sync.Mutex // guards the queue, the pipeline cache and closed
+	mu        sync.Mutex // guards the queue, the pipeline caches and closed
 	pipelines map[pipelineKey]*Pipeline
+	keyed     map[any]*Pipeline // the same pipelines by their callers' keys (PipelineFor)
 	closed    bool
 	lost      atomic.Pointer[string] // reason, once the device is lost
 }
@@ -59,11 +59,16 @@ func Open(index int, opts Options) (*Device, error) {
 		}
 	}
 	adapter := list[index]
+	var vk []vkDevice
+	if adapter.HasFeature(webgpu.FeatureName_TimestampQuery) {
+		vk = vulkanDevices()
+	}
 	d := &Device{
-		info:      describe(index, adapter),
+		info:      describe(index, adapter, vk),
 		inst:      inst,
 		adapter:   adapter,
 		pipelines: make(map[pipelineKey]*Pipeline),
+		keyed:     make(map[any]*Pipeline),
 	}
 	var features []webgpu.FeatureName
 	if d.info.Timestamps {
@@ -81,8 +86,7 @@ func Open(index int, opts Options) (*Device, error) {
 		RequiredFeatures: features,
 		RequiredLimits:   &webgpu.RequiredLimits{Limits: limits},
 		// No DeviceLostCallback: go-webgpu v0.17.1 passes it to C in a way
-		// that trips cgo's pointer checks. Loss is detected from the errors
-		// of later calls instead (see noteLost).
+		// that trips cgo's pointer checks (see markLost).
 	})
 	if err != nil {
 		adapter.Release()
@@ -119,7 +123,7 @@ func (d *Device) Close() error {
 	for _, p := range d.pipelines {
 		p.release()
 	}
-	d.pipelines = nil
+	d.pipelines, d.keyed = nil, nil
 	d.queue.Release()
 	d.dev.Release()
 	d.adapter.Release()
@@ -138,15 +142,17 @@ func (d *Device) usable() error {
 	return nil
 }
 
-// noteLost marks the device lost when err says so, and returns err wrapped
-// with ErrDeviceLost in that case.
-func (d *Device) noteLost(err error) error {
-	if err == nil || !strings.Contains(strings.ToLower(err.Error()), "lost") {
-		return err
-	}
-	msg := err.Error()
-	d.lost.CompareAndSwap(nil, &msg)
-	return fmt.Errorf("%w: %w", ErrDeviceLost, err)
+// markLost marks the device lost for the reason given: later calls fail
+// with ErrDeviceLost. Loss is learnt only from typed information, never from
+// error text: wgpu-native 0.17 sends a lost device (wgpu-core's
+// DeviceError::Lost) to the device-lost callback, which go-webgpu v0.17.1
+// cannot register (its descriptor trips cgo's pointer checks) and whose
+// default aborts the process, and never to the error scopes that
+// go-webgpu's calls read, so an error those calls return is a validation
+// or out-of-memory error; what reaches Go typed is a buffer map's status
+// (see mapStatusError).
+func (d *Device) markLost(reason string) {
+	d.lost.CompareAndSwap(nil, &reason)
 }
 
 // wait blocks until the queue is idle or ctx is done. Callers hold d.mu.

@@ -1,6 +1,7 @@
 package wgpu
 
 import (
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"strings"
@@ -40,10 +41,25 @@ func (d *Device) mapRead(buf *webgpu.Buffer, size uint64) error {
 		return err
 	case !mapped:
 		return fmt.Errorf("map of %d bytes did not complete", size)
-	case status != webgpu.BufferMapAsyncStatus_Success:
-		return fmt.Errorf("map failed: %s", status)
 	}
-	return nil
+	err = mapStatusError(status)
+	if errors.Is(err, ErrDeviceLost) {
+		d.markLost(err.Error())
+	}
+	return err
+}
+
+// mapStatusError is the error of a buffer map that ended with status: nil
+// for success, ErrDeviceLost where the device is lost (wgpu-native reports
+// any device error of the map so), else the status.
+func mapStatusError(status webgpu.BufferMapAsyncStatus) error {
+	switch status {
+	case webgpu.BufferMapAsyncStatus_Success:
+		return nil
+	case webgpu.BufferMapAsyncStatus_DeviceLost:
+		return fmt.Errorf("%w: buffer map failed: %s", ErrDeviceLost, status)
+	}
+	return fmt.Errorf("map failed: %s", status)
 }
 
 // pollMap drains the device (the work is done: it returns at once, with

@@ -3,6 +3,7 @@ package wgpu
 import (
 	"crypto/sha256"
 	"fmt"
+	"reflect"
 
 	webgpu "github.com/rajveermalviya/go-webgpu/wgpu"
 )
@@ -61,4 +62,64 @@ func (d *Device) Pipeline(label, source, entry string) (*Pipeline, error) {
 	p := &Pipeline{label: label, module: module, pipeline: pipeline, layout: pipeline.GetBindGroupLayout(0)}
 	d.pipelines[key] = p
 	return p, nil
+}
+
+// Kernel is what a pipeline is compiled from: WGSL source, its entry point,
+// and a label that names it in errors.
+type Kernel struct{ Label, Source, Entry string }
+
+// PipelineFor returns the pipeline that an earlier call cached under key,
+// or compiles the kernel that gen returns (as Pipeline does, and sharing
+// its cache of sources) and caches it under key. The key is any comparable
+// value that determines the kernel, such as a tiling struct of the caller's
+// package (a type of its own, so that packages cannot collide, as with
+// context keys): a repeated call costs one map lookup, with no source
+// generated or hashed.
+func (d *Device) PipelineFor(key any, gen func() (Kernel, error)) (*Pipeline, error) {
+	if key == nil || !reflect.TypeOf(key).Comparable() {
+		return nil, fmt.Errorf("wgpu: pipeline key %T is not comparable", key)
+	}
+	d.mu.Lock()
+	if err := d.usable(); err != nil {
+		d.mu.Unlock()
+		return nil, err
+	}
+	p, ok := d.keyed[key]
+	d.mu.Unlock()
+	if ok {
+		return p, nil
+	}
+	k, err := gen()
+	if err != nil {
+		return nil, err
+	}
+	if p, err = d.Pipeline(k.Label, k.Source, k.Entry); err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	if d.keyed != nil {
+		d.keyed[key] = p
+	}
+	d.mu.Unlock()
+	return p, nil
+}
+
+// CheckModule compiles WGSL source into a shader module, which validates it
+// (naga's parser and validator), and releases the module: no pipeline is
+// created and nothing runs. For tests and tools that check many kernels.
+func (d *Device) CheckModule(label, source string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.usable(); err != nil {
+		return err
+	}
+	module, err := d.dev.CreateShaderModule(&webgpu.ShaderModuleDescriptor{
+		Label:          label,
+		WGSLDescriptor: &webgpu.ShaderModuleWGSLDescriptor{Code: source},
+	})
+	if err != nil {
+		return fmt.Errorf("wgpu: %s: compile %s: %w", d.info.Name, label, err)
+	}
+	module.Release()
+	return nil
 }

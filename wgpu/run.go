@@ -26,9 +26,13 @@ type Timing struct {
 	// Wall is the host's view: from submission to the queue going idle.
 	Wall time.Duration
 	// Passes holds the GPU time of each dispatch, measured with timestamp
-	// queries, or is nil where the adapter has none. Timestamps are read as
-	// nanoseconds, which is what Vulkan drivers for NVIDIA GPUs and lavapipe report.
+	// queries and converted with the adapter's timestamp period, or is nil
+	// where the adapter has none.
 	Passes []time.Duration
+	// PeriodKnown reports whether the timestamp period was read from the
+	// driver; where it was not, Passes assume 1 ns per tick (see
+	// AdapterInfo.TimestampPeriod).
+	PeriodKnown bool
 }
 
 // GPU is the sum of the per-dispatch GPU times, or Wall without timestamps.
@@ -53,7 +57,7 @@ func (d *Device) Submit(ds ...Dispatch) error {
 	}
 	cmd, err := d.encode(ds, nil)
 	if err != nil {
-		return d.noteLost(err)
+		return err
 	}
 	defer cmd.Release()
 	d.queue.Submit(cmd)
@@ -82,7 +86,7 @@ func (d *Device) Run(ctx context.Context, ds ...Dispatch) (Timing, error) {
 	if err != nil {
 		rel.run()
 		d.mu.Unlock()
-		return Timing{}, d.noteLost(err)
+		return Timing{}, err
 	}
 	rel.add(cmd.Release)
 	start := time.Now()
@@ -103,7 +107,8 @@ func (d *Device) Run(ctx context.Context, ds ...Dispatch) (Timing, error) {
 		if err := d.mapRead(ts.readback, ts.readback.GetSize()); err != nil {
 			return t, fmt.Errorf("wgpu: %s: read timestamps: %w", d.info.Name, err)
 		}
-		t.Passes = ts.durations()
+		t.Passes = ts.durations(d.info.TimestampPeriod)
+		t.PeriodKnown = d.info.TimestampPeriod != 0
 	}
 	return t, nil
 }

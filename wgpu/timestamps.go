@@ -44,18 +44,25 @@ func (t *timestamps) encodeResolve(enc *webgpu.CommandEncoder) error {
 	return enc.CopyBufferToBuffer(t.resolve, 0, t.readback, 0, uint64(16*t.n))
 }
 
-// durations decodes the readback buffer, mapped by the caller, and unmaps it.
-func (t *timestamps) durations() []time.Duration {
-	raw := t.readback.GetMappedRange(0, uint(16*t.n))
-	out := make([]time.Duration, t.n)
+// durations decodes the readback buffer, mapped by the caller, with ticks
+// of period nanoseconds (see ticksDuration), and unmaps it.
+func (t *timestamps) durations(period float64) []time.Duration {
+	out := passDurations(t.readback.GetMappedRange(0, uint(16*t.n)), period)
+	t.readback.Unmap()
+	return out
+}
+
+// passDurations decodes resolved timestamps, a begin and an end tick per
+// dispatch, into each dispatch's duration.
+func passDurations(raw []byte, period float64) []time.Duration {
+	out := make([]time.Duration, len(raw)/16)
 	for i := range out {
 		begin := binary.LittleEndian.Uint64(raw[16*i:])
 		end := binary.LittleEndian.Uint64(raw[16*i+8:])
 		if end > begin {
-			out[i] = time.Duration(end - begin)
+			out[i] = ticksDuration(end-begin, period)
 		}
 	}
-	t.readback.Unmap()
 	return out
 }
 

@@ -228,7 +228,7 @@ func dqAccBytes(a *attention.Args) uint64 {
 }
 
 // loBits is L, the fractional bits of the fused kernel's lo fields (see
-// attn_bwd.wgsl): each dQ element sums one lo term of at most 2^(L-1) per
+// bwd_common.wgsl): each dQ element sums one lo term of at most 2^(L-1) per
 // key block of br rows into a signed 16-bit field, so the sum, at most
 // n 2^(L-1) for n key blocks, must stay below 2^15: L = 16 - bits.Len(n)
 // (8 at 8192 keys in blocks of 64, 5 at 65536), 0 from 2^15 blocks on (the
@@ -257,8 +257,6 @@ func (op *Op) prepareBackward(a *attention.Args, t BackwardTensors, dqT, kvT sha
 	if !dqT.WidensK() || nq == 0 {
 		kvT.WideK = false // no dQ kernel reads the copy
 	}
-	plainDQ := dqT // for the passes that read the stored types
-	plainDQ.WideK = false
 	if err := checkBuffers(a, op.dev, map[string]*wgpu.Buffer{
 		"q": t.Q, "k": t.K, "v": t.V, "o": t.O, "do": t.DO, "dq": t.DQ, "dk": t.DK, "dv": t.DV,
 	}, int64(a.DType.Size())); err != nil {
@@ -297,18 +295,19 @@ func (op *Op) prepareBackward(a *attention.Args, t BackwardTensors, dqT, kvT sha
 	// With dQ fused, dK/dV adds into a fixed-point accumulator, scaled from
 	// a bound pass before it, that a last pass stores as dQ; that pass is
 	// built with the dK/dV tiling, whose TX lays out the lo words.
-	pipes := make([]*wgpu.Pipeline, 6)
-	for i, p := range []struct {
+	var k bwdPipelines
+	for _, p := range []struct {
+		dst    **wgpu.Pipeline
 		tiling shaders.BwdTiling
-		entry  string
+		entry  shaders.BwdEntry
 		run    bool
 	}{
-		{plainDQ, shaders.DeltaEntry, true},
-		{dqT, dqEntry(kvT), !kvT.FusedDQ},
-		{kvT, kvT.Kernel.Entry(), true},
-		{kvT, shaders.DQCastEntry, kvT.FusedDQ},
-		{plainDQ, shaders.BoundEntry, kvT.FusedDQ},
-		{kvT, shaders.WidenEntry, dqT.WidensK() && !kvT.WritesWideK()},
+		{&k.delta, dqT, shaders.DeltaEntry, true},
+		{&k.dq, dqT, dqEntry(kvT), !kvT.FusedDQ},
+		{&k.dkv, kvT, shaders.DKVEntry, true},
+		{&k.dqCast, kvT, shaders.DQCastEntry, kvT.FusedDQ},
+		{&k.bound, dqT, shaders.BoundEntry, kvT.FusedDQ},
+		{&k.widen, kvT, shaders.WidenEntry, dqT.WidensK() && !kvT.WritesWideK()},
 	} {
 		if !p.run {
 			continue
@@ -322,11 +321,8 @@ func (op *Op) prepareBackward(a *attention.Args, t BackwardTensors, dqT, kvT sha
 		if n, m := p.tiling.Threads(), int(lim.MaxInvocationsPerWorkgroup); n > m {
 			return nil, fmt.Errorf("attention: backward tiling %s needs %d threads per workgroup; the adapter has %d", p.tiling, n, m)
 		}
-		src, err := p.tiling.Source()
-		if err != nil {
-			return nil, fmt.Errorf("attention: %w", err)
-		}
-		if pipes[i], err = op.dev.Pipeline("attn_bwd "+p.entry+" "+p.tiling.String(), src, p.entry); err != nil {
+		var err error
+		if *p.dst, err = op.bwdPipeline(p.tiling, p.entry); err != nil {
 			return nil, fmt.Errorf("attention: %w", err)
 		}
 	}
@@ -358,16 +354,33 @@ func (op *Op) prepareBackward(a *attention.Args, t BackwardTensors, dqT, kvT sha
 	dqY := max(1, min(nq, maxWG))
 	kvY := max(1, min(nkv, maxWG))
 	lo := loBits(a, kvT.BR())
-	params := []uint32{
-		uint32(a.NumHeadsQ), uint32(a.NumHeadsQ / a.NumHeadsKV), uint32(a.TotalQ()), boolU32(a.Causal),
-		uint32(a.Batch()), uint32(a.NumHeadsKV), uint32(nrows), deltaGrid[0],
-		uint32(nq), uint32(dqY), uint32(2 * (a.Batch() + 1)), math.Float32bits(float32(a.Scale() * math.Log2E)),
-		uint32(nkv), uint32(kvY), uint32(kvOff), math.Float32bits(float32(a.Scale())),
-		uint32(krows), boundGrid[0], math.Float32bits(float32(math.Ldexp(1, lo))), math.Float32bits(float32(math.Ldexp(1, -lo))),
-		0, uint32(plan.tiles), uint32(dsQOff), uint32(dsPOff), // hk0: the pass's first KV head
-		wideGrid[0], 0, 0, 0, // then padding to a multiple of 16 bytes
+	params := shaders.BwdParams{
+		HQ:         uint32(a.NumHeadsQ),
+		Group:      uint32(a.NumHeadsQ / a.NumHeadsKV),
+		TotalQ:     uint32(a.TotalQ()),
+		Causal:     boolU32(a.Causal),
+		Batch:      uint32(a.Batch()),
+		HKV:        uint32(a.NumHeadsKV),
+		NRows:      uint32(nrows),
+		DeltaGridX: deltaGrid[0],
+		DQTiles:    uint32(nq),
+		DQGridY:    uint32(dqY),
+		DQOff:      uint32(2 * (a.Batch() + 1)),
+		ScaleLog2:  float32(a.Scale() * math.Log2E),
+		KVTiles:    uint32(nkv),
+		KVGridY:    uint32(kvY),
+		KVOff:      uint32(kvOff),
+		Scale:      float32(a.Scale()),
+		KVRows:     uint32(krows),
+		BoundGridX: boundGrid[0],
+		LoScale:    float32(math.Ldexp(1, lo)),
+		LoInv:      float32(math.Ldexp(1, -lo)),
+		DSTiles:    uint32(plan.tiles),
+		DSBlockOff: uint32(dsQOff),
+		DSTileOff:  uint32(dsPOff),
+		WideGridX:  wideGrid[0],
 	}
-	pbuf, err := wgpu.UploadUniform(op.dev, "attn_bwd params", params)
+	pbuf, err := wgpu.UploadUniform(op.dev, "attn_bwd params", params.Words())
 	if err != nil {
 		return nil, fmt.Errorf("attention: %w", err)
 	}
@@ -408,7 +421,7 @@ func (op *Op) prepareBackward(a *attention.Args, t BackwardTensors, dqT, kvT sha
 	if kvT.FusedDQ && nq > 0 && nkv > 0 {
 		call.dispatches = append(call.dispatches, wgpu.Dispatch{
 			Label:      "attn_bwd bound",
-			Pipeline:   pipes[4],
+			Pipeline:   k.bound,
 			Buffers:    []*wgpu.Buffer{pbuf, t.K, t.V, bound},
 			Workgroups: boundGrid,
 		})
@@ -416,14 +429,14 @@ func (op *Op) prepareBackward(a *attention.Args, t BackwardTensors, dqT, kvT sha
 	if nq > 0 {
 		call.dispatches = append(call.dispatches, wgpu.Dispatch{
 			Label:      "attn_bwd delta",
-			Pipeline:   pipes[0],
+			Pipeline:   k.delta,
 			Buffers:    []*wgpu.Buffer{pbuf, t.O, t.DO, delta, bound},
 			Workgroups: deltaGrid,
 		})
 		if !kvT.FusedDQ && !kvT.StoredDS {
 			call.dispatches = append(call.dispatches, wgpu.Dispatch{
 				Label:      "attn_bwd dq",
-				Pipeline:   pipes[1],
+				Pipeline:   k.dq,
 				Buffers:    []*wgpu.Buffer{pbuf, mbuf, t.Q, t.K, t.V, t.DO, t.LSE, delta, t.DQ},
 				Workgroups: [3]uint32{uint32(a.NumHeadsQ), uint32(dqY), uint32((nq + dqY - 1) / dqY)},
 			})
@@ -439,12 +452,12 @@ func (op *Op) prepareBackward(a *attention.Args, t BackwardTensors, dqT, kvT sha
 		} else if dqT.WidensK() && nq > 0 {
 			call.dispatches = append(call.dispatches, wgpu.Dispatch{
 				Label:      "attn_bwd widen k",
-				Pipeline:   pipes[5],
+				Pipeline:   k.widen,
 				Buffers:    []*wgpu.Buffer{pbuf, t.K, k32},
 				Workgroups: wideGrid,
 			})
 		}
-		return op.storedPasses(call, a, plan, params, b, pipes[1], pipes[2], dqY, nq, kvY, nkv)
+		return op.storedPasses(call, a, plan, params, b, k, dqY, nq, kvY, nkv)
 	}
 	if nkv > 0 {
 		bufs := []*wgpu.Buffer{pbuf, mbuf, t.Q, t.K, t.V, t.DO, t.LSE, delta, t.DK, t.DV}
@@ -453,7 +466,7 @@ func (op *Op) prepareBackward(a *attention.Args, t BackwardTensors, dqT, kvT sha
 		}
 		call.dispatches = append(call.dispatches, wgpu.Dispatch{
 			Label:      "attn_bwd dkv",
-			Pipeline:   pipes[2],
+			Pipeline:   k.dkv,
 			Buffers:    bufs,
 			Workgroups: [3]uint32{uint32(a.NumHeadsKV), uint32(kvY), uint32((nkv + kvY - 1) / kvY)},
 		})
@@ -461,12 +474,39 @@ func (op *Op) prepareBackward(a *attention.Args, t BackwardTensors, dqT, kvT sha
 	if kvT.FusedDQ && nq > 0 {
 		call.dispatches = append(call.dispatches, wgpu.Dispatch{
 			Label:      "attn_bwd dq cast",
-			Pipeline:   pipes[3],
+			Pipeline:   k.dqCast,
 			Buffers:    []*wgpu.Buffer{pbuf, dqAcc, t.DQ, delta, bound},
 			Workgroups: deltaGrid,
 		})
 	}
 	return call, nil
+}
+
+// bwdPipelines are the backward's kernels; those a call does not run are
+// nil.
+type bwdPipelines struct {
+	bound  *wgpu.Pipeline // max |K| and max ‖V_j‖ (fused dQ)
+	delta  *wgpu.Pipeline // Delta = rowsum(dO ∘ O), and the fused dQ's scales
+	dq     *wgpu.Pipeline // dQ: recomputing S and dP, or from stored dS
+	dkv    *wgpu.Pipeline // dK and dV (and the fused dQ, or the stored dS)
+	dqCast *wgpu.Pipeline // the fused dQ from its fixed-point accumulator
+	widen  *wgpu.Pipeline // K as f32 for a WideK dQ kernel
+}
+
+// bwdKernel keys a backward pipeline in the device's cache: the tiling
+// and the entry determine the module's source.
+type bwdKernel struct {
+	tiling shaders.BwdTiling
+	entry  shaders.BwdEntry
+}
+
+// bwdPipeline returns the compiled backward kernel e of tiling t,
+// generating its source only the first time.
+func (op *Op) bwdPipeline(t shaders.BwdTiling, e shaders.BwdEntry) (*wgpu.Pipeline, error) {
+	return op.dev.PipelineFor(bwdKernel{t, e}, func() (wgpu.Kernel, error) {
+		src, err := t.Module(e)
+		return wgpu.Kernel{Label: "attn_bwd " + t.String() + " " + e.Name(), Source: src, Entry: e.Name()}, err
+	})
 }
 
 // rowGrid is the grid of a pass with one invocation per row, rows in all,

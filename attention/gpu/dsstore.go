@@ -12,7 +12,7 @@ import (
 // defaultDSScratch is DQStored's scratch cap when Options.DSScratch is 0.
 const defaultDSScratch = 2 << 30
 
-// dsPlan places the dS tiles of DQStored (see attn_bwd.wgsl, dqs_main) and
+// dsPlan places the dS tiles of DQStored (see bwd_dq_stored.wgsl) and
 // splits the KV heads into passes whose tiles fit the scratch buffer.
 type dsPlan struct {
 	// qoff holds each segment's first query block (of br rows) among all
@@ -80,14 +80,9 @@ func (op *Op) planStored(a *attention.Args, dqT, kvT shaders.BwdTiling) (dsPlan,
 const maxAutoPasses = 16
 
 // preferStored reports whether DQAuto stores dS, given a plan that works:
-// on GPUs, in at most maxAutoPasses passes. On the H200 (fwd+bwd, the dQ
-// kernel's key chunks of 32) with 2 GiB of scratch it is 13% faster than
-// the fused dQ at S8192 D128 H32 (three passes: 62.7, 62.8 ms against
-// 72.5), 12% at S16384 D128 H16 (six: 124.1-124.6 against 141.0) and 4% at
-// S4096 D64 H32 (one: 9.60 against 10.03); with 1 GiB 1-3% less (five and
-// sixteen passes); with 512 MiB and key chunks of 16 (eleven passes of
-// three heads at S8192) it gained nothing. CPU adapters (lavapipe) keep
-// the fused dQ, which writes no dS.
+// on GPUs, in at most maxAutoPasses passes (on the H200 it beat the fused
+// dQ by 4-13% in one to six passes, by nothing in eleven small ones). CPU
+// adapters (lavapipe) keep the fused dQ, which writes no dS.
 func preferStored(cpu bool, passes int) bool {
 	return !cpu && passes <= maxAutoPasses
 }
@@ -97,16 +92,12 @@ func (p dsPlan) passes(hkv int) int { return (hkv + p.heads - 1) / p.heads }
 
 // dqEntry is the entry point of the dQ kernel that goes with dK/dV tiling
 // kvT.
-func dqEntry(kvT shaders.BwdTiling) string {
+func dqEntry(kvT shaders.BwdTiling) shaders.BwdEntry {
 	if kvT.StoredDS {
 		return shaders.DQStoredEntry
 	}
-	return shaders.BwdDQ.Entry()
+	return shaders.DQEntry
 }
-
-// hk0Param is the index of Params.hk0 (attn_bwd.wgsl) in the backward's
-// parameter words.
-const hk0Param = 20
 
 // storedBuffers are the buffers of DQStored's passes; dqK is the K that
 // the dQ kernel reads (t.K, or its f32 copy for a WideK tiling), wideK
@@ -127,12 +118,12 @@ func wideKBytes(a *attention.Args) uint64 {
 // dS tiles in b.dsBuf (and, with b.wideK, writes its K rows as f32), then
 // the dQ kernel, which reads them. Each pass has
 // parameters of its own (params with its first KV head).
-func (op *Op) storedPasses(call *Call, a *attention.Args, plan dsPlan, params []uint32, b storedBuffers, dqs, dkv *wgpu.Pipeline, dqY, nq, kvY, nkv int) (*Call, error) {
+func (op *Op) storedPasses(call *Call, a *attention.Args, plan dsPlan, params shaders.BwdParams, b storedBuffers, k bwdPipelines, dqY, nq, kvY, nkv int) (*Call, error) {
 	group := a.NumHeadsQ / a.NumHeadsKV
 	for hk0 := 0; hk0 < a.NumHeadsKV; hk0 += plan.heads {
 		heads := min(plan.heads, a.NumHeadsKV-hk0)
-		params[hk0Param] = uint32(hk0)
-		pbuf, err := wgpu.UploadUniform(op.dev, fmt.Sprintf("attn_bwd params, KV heads %d-%d", hk0, hk0+heads-1), params)
+		params.HK0 = uint32(hk0)
+		pbuf, err := wgpu.UploadUniform(op.dev, fmt.Sprintf("attn_bwd params, KV heads %d-%d", hk0, hk0+heads-1), params.Words())
 		if err != nil {
 			call.Release()
 			return nil, fmt.Errorf("attention: %w", err)
@@ -145,7 +136,7 @@ func (op *Op) storedPasses(call *Call, a *attention.Args, plan dsPlan, params []
 			}
 			call.dispatches = append(call.dispatches, wgpu.Dispatch{
 				Label:      fmt.Sprintf("attn_bwd dkv, stores dS of KV heads %d-%d", hk0, hk0+heads-1),
-				Pipeline:   dkv,
+				Pipeline:   k.dkv,
 				Buffers:    bufs,
 				Workgroups: [3]uint32{uint32(heads), uint32(kvY), uint32((nkv + kvY - 1) / kvY)},
 			})
@@ -153,7 +144,7 @@ func (op *Op) storedPasses(call *Call, a *attention.Args, plan dsPlan, params []
 		if nq > 0 {
 			call.dispatches = append(call.dispatches, wgpu.Dispatch{
 				Label:      fmt.Sprintf("attn_bwd dq from stored dS, query heads %d-%d", hk0*group, (hk0+heads)*group-1),
-				Pipeline:   dqs,
+				Pipeline:   k.dq,
 				Buffers:    []*wgpu.Buffer{pbuf, b.meta, b.dqK, b.t.DQ, b.dsBuf},
 				Bindings:   []uint32{0, 1, 3, 8, 9},
 				Workgroups: [3]uint32{uint32(heads * group), uint32(dqY), uint32((nq + dqY - 1) / dqY)},

@@ -268,11 +268,7 @@ func (op *Op) prepareForward(a *attention.Args, t ForwardTensors) (*Call, error)
 	if uint32(a.NumHeadsQ) > lim.MaxWorkgroupsPerDimension {
 		return nil, fmt.Errorf("attention: %d query heads exceed the adapter's %d workgroups per dimension", a.NumHeadsQ, lim.MaxWorkgroupsPerDimension)
 	}
-	src, err := tiling.Source()
-	if err != nil {
-		return nil, fmt.Errorf("attention: %w", err)
-	}
-	pipe, err := op.dev.Pipeline("attn_fwd "+tiling.String(), src, "main")
+	pipe, err := op.fwdPipeline(tiling, shaders.ForwardEntry)
 	if err != nil {
 		return nil, fmt.Errorf("attention: %w", err)
 	}
@@ -287,15 +283,26 @@ func (op *Op) prepareForward(a *attention.Args, t ForwardTensors) (*Call, error)
 	maxWG := int(lim.MaxWorkgroupsPerDimension)
 	gridY := min(plan.ntiles, maxWG)
 	cgridY := max(1, min(plan.ngroups, maxWG))
-	params := []uint32{
-		uint32(a.NumHeadsQ), uint32(a.NumHeadsQ / a.NumHeadsKV), uint32(a.TotalQ()), boolU32(a.Causal),
-		uint32(plan.ntiles), uint32(gridY), uint32(a.Batch()), uint32(plan.tilesOff),
-		math.Float32bits(float32(a.Scale() * math.Log2E)), uint32(a.NumHeadsKV), uint32(plan.piece), uint32(plan.combOff),
-		uint32(plan.ngroups), uint32(cgridY), uint32(plan.lseOffset(a.NumHeadsQ, tiling.BR(), a.HeadDim)), 0,
+	params := shaders.FwdParams{
+		HQ:        uint32(a.NumHeadsQ),
+		Group:     uint32(a.NumHeadsQ / a.NumHeadsKV),
+		TotalQ:    uint32(a.TotalQ()),
+		Causal:    boolU32(a.Causal),
+		NTiles:    uint32(plan.ntiles),
+		GridY:     uint32(gridY),
+		Batch:     uint32(a.Batch()),
+		TilesOff:  uint32(plan.tilesOff),
+		ScaleLog2: float32(a.Scale() * math.Log2E),
+		HKV:       uint32(a.NumHeadsKV),
+		Piece:     uint32(plan.piece),
+		CombOff:   uint32(plan.combOff),
+		NGroups:   uint32(plan.ngroups),
+		CombGridY: uint32(cgridY),
+		LSEOff:    uint32(plan.lseOffset(a.NumHeadsQ, tiling.BR(), a.HeadDim)),
 	}
 	bufs := make([]*wgpu.Buffer, 3)
 	for i, mk := range []func() (*wgpu.Buffer, error){
-		func() (*wgpu.Buffer, error) { return wgpu.UploadUniform(op.dev, "attn_fwd params", params) },
+		func() (*wgpu.Buffer, error) { return wgpu.UploadUniform(op.dev, "attn_fwd params", params.Words()) },
 		func() (*wgpu.Buffer, error) { return wgpu.Upload(op.dev, "attn_fwd meta", plan.meta) },
 		func() (*wgpu.Buffer, error) {
 			return op.dev.NewBuffer("attn_fwd split-kv partials", plan.partBytes(a.NumHeadsQ, tiling.BR(), a.HeadDim))
@@ -315,7 +322,7 @@ func (op *Op) prepareForward(a *attention.Args, t ForwardTensors) (*Call, error)
 		Workgroups: [3]uint32{uint32(a.NumHeadsQ), uint32(gridY), uint32((plan.ntiles + gridY - 1) / gridY)},
 	}}
 	if plan.ngroups > 0 {
-		comb, err := op.dev.Pipeline("attn_fwd combine "+tiling.String(), src, "combine_main")
+		comb, err := op.fwdPipeline(tiling, shaders.CombineEntry)
 		if err != nil {
 			call.Release()
 			return nil, fmt.Errorf("attention: %w", err)
@@ -328,6 +335,22 @@ func (op *Op) prepareForward(a *attention.Args, t ForwardTensors) (*Call, error)
 		})
 	}
 	return call, nil
+}
+
+// fwdKernel keys a forward pipeline in the device's cache: the tiling
+// determines the source.
+type fwdKernel struct {
+	tiling shaders.FwdTiling
+	entry  string
+}
+
+// fwdPipeline returns the compiled forward kernel entry of tiling t,
+// generating its source only the first time.
+func (op *Op) fwdPipeline(t shaders.FwdTiling, entry string) (*wgpu.Pipeline, error) {
+	return op.dev.PipelineFor(fwdKernel{t, entry}, func() (wgpu.Kernel, error) {
+		src, err := t.Source()
+		return wgpu.Kernel{Label: "attn_fwd " + entry + " " + t.String(), Source: src, Entry: entry}, err
+	})
 }
 
 // tileTable returns cu_seqlens_q ++ cu_seqlens_k ++ (segment, q0) per query

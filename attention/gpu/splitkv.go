@@ -20,10 +20,8 @@ import (
 // splitTarget is the number of workgroups below which the automatic split
 // applies, and about how many it aims at: several waves of a large GPU (the
 // H200 runs 264 forward workgroups at once). A batch with more workgroups
-// than that balances well enough by running the heaviest first; on the
-// H200, splitting such batches (CA-task shards of 128 to 512 rows, 1000 to
-// 2500 workgroups) cost 2-4%, while the bench's batch of 576 workgroups
-// gained 3%.
+// than that balances well enough by running the heaviest first (splitting
+// it measured slower on the H200).
 const splitTarget = 1024
 
 // minPieceSteps is the shortest automatic piece, in key tiles: shorter

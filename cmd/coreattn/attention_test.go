@@ -166,9 +166,6 @@ func TestAttentionBackwardMatchesReference(t *testing.T) {
 	tc := attnGoodCases[0]
 	c := newAttnCase(t, tc.args, 7)
 	_, _, err := execRoot(t, c.cmdArgs(true)...)
-	if isNotImplemented(err) {
-		t.Skipf("backward kernels not built yet: %v", err)
-	}
 	require.NoError(t, err)
 	c.backwardErrors(t).assertWithin(t, 1e-4)
 }

@@ -22,7 +22,7 @@ import (
 )
 
 // benchShape is one benchmark problem: a varlen batch and its label, which
-// matches the `shape` key of ../shared/device/sdpa_anchor.py where the two
+// matches the `shape` key of scripts/sdpa_anchor.py where the two
 // describe the same problem.
 type benchShape struct {
 	label string

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/coreattn/coreattn/attention"
+	"github.com/coreattn/coreattn/attention/gpu"
 	"github.com/coreattn/coreattn/internal/npy"
 	"github.com/coreattn/coreattn/wgpu"
 )
@@ -96,10 +97,20 @@ func maxAbsErr(got []float32, want []float64) float64 {
 	return worst
 }
 
-// isNotImplemented reports whether err says that a pass does not exist yet
-// (the backward kernels land separately from the forward).
-func isNotImplemented(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "not implemented")
+// kernels is what demo and profile need of the operator (gpu.Op); their
+// tests substitute one whose calls fail.
+type kernels interface {
+	Device() *wgpu.Device
+	PrepareForward(*attention.Args, gpu.ForwardTensors) (*gpu.Call, error)
+	PrepareBackward(*attention.Args, gpu.BackwardTensors) (*gpu.Call, error)
+}
+
+// newKernels is newOp(dev), or gpu.New(dev) where newOp is nil.
+func newKernels(dev *wgpu.Device, newOp func(*wgpu.Device) kernels) kernels {
+	if newOp == nil {
+		return gpu.New(dev)
+	}
+	return newOp(dev)
 }
 
 // shapeString formats a shape as [a, b, c].

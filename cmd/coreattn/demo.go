@@ -33,6 +33,7 @@ type demoFlags struct {
 	adapter int
 	seed    uint64
 	tokens  int
+	newOp   func(*wgpu.Device) kernels // the operator (nil: gpu.New)
 	check   bool
 	// The training demo's.
 	steps, ranks, tokensPerRank int
@@ -230,7 +231,7 @@ func runDemo(ctx context.Context, g *globalFlags, f *demoFlags, out io.Writer) e
 			return err
 		}
 	}
-	op := gpu.New(dev)
+	op := newKernels(dev, f.newOp)
 	fwd, err := op.PrepareForward(a, ft)
 	if err != nil {
 		return fmt.Errorf("demo: forward: %w", err)
@@ -252,7 +253,6 @@ func runDemo(ctx context.Context, g *globalFlags, f *demoFlags, out io.Writer) e
 	fmt.Fprintf(out, "forward   %.3f ms  %.4g TFLOP/s  (%.3g GFLOP; %s)\n", ms(tFwd.d), tflops(a.FLOPs(), tFwd.d), a.FLOPs()/1e9, tFwd)
 	fmt.Fprintf(out, "          O rel err %.1e, LSE abs err %.1e (%s): %s\n", errO, errLSE, chk.coverage(), okString(okFwd))
 
-	okBwd := true
 	bt := gpu.BackwardTensors{Q: ft.Q, K: ft.K, V: ft.V, O: ft.O, LSE: ft.LSE}
 	for _, t := range []struct {
 		dst  **wgpu.Buffer
@@ -264,36 +264,32 @@ func runDemo(ctx context.Context, g *globalFlags, f *demoFlags, out io.Writer) e
 		}
 	}
 	bwd, err := op.PrepareBackward(a, bt)
-	switch {
-	case isNotImplemented(err):
-		fmt.Fprintf(out, "backward  not available yet: %v\n", err)
-	case err != nil:
+	if err != nil {
 		return fmt.Errorf("demo: backward: %w", err)
-	default:
-		defer bwd.Release()
-		tBwd, err := timeRuns(ctx, dev, bwd.Dispatches(), 3, 0, time.Second)
-		if err != nil {
-			return fmt.Errorf("demo: backward: %w", err)
-		}
-		dq, dk, dv := make([]float32, nq), make([]float32, nk), make([]float32, nk)
-		for _, t := range []struct {
-			b   *wgpu.Buffer
-			dst []float32
-		}{{bt.DQ, dq}, {bt.DK, dk}, {bt.DV, dv}} {
-			if err := wgpu.Download(ctx, t.b, t.dst); err != nil {
-				return fmt.Errorf("demo: read %s: %w", t.b.Label(), err)
-			}
-		}
-		eq, ek, ev, err := chk.backward(dq, dk, dv)
-		if err != nil {
-			return fmt.Errorf("demo: reference backward: %w", err)
-		}
-		okBwd = eq <= demoTolerance && ek <= demoTolerance && ev <= demoTolerance
-		bf := 2.5 * a.FLOPs() // FlashAttention's convention: backward = 2.5x forward
-		fmt.Fprintf(out, "backward  %.3f ms  %.4g TFLOP/s  (%.3g GFLOP = 2.5x forward; %s)\n", ms(tBwd.d), tflops(bf, tBwd.d), bf/1e9, tBwd)
-		fmt.Fprintf(out, "          dQ rel err %.1e, dK %.1e, dV %.1e (%s): %s\n", eq, ek, ev, chk.coverage(), okString(okBwd))
-		fmt.Fprintf(out, "fwd+bwd   %.3f ms  %.4g TFLOP/s\n", ms(tFwd.d+tBwd.d), tflops(3.5*a.FLOPs(), tFwd.d+tBwd.d))
 	}
+	defer bwd.Release()
+	tBwd, err := timeRuns(ctx, dev, bwd.Dispatches(), 3, 0, time.Second)
+	if err != nil {
+		return fmt.Errorf("demo: backward: %w", err)
+	}
+	dq, dk, dv := make([]float32, nq), make([]float32, nk), make([]float32, nk)
+	for _, t := range []struct {
+		b   *wgpu.Buffer
+		dst []float32
+	}{{bt.DQ, dq}, {bt.DK, dk}, {bt.DV, dv}} {
+		if err := wgpu.Download(ctx, t.b, t.dst); err != nil {
+			return fmt.Errorf("demo: read %s: %w", t.b.Label(), err)
+		}
+	}
+	eq, ek, ev, err := chk.backward(dq, dk, dv)
+	if err != nil {
+		return fmt.Errorf("demo: reference backward: %w", err)
+	}
+	okBwd := eq <= demoTolerance && ek <= demoTolerance && ev <= demoTolerance
+	bf := 2.5 * a.FLOPs() // FlashAttention's convention: backward = 2.5x forward
+	fmt.Fprintf(out, "backward  %.3f ms  %.4g TFLOP/s  (%.3g GFLOP = 2.5x forward; %s)\n", ms(tBwd.d), tflops(bf, tBwd.d), bf/1e9, tBwd)
+	fmt.Fprintf(out, "          dQ rel err %.1e, dK %.1e, dV %.1e (%s): %s\n", eq, ek, ev, chk.coverage(), okString(okBwd))
+	fmt.Fprintf(out, "fwd+bwd   %.3f ms  %.4g TFLOP/s\n", ms(tFwd.d+tBwd.d), tflops(3.5*a.FLOPs(), tFwd.d+tBwd.d))
 	if !okFwd || !okBwd {
 		return fmt.Errorf("demo: FAIL: an error exceeds %.0e against the float64 reference", demoTolerance)
 	}

@@ -27,6 +27,7 @@ type profileFlags struct {
 	qLens, kvLens           []int
 	forwardOnly             bool
 	reps                    int
+	newOp                   func(*wgpu.Device) kernels // the operator (nil: gpu.New)
 }
 
 func newProfileCmd(g *globalFlags) *cobra.Command {
@@ -123,7 +124,7 @@ func runProfile(ctx context.Context, g *globalFlags, f *profileFlags, out, stder
 	if cpu {
 		target = 2e5
 	}
-	op := gpu.New(dev)
+	op := newKernels(dev, f.newOp)
 	rng := rand.New(rand.NewPCG(11, 3))
 	cells := 0
 	for _, q := range f.qLens {
@@ -149,12 +150,7 @@ func runProfile(ctx context.Context, g *globalFlags, f *profileFlags, out, stder
 			}
 			prof.Forward[i][j] = fwd
 			if prof.Backward != nil {
-				if bwd == 0 {
-					fmt.Fprintln(stderr, "profile: the backward is not implemented; measuring the forward only")
-					prof.Backward = nil
-				} else {
-					prof.Backward[i][j] = bwd
-				}
+				prof.Backward[i][j] = bwd
 			}
 		}
 	}
@@ -247,7 +243,7 @@ func segmentsFor(q, k, heads int, target float64, dev *wgpu.Device, f *profileFl
 
 // profileCell times n segments of q queries against k keys and returns the
 // seconds per segment of the forward and (0 when not measured) the backward.
-func profileCell(ctx context.Context, op *gpu.Op, rng *rand.Rand, q, k, n int, f *profileFlags) (fwd, bwd float64, err error) {
+func profileCell(ctx context.Context, op kernels, rng *rand.Rand, q, k, n int, f *profileFlags) (fwd, bwd float64, err error) {
 	dev := op.Device()
 	a := &attention.Args{NumHeadsQ: f.heads, NumHeadsKV: f.kvHeads, HeadDim: f.headDim, Causal: true}
 	a.CuSeqlensQ, a.CuSeqlensK = make([]int32, n+1), make([]int32, n+1)
@@ -313,9 +309,6 @@ func profileCell(ctx context.Context, op *gpu.Op, rng *rand.Rand, q, k, n int, f
 		}
 	}
 	bcall, err := op.PrepareBackward(a, bt)
-	if isNotImplemented(err) {
-		return fwd, 0, nil
-	}
 	if err != nil {
 		return 0, 0, err
 	}
