@@ -345,6 +345,7 @@ func (s *session) newTrainer(resumed *trainConfig) error {
 			return err
 		}
 		s.tr = s.cl
+		fmt.Fprintf(s.stderr, "ranks: %d over %d adapters, %.2f GB of device buffers\n", s.cl.Ranks(), s.cl.Devices(), float64(s.cl.DeviceBytes())/1e9)
 	} else {
 		if s.single, err = train.New(s.dev, s.cfg.Model, train.Options{Tokens: s.cfg.Tokens, Optimizer: s.cfg.Optimizer, Timed: timed}); err != nil {
 			return err

@@ -125,12 +125,6 @@ func (cl *Cluster) Evaluate(ctx context.Context, b model.Batch) (lossSum float64
 	return res.lossSum, b.NumTargets(), nil
 }
 
-// Grads downloads the gradients of the last Gradients call (summed over
-// the ranks), in canonical order.
-func (cl *Cluster) Grads(ctx context.Context) ([][]float32, error) {
-	return cl.download(ctx, cl.devs[0].grads)
-}
-
 // run runs a step up to m, re-planning without a server the fault hook
 // takes out, until it completes.
 func (cl *Cluster) run(ctx context.Context, b model.Batch, m mode, lr float64) (ClusterResult, error) {

@@ -214,8 +214,13 @@ func TestClusterBreakdown(t *testing.T) {
 	c := tinyConfig(t)
 	o := ClusterOptions{Ranks: 4, TokensPerRank: 64, BlockSize: 8, Timed: true}
 	cl := newTestCluster(t, []*wgpu.Device{testDev}, c, o, 1)
+	assert.Equal(t, c, cl.Config())
+	assert.Equal(t, 4, cl.Ranks())
+	assert.Equal(t, 256, cl.Tokens())
+	before := cl.DeviceBytes()
 	res, err := cl.Gradients(context.Background(), equivBatches(t)[0])
 	require.NoError(t, err)
+	assert.Greater(t, cl.DeviceBytes(), before, "the staging buffers grew")
 	st := res.Stats
 	assert.True(t, st.WaitProjected)
 	assert.Equal(t, testDev.Info().Timestamps, st.Timestamps)
