@@ -166,3 +166,16 @@ func TestArrangeContinued(t *testing.T) {
 	}
 	assert.Equal(t, map[int32]int{0: 64, 1: 36}, from)
 }
+
+// TestMoveUnique: rows a move lists twice (two segments of one server
+// sharing a key prefix) cross once, and every listed row finds its copy.
+func TestMoveUnique(t *testing.T) {
+	m := &move{src: []int32{4, 5, 6, 4, 5, 6, 7, 9}}
+	uniq, pos := m.unique()
+	assert.Equal(t, []int32{4, 5, 6, 7, 9}, uniq)
+	for i, r := range m.src {
+		assert.Equal(t, r, uniq[pos[i]])
+	}
+	again, _ := m.unique()
+	assert.Equal(t, uniq, again)
+}

@@ -217,6 +217,28 @@ type move struct {
 	home           int32 // the rank at the other end
 	off            int   // its first element in its unit's buffers
 	moved          bool  // between two ranks
+	uniq, pos      []int32
+}
+
+// unique returns the distinct source rows of m in order of first
+// appearance, and for each of m's rows its index among them: a key prefix
+// that two of a server's segments share crosses once.
+func (m *move) unique() (uniq, pos []int32) {
+	if m.pos != nil {
+		return m.uniq, m.pos
+	}
+	at := make(map[int32]int32, len(m.src))
+	m.pos = make([]int32, len(m.src))
+	for i, r := range m.src {
+		j, ok := at[r]
+		if !ok {
+			j = int32(len(m.uniq))
+			at[r] = j
+			m.uniq = append(m.uniq, r)
+		}
+		m.pos[i] = j
+	}
+	return m.uniq, m.pos
 }
 
 // exchange is a set of moves that cross between slots and servers at one
@@ -263,8 +285,9 @@ func (pb *progBuilder) send(x *exchange, g int) {
 			x.units[k] = u
 			order = append(order, k)
 		}
+		uniq, _ := m.unique()
 		m.off = u.n
-		u.n += len(m.src) * m.w
+		u.n += len(uniq) * m.w
 	}
 	for _, k := range order {
 		u := x.units[k]
@@ -280,12 +303,13 @@ func (pb *progBuilder) send(x *exchange, g int) {
 			if m.srcGrp != g || m.sdev != k.src || m.ddev != k.dst || m.dstGrp != k.dstGroup {
 				continue
 			}
-			seq := make([]int32, len(m.src))
+			uniq, _ := m.unique()
+			seq := make([]int32, len(uniq))
 			for i := range seq {
 				seq[i] = int32(i)
 			}
-			off := pb.pairs(m.sdev, m.src, seq, m.w, 0, m.off)
-			pb.run(m.sdev, m.t, pb.moveDispatch(m.sdev, false, len(m.src), m.w, off, m.sb, tb.send))
+			off := pb.pairs(m.sdev, uniq, seq, m.w, 0, m.off)
+			pb.run(m.sdev, m.t, pb.moveDispatch(m.sdev, false, len(uniq), m.w, off, m.sb, tb.send))
 			t = m.t
 		}
 		pb.p.ops[k.src] = append(pb.p.ops[k.src], op{kind: opSend, buf: tb.send, n: u.n, box: u.box, tag: t})
@@ -303,7 +327,8 @@ func (pb *progBuilder) recv(x *exchange, g int) {
 			continue
 		}
 		if m.moved {
-			n := int64(len(m.src)) * int64(m.w) * 4
+			uniq, _ := m.unique()
+			n := int64(len(uniq)) * int64(m.w) * 4
 			pb.p.bytesMoved += n
 			pb.p.linkBytes[[2]int32{m.t.interval, m.t.rank}] += n
 			pb.p.linkBytes[[2]int32{m.t.interval, m.home}] += n
@@ -327,11 +352,8 @@ func (pb *progBuilder) recv(x *exchange, g int) {
 			received[k] = true
 			pb.p.ops[m.ddev] = append(pb.p.ops[m.ddev], op{kind: opRecv, buf: u.tb.recv, n: u.n, box: u.box, tag: m.t})
 		}
-		seq := make([]int32, len(m.src))
-		for i := range seq {
-			seq[i] = int32(i)
-		}
-		off := pb.pairs(m.ddev, seq, m.dst, m.w, m.off, 0)
+		_, pos := m.unique()
+		off := pb.pairs(m.ddev, pos, m.dst, m.w, m.off, 0)
 		pb.run(m.ddev, m.t, pb.moveDispatch(m.ddev, m.add, len(m.src), m.w, off, u.tb.recv, m.db))
 	}
 }
