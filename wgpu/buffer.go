@@ -100,9 +100,21 @@ func bytesOf[T Elem](data []T) []byte {
 	return unsafe.Slice((*byte)(unsafe.Pointer(&data[0])), len(data)*4)
 }
 
-// Upload creates a storage buffer holding data.
+// Upload creates a storage buffer holding data. Large data goes through
+// the device's [Device.Transfer].
 func Upload[T Elem](d *Device, label string, data []T) (*Buffer, error) {
 	size := uint64(len(data)) * 4
+	if size >= stagedMinBytes {
+		b, err := d.NewBuffer(label, size)
+		if err != nil {
+			return nil, err
+		}
+		if err := d.Transfer().Upload(context.Background(), b, 0, bytesOf(data)); err != nil {
+			b.Release()
+			return nil, err
+		}
+		return b, nil
+	}
 	if err := d.checkSize(label, size); err != nil {
 		return nil, err
 	}
@@ -128,15 +140,25 @@ func Upload[T Elem](d *Device, label string, data []T) (*Buffer, error) {
 	return &Buffer{dev: d, buf: buf, size: size, label: label}, nil
 }
 
-// Write copies data into b at element offset off through the queue.
+// stagedMinBytes is the size from which Upload and Write go through the
+// staging ring: below it, wgpu's own write path, which submits nothing
+// until the next submission, is as fast (docs/transfer.md).
+const stagedMinBytes = 1 << 20
+
+// Write copies data into b at element offset off: large data through the
+// device's [Device.Transfer], small data through the queue. Work submitted
+// afterwards sees it.
 func Write[T Elem](b *Buffer, off int, data []T) error {
 	d := b.dev
 	end := uint64(off+len(data)) * 4
 	if off < 0 || end > b.size {
-		return fmt.Errorf("wgpu: write %d elements at %d into %q: out of range (%d bytes)", len(data), off, b.label, b.size)
+		return fmt.Errorf("wgpu: write %d elements at %d into %q (%d bytes): %w", len(data), off, b.label, b.size, ErrOutOfRange)
 	}
 	if len(data) == 0 {
 		return nil
+	}
+	if uint64(len(data))*4 >= stagedMinBytes {
+		return d.Transfer().Upload(context.Background(), b, uint64(off)*4, bytesOf(data))
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -150,67 +172,16 @@ func Write[T Elem](b *Buffer, off int, data []T) error {
 }
 
 // Download copies the first len(dst) elements of b into dst, waiting for all
-// work submitted before it.
+// work submitted before it, through the device's [Device.Transfer].
 func Download[T Elem](ctx context.Context, b *Buffer, dst []T) error {
-	d := b.dev
 	size := uint64(len(dst)) * 4
 	if size > b.size {
-		return fmt.Errorf("wgpu: download %d bytes from %q, which holds %d", size, b.label, b.size)
+		return fmt.Errorf("wgpu: download %d bytes from %q, which holds %d: %w", size, b.label, b.size, ErrOutOfRange)
 	}
 	if size == 0 {
 		return nil
 	}
-	d.mu.Lock()
-	if err := d.usable(); err != nil {
-		d.mu.Unlock()
-		return err
-	}
-	var rel releaser
-	fail := func(err error) error {
-		rel.run()
-		d.mu.Unlock()
-		return fmt.Errorf("wgpu: %s: download %q: %w", d.info.Name, b.label, err)
-	}
-	staging, err := d.dev.CreateBuffer(&webgpu.BufferDescriptor{
-		Label: b.label + " readback",
-		Size:  padded(size),
-		Usage: webgpu.BufferUsage_MapRead | webgpu.BufferUsage_CopyDst,
-	})
-	if err != nil {
-		return fail(err)
-	}
-	rel.add(staging.Release)
-	enc, err := d.dev.CreateCommandEncoder(nil)
-	if err != nil {
-		return fail(err)
-	}
-	rel.add(enc.Release)
-	if err := enc.CopyBufferToBuffer(b.buf, 0, staging, 0, padded(size)); err != nil {
-		return fail(err)
-	}
-	cmd, err := enc.Finish(nil)
-	if err != nil {
-		return fail(err)
-	}
-	rel.add(cmd.Release)
-	d.queue.Submit(cmd)
-	unlocked, err := d.wait(ctx, rel.run)
-	if unlocked {
-		return err
-	}
-	defer func() {
-		rel.run()
-		d.mu.Unlock()
-	}()
-	if err != nil {
-		return err
-	}
-	if err := d.mapRead(staging, padded(size)); err != nil {
-		return fmt.Errorf("wgpu: %s: download %q: %w", d.info.Name, b.label, err)
-	}
-	copy(bytesOf(dst), staging.GetMappedRange(0, uint(padded(size)))[:size])
-	staging.Unmap()
-	return nil
+	return b.dev.Transfer().Download(ctx, bytesOf(dst), b, 0)
 }
 
 // UploadUniform creates a uniform buffer holding data, for small kernel

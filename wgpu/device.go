@@ -34,6 +34,8 @@ type Device struct {
 	keyed     map[any]*Pipeline // the same pipelines by their callers' keys (PipelineFor)
 	closed    bool
 	lost      atomic.Pointer[string] // reason, once the device is lost
+
+	transfers transferSet // staging rings (transfer.go), closed before the device
 }
 
 // Open opens adapter index (as numbered by [Adapters]) with the adapter's own
@@ -114,6 +116,7 @@ func (d *Device) Limits() Limits { return d.info.Limits }
 // Close releases the device and everything cached on it. Buffers created on
 // the device must not be used afterwards. Close is idempotent.
 func (d *Device) Close() error {
+	d.transfers.close()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
@@ -194,7 +197,7 @@ func (d *Device) wait(ctx context.Context, release func()) (unlocked bool, err e
 func (d *Device) drain() {
 	pause := 20 * time.Microsecond
 	for !d.dev.Poll(false, nil) {
-		time.Sleep(pause)
+		pollSleep(pause) // not time.Sleep, which rounds sub-millisecond pauses up to about 1 ms
 		pause = min(2*pause, time.Millisecond)
 	}
 }

@@ -146,6 +146,7 @@ speed again), then reports the median of 5 rounds of back-to-back runs.`,
 	cmd.Flags().StringVar(&f.shapes, "shapes", "", "only shapes whose label contains this text, e.g. S8192")
 	cmd.AddCommand(newBenchPoolCmd(g), newBenchShardsCmd(g))
 	cmd.AddCommand(newBenchGemmCmd(g))
+	cmd.AddCommand(newBenchTransferCmd(g))
 	return cmd
 }
 
