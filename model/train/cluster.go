@@ -42,7 +42,7 @@ type ClusterOptions struct {
 	// Profiles are measured attention cost profiles: one for every rank,
 	// or one per rank; none selects the FLOP model.
 	Profiles []*disagg.Profile
-	// Transfer moves rows between adapters (nil: HostTransfer).
+	// Transfer moves rows between adapters (nil: LinkTransfer).
 	Transfer Transfer
 	// Timed measures every dispatch with timestamp queries (host clocks
 	// where the adapter has none) for the step's breakdown.
@@ -155,7 +155,7 @@ func NewCluster(devs []*wgpu.Device, c model.Config, o ClusterOptions) (*Cluster
 		return nil, fmt.Errorf("train: %d cost profiles for %d ranks (want 1 or %d)", len(o.Profiles), o.Ranks, o.Ranks)
 	}
 	if o.Transfer == nil {
-		o.Transfer = HostTransfer{}
+		o.Transfer = LinkTransfer{}
 	}
 	cl := &Cluster{cfg: c, opt: o.Optimizer, o: o, nano: nano, rows: o.TokensPerRank / nano, layout: newParamLayout(c),
 		xfer: o.Transfer, boxes: map[unitKey]*transferBuffers{}, down: make([]bool, o.Ranks)}

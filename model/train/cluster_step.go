@@ -277,15 +277,15 @@ func (cl *Cluster) recordReduce(pb *progBuilder, m mode) {
 }
 
 // allReduce sums the devices' gradients on the host, in device order, and
-// gives every device the sum; with modeStep every device then takes the
-// optimizer step.
+// gives every device the sum (through the transfer path); with modeStep
+// every device then takes the optimizer step.
 func (cl *Cluster) allReduce(ctx context.Context, m mode) (time.Duration, error) {
 	t0 := time.Now()
 	n := cl.layout.total
 	parts := make([][]float32, len(cl.devs))
 	for i, d := range cl.devs {
 		parts[i] = make([]float32, n)
-		if err := cl.xfer.Download(ctx, d.grads, parts[i]); err != nil {
+		if err := wgpu.ReadAt(ctx, d.grads, 0, parts[i]); err != nil {
 			return 0, fmt.Errorf("train: gradient sum: %w", err)
 		}
 	}
@@ -304,7 +304,7 @@ func (cl *Cluster) allReduce(ctx context.Context, m mode) (time.Duration, error)
 	}
 	wg.Wait()
 	for _, d := range cl.devs {
-		if err := cl.xfer.Upload(ctx, d.grads, 0, sum); err != nil {
+		if err := wgpu.WriteAt(ctx, d.grads, 0, sum); err != nil {
 			return 0, fmt.Errorf("train: gradient sum: %w", err)
 		}
 		if m >= modeStep {

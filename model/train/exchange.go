@@ -8,26 +8,23 @@ import (
 	"github.com/coreattn/coreattn/wgpu"
 )
 
-// Transfer moves float32 data between a device buffer and host memory, for
-// rows that cross adapters. Download reads the first len(dst) elements of
-// src after the work submitted before it; Upload writes src at element off
-// of dst, ahead of the work submitted after it.
+// Transfer moves rows that cross adapters: Copy copies the first n
+// float32 of src (on one device) to dst at element off (on another),
+// seeing the work submitted to src's device before it, and seen by the
+// work submitted to dst's device after it returns.
 type Transfer interface {
-	Download(ctx context.Context, src *wgpu.Buffer, dst []float32) error
-	Upload(ctx context.Context, dst *wgpu.Buffer, off int, src []float32) error
+	Copy(ctx context.Context, dst *wgpu.Buffer, off int, src *wgpu.Buffer, n int) error
 }
 
-// HostTransfer is the Transfer of package wgpu's Download and Write.
-type HostTransfer struct{}
+// LinkTransfer is the Transfer of package wgpu's transfer path
+// (wgpu.Copy): each chunk is read into the source device's mapped staging
+// and copied by the host straight into the destination's, with several
+// chunks in flight.
+type LinkTransfer struct{}
 
-// Download implements [Transfer].
-func (HostTransfer) Download(ctx context.Context, src *wgpu.Buffer, dst []float32) error {
-	return wgpu.Download(ctx, src, dst)
-}
-
-// Upload implements [Transfer].
-func (HostTransfer) Upload(_ context.Context, dst *wgpu.Buffer, off int, src []float32) error {
-	return wgpu.Write(dst, off, src)
+// Copy implements [Transfer].
+func (LinkTransfer) Copy(ctx context.Context, dst *wgpu.Buffer, off int, src *wgpu.Buffer, n int) error {
+	return wgpu.Copy(ctx, dst, uint64(off)*4, src, 0, uint64(n)*4)
 }
 
 // The exchange kernels (wgsl/exchange.wgsl).

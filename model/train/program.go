@@ -9,8 +9,9 @@ import (
 )
 
 // A step runs as one program per device: dispatches, and where rows cross
-// adapters, sends (the source device's rows, gathered into a send buffer,
-// downloaded) and receives (uploaded into a receive buffer, scattered).
+// adapters, sends (the source device's rows gathered into a send buffer,
+// and a post that they are submitted) and receives (the send buffer copied
+// into a receive buffer through the transfer path, then scattered).
 // Every device's program follows the same order of stages, and a receive
 // always comes after its send in that order, so the devices never wait on
 // each other in a cycle. On one device a program is dispatches only: one
@@ -39,8 +40,8 @@ type opKind int8
 
 const (
 	opRun   opKind = iota // submit dispatches
-	opSend                // download a send buffer and post it
-	opRecv                // wait for a post and upload it
+	opSend                // post that a send buffer's gathers are submitted
+	opRecv                // wait for the post, then copy the send buffer here
 	opCheck               // ask the fault hook about an attention server
 )
 
@@ -48,7 +49,8 @@ type op struct {
 	kind  opKind
 	ds    []wgpu.Dispatch
 	tags  []tag
-	buf   *wgpu.Buffer // send, recv
+	buf   *wgpu.Buffer // send: the send buffer; recv: the receive buffer
+	src   *wgpu.Buffer // recv: the send buffer, on another device
 	n     int          // elements sent
 	box   int          // the mailbox a send posts to and a recv waits on
 	tag   tag          // send, recv, check: whose time
@@ -350,7 +352,7 @@ func (pb *progBuilder) recv(x *exchange, g int) {
 		}
 		if !received[k] {
 			received[k] = true
-			pb.p.ops[m.ddev] = append(pb.p.ops[m.ddev], op{kind: opRecv, buf: u.tb.recv, n: u.n, box: u.box, tag: m.t})
+			pb.p.ops[m.ddev] = append(pb.p.ops[m.ddev], op{kind: opRecv, buf: u.tb.recv, src: u.tb.send, n: u.n, box: u.box, tag: m.t})
 		}
 		_, pos := m.unique()
 		off := pb.pairs(m.ddev, pos, m.dst, m.w, m.off, 0)
