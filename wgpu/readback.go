@@ -25,7 +25,7 @@ func (d *Device) NewReadback(label string, size uint64) (*Readback, error) {
 	if err := d.usable(); err != nil {
 		return nil, err
 	}
-	buf, err := d.dev.CreateBuffer(&webgpu.BufferDescriptor{
+	buf, err := d.createBuffer(&webgpu.BufferDescriptor{
 		Label: label,
 		Size:  padded(size),
 		Usage: webgpu.BufferUsage_MapRead | webgpu.BufferUsage_CopyDst,
@@ -90,7 +90,7 @@ func Read[T Elem](ctx context.Context, r *Readback, src *Buffer, dst []T) error 
 		return fail(err)
 	}
 	rel.add(cmd.Release)
-	d.queue.Submit(cmd)
+	d.submit(cmd)
 	unlocked, err := d.wait(ctx, rel.run)
 	if unlocked {
 		return err

@@ -60,7 +60,7 @@ func (d *Device) Submit(ds ...Dispatch) error {
 		return err
 	}
 	defer cmd.Release()
-	d.queue.Submit(cmd)
+	d.submit(cmd)
 	return nil
 }
 
@@ -90,7 +90,7 @@ func (d *Device) Run(ctx context.Context, ds ...Dispatch) (Timing, error) {
 	}
 	rel.add(cmd.Release)
 	start := time.Now()
-	d.queue.Submit(cmd)
+	d.submit(cmd)
 	unlocked, err := d.wait(ctx, rel.run)
 	if unlocked {
 		return Timing{}, err

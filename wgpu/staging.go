@@ -170,7 +170,7 @@ func (r *ring) fill(s *slot) error {
 	if err := d.usable(); err != nil {
 		return err
 	}
-	buf, err := d.dev.CreateBuffer(&webgpu.BufferDescriptor{Label: label, Size: t.opts.ChunkBytes, Usage: usage, MappedAtCreation: r.write})
+	buf, err := d.createBuffer(&webgpu.BufferDescriptor{Label: label, Size: t.opts.ChunkBytes, Usage: usage, MappedAtCreation: r.write})
 	if err != nil {
 		return fmt.Errorf("%s of %d bytes: %w", label, t.opts.ChunkBytes, err)
 	}
@@ -264,7 +264,11 @@ func (t *Transfer) waitMap(ctx context.Context, f mapFlag) (webgpu.BufferMapAsyn
 	}
 	d := t.dev
 	start := time.Now()
-	defer func() { t.stats.waitTime.Add(int64(time.Since(start))) }()
+	defer func() {
+		w := int64(time.Since(start))
+		t.stats.waitTime.Add(w)
+		d.waited.Add(w)
+	}()
 	pause := 2 * time.Microsecond
 	for {
 		d.mu.Lock()
