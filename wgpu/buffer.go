@@ -88,7 +88,7 @@ func (d *Device) NewBuffer(label string, size uint64) (*Buffer, error) {
 	if err := d.usable(); err != nil {
 		return nil, err
 	}
-	buf, err := d.dev.CreateBuffer(&webgpu.BufferDescriptor{
+	buf, err := d.createBuffer(&webgpu.BufferDescriptor{
 		Label: label,
 		Size:  padded(size),
 		Usage: webgpu.BufferUsage_Storage | webgpu.BufferUsage_CopySrc | webgpu.BufferUsage_CopyDst,
@@ -130,7 +130,7 @@ func Upload[T Elem](d *Device, label string, data []T) (*Buffer, error) {
 	if err := d.usable(); err != nil {
 		return nil, err
 	}
-	buf, err := d.dev.CreateBuffer(&webgpu.BufferDescriptor{
+	buf, err := d.createBuffer(&webgpu.BufferDescriptor{
 		Label:            label,
 		Size:             padded(size),
 		Usage:            webgpu.BufferUsage_Storage | webgpu.BufferUsage_CopySrc | webgpu.BufferUsage_CopyDst,
@@ -211,5 +211,6 @@ func UploadUniform[T Elem](d *Device, label string, data []T) (*Buffer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("wgpu: %s: uniform %q: %w", d.info.Name, label, err)
 	}
+	d.created.Add(1)
 	return &Buffer{dev: d, buf: buf, size: size, label: label}, nil
 }

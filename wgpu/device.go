@@ -34,6 +34,8 @@ type Device struct {
 	keyed     map[any]*Pipeline // the same pipelines by their callers' keys (PipelineFor)
 	closed    bool
 	lost      atomic.Pointer[string] // reason, once the device is lost
+	waited    atomic.Int64           // nanoseconds spent polling for the GPU (WaitTime)
+	created   atomic.Int64           // buffers created (BuffersCreated)
 
 	transfers transferSet // staging rings (transfer.go), closed before the device
 }
@@ -195,11 +197,42 @@ func (d *Device) wait(ctx context.Context, release func()) (unlocked bool, err e
 // still runs it (lavapipe compiling a large kernel on a busy CPU takes that
 // long, and crashed in its queue thread). Callers hold d.mu.
 func (d *Device) drain() {
+	start := time.Now()
+	defer func() { d.waited.Add(int64(time.Since(start))) }()
 	pause := 20 * time.Microsecond
 	for !d.dev.Poll(false, nil) {
 		pollSleep(pause) // not time.Sleep, which rounds sub-millisecond pauses up to about 1 ms
 		pause = min(2*pause, time.Millisecond)
 	}
+}
+
+// WaitTime is the total time callers have spent waiting for the device:
+// polling until its work finished, mapping buffers, and submitting (a
+// driver may hold a submission until the previous one has run: lavapipe
+// does). A loop's wall time less its WaitTime is what the host spent on
+// its own, the time a GPU idles unless the host works ahead of it.
+func (d *Device) WaitTime() time.Duration { return time.Duration(d.waited.Load()) }
+
+// BuffersCreated is the number of device buffers created so far, of every
+// kind (storage, uniform, staging, timestamp), for checking that a warm
+// loop allocates nothing on the device.
+func (d *Device) BuffersCreated() int64 { return d.created.Load() }
+
+// createBuffer creates a buffer and counts it. Callers hold d.mu.
+func (d *Device) createBuffer(desc *webgpu.BufferDescriptor) (*webgpu.Buffer, error) {
+	buf, err := d.dev.CreateBuffer(desc)
+	if err == nil {
+		d.created.Add(1)
+	}
+	return buf, err
+}
+
+// submit submits cmd, counting the time the driver holds the call in
+// WaitTime. Callers hold d.mu.
+func (d *Device) submit(cmd *webgpu.CommandBuffer) {
+	start := time.Now()
+	d.queue.Submit(cmd)
+	d.waited.Add(int64(time.Since(start)))
 }
 
 // releaser collects the Release calls of objects that submitted work uses,

@@ -55,12 +55,12 @@ func (d *Device) Submit(ds ...Dispatch) error {
 	if err := d.usable(); err != nil {
 		return err
 	}
-	cmd, err := d.encode(ds, nil)
+	cmd, err := d.encode(ds, nil, nil)
 	if err != nil {
 		return err
 	}
 	defer cmd.Release()
-	d.queue.Submit(cmd)
+	d.submit(cmd)
 	return nil
 }
 
@@ -82,7 +82,7 @@ func (d *Device) Run(ctx context.Context, ds ...Dispatch) (Timing, error) {
 		}
 		rel.add(ts.release)
 	}
-	cmd, err := d.encode(ds, ts)
+	cmd, err := d.encode(ds, ts, nil)
 	if err != nil {
 		rel.run()
 		d.mu.Unlock()
@@ -90,7 +90,7 @@ func (d *Device) Run(ctx context.Context, ds ...Dispatch) (Timing, error) {
 	}
 	rel.add(cmd.Release)
 	start := time.Now()
-	d.queue.Submit(cmd)
+	d.submit(cmd)
 	unlocked, err := d.wait(ctx, rel.run)
 	if unlocked {
 		return Timing{}, err
@@ -113,8 +113,9 @@ func (d *Device) Run(ctx context.Context, ds ...Dispatch) (Timing, error) {
 	return t, nil
 }
 
-// encode records the dispatches into a command buffer. Callers hold d.mu.
-func (d *Device) encode(ds []Dispatch, ts *timestamps) (*webgpu.CommandBuffer, error) {
+// encode records the dispatches into a command buffer, then tail's
+// commands (if tail is not nil). Callers hold d.mu.
+func (d *Device) encode(ds []Dispatch, ts *timestamps, tail func(*webgpu.CommandEncoder) error) (*webgpu.CommandBuffer, error) {
 	enc, err := d.dev.CreateCommandEncoder(nil)
 	if err != nil {
 		return nil, fmt.Errorf("wgpu: %s: command encoder: %w", d.info.Name, err)
@@ -175,6 +176,11 @@ func (d *Device) encode(ds []Dispatch, ts *timestamps) (*webgpu.CommandBuffer, e
 	if ts != nil {
 		if err := ts.encodeResolve(enc); err != nil {
 			return nil, fmt.Errorf("wgpu: %s: resolve timestamps: %w", d.info.Name, err)
+		}
+	}
+	if tail != nil {
+		if err := tail(enc); err != nil {
+			return nil, fmt.Errorf("wgpu: %s: %w", d.info.Name, err)
 		}
 	}
 	cmd, err := enc.Finish(nil)

@@ -170,7 +170,7 @@ func (r *ring) fill(s *slot) error {
 	if err := d.usable(); err != nil {
 		return err
 	}
-	buf, err := d.dev.CreateBuffer(&webgpu.BufferDescriptor{Label: label, Size: t.opts.ChunkBytes, Usage: usage, MappedAtCreation: r.write})
+	buf, err := d.createBuffer(&webgpu.BufferDescriptor{Label: label, Size: t.opts.ChunkBytes, Usage: usage, MappedAtCreation: r.write})
 	if err != nil {
 		return fmt.Errorf("%s of %d bytes: %w", label, t.opts.ChunkBytes, err)
 	}
@@ -254,17 +254,28 @@ func (t *Transfer) unmapLocked(s *slot) error {
 // device copy takes about a millisecond on a PCIe 5 link.
 const maxPollPause = 100 * time.Microsecond
 
-// waitMap polls the device until the map behind f completes or ctx ends.
-// Each poll holds the device lock for a non-blocking wgpuDevicePoll only
-// (never a blocking one: wgpu-core 0.17 gives up on those after 5 s; see
-// Device.drain).
+// waitMap polls the device until the map behind f completes or ctx ends
+// (see Device.waitFlag), and counts the time.
 func (t *Transfer) waitMap(ctx context.Context, f mapFlag) (webgpu.BufferMapAsyncStatus, error) {
 	if done, status := f.done(); done {
 		return status, nil
 	}
-	d := t.dev
 	start := time.Now()
 	defer func() { t.stats.waitTime.Add(int64(time.Since(start))) }()
+	return t.dev.waitFlag(ctx, f, maxPollPause)
+}
+
+// waitFlag polls the device until the map behind f completes or ctx ends,
+// sleeping between polls up to maxPause. Each poll holds the device lock
+// for a non-blocking wgpuDevicePoll only (never a blocking one: wgpu-core
+// 0.17 gives up on those after 5 s; see Device.drain), so other goroutines
+// keep submitting meanwhile.
+func (d *Device) waitFlag(ctx context.Context, f mapFlag, maxPause time.Duration) (webgpu.BufferMapAsyncStatus, error) {
+	if done, status := f.done(); done {
+		return status, nil
+	}
+	start := time.Now()
+	defer func() { d.waited.Add(int64(time.Since(start))) }()
 	pause := 2 * time.Microsecond
 	for {
 		d.mu.Lock()
@@ -283,7 +294,7 @@ func (t *Transfer) waitMap(ctx context.Context, f mapFlag) (webgpu.BufferMapAsyn
 			return 0, err
 		}
 		pollSleep(pause)
-		pause = min(2*pause, maxPollPause)
+		pause = min(2*pause, maxPause)
 	}
 }
 

@@ -268,7 +268,7 @@ func (t *Transfer) uploadMappedAtCreation(ctx context.Context, dst *Buffer, off 
 			d.mu.Unlock()
 			return err
 		}
-		buf, err := d.dev.CreateBuffer(&webgpu.BufferDescriptor{Label: "coreattn upload chunk", Size: n, Usage: webgpu.BufferUsage_MapWrite | webgpu.BufferUsage_CopySrc, MappedAtCreation: true})
+		buf, err := d.createBuffer(&webgpu.BufferDescriptor{Label: "coreattn upload chunk", Size: n, Usage: webgpu.BufferUsage_MapWrite | webgpu.BufferUsage_CopySrc, MappedAtCreation: true})
 		var p []byte
 		if err == nil {
 			p = hostBytes(mapped(buf, n), n)
