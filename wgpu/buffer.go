@@ -3,9 +3,10 @@ package wgpu
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"unsafe"
 
-	webgpu "github.com/rajveermalviya/go-webgpu/wgpu"
+	"github.com/coreattn/coreattn/wgpu/internal/backend"
 )
 
 // Elem is an element type a buffer can hold.
@@ -15,10 +16,11 @@ type Elem interface{ ~float32 | ~int32 | ~uint32 }
 // internally (and is never zero, which WebGPU bindings forbid); Size reports
 // the size asked for.
 type Buffer struct {
-	dev   *Device
-	buf   *webgpu.Buffer
-	size  uint64
-	label string
+	dev      *Device
+	impl     backend.Buffer
+	size     uint64
+	label    string
+	released atomic.Bool
 }
 
 // Size is the buffer's logical size in bytes.
@@ -31,23 +33,12 @@ func (b *Buffer) Label() string { return b.label }
 func (b *Buffer) Device() *Device { return b.dev }
 
 // Release frees the buffer's memory. It is idempotent and safe to call
-// from several goroutines at once: the handle is checked and cleared under
-// the device's lock, which every other use of it holds too, so exactly one
-// call frees it (go-webgpu crashes on a second free).
+// from several goroutines at once, and after the device was closed.
 func (b *Buffer) Release() {
-	if b == nil || b.dev == nil {
+	if b == nil || b.dev == nil || b.released.Swap(true) {
 		return
 	}
-	b.dev.mu.Lock()
-	defer b.dev.mu.Unlock()
-	if b.buf == nil {
-		return
-	}
-	if !b.dev.closed {
-		b.buf.Destroy()
-		b.buf.Release()
-	}
-	b.buf = nil
+	b.impl.Release()
 }
 
 func padded(size uint64) uint64 {
@@ -71,25 +62,21 @@ func (d *Device) checkSize(label string, size uint64) error {
 	return nil
 }
 
+// newBuffer creates a buffer of kind holding init (or zeros).
+func (d *Device) newBuffer(label string, size uint64, kind backend.Kind, init []byte) (*Buffer, error) {
+	impl, err := d.impl.NewBuffer(label, padded(size), kind, init)
+	if err != nil {
+		return nil, err
+	}
+	return &Buffer{dev: d, impl: impl, size: size, label: label}, nil
+}
+
 // NewBuffer creates a zero-filled storage buffer of size bytes.
 func (d *Device) NewBuffer(label string, size uint64) (*Buffer, error) {
 	if err := d.checkSize(label, size); err != nil {
 		return nil, err
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if err := d.usable(); err != nil {
-		return nil, err
-	}
-	buf, err := d.dev.CreateBuffer(&webgpu.BufferDescriptor{
-		Label: label,
-		Size:  padded(size),
-		Usage: webgpu.BufferUsage_Storage | webgpu.BufferUsage_CopySrc | webgpu.BufferUsage_CopyDst,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("wgpu: %s: create buffer %q (%d bytes): %w", d.info.Name, label, size, err)
-	}
-	return &Buffer{dev: d, buf: buf, size: size, label: label}, nil
+	return d.newBuffer(label, size, backend.Storage, nil)
 }
 
 // bytesOf views a slice of elements as bytes without copying.
@@ -106,31 +93,33 @@ func Upload[T Elem](d *Device, label string, data []T) (*Buffer, error) {
 	if err := d.checkSize(label, size); err != nil {
 		return nil, err
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if err := d.usable(); err != nil {
-		return nil, err
+	init := bytesOf(data)
+	if init == nil {
+		init = []byte{}
 	}
-	buf, err := d.dev.CreateBuffer(&webgpu.BufferDescriptor{
-		Label:            label,
-		Size:             padded(size),
-		Usage:            webgpu.BufferUsage_Storage | webgpu.BufferUsage_CopySrc | webgpu.BufferUsage_CopyDst,
-		MappedAtCreation: true,
-	})
+	b, err := d.newBuffer(label, size, backend.Storage, init)
 	if err != nil {
 		return nil, fmt.Errorf("wgpu: %s: upload %q (%d bytes): %w", d.info.Name, label, size, err)
 	}
-	copy(buf.GetMappedRange(0, uint(padded(size))), bytesOf(data))
-	if err := buf.Unmap(); err != nil {
-		buf.Release()
-		return nil, fmt.Errorf("wgpu: %s: upload %q: %w", d.info.Name, label, err)
+	return b, nil
+}
+
+// usable reports a nil, released or foreign buffer.
+func (b *Buffer) usable(op string) error {
+	switch {
+	case b == nil:
+		return fmt.Errorf("wgpu: %s: nil buffer", op)
+	case b.released.Load():
+		return fmt.Errorf("wgpu: %s %q: %w: the buffer was released", op, b.label, backend.ErrReleased)
 	}
-	return &Buffer{dev: d, buf: buf, size: size, label: label}, nil
+	return nil
 }
 
 // Write copies data into b at element offset off through the queue.
 func Write[T Elem](b *Buffer, off int, data []T) error {
-	d := b.dev
+	if err := b.usable("write"); err != nil {
+		return err
+	}
 	end := uint64(off+len(data)) * 4
 	if off < 0 || end > b.size {
 		return fmt.Errorf("wgpu: write %d elements at %d into %q: out of range (%d bytes)", len(data), off, b.label, b.size)
@@ -138,21 +127,15 @@ func Write[T Elem](b *Buffer, off int, data []T) error {
 	if len(data) == 0 {
 		return nil
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if err := d.usable(); err != nil {
-		return err
-	}
-	if err := d.queue.WriteBuffer(b.buf, uint64(off)*4, bytesOf(data)); err != nil {
-		return fmt.Errorf("wgpu: %s: write %q: %w", d.info.Name, b.label, err)
-	}
-	return nil
+	return b.dev.impl.Write(b.impl, uint64(off)*4, bytesOf(data))
 }
 
 // Download copies the first len(dst) elements of b into dst, waiting for all
 // work submitted before it.
 func Download[T Elem](ctx context.Context, b *Buffer, dst []T) error {
-	d := b.dev
+	if err := b.usable("download"); err != nil {
+		return err
+	}
 	size := uint64(len(dst)) * 4
 	if size > b.size {
 		return fmt.Errorf("wgpu: download %d bytes from %q, which holds %d", size, b.label, b.size)
@@ -160,56 +143,9 @@ func Download[T Elem](ctx context.Context, b *Buffer, dst []T) error {
 	if size == 0 {
 		return nil
 	}
-	d.mu.Lock()
-	if err := d.usable(); err != nil {
-		d.mu.Unlock()
-		return err
+	if err := b.dev.impl.Read(ctx, b.impl, bytesOf(dst), nil); err != nil {
+		return fmt.Errorf("wgpu: download %q: %w", b.label, err)
 	}
-	var rel releaser
-	fail := func(err error) error {
-		rel.run()
-		d.mu.Unlock()
-		return fmt.Errorf("wgpu: %s: download %q: %w", d.info.Name, b.label, err)
-	}
-	staging, err := d.dev.CreateBuffer(&webgpu.BufferDescriptor{
-		Label: b.label + " readback",
-		Size:  padded(size),
-		Usage: webgpu.BufferUsage_MapRead | webgpu.BufferUsage_CopyDst,
-	})
-	if err != nil {
-		return fail(err)
-	}
-	rel.add(staging.Release)
-	enc, err := d.dev.CreateCommandEncoder(nil)
-	if err != nil {
-		return fail(err)
-	}
-	rel.add(enc.Release)
-	if err := enc.CopyBufferToBuffer(b.buf, 0, staging, 0, padded(size)); err != nil {
-		return fail(err)
-	}
-	cmd, err := enc.Finish(nil)
-	if err != nil {
-		return fail(err)
-	}
-	rel.add(cmd.Release)
-	d.queue.Submit(cmd)
-	unlocked, err := d.wait(ctx, rel.run)
-	if unlocked {
-		return err
-	}
-	defer func() {
-		rel.run()
-		d.mu.Unlock()
-	}()
-	if err != nil {
-		return err
-	}
-	if err := d.mapRead(staging, padded(size)); err != nil {
-		return fmt.Errorf("wgpu: %s: download %q: %w", d.info.Name, b.label, err)
-	}
-	copy(bytesOf(dst), staging.GetMappedRange(0, uint(padded(size)))[:size])
-	staging.Unmap()
 	return nil
 }
 
@@ -220,18 +156,9 @@ func UploadUniform[T Elem](d *Device, label string, data []T) (*Buffer, error) {
 	if size == 0 || size%16 != 0 {
 		return nil, fmt.Errorf("wgpu: uniform %q: %d bytes, want a positive multiple of 16", label, size)
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if err := d.usable(); err != nil {
-		return nil, err
-	}
-	buf, err := d.dev.CreateBufferInit(&webgpu.BufferInitDescriptor{
-		Label:    label,
-		Contents: bytesOf(data),
-		Usage:    webgpu.BufferUsage_Uniform | webgpu.BufferUsage_CopyDst,
-	})
+	b, err := d.newBuffer(label, size, backend.Uniform, bytesOf(data))
 	if err != nil {
 		return nil, fmt.Errorf("wgpu: %s: uniform %q: %w", d.info.Name, label, err)
 	}
-	return &Buffer{dev: d, buf: buf, size: size, label: label}, nil
+	return b, nil
 }

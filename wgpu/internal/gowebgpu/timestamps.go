@@ -1,4 +1,4 @@
-package wgpu
+package gowebgpu
 
 import (
 	"encoding/binary"
