@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/coreattn/coreattn/wgpu/internal/backend"
-	"github.com/coreattn/coreattn/wgpu/internal/dawn"
 	"github.com/coreattn/coreattn/wgpu/internal/dawnbackend"
 	"github.com/coreattn/coreattn/wgpu/internal/gowebgpu"
 )
@@ -51,8 +50,10 @@ func ParseRuntime(s string) (Runtime, error) {
 	return "", fmt.Errorf("wgpu: runtime %q: want auto, dawn or go-webgpu", s)
 }
 
-// resolve is the runtime o asks for: Options.Runtime, else $COREATTN_RUNTIME,
-// else auto.
+// RuntimeOf is the runtime opts ask for: Options.Runtime, else
+// $COREATTN_RUNTIME, else RuntimeAuto.
+func RuntimeOf(opts Options) (Runtime, error) { return opts.resolve() }
+
 func (o Options) resolve() (Runtime, error) {
 	if o.Runtime != "" {
 		return ParseRuntime(string(o.Runtime))
@@ -68,15 +69,12 @@ func (o Options) resolve() (Runtime, error) {
 // ErrNoRuntime that says how to install it.
 func loadDawn() (*dawnbackend.Runtime, error) {
 	rt, err := dawnbackend.Load("")
-	switch {
-	case err == nil:
-		return rt, nil
-	case errors.Is(err, dawn.ErrNotFound):
-		return nil, fmt.Errorf("%w: dawn: no Dawn library found (install it with `bash scripts/dawn.sh`, or set %s)", ErrNoRuntime, dawn.EnvLibrary)
-	case errors.Is(err, dawn.ErrUnsupportedPlatform):
-		return nil, fmt.Errorf("%w: dawn: the Dawn runtime needs Linux and cgo", ErrNoRuntime)
+	if err != nil {
+		// dawn.ErrNotFound says how to install it; ErrUnsupportedPlatform
+		// that this build cannot load it.
+		return nil, fmt.Errorf("%w: %w", ErrNoRuntime, err)
 	}
-	return nil, fmt.Errorf("%w: %w", ErrNoRuntime, err)
+	return rt, nil
 }
 
 // entry is an adapter of the list a runtime choice gives, with the runtime

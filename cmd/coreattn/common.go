@@ -19,7 +19,7 @@ func openAdapter(g *globalFlags, cmdName string, index int) (*wgpu.Device, error
 	if index < 0 {
 		return nil, fmt.Errorf("%s: --adapter %d: want an index >= 0 (see `coreattn devices`)", cmdName, index)
 	}
-	dev, err := wgpu.Open(index, wgpu.Options{Verbose: g.verbose})
+	dev, err := wgpu.Open(index, g.options())
 	if err != nil {
 		return nil, fmt.Errorf("%s: --adapter %d: %w", cmdName, index, err)
 	}

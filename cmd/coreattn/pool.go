@@ -29,7 +29,7 @@ import (
 // round-robin starting at adapter first (n = 0: one per adapter); servers on
 // the same adapter share its device. shared reports whether any do.
 func localServers(g *globalFlags, cmdName string, first, n int) (servers []server.Server, shared bool, err error) {
-	opts := wgpu.Options{Verbose: g.verbose}
+	opts := g.options()
 	list, err := wgpu.Adapters(opts)
 	if err != nil {
 		return nil, false, fmt.Errorf("%s: %w", cmdName, err)
@@ -276,7 +276,7 @@ func runBenchPool(ctx context.Context, g *globalFlags, f *benchPoolFlags, out, p
 			return fmt.Errorf("bench pool: %w", err)
 		}
 	}
-	list, err := wgpu.Adapters(wgpu.Options{Verbose: g.verbose})
+	list, err := wgpu.Adapters(g.options())
 	if err != nil {
 		return fmt.Errorf("bench pool: %w", err)
 	}

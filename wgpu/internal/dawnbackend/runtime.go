@@ -78,12 +78,22 @@ func (r *Runtime) open(b dawn.Backend, opts backend.Options) (*session, error) {
 	if err != nil {
 		in.Release()
 		if errors.Is(err, dawn.ErrNoAdapter) {
-			return nil, fmt.Errorf("%w: %w", backend.ErrNoAdapter, err)
+			return nil, &noAdapterError{err}
 		}
 		return nil, err
 	}
 	return &session{in: in, adapters: list}, nil
 }
+
+// noAdapterError is Dawn's "no adapter", which matches backend.ErrNoAdapter
+// but says what Dawn needs rather than how to install lavapipe.
+type noAdapterError struct{ err error }
+
+func (e *noAdapterError) Error() string {
+	return fmt.Sprintf("wgpu: Dawn sees no adapter it accepts (%v; it refuses Mesa 22.3's lavapipe, Debian 12's: bash scripts/dawn.sh --lavapipe fetches Mesa 25's for the tests)", e.err)
+}
+
+func (e *noAdapterError) Unwrap() []error { return []error{backend.ErrNoAdapter, e.err} }
 
 // Adapters lists Dawn's Vulkan adapters, best first.
 func (r *Runtime) Adapters(opts backend.Options) ([]backend.Info, error) {
