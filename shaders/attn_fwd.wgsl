@@ -74,6 +74,10 @@ struct Params {
 const NEG: f32 = -1.0e30;   // the score of a masked pair; finite so that m - NEG never makes NaN
 const NONE: u32 = 0xffffffffu;   // the slot of a block computed whole
 const LN2: f32 = 0.6931471805599453;
+// The bits of +Inf and -Inf, read at run time: a WGSL constant expression
+// cannot be infinite (Dawn's Tint rejects one; naga folds it quietly).
+var<private> POS_INF_BITS: u32 = 0x7f800000u;
+var<private> NEG_INF_BITS: u32 = 0xff800000u;
 
 // Each of the two stage buffers holds, in turn, a d-chunk of Qᵀ (row kk:
 // columns 0..BR4-1) beside one of K (columns BR4.., see store_qk), or a
@@ -383,7 +387,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 			// diagonal): its m is then NEG and its l counts masked pairs, so
 			// it is written as O = 0 and LSE = -Inf, weight 0 in the merge.
 			let g = (t.slot * P.hq + h) * BR4 + ty * RG + r;   // row group of the piece
-			var pl = vec4<f32>(bitcast<f32>(0xff800000u));
+			var pl = vec4<f32>(bitcast<f32>(NEG_INF_BITS));
 			// @unroll
 			for (var i = 0u; i < 4u; i++) {
 				var inv = 0.0;
@@ -420,7 +424,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 						}
 					}
 					if (tx == 0u) {
-						var val = bitcast<f32>(0x7f800000u);   // +Inf: a row that sees no key
+						var val = bitcast<f32>(POS_INF_BITS);   // +Inf: a row that sees no key
 						if (lsum[i] > 0.0) {
 							val = (m[r][i] + log2(lsum[i])) * LN2;
 						}
@@ -463,7 +467,7 @@ fn combine_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
 		if (mx <= -3.0e38) {
 			cmb_o[(row * P.hq + h) * DV4 + d4] = st(vec4<f32>(0.0));
 			if (d4 == 0u) {
-				cmb_lse[h * P.total_q + row] = bitcast<f32>(0x7f800000u);
+				cmb_lse[h * P.total_q + row] = bitcast<f32>(POS_INF_BITS);
 			}
 			continue;
 		}

@@ -73,6 +73,10 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> P: Params;
 
+// A quiet NaN's bits, read at run time: a WGSL constant expression cannot
+// be NaN (Dawn's Tint rejects one; naga folds it quietly).
+var<private> NAN_BITS: u32 = 0x7fc00000u;
+
 // lo_word is the word of dq_acc that holds the lo field of column col of
 // (row, head) pair rh: column col = t + TX m shares it with column col + TX
 // (m even, low field) or col - TX (m odd, high field), so that the threads

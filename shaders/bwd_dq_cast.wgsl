@@ -46,7 +46,7 @@ fn dq_cast_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
 		let u = vec4<f32>(dq_acc[i]) + vec4<f32>(lo) * P.lo_inv;   // in units of 2^-e
 		var x = u * pow2(-e / 2) * pow2(-e - -e / 2);   // two factors, each a normal f32
 		if (e == 128) {
-			x = vec4<f32>(bitcast<f32>(0x7fc00000u));   // the bound was not finite
+			x = vec4<f32>(bitcast<f32>(NAN_BITS));   // the bound was not finite
 		}
 		dq[i] = st(x);
 		dq_acc[i] = vec4<i32>(0);
