@@ -49,6 +49,9 @@ type Options struct {
 	// C has few tiles and K is long), 1 never splits, n > 1 splits into n
 	// parts of whole K steps (fewer where K is short).
 	Split int
+	// Kernels chooses the FMA or the subgroup-matrix (tensor-core) engine;
+	// see tensorcore.go (on main every product runs on the FMA engine).
+	Kernels Kernels
 }
 
 // Op computes matrix products on one device. Safe for concurrent use.

@@ -36,6 +36,10 @@ func (g *Op) plan(s Spec) (plan, error) {
 	m, n, k := s.dims()
 	info := g.dev.Info()
 	lim := info.Limits
+	if _, ok, err := g.tensorCoreTiling(s); err != nil || ok {
+		// ok: the subgroup-matrix engine's plan goes here once it exists.
+		return plan{}, err
+	}
 	t := g.opts.Tiling
 	if t.BM == 0 {
 		var err error
