@@ -11,10 +11,17 @@ BIN := bin/coreattn
 TEST_TIMEOUT ?= 30m
 # How long each fuzz target runs under `make fuzz`.
 FUZZTIME ?= 15s
+# The linters, pinned; `go run pkg@version` builds them through the module
+# proxy on first use and caches them. staticcheck v0.8.2 is 2026.2.2, which
+# supports Go 1.26.
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+DEADCODE := golang.org/x/tools/cmd/deadcode@v0.53.0
+# README.md embeds attention/gpu/example_test.go; `make readme` refreshes it.
+EMBEDMD := github.com/campoy/embedmd@v1.0.0
 
 export CGO_ENABLED := 1
 
-.PHONY: all setup build demo test bench train fuzz lint clean
+.PHONY: all setup build demo test bench train fuzz lint readme clean
 
 all: build
 
@@ -48,10 +55,24 @@ fuzz: setup
 		done; \
 	done
 
-lint:
+# gofmt, go vet (the build-ignored scripts too), a tidy go.mod, staticcheck,
+# no unreachable function (deadcode, with tests as roots: an exported
+# function that nothing calls and no test exercises is dead), the README's
+# Go example equal to its source, and the cgo line (scripts/cgocheck.sh).
+# CI runs it before `make test`.
+lint: setup
 	@out=$$($(GOFMT) -l $$(git ls-files --cached --others --exclude-standard '*.go')); \
 		if [ -n "$$out" ]; then echo "gofmt -l: these files need gofmt:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	@for f in scripts/*.go; do echo "$(GO) vet $$f"; $(GO) vet $$f || exit 1; done
+	$(GO) mod tidy -diff
+	GO=$(GO) STATICCHECK=$(STATICCHECK) bash scripts/staticcheck.sh
+	GO=$(GO) DEADCODE=$(DEADCODE) bash scripts/deadcode.sh
+	$(GO) run $(EMBEDMD) -d README.md
+	GO=$(GO) bash scripts/cgocheck.sh
+
+readme:
+	$(GO) run $(EMBEDMD) -w README.md
 
 clean:
 	rm -rf bin

@@ -20,7 +20,7 @@ type Options struct {
 	// Arch gives head shapes and element sizes for FLOPs and bytes.
 	Arch Arch
 	// Pass is the pass whose time is balanced and whose bytes are counted
-	// (the zero value, Training, is forward plus backward).
+	// (the zero value, PassTraining, is forward plus backward).
 	Pass Pass
 	// Epsilon is the tolerance: the scheduler stops once every server's load
 	// is within Epsilon·Target of Target (0 balances as far as block

@@ -106,3 +106,34 @@ func TestBadOptions(t *testing.T) {
 	require.ErrorIs(t, err, ErrLimit)
 	require.ErrorContains(t, err, "needs 131072 bytes of workgroup memory")
 }
+
+// TestSplitKPolicy pins the split-K policy on the model's weight gradients and
+// its limits: forced counts, CPU adapters, short K, the scratch budget.
+func TestSplitKPolicy(t *testing.T) {
+	large := shaders.GemmLarge
+	for _, c := range []struct {
+		name            string
+		m, n, k, forced int
+		cpu             bool
+		max             int64
+		parts, chunk    int
+	}{
+		{"base wq dW", 768, 768, 16384, 0, false, 1 << 31, 29, 576},
+		{"base w1/w3 dW", 4096, 768, 16384, 0, false, 1 << 31, 6, 2736},
+		{"small wk dW", 128, 384, 16384, 0, false, 1 << 31, 32, 512},
+		{"T65536", 768, 768, 65536, 0, false, 1 << 31, 29, 2272},
+		{"enough tiles", 4096, 4096, 4096, 0, false, 1 << 31, 1, 4096},
+		{"CPU", 768, 768, 16384, 0, true, 1 << 31, 1, 16384},
+		{"forced on a CPU", 768, 768, 16384, 3, true, 1 << 31, 3, 5472},
+		{"never", 768, 768, 16384, 1, false, 1 << 31, 1, 16384},
+		{"short K", 64, 64, 31, 4, false, 1 << 31, 1, 31},
+		{"budget", 768, 768, 16384, 0, false, 10 * 768 * 768 * 4, 10, 1648},
+	} {
+		parts, chunk := SplitK(c.m, c.n, c.k, large, c.forced, c.cpu, c.max)
+		require.Equal(t, [2]int{c.parts, c.chunk}, [2]int{parts, chunk}, c.name)
+		if parts > 1 {
+			require.Zero(t, chunk%large.BK, "%s: whole K steps", c.name)
+		}
+		require.GreaterOrEqual(t, parts*chunk, c.k, "%s: covers K", c.name)
+	}
+}

@@ -42,15 +42,17 @@ func (s Spec) dims() (m, n, k int) {
 // the adapter.
 type Options struct {
 	// Tiling, if its BM is non-zero, fixes the tile shape (BM, BN, BK, TM,
-	// TN, WX and Rolled; the layout fields follow from each product), for
-	// tuning and tests.
+	// TN, WX, Rolled and MMA; the layout fields follow from each product),
+	// for tuning and tests. An MMA tiling (the subgroup-matrix engine) needs
+	// a runtime with f16, subgroups and subgroup matrices; go-webgpu's
+	// compiler rejects it (its Emulated form runs anywhere, for tests).
 	Tiling shaders.GemmTiling
 	// Split fixes how many parts K is split into: 0 chooses (on GPUs, where
 	// C has few tiles and K is long), 1 never splits, n > 1 splits into n
 	// parts of whole K steps (fewer where K is short).
 	Split int
-	// Kernels chooses the FMA or the subgroup-matrix (tensor-core) engine;
-	// see tensorcore.go (on main every product runs on the FMA engine).
+	// Kernels chooses the FMA or the subgroup-matrix (tensor-core) engine
+	// (KernelsAuto: FMA, f32-accurate; see tensorcore.go).
 	Kernels Kernels
 }
 
@@ -144,7 +146,7 @@ func (g *Op) Prepare(s Spec) (*Launch, error) {
 	l := &Launch{op: g, tiling: p.tiling, split: p.split, flops: 2 * float64(m) * float64(n) * float64(k)}
 	if m == 0 || n == 0 {
 		// Nothing to compute; a parameter buffer keeps Release uniform.
-		l.params, err = wgpu.UploadUniform(g.dev, "gemm params", make([]uint32, 16))
+		l.params, err = wgpu.UploadUniform(g.dev, "gemm params", shaders.GemmParams{}.Words())
 		if err != nil {
 			return nil, fmt.Errorf("gemm: %w", err)
 		}
@@ -186,13 +188,13 @@ func (g *Op) build(l *Launch, s Spec, p plan) error {
 	}
 	items := m * ceilDiv(n, 4)
 	rgx := min(ceilDiv(items, shaders.GemmReduceThreads), maxWG)
-	params := []uint32{
-		uint32(m), uint32(n), uint32(k), uint32(p.kChunk),
-		uint32(s.A.Offset), uint32(s.A.stride()), uint32(s.B.Offset), uint32(s.B.stride()),
-		uint32(cOff), uint32(ldc), uint32(zstride), uint32(p.split),
-		uint32(s.C.Offset), uint32(s.C.stride()), uint32(rgx), 0,
+	params := shaders.GemmParams{
+		M: uint32(m), N: uint32(n), K: uint32(k), KChunk: uint32(p.kChunk),
+		AOff: uint32(s.A.Offset), LDA: uint32(s.A.stride()), BOff: uint32(s.B.Offset), LDB: uint32(s.B.stride()),
+		COff: uint32(cOff), LDC: uint32(ldc), SplitStride: uint32(zstride), Splits: uint32(p.split),
+		OutOff: uint32(s.C.Offset), LDO: uint32(s.C.stride()), ReduceGridX: uint32(rgx),
 	}
-	if l.params, err = wgpu.UploadUniform(g.dev, "gemm params", params); err != nil {
+	if l.params, err = wgpu.UploadUniform(g.dev, "gemm params", params.Words()); err != nil {
 		return fmt.Errorf("gemm: %w", err)
 	}
 	bufs := []*wgpu.Buffer{l.params}

@@ -2,11 +2,13 @@ package gemm
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/coreattn/coreattn/wgpu"
 )
@@ -176,4 +178,55 @@ func TestEmpty(t *testing.T) {
 		l.Release()
 		l.Release() // idempotent
 	}
+}
+
+// TestConcurrent prepares and runs split products from several goroutines
+// on one Op: their launches share the split-K scratch, which grows while
+// others hold it.
+func TestConcurrent(t *testing.T) {
+	op := testOp(t, Options{Split: 2})
+	dev := op.Device()
+	var g errgroup.Group
+	for w := range 4 {
+		g.Go(func() error {
+			ctx := context.Background()
+			rng := rand.New(rand.NewPCG(21, uint64(w)))
+			for r := range 3 {
+				m, n, k := 8+8*w+r, 12+4*r, 64 // different sizes: the scratch grows
+				host := map[*wgpu.Buffer][]float32{}
+				var bufs [3]*wgpu.Buffer
+				for i, size := range []int{m * k, k * n, m * n} {
+					data := randn(rng, size)
+					b, err := wgpu.Upload(dev, fmt.Sprintf("w%d r%d %d", w, r, i), data)
+					if err != nil {
+						return err
+					}
+					defer b.Release()
+					bufs[i], host[b] = b, data
+				}
+				s := Spec{A: Matrix{Buf: bufs[0], Rows: m, Cols: k}, B: Matrix{Buf: bufs[1], Rows: k, Cols: n}, C: Matrix{Buf: bufs[2], Rows: m, Cols: n}, Accumulate: true}
+				refInto(host, s)
+				if _, err := op.Run(ctx, s); err != nil {
+					return err
+				}
+				got := make([]float32, m*n)
+				if err := wgpu.Download(ctx, bufs[2], got); err != nil {
+					return err
+				}
+				var num, den float64
+				for i := range got {
+					d := float64(got[i]) - float64(host[bufs[2]][i])
+					num, den = num+d*d, den+float64(host[bufs[2]][i])*float64(host[bufs[2]][i])
+				}
+				if rel := math.Sqrt(num / den); !(rel <= tol) {
+					return fmt.Errorf("worker %d run %d (%dx%dx%d): relative error %g", w, r, m, n, k, rel)
+				}
+			}
+			return nil
+		})
+	}
+	require.NoError(t, g.Wait())
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	require.Nil(t, op.scratch, "the scratch is freed with its last launch")
 }

@@ -11,5 +11,5 @@ import (
 // product test over Dawn: each new GEMM variant takes lavapipe seconds to
 // compile there, and the whole suite would take many minutes.
 func TestMain(m *testing.M) {
-	wgputest.Main(m, "TestChosenTilingsCompile|TestKernelsHook|TestFusedQKV")
+	wgputest.Main(m, "TestChosenTilingsCompile|TestKernelsTensorCore|TestFusedQKV")
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"github.com/coreattn/coreattn/shaders"
-	"github.com/coreattn/coreattn/wgpu"
 )
 
 // Split-K policy: a product whose C has fewer than splitWorkgroups tiles is
@@ -36,19 +35,21 @@ func (g *Op) plan(s Spec) (plan, error) {
 	m, n, k := s.dims()
 	info := g.dev.Info()
 	lim := info.Limits
-	if _, ok, err := g.tensorCoreTiling(s); err != nil || ok {
-		// ok: the subgroup-matrix engine's plan goes here once it exists.
+	mma, useMMA, err := g.tensorCoreTiling()
+	if err != nil {
 		return plan{}, err
 	}
 	t := g.opts.Tiling
-	if t.BM == 0 {
+	if useMMA {
+		t = mma
+	} else if t.BM == 0 {
 		var err error
 		if t, err = shaders.ChooseGemm(m, n, int(lim.MaxWorkgroupStorageSize), int(lim.MaxInvocationsPerWorkgroup)); err != nil {
 			return plan{}, fmt.Errorf("%w: %w", ErrLimit, err)
 		}
 	} else {
 		// Keep the forced tile shape; the layout is the product's.
-		t = shaders.GemmTiling{BM: t.BM, BN: t.BN, BK: t.BK, TM: t.TM, TN: t.TN, WX: t.WX, Rolled: t.Rolled}
+		t = shaders.GemmTiling{BM: t.BM, BN: t.BN, BK: t.BK, TM: t.TM, TN: t.TN, WX: t.WX, Rolled: t.Rolled, MMA: t.MMA}
 		if err := t.Validate(); err != nil {
 			return plan{}, fmt.Errorf("gemm: %w", err)
 		}
@@ -59,11 +60,8 @@ func (g *Op) plan(s Spec) (plan, error) {
 	}
 	t.TransA, t.TransB, t.Accumulate = s.TransA, s.TransB, s.Accumulate
 	t.VecA, t.VecB, t.VecC = s.A.aligned(), s.B.aligned(), s.C.aligned()
-	p := plan{tiling: t, split: g.splitCount(m, n, k, t, info), kChunk: k}
-	if p.split > 1 {
-		p.kChunk = ceilDiv(ceilDiv(k, p.split), t.BK) * t.BK
-		p.split = ceilDiv(k, p.kChunk)
-	}
+	p := plan{tiling: t}
+	p.split, p.kChunk = SplitK(m, n, k, t, g.opts.Split, info.IsCPU(), int64(g.dev.MaxBufferBytes()))
 	if p.split > 1 {
 		// The splits write partials, dense rows of n, that the reduction
 		// adds into C (with C's old value where Accumulate); C's buffer is
@@ -89,26 +87,33 @@ func (g *Op) plan(s Spec) (plan, error) {
 	return p, nil
 }
 
-// splitCount is how many parts K is split into (1: none).
-func (g *Op) splitCount(m, n, k int, t shaders.GemmTiling, info wgpu.AdapterInfo) int {
-	if k < 2*t.BK {
-		return 1
+// SplitK is the split-K policy, for runtimes that plan products without
+// an Op: how many parts the K range of an m×n×k product on tiling t is cut
+// into and the K range of each (a whole number of t.BK steps; parts 1 and
+// chunk k when not split). forced is Options.Split (0: choose; 1: never),
+// cpu says the adapter is a CPU (never split by choice), and maxBytes
+// bounds the partials' buffer (the adapter's limit for one buffer). The
+// splits write m×n partials each, dense, that gemm_reduce.wgsl adds up.
+func SplitK(m, n, k int, t shaders.GemmTiling, forced int, cpu bool, maxBytes int64) (parts, chunk int) {
+	if k < 2*t.BK || forced == 1 || forced == 0 && cpu {
+		return 1, k
 	}
-	split := g.opts.Split
-	if split == 0 {
-		if info.IsCPU() {
-			return 1 // a CPU's few cores are full at any grid
-		}
+	parts = forced
+	if parts == 0 {
 		tiles := ceilDiv(m, t.BM) * ceilDiv(n, t.BN)
 		if tiles >= splitWorkgroups {
-			return 1
+			return 1, k
 		}
-		split = min(ceilDiv(splitWorkgroups, tiles), k/splitMinK, maxSplit)
+		parts = min(ceilDiv(splitWorkgroups, tiles), k/splitMinK, maxSplit)
 	}
 	// Keep the partials within the scratch budget and one buffer.
-	budget := min(int64(splitScratchBytes), int64(g.dev.MaxBufferBytes()))
-	for split > 1 && int64(split)*int64(m)*int64(n)*4 > budget {
-		split--
+	budget := min(int64(splitScratchBytes), maxBytes)
+	for parts > 1 && int64(parts)*int64(m)*int64(n)*4 > budget {
+		parts--
 	}
-	return max(split, 1)
+	if parts <= 1 {
+		return 1, k
+	}
+	chunk = ceilDiv(ceilDiv(k, parts), t.BK) * t.BK
+	return ceilDiv(k, chunk), chunk
 }

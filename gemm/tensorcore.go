@@ -3,35 +3,35 @@ package gemm
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/coreattn/coreattn/shaders"
 	"github.com/coreattn/coreattn/wgpu"
 )
 
-// Tensor cores: the hook for a subgroup-matrix engine (issue 21, point 4).
-//
-// Where to plug it in: tensorCoreTiling below is the one place that
-// chooses it. It asks the device the same feature question as the
-// attention operator (f16, one subgroup size, f16→f32 MatrixConfigs; see
-// TensorCoreShapes), then would pick the engine's tiling for the product.
-// On main no such engine exists yet (branch gemm carries one:
-// shaders.GemmMMA and ChooseGemmMMA, f16 operands rounded from the f32
-// matrices as they are staged), so every product runs on the FMA engine
-// (gemm.wgsl): KernelsAuto changes nothing, and KernelsTensorCore fails
-// with ErrNoTensorCores, saying why.
+// Tensor cores. The subgroup-matrix engine (shaders.GemmMMA,
+// gemm_sgmat.wgsl: f16 operands rounded from the f32 matrices as they are
+// staged, f32 accumulation) runs where the device answers the same feature
+// question as the attention operator's tensor-core path: f16, one subgroup
+// size and f16→f32 subgroup-matrix configurations (TensorCoreShapes).
+// Options.Kernels decides whether it runs: its operands carry f16's
+// rounding (relative error about 1e-3 rather than 1e-6), so the default
+// keeps the f32 FMA engine, as the attention operator keeps its f32
+// callers on f32 products; KernelsTensorCore asks for it.
 
 // Kernels chooses the engine an Op runs.
 type Kernels int
 
 const (
-	// KernelsAuto runs the subgroup-matrix engine where the device offers
-	// tensor cores and the engine exists, the FMA engine otherwise.
+	// KernelsAuto runs the FMA engine: the Op's matrices are f32, and
+	// their products stay f32-accurate unless tensor cores are asked for.
+	// A forced Options.Tiling runs as given (an MMA one included).
 	KernelsAuto Kernels = iota
 	// KernelsFMA always runs the FMA engine (f32 products).
 	KernelsFMA
-	// KernelsTensorCore always runs the subgroup-matrix engine; an error
-	// wrapping ErrNoTensorCores where it cannot.
+	// KernelsTensorCore runs the subgroup-matrix engine with the tiling
+	// shaders.ChooseGemmMMA picks for the device; an error wrapping
+	// ErrNoTensorCores where the device has no f16→f32 subgroup matrices
+	// or no tiling fits it.
 	KernelsTensorCore
 )
 
@@ -47,32 +47,40 @@ func (k Kernels) String() string {
 	return fmt.Sprintf("Kernels(%d)", int(k))
 }
 
-// ErrNoTensorCores reports a product the subgroup-matrix engine cannot
-// run: no engine in this build, or a device without f16→f32 subgroup
-// matrices.
-var ErrNoTensorCores = errors.New("gemm: no tensor-core engine")
+// ParseKernels is the engine choice that String names s.
+func ParseKernels(s string) (Kernels, error) {
+	for _, k := range []Kernels{KernelsAuto, KernelsFMA, KernelsTensorCore} {
+		if s == k.String() {
+			return k, nil
+		}
+	}
+	return KernelsAuto, fmt.Errorf("gemm: kernels %q: want auto, fma or tensor-core", s)
+}
 
-// TensorCoreShapes lists the f16→f32 subgroup-matrix shapes the device
-// offers the kernels (nil without f16 or with a variable subgroup size):
-// the feature query every tensor-core path makes.
-func TensorCoreShapes(info wgpu.AdapterInfo) []shaders.MatrixShape {
+// ErrNoTensorCores reports a device the subgroup-matrix engine cannot run
+// on.
+var ErrNoTensorCores = errors.New("gemm: no tensor cores")
+
+// TensorCoreShapes lists the f16→f32 subgroup-matrix configurations the
+// device offers the engine (nil without f16 or subgroups, or with a
+// variable subgroup size): the feature query every tensor-core path makes.
+func TensorCoreShapes(info wgpu.AdapterInfo) []shaders.MMAConfig {
 	if !info.F16 || !info.Subgroups || info.SubgroupMinSize != info.SubgroupMaxSize {
 		return nil
 	}
-	var out []shaders.MatrixShape
+	var out []shaders.MMAConfig
 	for _, c := range info.MatrixConfigs {
 		if c.Component == "f16" && c.Result == "f32" {
-			out = append(out, shaders.MatrixShape{M: c.M, N: c.N, K: c.K})
+			out = append(out, shaders.MMAConfig{M: c.M, N: c.N, K: c.K})
 		}
 	}
 	return out
 }
 
-// tensorCoreTiling is the hook: the subgroup-matrix tiling for s, with ok
-// true, where Options.Kernels and the device call for it. With no engine
-// on main it returns ok false (the FMA engine runs), or ErrNoTensorCores
-// where KernelsTensorCore was asked for.
-func (g *Op) tensorCoreTiling(s Spec) (t shaders.GemmTiling, ok bool, err error) {
+// tensorCoreTiling is the subgroup-matrix tiling for the device, with ok
+// true, where Options.Kernels asks for tensor cores; ok false where the
+// FMA engine (or a forced tiling) runs.
+func (g *Op) tensorCoreTiling() (t shaders.GemmTiling, ok bool, err error) {
 	switch g.opts.Kernels {
 	case KernelsFMA, KernelsAuto:
 		return t, false, nil
@@ -80,13 +88,21 @@ func (g *Op) tensorCoreTiling(s Spec) (t shaders.GemmTiling, ok bool, err error)
 	default:
 		return t, false, fmt.Errorf("gemm: Options.Kernels %d does not exist", int(g.opts.Kernels))
 	}
-	info := g.dev.Info()
-	var shapes []string
-	for _, sh := range TensorCoreShapes(info) {
-		shapes = append(shapes, sh.String())
+	if g.opts.Tiling.BM != 0 {
+		if !g.opts.Tiling.MMA.On() {
+			return t, false, fmt.Errorf("gemm: Options.Kernels tensor-core with the FMA tiling %s: give an MMA tiling or none", g.opts.Tiling.Shape())
+		}
+		return t, false, nil // the forced MMA tiling
 	}
-	if len(shapes) == 0 {
+	info := g.dev.Info()
+	configs := TensorCoreShapes(info)
+	if len(configs) == 0 {
 		return t, false, fmt.Errorf("%w: %s on %s offers no f16->f32 subgroup matrices (it has: %s)", ErrNoTensorCores, info.Name, info.Runtime, info.Capabilities())
 	}
-	return t, false, fmt.Errorf("%w: %s offers %s, but this build has no subgroup-matrix GEMM engine yet (see gemm/tensorcore.go)", ErrNoTensorCores, info.Name, strings.Join(shapes, ", "))
+	lim := info.Limits
+	t, ok = shaders.ChooseGemmMMA(configs, int(info.SubgroupMaxSize), int(lim.MaxWorkgroupStorageSize), int(lim.MaxInvocationsPerWorkgroup))
+	if !ok {
+		return t, false, fmt.Errorf("%w: no subgroup-matrix tiling fits %s (%d bytes of workgroup memory, %d invocations, subgroups of %d)", ErrNoTensorCores, info.Name, lim.MaxWorkgroupStorageSize, lim.MaxInvocationsPerWorkgroup, info.SubgroupMaxSize)
+	}
+	return t, true, nil
 }

@@ -7,14 +7,14 @@
 //
 // Its pipelines are not wgpu's, but from the SPIR-V wgpu passes (dumped by
 // scripts/vkstats_layer.c, which reports wgpu's pipelines themselves) it
-// gets the same registers on the H200 (docs/perf.md, Looking inside the
-// driver). VKSTATS_ZERO=1 and VKSTATS_ROBUST=1 enable two of the device
+// gets the same registers on the H200 (docs/perf-history.md, What the
+// driver showed). VKSTATS_ZERO=1 and VKSTATS_ROBUST=1 enable two of the device
 // features wgpu enables (zero-initialised workgroup memory; robustness);
 // neither changed a register count there.
 //
 //	usage: vkstats file.spv entry [file.spv entry ...]
 //
-// Build (headers from Debian's libvulkan-dev; see docs/perf.md for the whole
+// Build (headers from Debian's libvulkan-dev; see docs/device.md for the whole
 // loop: scripts/wgsl.go, naga, vkstats on the device):
 //
 //	gcc -O1 -o .dev/vkstats scripts/vkstats.c -lvulkan

@@ -60,7 +60,7 @@ func main() {
 		}
 		write(*out, k.String()+".wgsl", t.String(), t.Source)
 	}
-	// The stored-dS pair (attention.DQStored): the dK/dV kernel that writes
+	// The stored-dS pair (gpu.DQStored): the dK/dV kernel that writes
 	// dS, and the dQ kernel whose entry point is dqs_main.
 	kv, err := shaders.ChooseBwd(shaders.BwdDKV, *d, dt, *wg, *threads)
 	if err != nil {
@@ -75,7 +75,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	write(*out, "dqs.wgsl", dqs.String()+" entry "+shaders.DQStoredEntry, dqs.Source)
+	write(*out, "dqs.wgsl", dqs.String()+" entry "+shaders.DQStoredEntry.Name(), dqs.Source)
 }
 
 func write(dir, name, tiling string, source func() (string, error)) {

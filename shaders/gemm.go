@@ -40,6 +40,10 @@ type GemmTiling struct {
 	AliasA, AliasB bool
 	// Rolled leaves the loops marked @unroll to the driver (for comparison).
 	Rolled bool
+	// MMA, where set, selects the subgroup-matrix engine (tensor cores;
+	// gemm_sgmat.wgsl) instead of FMAs on register tiles; TM, TN and WX
+	// are then unused (0).
+	MMA GemmMMA
 }
 
 // Named tile shapes. The chooser (ChooseGemm) takes them in this order of
@@ -66,7 +70,12 @@ var (
 var GemmTilings = []GemmTiling{GemmLarge, GemmWide, GemmTall, GemmSmall, GemmFine}
 
 // Threads is the workgroup size.
-func (t GemmTiling) Threads() int { return t.txn() * t.tym() }
+func (t GemmTiling) Threads() int {
+	if t.MMA.On() {
+		return t.sgm() * t.sgn() * t.MMA.Subgroup
+	}
+	return t.txn() * t.tym()
+}
 
 func (t GemmTiling) txn() int { return t.BN / max(t.TN, 1) }
 func (t GemmTiling) tym() int { return t.BM / max(t.TM, 1) }
@@ -84,11 +93,20 @@ func (t GemmTiling) warpX() int {
 }
 
 // WorkgroupBytes is the workgroup memory the kernel declares: two K steps
-// of both slabs.
-func (t GemmTiling) WorkgroupBytes() int { return 2 * t.BK * (t.BM + t.BN) * 4 }
+// of both slabs (and, for the subgroup-matrix engine, a fragment block
+// per subgroup).
+func (t GemmTiling) WorkgroupBytes() int {
+	if t.MMA.On() {
+		return t.mmaBytes()
+	}
+	return 2 * t.BK * (t.BM + t.BN) * 4
+}
 
 // Validate reports a tiling the kernel cannot run.
 func (t GemmTiling) Validate() error {
+	if t.MMA.On() {
+		return t.validateMMA()
+	}
 	for _, x := range []struct {
 		name string
 		v    int
@@ -128,6 +146,9 @@ func (t GemmTiling) Case() string {
 // Shape names the tile shape alone, e.g. "128x128x16 8x8 w8" (w: WX
 // where it is not the row-major layout).
 func (t GemmTiling) Shape() string {
+	if t.MMA.On() {
+		return t.mmaShape()
+	}
 	s := fmt.Sprintf("%dx%dx%d %dx%d", t.BM, t.BN, t.BK, t.TM, t.TN)
 	if t.TM > 0 && t.TN > 0 && t.warpX() != t.txn() {
 		s += fmt.Sprintf(" w%d", t.warpX())
@@ -168,6 +189,9 @@ func (t GemmTiling) Source() (string, error) {
 	if err := t.Validate(); err != nil {
 		return "", err
 	}
+	if t.MMA.On() {
+		return t.mmaSource()
+	}
 	nt := t.Threads()
 	consts := []constant{
 		{"BM", t.BM}, {"BN", t.BN}, {"BK", t.BK}, {"TM", t.TM}, {"TN", t.TN},
@@ -202,6 +226,24 @@ func (t GemmTiling) Bindings() []uint32 {
 	}
 	return append(b, 3)
 }
+
+// GemmParams are the matrix products' parameters (struct Params of
+// gemm.wgsl, gemm_sgmat.wgsl and gemm_reduce.wgsl; see params.go).
+type GemmParams struct {
+	M, N, K     uint32 // op(A) is M×K, op(B) K×N, C M×N
+	KChunk      uint32 // K range of one split (whole BK steps; >= K when not split)
+	AOff, LDA   uint32 // A's element offset and row stride, as stored
+	BOff, LDB   uint32 // B's
+	COff, LDC   uint32 // C's, or the partials' (split-K)
+	SplitStride uint32 // elements between the partials of two splits
+	Splits      uint32 // splits: the grid's z
+	OutOff, LDO uint32 // split-K: C's offset and row stride, for gemm_reduce.wgsl
+	ReduceGridX uint32 // gemm_reduce.wgsl's workgroups along x
+	_           uint32
+}
+
+// Words is the uniform buffer's contents.
+func (p GemmParams) Words() []uint32 { return words(p) }
 
 // GemmReduce is the second pass of a split-K product (gemm_reduce.wgsl):
 // it sums the splits' partial products in a fixed order into C.
@@ -241,22 +283,36 @@ func (r GemmReduce) Source() (string, error) {
 	return gemmGenerate("gemm "+r.String(), consts, gemmReduceSrc, false, nil, "RT")
 }
 
-// gemmGenerate is a gemm module's WGSL: a line naming the variant, the
-// constants, then src with its @if blocks kept or dropped, its @unroll
-// loops expanded unless rolled, its placeholders replaced
-// (subst: placeholder to text) and @workgroup_size(NAME) given the value of each constant named
-// in sizes.
+// gemmGenerate is a gemm module's WGSL: src with its @if blocks kept or
+// dropped by the constants, then a line naming the variant, the kept
+// source's directives, the constants and the rest of it, its @unroll
+// loops expanded unless rolled, its placeholders replaced (subst:
+// placeholder to text) and @workgroup_size(NAME) given the value of each
+// constant named in sizes.
 func gemmGenerate(name string, consts []constant, src string, rolled bool, subst map[string]string, sizes ...string) (string, error) {
-	var b strings.Builder
-	fmt.Fprintf(&b, "// generated: %s\n", name)
 	values := make(map[string]int, len(consts))
 	for _, c := range consts {
 		values[c.name] = c.val
-		fmt.Fprintf(&b, "const %s: u32 = %du;\n", c.name, c.val)
 	}
 	body, err := keepIf(src, values)
 	if err != nil {
 		return "", err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "// generated: %s\n", name)
+	// WGSL wants directives (enable, diagnostic) before any declaration:
+	// move those of the kept source to the top.
+	var rest []string
+	for _, line := range strings.Split(body, "\n") {
+		if strings.HasPrefix(line, "enable ") || strings.HasPrefix(line, "diagnostic(") {
+			b.WriteString(line + "\n")
+		} else {
+			rest = append(rest, line)
+		}
+	}
+	body = strings.Join(rest, "\n")
+	for _, c := range consts {
+		fmt.Fprintf(&b, "const %s: u32 = %du;\n", c.name, c.val)
 	}
 	if !rolled {
 		if body, err = unroll(body, values); err != nil {

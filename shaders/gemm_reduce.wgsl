@@ -1,5 +1,5 @@
 // gemm_reduce.wgsl: the second pass of a split-K product. gemm.wgsl wrote
-// nsplit partial products of C (split z at c_off + z*c_zstride, row stride
+// splits partial products of C (split z at c_off + z*split_stride, row stride
 // ldc) to a scratch buffer; each invocation here sums four consecutive
 // elements of one row over the splits in order z = 0, 1, ..., so the result
 // is the same bits on every run, and writes them to C (out_off, ldo),
@@ -13,22 +13,22 @@
 //   ACC      1: C += the sum
 
 struct Params {
-	m: u32,
-	n: u32,
-	k: u32,
-	k_chunk: u32,
-	a_off: u32,
-	lda: u32,
+	m: u32,              // rows of C and of op(A)
+	n: u32,              // columns of C and of op(B)
+	k: u32,              // the inner dimension
+	k_chunk: u32,        // K range of one split (a multiple of BK; >= k when not split)
+	a_off: u32,          // element offset of A in its buffer
+	lda: u32,            // elements between rows of A as stored
 	b_off: u32,
 	ldb: u32,
-	c_off: u32,      // the partials: offset, row stride, split stride
+	c_off: u32,          // the partials: offset, row stride, split stride
 	ldc: u32,
-	c_zstride: u32,
-	nsplit: u32,
-	out_off: u32,    // C: offset and row stride
+	split_stride: u32,
+	splits: u32,
+	out_off: u32,        // C: offset and row stride
 	ldo: u32,
-	reduce_gx: u32,  // workgroups along x; item = x + y * reduce_gx * RT
-	pad: u32,
+	reduce_grid_x: u32,  // workgroups along x; item = x + y * reduce_grid_x * RT
+	_pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
@@ -49,7 +49,7 @@ struct Params {
 fn main(@builtin(global_invocation_id) id: vec3<u32>) {
 	// Item q is row q / n4, columns 4*(q % n4)..+3.
 	let n4 = (P.n + 3u) / 4u;
-	let q = id.x + id.y * P.reduce_gx * RT;
+	let q = id.x + id.y * P.reduce_grid_x * RT;
 	if (q >= P.m * n4) {
 		return;
 	}
@@ -58,8 +58,8 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
 	let base = P.c_off + m * P.ldc + col;
 	// Sum the splits in a fixed order.
 	var s = vec4<f32>(0.0);
-	for (var z = 0u; z < P.nsplit; z++) {
-		let i = base + z * P.c_zstride;
+	for (var z = 0u; z < P.splits; z++) {
+		let i = base + z * P.split_stride;
 		// @if VP
 		s += part[i / 4u];
 		// @end

@@ -109,3 +109,65 @@ func wgslName(goName string) string {
 	}
 	return string(b)
 }
+
+// TCFwdParams are the tensor-core forward's parameters (tc_fwd.wgsl).
+type TCFwdParams struct {
+	HQ        uint32  // query heads
+	Group     uint32  // query heads per KV head
+	TotalQ    uint32  // rows of Q and O; the stride of LSE
+	Causal    uint32  // 1: bottom-right aligned causal mask
+	Ntiles    uint32  // workgroups in the tile table
+	GridY     uint32  // workgroups along y; a tile is wg.y + wg.z * GridY
+	Batch     uint32  // segments
+	TilesOff  uint32  // offset of the tile table in segs
+	ScaleLog2 float32 // softmax scale times log2(e)
+	HKV       uint32  // key/value heads
+	Piece     uint32  // keys per split-KV piece (a multiple of Bc)
+	CombOff   uint32  // offset of the combine table in segs
+	Ngroups   uint32  // split blocks in the combine table
+	CgridY    uint32  // combine_main workgroups along y
+	LSEOff    uint32  // offset of the pieces' LSE in part (floats)
+	Inf       uint32  // +Inf's bits: WGSL constant expressions cannot be infinite
+}
+
+// TCBwdParams are the tensor-core backward's parameters (tc_bwd.wgsl).
+type TCBwdParams struct {
+	HQ         uint32  // query heads
+	Group      uint32  // query heads per KV head
+	TotalQ     uint32  // rows of Q; the stride of LSE and Delta
+	Causal     uint32  // 1: bottom-right aligned causal mask
+	Batch      uint32  // segments
+	HKV        uint32  // key/value heads
+	Nrows      uint32  // TotalQ * HQ: invocations of delta_main
+	DeltaGridX uint32  // delta_main workgroups along x
+	KVNtiles   uint32  // key blocks in the dkv_main tile table
+	KVGridY    uint32  // dkv_main workgroups along y; a tile is wg.y + wg.z * KVGridY
+	KVOff      uint32  // offset of the dkv_main tile table in segs
+	ScaleLog2  float32 // softmax scale times log2(e)
+	DQNtiles   uint32  // query blocks in the dq_main tile table
+	DQGridY    uint32  // dq_main workgroups along y
+	DQOff      uint32  // offset of the dq_main tile table in segs
+	Scale      float32 // softmax scale
+	HK0        uint32  // the pass's first KV head
+	DSTiles    uint32  // dS tiles per query head
+	QoffOff    uint32  // offset of qoff in segs
+	PoffOff    uint32  // offset of poff in segs
+	Log2e      float32 // log2(e)
+	_, _, _    uint32
+}
+
+// TCCastParams are the f32-to-f16 pass's parameters (tc_cast.wgsl).
+type TCCastParams struct {
+	N     uint32 // vec4s to convert
+	GridX uint32 // workgroups along x
+	_, _  uint32
+}
+
+// Words is the uniform buffer's contents.
+func (p TCFwdParams) Words() []uint32 { return words(p) }
+
+// Words is the uniform buffer's contents.
+func (p TCBwdParams) Words() []uint32 { return words(p) }
+
+// Words is the uniform buffer's contents.
+func (p TCCastParams) Words() []uint32 { return words(p) }

@@ -16,8 +16,14 @@ import (
 // paramMirrors maps each kernel file that declares a struct Params to its
 // Go mirror.
 var paramMirrors = map[string]any{
-	"attn_fwd.wgsl":   FwdParams{},
-	"bwd_common.wgsl": BwdParams{},
+	"attn_fwd.wgsl":    FwdParams{},
+	"bwd_common.wgsl":  BwdParams{},
+	"gemm.wgsl":        GemmParams{},
+	"gemm_sgmat.wgsl":  GemmParams{},
+	"gemm_reduce.wgsl": GemmParams{},
+	"tc_fwd.wgsl":      TCFwdParams{},
+	"tc_bwd.wgsl":      TCBwdParams{},
+	"tc_cast.wgsl":     TCCastParams{},
 }
 
 // wgslField is one field of a WGSL struct.

@@ -85,9 +85,9 @@ struct Params {
 	qoff_off: u32,      // offset of qoff in segs
 	poff_off: u32,      // offset of poff in segs
 	log2e: f32,         // log2(e)
-	_p0: u32,
-	_p1: u32,
-	_p2: u32,
+	_pad0: u32,
+	_pad1: u32,
+	_pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> P: Params;

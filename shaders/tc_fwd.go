@@ -147,13 +147,21 @@ func (t TCFwdTiling) Source() (string, error) {
 }
 
 // tcFwdCandidates lists the forward shapes a chooser tries, best first:
-// (NS, MT, BC). Four subgroups (128 invocations) leave room for two or
-// three workgroups per SM, whose barriers then overlap; 64-key tiles halve
-// the barriers per key where they fit (D 64); eight subgroups share their
-// K and V staging among 128 query rows; two M blocks per subgroup halve
-// the K and V fragment loads per product but double O's registers.
-// Unmeasured on GPUs so far: BenchmarkTC sweeps the first few.
-var tcFwdCandidates = [][3]int{{4, 1, 64}, {4, 1, 32}, {8, 1, 32}, {4, 2, 32}, {8, 1, 16}, {4, 1, 16}, {2, 1, 32}, {2, 1, 16}, {1, 1, 16}, {1, 1, 8}}
+// (NS, MT, BC). The order is the H100's (docs/tensorcores.md, measured
+// through Dawn): above D 64, eight subgroups share one K and V staging among
+// 128 query rows; at D 64 and below four subgroups with 32-key tiles keep
+// two or three workgroups per SM, ahead of eight subgroups and of 64-key
+// tiles. The rest follow for targets where these do not fit.
+var tcFwdCandidatesWide = [][3]int{{8, 1, 32}, {8, 1, 16}, {4, 1, 16}, {4, 1, 32}, {4, 2, 32}, {4, 1, 64}, {2, 1, 32}, {2, 1, 16}, {1, 1, 16}, {1, 1, 8}}
+var tcFwdCandidatesNarrow = [][3]int{{4, 1, 32}, {8, 1, 32}, {4, 2, 32}, {4, 1, 64}, {8, 1, 16}, {4, 1, 16}, {2, 1, 32}, {2, 1, 16}, {1, 1, 16}, {1, 1, 8}}
+
+// tcFwdCandidates returns the candidate order for head dimension d.
+func tcFwdCandidates(d int) [][3]int {
+	if d > 64 {
+		return tcFwdCandidatesWide
+	}
+	return tcFwdCandidatesNarrow
+}
 
 // TCFwdTilings lists every forward tiling from the candidates that fits
 // the target for head dimension d and output dtype out, in order of
@@ -170,7 +178,7 @@ func TCFwdTilings(d int, out DType, tg TCTarget) ([]TCFwdTiling, error) {
 	}
 	var all []TCFwdTiling
 	for _, s := range tg.shapes() {
-		for _, c := range tcFwdCandidates {
+		for _, c := range tcFwdCandidates(d) {
 			t := TCFwdTiling{D: d, Shape: s, SG: tg.SubgroupSize, NS: c[0], MT: c[1], BC: c[2], Out: out, Rolled: tg.CPU}
 			if t.Validate() == nil && tg.fits(t.WorkgroupBytes(), t.Threads(), t.Registers()) {
 				all = append(all, t)

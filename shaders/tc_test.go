@@ -61,12 +61,15 @@ func TestTCFwdChooser(t *testing.T) {
 			}
 		}
 	}
-	// The H100 prefers 16x8x16 and, at D 128, four subgroups of 16 rows
-	// with 32-key tiles (64-key tiles need 52 KiB).
+	// The H100 (measured) prefers 16x8x16: at D 128 eight subgroups of 16
+	// rows with 32-key tiles, at D 64 four.
 	tl, err := ChooseTCFwd(128, Float16, tcH100)
 	require.NoError(t, err)
-	assert.Equal(t, TCFwdTiling{D: 128, Shape: MatrixShape{16, 8, 16}, SG: 32, NS: 4, MT: 1, BC: 32, Out: Float16}, tl)
-	assert.Equal(t, 64, tl.BR())
+	assert.Equal(t, TCFwdTiling{D: 128, Shape: MatrixShape{16, 8, 16}, SG: 32, NS: 8, MT: 1, BC: 32, Out: Float16}, tl)
+	assert.Equal(t, 128, tl.BR())
+	tl, err = ChooseTCFwd(64, Float16, tcH100)
+	require.NoError(t, err)
+	assert.Equal(t, TCFwdTiling{D: 64, Shape: MatrixShape{16, 8, 16}, SG: 32, NS: 4, MT: 1, BC: 32, Out: Float16}, tl)
 	tl, err = ChooseTCFwd(64, Float32, tcLavapipe)
 	require.NoError(t, err)
 	assert.Equal(t, MatrixShape{8, 8, 8}, tl.Shape)
@@ -122,10 +125,15 @@ func TestTCBwdChooser(t *testing.T) {
 			}
 		}
 	}
+	// The H100 (measured): 16x16x16 with four pairs at D 128, 16x8x16 with
+	// two pairs and 16-query steps at D 64.
 	tl, err := ChooseTCBwd(128, Float16, tcH100)
 	require.NoError(t, err)
-	assert.Equal(t, TCBwdTiling{D: 128, Shape: MatrixShape{16, 8, 16}, SG: 32, NP: 4, BQ: 32, NQS: 4, DT: Float16}, tl)
+	assert.Equal(t, TCBwdTiling{D: 128, Shape: MatrixShape{16, 16, 16}, SG: 32, NP: 4, BQ: 32, NQS: 4, DT: Float16}, tl)
 	assert.Equal(t, 64, tl.BKV())
+	tl, err = ChooseTCBwd(64, Float16, tcH100)
+	require.NoError(t, err)
+	assert.Equal(t, TCBwdTiling{D: 64, Shape: MatrixShape{16, 8, 16}, SG: 32, NP: 2, BQ: 16, NQS: 4, DT: Float16}, tl)
 	_, err = ChooseTCBwd(128, BFloat16, tcH100)
 	assert.ErrorIs(t, err, ErrNoTensorCores)
 }

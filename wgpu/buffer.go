@@ -87,9 +87,21 @@ func bytesOf[T Elem](data []T) []byte {
 	return unsafe.Slice((*byte)(unsafe.Pointer(&data[0])), len(data)*4)
 }
 
-// Upload creates a storage buffer holding data.
+// Upload creates a storage buffer holding data. Large data goes through
+// the device's [Device.Transfer].
 func Upload[T Elem](d *Device, label string, data []T) (*Buffer, error) {
 	size := uint64(len(data)) * 4
+	if size >= stagedMinBytes {
+		b, err := d.NewBuffer(label, size)
+		if err != nil {
+			return nil, err
+		}
+		if err := d.Transfer().Upload(context.Background(), b, 0, bytesOf(data)); err != nil {
+			b.Release()
+			return nil, err
+		}
+		return b, nil
+	}
 	if err := d.checkSize(label, size); err != nil {
 		return nil, err
 	}
@@ -104,49 +116,56 @@ func Upload[T Elem](d *Device, label string, data []T) (*Buffer, error) {
 	return b, nil
 }
 
+// stagedMinBytes is the size from which Upload and Write go through the
+// staging ring: below it, the runtime's own write path, which submits
+// nothing until the next submission, is as fast (docs/transfer.md).
+const stagedMinBytes = 1 << 20
+
 // usable reports a nil, released or foreign buffer.
 func (b *Buffer) usable(op string) error {
 	switch {
 	case b == nil:
 		return fmt.Errorf("wgpu: %s: nil buffer", op)
 	case b.released.Load():
-		return fmt.Errorf("wgpu: %s %q: %w: the buffer was released", op, b.label, backend.ErrReleased)
+		return fmt.Errorf("wgpu: %s %q: %w", op, b.label, ErrReleased)
 	}
 	return nil
 }
 
-// Write copies data into b at element offset off through the queue.
+// Write copies data into b at element offset off: large data through the
+// device's [Device.Transfer], small data through the queue. Work submitted
+// afterwards sees it.
 func Write[T Elem](b *Buffer, off int, data []T) error {
 	if err := b.usable("write"); err != nil {
 		return err
 	}
 	end := uint64(off+len(data)) * 4
 	if off < 0 || end > b.size {
-		return fmt.Errorf("wgpu: write %d elements at %d into %q: out of range (%d bytes)", len(data), off, b.label, b.size)
+		return fmt.Errorf("wgpu: write %d elements at %d into %q (%d bytes): %w", len(data), off, b.label, b.size, ErrOutOfRange)
 	}
 	if len(data) == 0 {
 		return nil
+	}
+	if uint64(len(data))*4 >= stagedMinBytes {
+		return b.dev.Transfer().Upload(context.Background(), b, uint64(off)*4, bytesOf(data))
 	}
 	return b.dev.impl.Write(b.impl, uint64(off)*4, bytesOf(data))
 }
 
 // Download copies the first len(dst) elements of b into dst, waiting for all
-// work submitted before it.
+// work submitted before it, through the device's [Device.Transfer].
 func Download[T Elem](ctx context.Context, b *Buffer, dst []T) error {
 	if err := b.usable("download"); err != nil {
 		return err
 	}
 	size := uint64(len(dst)) * 4
 	if size > b.size {
-		return fmt.Errorf("wgpu: download %d bytes from %q, which holds %d", size, b.label, b.size)
+		return fmt.Errorf("wgpu: download %d bytes from %q, which holds %d: %w", size, b.label, b.size, ErrOutOfRange)
 	}
 	if size == 0 {
 		return nil
 	}
-	if err := b.dev.impl.Read(ctx, b.impl, bytesOf(dst), nil); err != nil {
-		return fmt.Errorf("wgpu: download %q: %w", b.label, err)
-	}
-	return nil
+	return b.dev.Transfer().Download(ctx, bytesOf(dst), b, 0)
 }
 
 // UploadUniform creates a uniform buffer holding data, for small kernel

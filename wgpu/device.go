@@ -27,6 +27,8 @@ type Device struct {
 	pipelines map[pipelineKey]*Pipeline
 	keyed     map[any]*Pipeline // the same pipelines by their callers' keys (PipelineFor)
 	closed    bool
+
+	transfers transferSet // transfer engines (transfer.go), closed before the device
 }
 
 func newDevice(impl backend.Device, info AdapterInfo) *Device {
@@ -47,6 +49,7 @@ func (d *Device) Limits() Limits { return d.info.Limits }
 // the device must not be used afterwards (their Release stays safe). Close
 // is idempotent.
 func (d *Device) Close() error {
+	d.transfers.close()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {

@@ -15,4 +15,12 @@
 // use is one goroutine per device, several devices in parallel (the
 // attention-server pool does exactly this). [Adapters] and [Open] may be
 // called from any goroutine.
+//
+// # Host transfers
+//
+// [Transfer] moves bytes between host memory and buffers through staging
+// buffers mapped once and reused, several chunks in flight, the host copy
+// of one chunk overlapping the device copy of the next (docs/transfer.md).
+// [Upload], [Write] and [Download] use it for large data; [WriteAt],
+// [ReadAt] and the methods of [Device.Transfer] always do.
 package wgpu

@@ -53,7 +53,7 @@ func Read[T Elem](ctx context.Context, r *Readback, src *Buffer, dst []T) error 
 	if err := src.usable("read"); err != nil {
 		return err
 	}
-	if err := r.dev.impl.Read(ctx, src.impl, bytesOf(dst), r.staging); err != nil {
+	if err := r.dev.impl.Read(ctx, src.impl, 0, bytesOf(dst), r.staging); err != nil {
 		return fmt.Errorf("wgpu: read %q: %w", src.label, err)
 	}
 	return nil

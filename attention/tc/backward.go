@@ -126,9 +126,6 @@ func (p *Planner) BackwardTiling(d int, dt attention.DType) (shaders.TCBwdTiling
 	return shaders.ChooseTCBwd(d, dt, p.dev.Target)
 }
 
-// bwdParamsWords is the size of tc_bwd.wgsl's Params in words.
-const bwdParamsWords = 24
-
 // Backward plans the backward pass of a: dQ [total_q, Hq, D] and dK, dV
 // [total_k, Hkv, D] (a.DType) from Q, K, V, O, dO (a.DType) and the
 // forward's LSE (f32). The launch runs the Delta pass, then dkv_main and
@@ -184,22 +181,20 @@ func (p *Planner) Backward(a *attention.Args) (*Launch, error) {
 	deltaGrid := rowGrid(nlse, shaders.TCDeltaWorkgroup, maxWG)
 	kvGrid, kvY := tileGrid(plan.heads, plan.nkv, maxWG)
 	dqGrid, dqY := tileGrid(plan.heads*group, plan.ndq, maxWG)
-	params := make([]uint32, bwdParamsWords)
-	copy(params, []uint32{
-		uint32(a.NumHeadsQ), uint32(group), uint32(a.TotalQ()), boolU32(a.Causal),
-		uint32(a.Batch()), uint32(a.NumHeadsKV), uint32(nlse), deltaGrid[0],
-		uint32(plan.nkv), uint32(kvY), uint32(plan.kvOff), f32bits(a.Scale() * math.Log2E),
-		uint32(plan.ndq), uint32(dqY), uint32(plan.dqOff), f32bits(a.Scale()),
-		0, uint32(plan.tiles), uint32(plan.qoffOff), uint32(plan.poffOff),
-		f32bits(math.Log2E),
-	})
-	const hk0 = 16 // the index of Params.hk0
+	params := shaders.TCBwdParams{
+		HQ: uint32(a.NumHeadsQ), Group: uint32(group), TotalQ: uint32(a.TotalQ()), Causal: boolU32(a.Causal),
+		Batch: uint32(a.Batch()), HKV: uint32(a.NumHeadsKV), Nrows: uint32(nlse), DeltaGridX: deltaGrid[0],
+		KVNtiles: uint32(plan.nkv), KVGridY: uint32(kvY), KVOff: uint32(plan.kvOff), ScaleLog2: float32(a.Scale() * math.Log2E),
+		DQNtiles: uint32(plan.ndq), DQGridY: uint32(dqY), DQOff: uint32(plan.dqOff), Scale: float32(a.Scale()),
+		DSTiles: uint32(plan.tiles), QoffOff: uint32(plan.qoffOff), PoffOff: uint32(plan.poffOff), Log2e: math.Log2E,
+	}
+	paramBytes := uint64(4 * len(params.Words()))
 	mod := &Module{Label: "tc_bwd " + t.String(), Source: src}
 	l.Buffers = append(l.Buffers,
 		Buffer{Name: "bwd meta", Bytes: uint64(max(16, roundUp16(4*len(plan.meta)))), Init: padWords(plan.meta)},
 		Buffer{Name: "bwd lse and delta", Bytes: bytesOf(2*nlse, attention.Float32)},
 		Buffer{Name: "bwd ds", Bytes: uint64(max(16, roundUp16(int(plan.bytes))))},
-		Buffer{Name: "bwd params", Bytes: 4 * bwdParamsWords, Uniform: true, Init: params},
+		Buffer{Name: "bwd params", Bytes: paramBytes, Uniform: true, Init: params.Words()},
 	)
 	l.Dispatches = append(l.Dispatches, Dispatch{
 		Label:      "tc_bwd delta",
@@ -213,9 +208,9 @@ func (p *Planner) Backward(a *attention.Args) (*Launch, error) {
 		pname := "bwd params"
 		if h0 > 0 {
 			pname = fmt.Sprintf("bwd params, KV heads %d-%d", h0, h0+heads-1)
-			pp := append([]uint32(nil), params...)
-			pp[hk0] = uint32(h0)
-			l.Buffers = append(l.Buffers, Buffer{Name: pname, Bytes: 4 * bwdParamsWords, Uniform: true, Init: pp})
+			pp := params
+			pp.HK0 = uint32(h0)
+			l.Buffers = append(l.Buffers, Buffer{Name: pname, Bytes: paramBytes, Uniform: true, Init: pp.Words()})
 		}
 		if plan.nkv > 0 {
 			kvGrid[0] = uint32(heads)

@@ -211,14 +211,14 @@ func (p *Planner) Forward(a *attention.Args) (*Launch, error) {
 	grid, gy := tileGrid(a.NumHeadsQ, fp.ntiles, maxWG)
 	cgrid, cgy := tileGrid(a.NumHeadsQ, fp.ngroups, maxWG)
 	br := t.BR()
-	params := []uint32{
-		uint32(a.NumHeadsQ), uint32(a.NumHeadsQ / a.NumHeadsKV), uint32(a.TotalQ()), boolU32(a.Causal),
-		uint32(fp.ntiles), uint32(gy), uint32(a.Batch()), uint32(fp.tilesOff),
-		f32bits(a.Scale() * math.Log2E), uint32(a.NumHeadsKV), uint32(fp.piece), uint32(fp.combOff),
-		uint32(fp.ngroups), uint32(cgy), uint32(fp.nslots * a.NumHeadsQ * br * a.HeadDim), infBits,
-	}
+	params := shaders.TCFwdParams{
+		HQ: uint32(a.NumHeadsQ), Group: uint32(a.NumHeadsQ / a.NumHeadsKV), TotalQ: uint32(a.TotalQ()), Causal: boolU32(a.Causal),
+		Ntiles: uint32(fp.ntiles), GridY: uint32(gy), Batch: uint32(a.Batch()), TilesOff: uint32(fp.tilesOff),
+		ScaleLog2: float32(a.Scale() * math.Log2E), HKV: uint32(a.NumHeadsKV), Piece: uint32(fp.piece), CombOff: uint32(fp.combOff),
+		Ngroups: uint32(fp.ngroups), CgridY: uint32(cgy), LSEOff: uint32(fp.nslots * a.NumHeadsQ * br * a.HeadDim), Inf: infBits,
+	}.Words()
 	l.Buffers = append(l.Buffers,
-		Buffer{Name: "fwd params", Bytes: 64, Uniform: true, Init: params},
+		Buffer{Name: "fwd params", Bytes: uint64(4 * len(params)), Uniform: true, Init: params},
 		Buffer{Name: "fwd meta", Bytes: uint64(max(16, roundUp16(4*len(fp.meta)))), Init: padWords(fp.meta)},
 		Buffer{Name: "fwd split-kv partials", Bytes: uint64(max(16, roundUp16(4*fp.partFloats(a.NumHeadsQ, br, a.HeadDim))))},
 	)

@@ -3,7 +3,6 @@ package tc
 import (
 	"encoding/binary"
 	"fmt"
-	"math"
 
 	"github.com/coreattn/coreattn/attention"
 	"github.com/coreattn/coreattn/shaders"
@@ -181,7 +180,7 @@ func (l *Launch) f16Operand(a *attention.Args, name string, n int, maxWG int) st
 	params := "cast " + name + " params"
 	l.Buffers = append(l.Buffers,
 		Buffer{Name: copyName, Bytes: bytesOf(n, attention.Float16)},
-		Buffer{Name: params, Bytes: 16, Uniform: true, Init: []uint32{uint32(vec4s), grid[0], 0, 0}},
+		Buffer{Name: params, Bytes: 16, Uniform: true, Init: shaders.TCCastParams{N: uint32(vec4s), GridX: grid[0]}.Words()},
 	)
 	if vec4s > 0 {
 		l.Dispatches = append(l.Dispatches, Dispatch{
@@ -211,8 +210,6 @@ func tileGrid(heads, tiles, maxWG int) ([3]uint32, int) {
 	gy := max(1, min(tiles, maxWG))
 	return [3]uint32{uint32(heads), uint32(gy), uint32(max(1, (tiles+gy-1)/gy))}, gy
 }
-
-func f32bits(x float64) uint32 { return math.Float32bits(float32(x)) }
 
 func boolU32(b bool) uint32 {
 	if b {

@@ -23,7 +23,7 @@ import (
 )
 
 // benchShape is one benchmark problem: a varlen batch and its label, which
-// matches the `shape` key of ../shared/device/sdpa_anchor.py where the two
+// matches the `shape` key of scripts/sdpa_anchor.py where the two
 // describe the same problem.
 type benchShape struct {
 	label string
@@ -155,6 +155,7 @@ speed again), then reports the median of 5 rounds of back-to-back runs.`,
 	cmd.Flags().IntVar(&f.tcSweep, "tc-sweep", 0, "with --kernels tensor-core: measure the first N tilings of the preferred matrix shape and the first of every other shape, forward tilings for fwd and backward tilings for fwd+bwd (0: the chosen tilings only)")
 	cmd.AddCommand(newBenchPoolCmd(g), newBenchShardsCmd(g))
 	cmd.AddCommand(newBenchGemmCmd(g))
+	cmd.AddCommand(newBenchTransferCmd(g))
 	return cmd
 }
 

@@ -17,82 +17,12 @@ import (
 	"github.com/coreattn/coreattn/wgpu"
 )
 
-// gemmShape is one benchmark product; its label matches the `shape` key of
-// scripts/matmul_anchor.py, which builds the same list.
-type gemmShape struct {
-	label   string
-	m, n, k int
-	ta, tb  bool
-	acc     bool
-}
-
-// gemmCase names a transposition case as BLAS does: NN, NT, TN.
-func gemmCase(ta, tb bool) string {
-	c := func(t bool) string {
-		if t {
-			return "T"
-		}
-		return "N"
-	}
-	return c(ta) + c(tb)
-}
-
-// gemmModelPresets are the model's shapes (MODEL_SPEC.md): d, Hq·Dh,
-// Hkv·Dh, F, vocabulary.
-var gemmModelPresets = []struct {
-	name                string
-	d, dq, dkv, f, voca int
-}{
-	{"small", 384, 384, 128, 1024, 256},
-	{"base", 768, 768, 256, 2048, 256},
-}
-
-// cubeShapes are the cube×cube×cube products in the three cases.
-func cubeShapes(cube int) []gemmShape {
-	var out []gemmShape
-	for _, c := range [][2]bool{{false, false}, {false, true}, {true, false}} {
-		out = append(out, gemmShape{label: fmt.Sprintf("%s %dx%dx%d", gemmCase(c[0], c[1]), cube, cube, cube), m: cube, n: cube, k: cube, ta: c[0], tb: c[1]})
-	}
-	return out
-}
-
-// modelShapes are, for each preset and each distinct linear layer (in →
-// out) at T tokens, the forward Y = X·Wᵀ (NT: T×out×in), the input
-// gradient dX = dY·W (NN: T×in×out) and the accumulated weight gradient
-// dW += dYᵀ·X (TN: out×in×T).
-func modelShapes(tokens int) []gemmShape {
-	var out []gemmShape
-	for _, p := range gemmModelPresets {
-		layers := []struct {
-			name    string
-			in, out int
-		}{{"wq", p.d, p.dq}, {"wk/wv", p.d, p.dkv}, {"wo", p.dq, p.d}, {"w1/w3", p.d, p.f}, {"w2", p.f, p.d}, {"lm_head", p.d, p.voca}}
-		for _, l := range layers {
-			for _, x := range []struct {
-				pass    string
-				m, n, k int
-				ta, tb  bool
-				acc     bool
-			}{
-				{"fwd", tokens, l.out, l.in, false, true, false},
-				{"dx", tokens, l.in, l.out, false, false, false},
-				{"dw", l.out, l.in, tokens, true, false, true},
-			} {
-				out = append(out, gemmShape{
-					label: fmt.Sprintf("%s T%d %s %s %s %dx%dx%d", p.name, tokens, l.name, x.pass, gemmCase(x.ta, x.tb), x.m, x.n, x.k),
-					m:     x.m, n: x.n, k: x.k, ta: x.ta, tb: x.tb, acc: x.acc,
-				})
-			}
-		}
-	}
-	return out
-}
-
 // gemmResult is one line of `coreattn bench gemm --json`; its keys match
 // matmul_anchor.py's so the two can be joined on shape.
 type gemmResult struct {
 	Impl    string             `json:"impl"`
 	Adapter string             `json:"adapter"`
+	Runtime string             `json:"runtime"` // the WebGPU runtime: go-webgpu or dawn
 	DType   string             `json:"dtype"`
 	Case    string             `json:"case"`
 	Shape   string             `json:"shape"`
@@ -116,6 +46,8 @@ type benchGemmFlags struct {
 	cube    int
 	tilings string
 	splits  string
+	kernels string
+	unsafe  bool
 }
 
 func newBenchGemmCmd(g *globalFlags) *cobra.Command {
@@ -144,6 +76,8 @@ through PyTorch: scripts/matmul_anchor.py.`,
 	cmd.Flags().IntVar(&f.cube, "cube", 0, "edge of the cube shapes (default 4096; 256 on a CPU)")
 	cmd.Flags().StringVar(&f.tilings, "tiling", "", "force tile shapes, comma-separated BMxBNxBK/TMxTN[/wWX][/rolled] (each measured), e.g. 128x128x16/8x8,128x128x16/8x8/w16")
 	cmd.Flags().StringVar(&f.splits, "split", "0", "split K into this many parts, comma-separated (each measured; 0: chosen by shape, 1: never)")
+	cmd.Flags().StringVar(&f.kernels, "kernels", "auto", "engine: auto (the f32 FMA engine), fma, or tensor-core (the subgroup-matrix engine: f16 operands, f32 accumulation; needs f16->f32 subgroup matrices, Dawn on NVIDIA)")
+	cmd.Flags().BoolVar(&f.unsafe, "no-robustness", false, "Dawn: turn off its bounds checks on buffer accesses (faster); go-webgpu ignores it")
 	return cmd
 }
 
@@ -185,13 +119,21 @@ func parseGemmTilings(s string) ([]shaders.GemmTiling, error) {
 	return out, nil
 }
 
-// parseInts reads a comma-separated list of positive integers.
-func parseInts(flag, s string) ([]int, error) {
+// Upper bounds of bench gemm's size flags, checked before anything is
+// allocated (the adapter's buffer limit then bounds each matrix).
+const (
+	maxGemmCube   = 1 << 16 // --cube: a 65536² matrix is 16 GiB
+	maxGemmTokens = 1 << 24 // --tokens
+	maxGemmSplit  = 1024    // --split
+)
+
+// parseInts reads a comma-separated list of integers from 1 to hi.
+func parseInts(flag, s string, hi int) ([]int, error) {
 	var out []int
 	for _, part := range strings.Split(s, ",") {
 		v, err := strconv.Atoi(strings.TrimSpace(part))
-		if err != nil || v <= 0 {
-			return nil, fmt.Errorf("bench gemm: --%s %q: want positive integers, comma-separated", flag, s)
+		if err != nil || v <= 0 || v > hi {
+			return nil, fmt.Errorf("bench gemm: --%s %q: want integers from 1 to %d, comma-separated", flag, s, hi)
 		}
 		out = append(out, v)
 	}
@@ -206,29 +148,41 @@ func runBenchGemm(ctx context.Context, g *globalFlags, f *benchGemmFlags, out, p
 	if err != nil {
 		return err
 	}
-	if f.cube < 0 {
-		return fmt.Errorf("bench gemm: --cube %d: want a positive edge, or 0 for the default", f.cube)
+	if err := checkRange("cube", f.cube, 0, maxGemmCube); err != nil {
+		return fmt.Errorf("bench gemm: %w", err)
+	}
+	if err := checkRange("reps", f.reps, 0, maxReps); err != nil {
+		return fmt.Errorf("bench gemm: %w", err)
 	}
 	var splits []int
 	for _, part := range strings.Split(f.splits, ",") {
 		v, err := strconv.Atoi(strings.TrimSpace(part))
-		if err != nil || v < 0 {
-			return fmt.Errorf("bench gemm: --split %q: want integers >= 0, comma-separated", f.splits)
+		if err != nil || v < 0 || v > maxGemmSplit {
+			return fmt.Errorf("bench gemm: --split %q: want integers from 0 to %d, comma-separated", f.splits, maxGemmSplit)
 		}
 		splits = append(splits, v)
 	}
 	var tokens []int
 	if f.tokens != "" {
-		if tokens, err = parseInts("tokens", f.tokens); err != nil {
+		if tokens, err = parseInts("tokens", f.tokens, maxGemmTokens); err != nil {
 			return err
 		}
 	}
-	dev, err := openAdapter(g, "bench gemm", f.adapter)
+	kernels, err := gemm.ParseKernels(f.kernels)
+	if err != nil {
+		return fmt.Errorf("bench gemm: %w", flagError("kernels", fmt.Sprintf("%q", f.kernels), "want auto, fma or tensor-core"))
+	}
+	wopts := g.options()
+	wopts.DisableRobustness = f.unsafe
+	dev, err := openAdapterWith(wopts, "bench gemm", f.adapter)
 	if err != nil {
 		return err
 	}
 	defer dev.Close()
 	info := dev.Info()
+	if kernels == gemm.KernelsTensorCore && gemm.TensorCoreShapes(info) == nil {
+		return fmt.Errorf("bench gemm: --kernels tensor-core: %w: %s on %s offers no f16->f32 subgroup matrices (it has: %s)", gemm.ErrNoTensorCores, info.Name, info.Runtime, info.Capabilities())
+	}
 	cube := f.cube
 	if cube == 0 {
 		cube = 4096
@@ -242,13 +196,13 @@ func runBenchGemm(ctx context.Context, g *globalFlags, f *benchGemmFlags, out, p
 			tokens = []int{1024}
 		}
 	}
-	var shapes []gemmShape
-	all := cubeShapes(cube)
+	var shapes []gemm.Shape
+	all := gemm.CubeShapes(cube)
 	for _, t := range tokens {
-		all = append(all, modelShapes(t)...)
+		all = append(all, gemm.ModelShapes(t)...)
 	}
 	for _, s := range all {
-		if matchesAny(s.label, f.shapes) {
+		if matchesAny(s.Label, f.shapes) {
 			shapes = append(shapes, s)
 		}
 	}
@@ -257,24 +211,24 @@ func runBenchGemm(ctx context.Context, g *globalFlags, f *benchGemmFlags, out, p
 	}
 	enc := json.NewEncoder(out)
 	if !f.json {
-		fmt.Fprintf(out, "adapter: %s\n%-48s %10s %9s  %s\n", info, "shape", "ms", "TFLOP/s", "tiling")
+		fmt.Fprintf(out, "adapter: %s on %s: %s\n%-48s %10s %9s  %s\n", info, dev.Runtime(), info.Capabilities(), "shape", "ms", "TFLOP/s", "tiling")
 	}
 	// A sweep (several tilings or splits) reports a cell that fails, such
 	// as a tiling the adapter refuses, and goes on; a single run stops.
 	sweep := len(tilings) > 1 || len(splits) > 1
 	for _, tl := range tilings {
 		for _, split := range splits {
-			op := gemm.NewWithOptions(dev, gemm.Options{Tiling: tl, Split: split})
+			op := gemm.NewWithOptions(dev, gemm.Options{Tiling: tl, Split: split, Kernels: kernels})
 			for i, s := range shapes {
-				fmt.Fprintf(progress, "\rbench gemm %d/%d: %s ...%20s", i+1, len(shapes), s.label, "")
+				fmt.Fprintf(progress, "\rbench gemm %d/%d: %s ...%20s", i+1, len(shapes), s.Label, "")
 				r, err := benchGemmOne(ctx, op, s, f.reps)
 				fmt.Fprint(progress, "\r\033[K")
 				if err != nil {
 					if !sweep || ctx.Err() != nil {
-						return fmt.Errorf("bench gemm: %s: %w", s.label, err)
+						return fmt.Errorf("bench gemm: %s: %w", s.Label, err)
 					}
-					r = gemmResult{Impl: "coreattn-wgsl", Adapter: info.Name, DType: "float32", Case: gemmCase(s.ta, s.tb), Shape: s.label,
-						M: s.m, N: s.n, K: s.k, Tiling: fmt.Sprintf("%s split %d", tl.Shape(), split), Error: err.Error()}
+					r = gemmResult{Impl: "coreattn-wgsl", Adapter: info.Name, Runtime: string(info.Runtime), DType: "float32", Case: s.Case(), Shape: s.Label,
+						M: s.M, N: s.N, K: s.K, Tiling: fmt.Sprintf("%s split %d", tl.Shape(), split), Error: err.Error()}
 				}
 				if f.json {
 					if err := enc.Encode(r); err != nil {
@@ -307,7 +261,7 @@ func matchesAny(label, filter string) bool {
 
 // benchGemmOne allocates random operands on the device and times the
 // product.
-func benchGemmOne(ctx context.Context, op *gemm.Op, s gemmShape, reps int) (gemmResult, error) {
+func benchGemmOne(ctx context.Context, op *gemm.Op, s gemm.Shape, reps int) (gemmResult, error) {
 	dev := op.Device()
 	rng := rand.New(rand.NewPCG(11, 11))
 	var bufs []*wgpu.Buffer
@@ -317,6 +271,9 @@ func benchGemmOne(ctx context.Context, op *gemm.Op, s gemmShape, reps int) (gemm
 		}
 	}()
 	newMatrix := func(name string, rows, cols int) (gemm.Matrix, error) {
+		if bytes := uint64(rows) * uint64(cols) * 4; bytes > dev.MaxBufferBytes() {
+			return gemm.Matrix{}, fmt.Errorf("%s is %d×%d: %d bytes, more than the adapter's %d for one buffer", name, rows, cols, bytes, dev.MaxBufferBytes())
+		}
 		x := make([]float32, rows*cols)
 		for i := range x {
 			x[i] = float32(rng.NormFloat64())
@@ -328,12 +285,12 @@ func benchGemmOne(ctx context.Context, op *gemm.Op, s gemmShape, reps int) (gemm
 		bufs = append(bufs, b)
 		return gemm.Matrix{Buf: b, Rows: rows, Cols: cols}, nil
 	}
-	ar, ac := s.m, s.k
-	if s.ta {
+	ar, ac := s.M, s.K
+	if s.TransA {
 		ar, ac = ac, ar
 	}
-	br, bc := s.k, s.n
-	if s.tb {
+	br, bc := s.K, s.N
+	if s.TransB {
 		br, bc = bc, br
 	}
 	var spec gemm.Spec
@@ -344,10 +301,10 @@ func benchGemmOne(ctx context.Context, op *gemm.Op, s gemmShape, reps int) (gemm
 	if spec.B, err = newMatrix("b", br, bc); err != nil {
 		return gemmResult{}, err
 	}
-	if spec.C, err = newMatrix("c", s.m, s.n); err != nil {
+	if spec.C, err = newMatrix("c", s.M, s.N); err != nil {
 		return gemmResult{}, err
 	}
-	spec.TransA, spec.TransB, spec.Accumulate = s.ta, s.tb, s.acc
+	spec.TransA, spec.TransB, spec.Accumulate = s.TransA, s.TransB, s.Accumulate
 	l, err := op.Prepare(spec)
 	if err != nil {
 		return gemmResult{}, err
@@ -359,8 +316,8 @@ func benchGemmOne(ctx context.Context, op *gemm.Op, s gemmShape, reps int) (gemm
 	}
 	ms := float64(t.d) / float64(time.Millisecond)
 	res := gemmResult{
-		Impl: "coreattn-wgsl", Adapter: dev.Info().Name, DType: "float32", Case: gemmCase(s.ta, s.tb), Shape: s.label,
-		M: s.m, N: s.n, K: s.k, MS: round(ms, 4), TFLOPS: round(l.FLOPs()/ms/1e9, 4), Tiling: l.Tiling(),
+		Impl: "coreattn-wgsl", Adapter: dev.Info().Name, Runtime: string(dev.Runtime()), DType: "float32", Case: s.Case(), Shape: s.Label,
+		M: s.M, N: s.N, K: s.K, MS: round(ms, 4), TFLOPS: round(l.FLOPs()/ms/1e9, 4), Tiling: l.Tiling(),
 	}
 	if t.gpu > 0 {
 		res.GPUMS = round(float64(t.gpu)/float64(time.Millisecond), 4)

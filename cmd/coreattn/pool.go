@@ -25,27 +25,37 @@ import (
 	"github.com/coreattn/coreattn/wgpu"
 )
 
-// localServers opens n attention servers on the local adapters, dealt
-// round-robin starting at adapter first (n = 0: one per adapter); servers on
-// the same adapter share its device. shared reports whether any do.
-func localServers(g *globalFlags, cmdName string, first, n int) (servers []server.Server, shared bool, err error) {
+// localPlacement deals servers over every local adapter, starting at
+// adapter first and wrapping round.
+func localPlacement(g *globalFlags, cmdName string, first int) (local.Placement, error) {
 	opts := g.options()
 	list, err := wgpu.Adapters(opts)
 	if err != nil {
-		return nil, false, fmt.Errorf("%s: %w", cmdName, err)
+		return local.Placement{}, fmt.Errorf("%s: %w", cmdName, err)
 	}
 	if first < 0 || first >= len(list) {
-		return nil, false, fmt.Errorf("%s: --adapter %d: want an index in [0, %d) (see 'coreattn devices')", cmdName, first, len(list))
+		return local.Placement{}, fmt.Errorf("%s: --adapter %d: want an index in [0, %d) (see 'coreattn devices')", cmdName, first, len(list))
 	}
 	adapters := make([]int, len(list))
 	for i := range list {
 		adapters[i] = list[(first+i)%len(list)].Index
 	}
-	servers, err = local.OpenServers(context.Background(), n, local.Placement{Adapters: adapters, WGPU: opts})
+	return local.Placement{Adapters: adapters, WGPU: opts}, nil
+}
+
+// localServers opens n attention servers on the local adapters, dealt
+// round-robin starting at adapter first (n = 0: one per adapter); servers on
+// the same adapter share its device. shared reports whether any do.
+func localServers(g *globalFlags, cmdName string, first, n int) (servers []server.Server, shared bool, err error) {
+	pl, err := localPlacement(g, cmdName, first)
+	if err != nil {
+		return nil, false, err
+	}
+	servers, err = local.OpenServers(context.Background(), n, pl)
 	if err != nil {
 		return nil, false, fmt.Errorf("%s: %w", cmdName, err)
 	}
-	return servers, len(servers) > len(adapters), nil
+	return servers, len(servers) > len(pl.Adapters), nil
 }
 
 // poolRunner runs `coreattn attention --servers N` through an attention
@@ -63,15 +73,12 @@ func newPoolRunner(g *globalFlags, adapter, servers int) (attnRunner, error) {
 	if err := checkRange("servers", servers, 1, maxLocalServers); err != nil {
 		return nil, fmt.Errorf("attention: %w", err)
 	}
-	ss, _, err := localServers(g, "attention", adapter, servers)
+	pl, err := localPlacement(g, "attention", adapter)
 	if err != nil {
 		return nil, err
 	}
-	p, err := pool.New(ss, pool.Options{})
+	p, err := local.OpenPool(context.Background(), servers, pl, pool.Options{})
 	if err != nil {
-		for _, s := range ss {
-			s.Close()
-		}
 		return nil, fmt.Errorf("attention: %w", err)
 	}
 	return &poolRunner{pool: p, log: os.Stderr}, nil

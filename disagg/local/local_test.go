@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/coreattn/coreattn/attention"
+	"github.com/coreattn/coreattn/attention/gpu"
 	"github.com/coreattn/coreattn/disagg/pool"
 	"github.com/coreattn/coreattn/disagg/server"
 	"github.com/coreattn/coreattn/wgpu"
@@ -136,4 +137,30 @@ func TestCloseDuringCall(t *testing.T) {
 			assert.ErrorIs(t, err, server.ErrUnusable)
 		}
 	}
+}
+
+// TestNewServerLeavesDeviceOpen: a server made over the caller's operator
+// runs it, and closing the server leaves the caller's device usable.
+func TestNewServerLeavesDeviceOpen(t *testing.T) {
+	ctx := context.Background()
+	dev, err := wgpu.Open(0, wgpu.Options{})
+	require.NoError(t, err)
+	defer dev.Close()
+	op := gpu.New(dev)
+	a := docs()
+	q, k, v, _ := inputs(a, 4)
+	want, _, err := attention.Reference{}.Forward(ctx, a, q, k, v)
+	require.NoError(t, err)
+
+	s := NewServer("borrowed", op)
+	rep, err := s.Forward(ctx, &server.ForwardRequest{Args: a, Q: q, K: k, V: v})
+	require.NoError(t, err)
+	assert.LessOrEqual(t, attention.RelError(rep.O, f64(want)), 1e-5)
+	require.NoError(t, s.Close())
+
+	_, err = s.Forward(ctx, &server.ForwardRequest{Args: a, Q: q, K: k, V: v})
+	assert.ErrorIs(t, err, server.ErrUnusable, "the closed server refuses work")
+	o, _, err := op.Forward(ctx, a, q, k, v)
+	require.NoError(t, err, "the device outlives the server")
+	assert.LessOrEqual(t, attention.RelError(o, f64(want)), 1e-5)
 }

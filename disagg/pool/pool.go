@@ -57,12 +57,12 @@ type Options struct {
 	// the servers in order, equal token counts each, and every server
 	// computes the queries it holds (the baseline CAD is measured against).
 	Packing bool
-	// Epsilon is the scheduler's tolerance (see Options.Epsilon).
+	// Epsilon is the scheduler's tolerance (see disagg.Options.Epsilon).
 	Epsilon float64
 	// BlockSize is the CA-task shard granularity in tokens; 0 means
 	// DefaultBlockSize.
 	BlockSize int
-	// Profiles are measured cost profiles: one for every server, or one per
+	// Profiles are measured cost profiles: one shared by every server, or one per
 	// server (a nil entry, or no profile at all, selects the FLOP model with
 	// the server's server.Info.FLOPS).
 	Profiles []*disagg.Profile
@@ -394,7 +394,8 @@ type Failure struct {
 }
 
 // Forward computes O [total_q, Hq, D] and LSE [Hq, total_q] of the varlen
-// call a over the pool, exactly as attention.Op.Forward would on one device.
+// call a over the pool, exactly as the GPU operator (gpu.Op.Forward) would
+// on one device.
 func (p *Pool) Forward(ctx context.Context, a *attention.Args, q, k, v []float32) (o, lse []float32, err error) {
 	o, lse, _, err = p.ForwardReport(ctx, a, q, k, v)
 	return o, lse, err

@@ -46,9 +46,9 @@ func (c poolCase) args() *attention.Args {
 
 // poolInputs are random inputs of a call (dO too, for the backward).
 type poolInputs struct {
-	a          *attention.Args
-	q, k, v, o []float32
-	do         []float32
+	a       *attention.Args
+	q, k, v []float32
+	do      []float32
 }
 
 func newPoolInputs(a *attention.Args, seed uint64) *poolInputs {

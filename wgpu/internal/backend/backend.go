@@ -185,11 +185,15 @@ type Device interface {
 	// Write copies data into a storage or uniform buffer at byte offset
 	// off through the queue, ordered before work submitted afterwards.
 	Write(b Buffer, off uint64, data []byte) error
-	// Read copies the first len(dst) bytes (a multiple of 4) of src into
-	// dst after all work submitted before it, through staging (a Staging
-	// buffer of at least len(dst) bytes rounded up to 16) or, where
-	// staging is nil, a buffer of its own.
-	Read(ctx context.Context, src Buffer, dst []byte, staging Buffer) error
+	// Read copies len(dst) bytes (a multiple of 4) of src from byte
+	// offset off (a multiple of 4) into dst after all work submitted
+	// before it, through staging (a Staging buffer of at least len(dst)
+	// bytes rounded up to 16) or, where staging is nil, a buffer of its
+	// own.
+	Read(ctx context.Context, src Buffer, off uint64, dst []byte, staging Buffer) error
+	// Copy copies n bytes of src at srcOff into dst at dstOff (multiples
+	// of 4; dst and src distinct) on the queue.
+	Copy(dst Buffer, dstOff uint64, src Buffer, srcOff, n uint64) error
 	// Pipeline compiles WGSL source and creates the pipeline of entry.
 	Pipeline(label, source, entry string) (Pipeline, error)
 	// CheckModule compiles and validates source without a pipeline.

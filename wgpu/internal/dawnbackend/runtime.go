@@ -308,12 +308,24 @@ func (d *device) Write(b backend.Buffer, off uint64, data []byte) error {
 	return d.wrap(d.d.Write(x, off, data))
 }
 
-func (d *device) Read(ctx context.Context, src backend.Buffer, dst []byte, _ backend.Buffer) error {
+func (d *device) Read(ctx context.Context, src backend.Buffer, off uint64, dst []byte, _ backend.Buffer) error {
 	x, err := d.buffer(src, "read source")
 	if err != nil {
 		return err
 	}
-	return d.wrap(d.d.Read(ctx, x, 0, dst))
+	return d.wrap(d.d.Read(ctx, x, off, dst))
+}
+
+func (d *device) Copy(dst backend.Buffer, dstOff uint64, src backend.Buffer, srcOff, n uint64) error {
+	s, err := d.buffer(src, "copy source")
+	if err != nil {
+		return err
+	}
+	t, err := d.buffer(dst, "copy target")
+	if err != nil {
+		return err
+	}
+	return d.wrap(d.d.Copy(context.Background(), t, dstOff, s, srcOff, n))
 }
 
 // pipeline is a module and its compute pipeline.

@@ -118,9 +118,9 @@ func (d *Device) Write(b backend.Buffer, off uint64, data []byte) error {
 	return nil
 }
 
-// Read copies the first len(dst) bytes of src into dst after all work
-// submitted before it, through staging or a buffer of its own.
-func (d *Device) Read(ctx context.Context, src backend.Buffer, dst []byte, staging backend.Buffer) error {
+// Read copies len(dst) bytes of src at byte offset off into dst after all
+// work submitted before it, through staging or a buffer of its own.
+func (d *Device) Read(ctx context.Context, src backend.Buffer, off uint64, dst []byte, staging backend.Buffer) error {
 	size := uint64(len(dst))
 	padded := (size + 15) &^ 15
 	d.mu.Lock()
@@ -161,7 +161,11 @@ func (d *Device) Read(ctx context.Context, src backend.Buffer, dst []byte, stagi
 		return fail(wrap(err))
 	}
 	rel.add(enc.Release)
-	if err := enc.CopyBufferToBuffer(s.buf, 0, st, 0, padded); err != nil {
+	n := padded // the whole 16-byte words, within src's padded size
+	if off > 0 {
+		n = (size + 3) &^ 3
+	}
+	if err := enc.CopyBufferToBuffer(s.buf, off, st, 0, n); err != nil {
 		return fail(wrap(err))
 	}
 	cmd, err := enc.Finish(nil)
@@ -186,5 +190,37 @@ func (d *Device) Read(ctx context.Context, src backend.Buffer, dst []byte, stagi
 	}
 	copy(dst, st.GetMappedRange(0, uint(padded))[:size])
 	st.Unmap()
+	return nil
+}
+
+// Copy copies n bytes of src at srcOff into dst at dstOff on the queue.
+func (d *Device) Copy(dst backend.Buffer, dstOff uint64, src backend.Buffer, srcOff, n uint64) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.usable(); err != nil {
+		return err
+	}
+	s, err := d.handle(src, "copy source")
+	if err != nil {
+		return err
+	}
+	t, err := d.handle(dst, "copy target")
+	if err != nil {
+		return err
+	}
+	enc, err := d.dev.CreateCommandEncoder(nil)
+	if err != nil {
+		return fmt.Errorf("wgpu: %s: copy: %w", d.info.Name, err)
+	}
+	defer enc.Release()
+	if err := enc.CopyBufferToBuffer(s.buf, srcOff, t.buf, dstOff, n); err != nil {
+		return fmt.Errorf("wgpu: %s: copy %q to %q: %w", d.info.Name, s.label, t.label, err)
+	}
+	cmd, err := enc.Finish(nil)
+	if err != nil {
+		return fmt.Errorf("wgpu: %s: copy: %w", d.info.Name, err)
+	}
+	defer cmd.Release()
+	d.queue.Submit(cmd)
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	webgpu "github.com/rajveermalviya/go-webgpu/wgpu"
 
 	"github.com/coreattn/coreattn/wgpu/internal/backend"
+	"github.com/coreattn/coreattn/wgpu/internal/pause"
 )
 
 // Device is an open go-webgpu device with its queue. It is safe for
@@ -115,10 +116,10 @@ func (d *Device) wait(ctx context.Context, release func()) (unlocked bool, err e
 // still runs it (lavapipe compiling a large kernel on a busy CPU takes that
 // long, and crashed in its queue thread). Callers hold d.mu.
 func (d *Device) drain() {
-	pause := 20 * time.Microsecond
+	wait := 20 * time.Microsecond
 	for !d.dev.Poll(false, nil) {
-		time.Sleep(pause)
-		pause = min(2*pause, time.Millisecond)
+		pause.Poll(wait) // not time.Sleep, which rounds sub-millisecond pauses up to about 1 ms
+		wait = min(2*wait, time.Millisecond)
 	}
 }
 

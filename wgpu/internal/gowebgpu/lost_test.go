@@ -55,7 +55,7 @@ func TestErrorTextIsNotLoss(t *testing.T) {
 	defer y.Release()
 	_, err = d.Run(ctx, []backend.Dispatch{{Label: "axpy", Pipeline: p, Bindings: []backend.Binding{{Slot: 0, Buffer: b}, {Slot: 1, Buffer: y}}, Workgroups: [3]uint32{1, 1, 1}}})
 	require.NoError(t, err)
-	require.NoError(t, d.Read(ctx, b, make([]byte, 64), nil))
+	require.NoError(t, d.Read(ctx, b, 0, make([]byte, 64), nil))
 }
 
 // TestMapStatusLoss checks the typed path: a map that reports a lost
