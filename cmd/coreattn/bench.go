@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -196,7 +197,7 @@ func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out, progress 
 	}
 	defer dev.Close()
 	var opts gpu.Options
-	if opts.Kernels, err = gpu.ParseKernels(f.kernels); err != nil {
+	if opts.Kernels, err = gpu.ParseKernels(cmp.Or(f.kernels, "auto")); err != nil {
 		return fmt.Errorf("bench: %w", flagError("kernels", fmt.Sprintf("%q", f.kernels), "want auto, ffma or tensor-core"))
 	}
 	var tcDev tc.Device

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -168,7 +169,7 @@ func runBenchGemm(ctx context.Context, g *globalFlags, f *benchGemmFlags, out, p
 			return err
 		}
 	}
-	kernels, err := gemm.ParseKernels(f.kernels)
+	kernels, err := gemm.ParseKernels(cmp.Or(f.kernels, "auto"))
 	if err != nil {
 		return fmt.Errorf("bench gemm: %w", flagError("kernels", fmt.Sprintf("%q", f.kernels), "want auto, fma or tensor-core"))
 	}
