@@ -26,7 +26,8 @@
 #   ffma.jsonl         today's kernels: --runtime go-webgpu, f32
 #   ffma-dawn.jsonl    the FFMA kernels over Dawn, f32 forward (the auto rule's premise)
 #   torch.jsonl        scripts/sdpa_anchor.py: f32, bf16 (flash = FlashAttention-2), f16
-#   gemm-*.jsonl       coreattn bench gemm on both runtimes, scripts/matmul_anchor.py
+#   gemm-*.jsonl       coreattn bench gemm on both runtimes (FMA engine), on Dawn with
+#                      the subgroup-matrix engine (gemm-tc), scripts/matmul_anchor.py
 #   table.md           the joined TFLOP/s (scripts/tc_table.py, scripts/gemm_table.py)
 #   steps.log          each step's exit status and seconds
 set -uo pipefail
@@ -106,12 +107,13 @@ EOF
 	step torch.jsonl 90 python3 scripts/sdpa_anchor.py --dtypes float32,bfloat16,float16
 	step gemm-go-webgpu.jsonl 40 "$bin" bench gemm --runtime go-webgpu --shapes 4096x,base --json
 	step gemm-dawn.jsonl 40 "$bin" bench gemm --runtime dawn --shapes 4096x,base --json
+	step gemm-tc.jsonl 40 "$bin" bench gemm --runtime dawn --kernels tensor-core --no-robustness --shapes 4096x,base --json
 	step gemm-torch.jsonl 50 python3 scripts/matmul_anchor.py --dtypes fp32,f16,bf16 --shapes 4096x,base
 	step tc.jsonl 40 "$bin" "${tc[@]}" --dtype f16
 	step ffma-dawn.jsonl 35 "$bin" bench --runtime dawn --kernels ffma --pass fwd --dtype f32 --json
 	{
 		python3 scripts/tc_table.py "$out"/tc-unchecked.jsonl "$out"/tc.jsonl "$out"/ffma.jsonl "$out"/ffma-dawn.jsonl "$out"/torch.jsonl
-		for rt in go-webgpu dawn; do
+		for rt in go-webgpu dawn tc; do
 			echo
 			echo "GEMM, $rt:"
 			python3 scripts/gemm_table.py "$out/gemm-$rt.jsonl" "$out/gemm-torch.jsonl"
