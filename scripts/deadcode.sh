@@ -21,7 +21,6 @@ pending=(
 	model/train.Trainer.Config
 	model/train.Trainer.Tokens
 	model/train.Trainer.DeviceBytes
-	wgpu/internal/dawnrun.Prepared.Labels
 )
 
 mod=$($GO list -m)
