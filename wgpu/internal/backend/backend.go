@@ -77,14 +77,11 @@ type Info struct {
 	Limits             Limits
 	Timestamps         bool
 	// TimestampPeriod is the nanoseconds one tick lasts, as the Vulkan
-	// driver reports it, or 0 where unknown.
+	// driver reports it, or 0 where unknown. Dawn applies it itself; its
+	// Timing is in nanoseconds whatever this says.
 	TimestampPeriod float64
-	// PeriodApplied reports that the runtime converts timestamps to
-	// nanoseconds itself (Dawn does), so timings are exact whatever
-	// TimestampPeriod says.
-	PeriodApplied bool
-	F16           bool // WGSL `enable f16;`
-	Subgroups     bool // WGSL `enable subgroups;`
+	F16             bool // WGSL `enable f16;`
+	Subgroups       bool // WGSL `enable subgroups;`
 	// SubgroupMinSize and SubgroupMaxSize bound @builtin(subgroup_size)
 	// (0 where unknown).
 	SubgroupMinSize, SubgroupMaxSize uint32

@@ -178,10 +178,9 @@ func infoOf(a dawn.AdapterInfo, f dawn.Features, vk []vulkan.Device) backend.Inf
 			MaxWorkgroupsPerDimension:   l.MaxWorkgroupsPerDimension,
 			MaxStorageBuffersPerStage:   l.MaxStorageBuffersPerStage,
 		},
-		Timestamps:    f.Timestamps,
-		PeriodApplied: true,
-		F16:           f.F16,
-		Subgroups:     f.Subgroups,
+		Timestamps: f.Timestamps,
+		F16:        f.F16,
+		Subgroups:  f.Subgroups,
 	}
 	if f.Subgroups {
 		info.SubgroupMinSize, info.SubgroupMaxSize = a.SubgroupMinSize, a.SubgroupMaxSize
