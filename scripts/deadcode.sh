@@ -16,11 +16,7 @@ DEADCODE=${DEADCODE:?set DEADCODE to golang.org/x/tools/cmd/deadcode@VERSION}
 pending=(
 	disagg/sim.Sampler.PoolSize
 	corpus.Packer.TokensPerStep
-	model.Weights.Clone
 	model/train.round32
-	model/train.Trainer.Config
-	model/train.Trainer.Tokens
-	model/train.Trainer.DeviceBytes
 )
 
 mod=$($GO list -m)

@@ -16,6 +16,16 @@
 // (LOAD_VEC4S IOVs), taken apart with pick(). All come from the dtype's
 // prelude (dtype.go). Arithmetic is always f32.
 //
+// Scores live in half the log2 domain, u = S·scale·log2(e)/2, where every
+// score finite in f32 stays finite (the log2 domain itself overflows past
+// |S| = 2.4e38). P = exp2(2(u - m)) is exp2(fma(u, 2, -2m)): 2u and 2m are
+// exact, so it rounds as exp2(S·scale·log2(e) - m) would. Where -2m
+// overflows (|m| >= 2^127) it is exp2(fma(u, 1, -m)): there u - m is 0 or
+// below -2^103, so P is 1 or 0 either way. Masked pairs score
+// -Inf, and a row that has seen no visible key keeps m = -Inf and is
+// exponentiated against 0 (FlashAttention's guard), so that -Inf - -Inf
+// never makes NaN. NaN scores reach l and so the row's O and LSE.
+//
 // The generator (fwd.go) prepends the prelude and the tiling's constants,
 // which FwdTiling.constants documents, and appends fetch.wgsl; it expands
 // loops marked `// @unroll`, so that register arrays are only ever indexed
@@ -71,13 +81,9 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> cmb_o: array<OV>;
 @group(0) @binding(4) var<storage, read_write> cmb_lse: array<f32>;
 
-const NEG: f32 = -1.0e30;   // the score of a masked pair; finite so that m - NEG never makes NaN
 const NONE: u32 = 0xffffffffu;   // the slot of a block computed whole
 const LN2: f32 = 0.6931471805599453;
-// The bits of +Inf and -Inf, read at run time: a WGSL constant expression
-// cannot be infinite (Dawn's Tint rejects one; naga folds it quietly).
-var<private> POS_INF_BITS: u32 = 0x7f800000u;
-var<private> NEG_INF_BITS: u32 = 0xff800000u;
+const HUGE: f32 = 1.7014118e38;   // 2^127: rows whose maximum (half log2 domain) reaches it take exp2(u - m)
 
 // Each of the two stage buffers holds, in turn, a d-chunk of Qᵀ (row kk:
 // columns 0..BR4-1) beside one of K (columns BR4.., see store_qk), or a
@@ -139,11 +145,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 
 	// Row group g = ty*RG + r (r < RG) is rows 4g..4g+3 of the block; the
 	// thread owns RG such groups, and vec4 lanes are the 4 rows of a group.
-	var m: array<vec4<f32>, RG>;     // running row max (log2 domain)
+	let ninf = vec4<f32>(bitcast<f32>(0xff800000u));   // -Inf: the score of a masked pair
+	let scale_half = P.scale_log2 * 0.5;   // scores are kept in half the log2 domain
+	var m: array<vec4<f32>, RG>;     // running row max (half log2 domain)
 	var l: array<vec4<f32>, RG>;     // this thread's share of the running row sum
 	// @unroll
 	for (var r = 0u; r < RG; r++) {
-		m[r] = vec4<f32>(NEG);
+		m[r] = ninf;
 		l[r] = vec4<f32>(0.0);
 	}
 	var acc: array<vec4<f32>, ACC_VEC4S>;   // O block: acc[(4r + i) * ACC_COLS + j] is row 4(ty*RG+r)+i, vec4 column tx+TX*j
@@ -212,7 +220,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 				// @end
 				fk = load_k(t, hk, lid, kb, c + 1u);
 			} else {
-				fv = load_v(t, hk, lid, kb, 0u);
+				fv = load_v(t, hk, lid, kb, 0u, kv_end);
 			}
 			// @if UNTRANSPOSED
 			// @unroll
@@ -261,11 +269,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 		let whole = kb + BC <= k_len && (P.causal == 0u || i32(kb + BC) <= i32(q0) + delta + 1);
 		// @unroll
 		for (var r = 0u; r < RG; r++) {
-			var pmax = vec4<f32>(NEG);
+			var pmax = ninf;
 			// @unroll
 			for (var i = 0u; i < 4u; i++) {
 				let row = i32(q0 + 4u * (ty * RG + r) + i);
-				s[4u * r + i] *= P.scale_log2;
+				s[4u * r + i] *= scale_half;
 				if (!whole) {
 					// @unroll
 					for (var j = 0u; j < 4u; j++) {
@@ -274,7 +282,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 						if (P.causal == 1u) {
 							ok = ok && i32(col) <= row + delta;
 						}
-						s[4u * r + i][j] = select(NEG, s[4u * r + i][j], ok);
+						s[4u * r + i][j] = select(ninf[0], s[4u * r + i][j], ok);
 					}
 				}
 				let si = s[4u * r + i];
@@ -284,7 +292,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 		}
 		workgroupBarrier();
 
-		// Stage 3: new row max m, rescale factor alpha, P = exp2(S - m) into Pᵀ.
+		// Stage 3: new row max m, rescale factor alpha, P = exp2(2(u - m))
+		// into Pᵀ (see the top of the file).
 		// @unroll
 		for (var r = 0u; r < RG; r++) {
 			var m_new = m[r];
@@ -292,12 +301,26 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 			for (var x = 0u; x < TX; x++) {
 				m_new = max(m_new, get_part(rb, x, ty * RG + r));
 			}
-			let alpha = exp2(m[r] - m_new);
+			let ms = select(m_new, vec4<f32>(0.0), bitcast<vec4<u32>>(m_new) == vec4<u32>(0xff800000u));   // no key yet: against 0
+			let huge = !(abs(ms) < vec4<f32>(HUGE));   // -2m overflows (or m is NaN): a factor of 1
+			let fa = select(vec4<f32>(2.0), vec4<f32>(1.0), huge);
+			let fb = ms * -fa;
+			let alpha = exp2(fma(m[r], fa, fb));
 			m[r] = m_new;
 			var p: array<vec4<f32>, 4>;
+			if (any(huge)) {
+				// @unroll
+				for (var i = 0u; i < 4u; i++) {
+					p[i] = exp2(fma(s[4u * r + i], vec4<f32>(fa[i]), vec4<f32>(fb[i])));
+				}
+			} else {
+				// @unroll
+				for (var i = 0u; i < 4u; i++) {
+					p[i] = exp2(fma(s[4u * r + i], vec4<f32>(2.0), vec4<f32>(fb[i])));
+				}
+			}
 			// @unroll
 			for (var i = 0u; i < 4u; i++) {
-				p[i] = exp2(s[4u * r + i] - vec4<f32>(m_new[i]));
 				l[r][i] = l[r][i] * alpha[i] + (p[i].x + p[i].y + p[i].z + p[i].w);
 				// @unroll
 				for (var j = 0u; j < ACC_COLS; j++) {
@@ -317,7 +340,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 		for (var ci = 0u; ci < V_CHUNKS; ci++) {
 			let cb = ci * VC;
 			if (cb + VC < BC) {
-				fv = load_v(t, hk, lid, kb, cb + VC);
+				fv = load_v(t, hk, lid, kb, cb + VC, kv_end);
 			} else if (kb + BC < kv_end) {
 				// @if GPU
 				// @unroll
@@ -368,8 +391,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 	}
 
 	// Stage 5: sum the row shares of l (every stage buffer is idle now), then
-	// O = acc / l and LSE = ln(sum exp(scaled S)); a split-KV piece writes
-	// both to part, with LSE -Inf for a row that sees none of its keys.
+	// O = acc / l and LSE = ln(sum exp(scaled S)) = (m + log2(l)/2)·2ln2.
+	// l is positive and finite where the row saw a key with a finite score;
+	// 0 where it saw no key, or only scores of -Inf; NaN where it saw a NaN
+	// or +Inf score. A split-KV piece writes its O (0 where l = 0) and m
+	// and l themselves, for the merge (which tells the cases apart); a
+	// whole block writes O = 0 and LSE = +Inf for a row that sees no key
+	// (k_len = 0), and NaN for every other row without a positive l.
+	let nan = bitcast<f32>(0x7fc00000u);
 	// @unroll
 	for (var r = 0u; r < RG; r++) {
 		put_part(0u, tx, ty * RG + r, l[r]);
@@ -382,19 +411,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 		for (var x = 0u; x < TX; x++) {
 			lsum += get_part(0u, x, ty * RG + r);
 		}
+		let lbits = bitcast<vec4<u32>>(lsum);
+		let ok = lbits - vec4<u32>(1u) < vec4<u32>(0x7f7fffffu);   // 0 < l < +Inf, told by its bits
 		if (t.slot != NONE) {
-			// A row may see none of a piece's keys (causal, keys past its
-			// diagonal): its m is then NEG and its l counts masked pairs, so
-			// it is written as O = 0 and LSE = -Inf, weight 0 in the merge.
 			let g = (t.slot * P.hq + h) * BR4 + ty * RG + r;   // row group of the piece
-			var pl = vec4<f32>(bitcast<f32>(NEG_INF_BITS));
 			// @unroll
 			for (var i = 0u; i < 4u; i++) {
-				var inv = 0.0;
-				if (lsum[i] > 0.0 && m[r][i] > NEG) {
-					inv = 1.0 / lsum[i];
-					pl[i] = (m[r][i] + log2(lsum[i])) * LN2;
-				}
+				let inv = select(select(nan, 0.0, lbits[i] == 0u), 1.0 / lsum[i], ok[i]);
 				// @unroll
 				for (var j = 0u; j < ACC_COLS; j++) {
 					let d4 = tx + TX * j;
@@ -404,18 +427,17 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 				}
 			}
 			if (tx == 0u) {
-				part[P.lse_off + g] = pl;
+				part[P.lse_off + 2u * g] = m[r];
+				part[P.lse_off + 2u * g + 1u] = lsum;
 			}
 		} else {
+			let empty = k_len == 0u;   // the row sees no key
 			// @unroll
 			for (var i = 0u; i < 4u; i++) {
 				let qr = q0 + 4u * (ty * RG + r) + i;
 				if (qr < q_len) {
 					let row = q_start + qr;
-					var inv = 0.0;
-					if (lsum[i] > 0.0) {
-						inv = 1.0 / lsum[i];
-					}
+					let inv = select(select(nan, 0.0, empty), 1.0 / lsum[i], ok[i]);
 					// @unroll
 					for (var j = 0u; j < ACC_COLS; j++) {
 						let d4 = tx + TX * j;
@@ -424,11 +446,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 						}
 					}
 					if (tx == 0u) {
-						var val = bitcast<f32>(POS_INF_BITS);   // +Inf: a row that sees no key
-						if (lsum[i] > 0.0) {
-							val = (m[r][i] + log2(lsum[i])) * LN2;
-						}
-						lse[h * P.total_q + row] = val;
+						let none = select(nan, bitcast<f32>(0x7f800000u), empty);   // +Inf: a row that sees no key
+						lse[h * P.total_q + row] = select(none, (m[r][i] + log2(lsum[i]) * 0.5) * (2.0 * LN2), ok[i]);
 					}
 				}
 			}
@@ -437,10 +456,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 }
 
 // combine_main merges the split-KV pieces of one query block for one head:
-// LSE = ln sum_s exp(LSE_s) and O = sum_s exp(LSE_s - LSE) O_s. Workgroup
-// (head, group); invocation lid takes the (row, vec4 column) pairs lid,
-// lid + 64, ... of the block. A row that no piece sees gets O = 0 and
-// LSE = +Inf, as in main.
+// LSE = ln sum_s exp(LSE_s) and O = sum_s exp(LSE_s - LSE) O_s, where
+// piece s's row holds (m_s, l_s), its maximum (half log2 domain) and sum,
+// and LSE_s = (m_s + log2(l_s)/2)·2ln2. Where |m| reaches 128 (scores
+// beyond about 177), ln(l_s) would vanish beside m_s in f32 and pieces of
+// tied maxima would merge with equal weights, so the weights are
+// l_s·exp2(2(m_s - m)) instead. Every row of a split block sees a key: a
+// row whose pieces all have l = 0 (its scores are all -Inf), or one NaN,
+// gets NaN, as in main. Workgroup (head, group); invocation lid takes the
+// (row, vec4 column) pairs lid, lid + 64, ... of the block.
 @compute @workgroup_size(64)
 fn combine_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
 	let h = wg.x;
@@ -455,35 +479,58 @@ fn combine_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
 	let n = cmb_segs[e + 3u];
 	let q_start = cmb_segs[b];
 	let rows = min(BR, cmb_segs[b + 1u] - q_start - q0);
+	let ninf = bitcast<f32>(0xff800000u);
 	for (var it = lid; it < rows * DV4; it += 64u) {
 		let rr = it / DV4;
 		let d4 = it % DV4;
 		let row = q_start + q0 + rr;
-		// LSE_s of row rr is lane rr % 4 of its row group in piece s.
-		var mx = -3.0e38;
+		var mx = ninf;
+		var nan = false;
 		for (var s = 0u; s < n; s++) {
-			mx = max(mx, cmb_part[P.lse_off + ((first + s) * P.hq + h) * BR4 + rr / 4u][rr % 4u]);
+			let ml = piece_ml(first + s, h, rr);
+			nan = nan || (bitcast<u32>(ml.y) & 0x7fffffffu) > 0x7f800000u;
+			mx = max(mx, ml.x);
 		}
-		if (mx <= -3.0e38) {
-			cmb_o[(row * P.hq + h) * DV4 + d4] = st(vec4<f32>(0.0));
+		if (nan || bitcast<u32>(mx) == 0xff800000u) {
+			cmb_o[(row * P.hq + h) * DV4 + d4] = st(vec4<f32>(bitcast<f32>(0x7fc00000u)));
 			if (d4 == 0u) {
-				cmb_lse[h * P.total_q + row] = bitcast<f32>(POS_INF_BITS);
+				cmb_lse[h * P.total_q + row] = bitcast<f32>(0x7fc00000u);
 			}
 			continue;
+		}
+		let exact = !(abs(mx) < 128.0);
+		var top = mx;   // the weights' reference: mx, or the largest LSE_s
+		if (!exact) {
+			top = ninf;
+			for (var s = 0u; s < n; s++) {
+				top = max(top, piece_lse(piece_ml(first + s, h, rr)));
+			}
 		}
 		var sum = 0.0;
 		var acc = vec4<f32>(0.0);
 		for (var s = 0u; s < n; s++) {
-			let slot = (first + s) * P.hq + h;
-			let w = exp(cmb_part[P.lse_off + slot * BR4 + rr / 4u][rr % 4u] - mx);
+			let ml = piece_ml(first + s, h, rr);
+			let w = select(exp(piece_lse(ml) - top), ml.y * exp2((ml.x - top) * 2.0), exact);
 			sum += w;
-			acc += w * cmb_part[(slot * BR + rr) * DV4 + d4];
+			acc += w * cmb_part[(((first + s) * P.hq + h) * BR + rr) * DV4 + d4];
 		}
 		cmb_o[(row * P.hq + h) * DV4 + d4] = st(acc / sum);
 		if (d4 == 0u) {
-			cmb_lse[h * P.total_q + row] = mx + log(sum);
+			cmb_lse[h * P.total_q + row] = select(top + log(sum), (top + log2(sum) * 0.5) * (2.0 * LN2), exact);
 		}
 	}
+}
+
+// piece_ml reads (m, l) of row rr of piece slot for head h: lane rr % 4 of
+// its row group's pair of vec4s.
+fn piece_ml(slot: u32, h: u32, rr: u32) -> vec2<f32> {
+	let g = P.lse_off + 2u * ((slot * P.hq + h) * BR4 + rr / 4u);
+	return vec2<f32>(cmb_part[g][rr % 4u], cmb_part[g + 1u][rr % 4u]);
+}
+
+// piece_lse is a piece's LSE_s from its (m, l): -Inf where l = 0.
+fn piece_lse(ml: vec2<f32>) -> f32 {
+	return select(bitcast<f32>(0xff800000u), (ml.x + log2(ml.y) * 0.5) * (2.0 * LN2), ml.y > 0.0);
 }
 
 // load_q fetches d-chunk c of the block's query rows for the CPU pattern:
@@ -550,15 +597,17 @@ fn load_k(t: Tile, hk: u32, lid: u32, kb: u32, c: u32) -> array<LDV, K_FETCHES> 
 	return f;
 }
 
-// load_v fetches value rows kb+cb..kb+cb+VC-1 into registers.
-fn load_v(t: Tile, hk: u32, lid: u32, kb: u32, cb: u32) -> array<LDV, V_FETCHES> {
+// load_v fetches value rows kb+cb..kb+cb+VC-1 into registers, zeros from
+// row lim on (keys no row of the block sees: their P is 0, and a NaN or
+// Inf there would make 0·V NaN).
+fn load_v(t: Tile, hk: u32, lid: u32, kb: u32, cb: u32, lim: u32) -> array<LDV, V_FETCHES> {
 	var f: array<LDV, V_FETCHES>;
 	// @unroll
 	for (var u = 0u; u < V_FETCHES; u++) {
 		let it = lid + u * THREADS;
 		let row = it / ROW_LOADS;
 		f[u] = LDV();
-		if (((VC * ROW_LOADS) % THREADS == 0u || it < VC * ROW_LOADS) && kb + cb + row < t.k_len) {
+		if (((VC * ROW_LOADS) % THREADS == 0u || it < VC * ROW_LOADS) && kb + cb + row < lim) {
 			f[u] = v[((t.k_start + kb + cb + row) * P.hkv + hk) * ROW_LOADS + it % ROW_LOADS];
 		}
 	}

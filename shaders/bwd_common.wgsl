@@ -38,6 +38,17 @@
 // below 2^29; the host picks L from the segments' key blocks so that each
 // lo field's sum stays within 2^15, and so carries into its word exactly
 // for dq_cast_main to take apart. A term loses at most 2^-(L+1) units.
+// A term that is not finite (NaN or infinite inputs) adds 0 and sets the
+// element's bit among the flags that follow the lo words (flag_word);
+// dq_cast_main stores flagged elements as NaN. bound_main leaves such
+// inputs out of its maxima, so that they do not spoil the scale of rows
+// they never reach.
+//
+// P is exp2(S·scale·log2e − LSE·log2e): a row's LSE is +Inf where it sees
+// no key, and rows past the segment take +Inf, so that their P is 0; NaN
+// where its scores were, so that its P, dS and gradients are NaN. Masked
+// pairs get P = 0 and dS = 0 exactly, whatever NaN or Inf their S or dP
+// hold.
 
 // The launch parameters, mirrored and documented by shaders.BwdParams (params.go).
 struct Params {
@@ -73,10 +84,6 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> P: Params;
 
-// A quiet NaN's bits, read at run time: a WGSL constant expression cannot
-// be NaN (Dawn's Tint rejects one; naga folds it quietly).
-var<private> NAN_BITS: u32 = 0x7fc00000u;
-
 // lo_word is the word of dq_acc that holds the lo field of column col of
 // (row, head) pair rh: column col = t + TX m shares it with column col + TX
 // (m even, low field) or col - TX (m odd, high field), so that the threads
@@ -84,4 +91,17 @@ var<private> NAN_BITS: u32 = 0x7fc00000u;
 // follow the hi words (n_rows D of them), D/2 per pair.
 fn lo_word(rh: u32, col: u32) -> u32 {
 	return P.n_rows * D + rh * (D / 2u) + col % TX + TX * (col / TX / 2u);
+}
+
+// flag_word is the word of dq_acc whose bit col % 32 flags column col of
+// (row, head) pair rh as not finite: ceil(D/32) words per pair, after the
+// lo words from a multiple of 4 words on (dq_cast_main reads vec4s).
+fn flag_word(rh: u32, col: u32) -> u32 {
+	return ((P.n_rows * D + P.n_rows * (D / 2u) + 3u) & ~3u) + rh * ((D + 31u) / 32u) + col / 32u;
+}
+
+// finite4 tells which lanes of x are finite, by their bits (a compiler
+// may assume that float comparisons never see NaN or Inf).
+fn finite4(x: vec4<f32>) -> vec4<bool> {
+	return (bitcast<vec4<u32>>(x) & vec4<u32>(0x7f800000u)) != vec4<u32>(0x7f800000u);
 }

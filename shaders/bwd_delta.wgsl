@@ -32,7 +32,7 @@ fn delta_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_in
 	let biased = (bits >> 23u) & 0xffu;
 	var e2 = 1.0;
 	if (biased == 0xffu) {
-		e2 = bitcast<f32>(NAN_BITS);
+		e2 = bitcast<f32>(0x7fc00000u);
 	} else if (b > 0.0) {
 		e2 = bitcast<f32>(min(282u - biased, 254u) << 23u);
 	}

@@ -100,14 +100,14 @@ fn dkv_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
 		// The step's dS tile goes to scratch for dqs_main (see ds_at).
 		let ds_tile = (h - P.hk0 * P.group) * P.ds_tiles + segs[P.ds_tile_off + segs[P.ds_block_off + t.seg] + qb / BC] + t.r0 / BR;
 		// @end
-		var lse2 = vec4<f32>(BIG);   // of the thread's 4 query columns, log2 domain
+		var lse2 = vec4<f32>(bitcast<f32>(0x7f800000u));   // of the thread's 4 query columns, log2 domain; +Inf past the segment
 		var dl = vec4<f32>(0.0);
 		// @unroll
 		for (var j = 0u; j < 4u; j++) {
 			let qi = qb + 4u * tx + j;
 			if (qi < t.q_len) {
 				let idx = h * P.total_q + t.q_start + qi;
-				lse2[j] = min(lse[idx] * LOG2E, BIG);
+				lse2[j] = lse[idx] * LOG2E;
 				dl[j] = dlt[idx];
 			}
 		}
@@ -127,10 +127,10 @@ fn dkv_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
 		}
 		// @end
 
-		// Sᵀ = K Qᵀ; then Pᵀ into pt, idle since the last barrier. Only tiles
-		// that cross the causal diagonal need the mask; queries past the
-		// segment have an LSE of BIG.
-		let whole = P.causal == 0u || i32(t.r0 + BR) <= i32(qb) + dseg + 1;
+		// Sᵀ = K Qᵀ; then Pᵀ into pt, idle since the last barrier. Only steps
+		// that cross the causal diagonal or the segment's end need the mask
+		// (queries past the end have an LSE of +Inf, but their S may be NaN).
+		let whole = (P.causal == 0u || i32(t.r0 + BR) <= i32(qb) + dseg + 1) && qb + BC <= t.q_len;
 		let step = Step(t, h, hk, qb, lid, tx, ty, it == 0u);
 		var s = dkv_product(0u, step, &sb, &fp, &fv,
 			// @if ROWS_IN_REGS
@@ -145,11 +145,7 @@ fn dkv_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
 			for (var i = 0u; i < 4u; i++) {
 				p[i] = exp2(s[4u * r + i] * P.scale_log2 - lse2);
 				if (!whole) {
-					let key = i32(t.r0 + 4u * (ty * RG + r) + i);
-					// @unroll
-					for (var j = 0u; j < 4u; j++) {
-						p[i][j] = select(0.0, p[i][j], key <= i32(qb + 4u * tx + j) + dseg);
-					}
+					p[i] = select(vec4<f32>(0.0), p[i], dkv_sees(t, 4u * (ty * RG + r) + i, qb + 4u * tx, dseg));
 				}
 			}
 			put_tile(tx, ty * RG + r, p);
@@ -194,6 +190,9 @@ fn dkv_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
 			// @unroll
 			for (var i = 0u; i < 4u; i++) {
 				p[i] *= dp[4u * r + i] - dl;
+				if (!whole) {
+					p[i] = select(vec4<f32>(0.0), p[i], dkv_sees(t, 4u * (ty * RG + r) + i, qb + 4u * tx, dseg));
+				}
 				// @if STORED_DS
 				ds_out[ds_at(ds_tile, 4u * (ty * RG + r) + i, tx)] = p[i];
 				// @end
@@ -341,6 +340,18 @@ fn dkv_product(sel: u32, step: Step, sb: ptr<function, u32>, fp: ptr<function, P
 	return s;
 }
 
+// dkv_sees tells which of the queries q..q+3 (of the segment) see key row
+// kr of the block: those before the segment's end, and with the causal
+// mask those on or past the key's diagonal.
+fn dkv_sees(t: Tile, kr: u32, q: u32, dseg: i32) -> vec4<bool> {
+	let qi = vec4<u32>(q) + vec4<u32>(0u, 1u, 2u, 3u);
+	var ok = qi < vec4<u32>(t.q_len);
+	if (P.causal == 1u) {
+		ok = ok & (vec4<i32>(i32(t.r0 + kr)) <= vec4<i32>(qi) + vec4<i32>(dseg));
+	}
+	return ok;
+}
+
 // dkv_tile reads the key block of tile table entry tile, as dq_tile does.
 fn dkv_tile(tile: u32) -> Tile {
 	let b = segs[P.kv_off + 2u * tile];
@@ -431,7 +442,18 @@ fn add_dq(t: Tile, h: u32, tx: u32, ty: u32, qb: u32, acc_in: array<vec4<f32>, A
 				for (var j = 0u; j < ACC_COLS; j++) {
 					let rh = row * P.hq + h;
 					let idx = rh * D + tx + 4u * TX * j;
-					let x = acc[(4u * r + i) * ACC_COLS + j] * units[r][i];
+					let y = acc[(4u * r + i) * ACC_COLS + j] * units[r][i];
+					let fin = finite4(y);
+					let x = select(vec4<f32>(0.0), y, fin);
+					if (!all(fin)) {
+						// @unroll
+						for (var e = 0u; e < 4u; e++) {
+							let col = tx + TX * (4u * j + e);
+							if (!fin[e]) {
+								atomicOr(&dq_acc[flag_word(rh, col)], 1u << (col % 32u));
+							}
+						}
+					}
 					let hi = round(x);
 					let w = bitcast<vec4<u32>>(vec4<i32>(hi));
 					let v = bitcast<vec4<u32>>(vec4<i32>(round((x - hi) * P.lo_scale)));

@@ -17,7 +17,8 @@ fn dq_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
 	let dseg = i32(t.k_len) - i32(t.q_len);   // bottom-right alignment offset
 
 	// LSE (log2 domain) and Delta of the thread's rows; rows past the
-	// segment get BIG, so that their P is 0.
+	// segment get +Inf, so that their P is 0.
+	let inf = bitcast<f32>(0x7f800000u);
 	var lse2: array<vec4<f32>, RG>;
 	var dl: array<vec4<f32>, RG>;
 	// @unroll
@@ -25,11 +26,11 @@ fn dq_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
 		// @unroll
 		for (var i = 0u; i < 4u; i++) {
 			let qr = t.r0 + 4u * (ty * RG + r) + i;
-			lse2[r][i] = BIG;
+			lse2[r][i] = inf;
 			dl[r][i] = 0.0;
 			if (qr < t.q_len) {
 				let idx = h * P.total_q + t.q_start + qr;
-				lse2[r][i] = min(lse[idx] * LOG2E, BIG);
+				lse2[r][i] = lse[idx] * LOG2E;
 				dl[r][i] = dlt[idx];
 			}
 		}
@@ -65,8 +66,8 @@ fn dq_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
 		}
 
 		// P parks in the thread's own entries of pt (idle since the last
-		// barrier) while dP is computed. Only tiles that cross k_len or the
-		// causal diagonal need the mask.
+		// barrier) while dP is computed. P is only read for dS, which takes
+		// the mask.
 		let whole = kb + BC <= t.k_len && (P.causal == 0u || i32(kb + BC) <= i32(t.r0) + dseg + 1);
 		// @unroll
 		for (var r = 0u; r < RG; r++) {
@@ -74,18 +75,6 @@ fn dq_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
 			// @unroll
 			for (var i = 0u; i < 4u; i++) {
 				p[i] = exp2(s[4u * r + i] * P.scale_log2 - vec4<f32>(lse2[r][i]));
-				if (!whole) {
-					let row = i32(t.r0 + 4u * (ty * RG + r) + i);
-					// @unroll
-					for (var j = 0u; j < 4u; j++) {
-						let col = kb + 4u * tx + j;
-						var ok = col < t.k_len;
-						if (P.causal == 1u) {
-							ok = ok && i32(col) <= row + dseg;
-						}
-						p[i][j] = select(0.0, p[i][j], ok);
-					}
-				}
 			}
 			put_tile(tx, ty * RG + r, p);
 		}
@@ -108,13 +97,26 @@ fn dq_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
 				store_pair(sb, lid, fp);
 			} else {
 				store_acc(sb, lid, fv);
-				// dS = P ∘ (dP − Delta) replaces P in pt.
+				// dS = P ∘ (dP − Delta) replaces P in pt. Only tiles that
+				// cross k_len or the causal diagonal need the mask.
 				// @unroll
 				for (var r = 0u; r < RG; r++) {
 					var p = get_tile(tx, ty * RG + r);
 					// @unroll
 					for (var i = 0u; i < 4u; i++) {
 						p[i] *= dp[4u * r + i] - vec4<f32>(dl[r][i]);
+						if (!whole) {
+							let row = i32(t.r0 + 4u * (ty * RG + r) + i);
+							// @unroll
+							for (var j = 0u; j < 4u; j++) {
+								let col = kb + 4u * tx + j;
+								var ok = col < t.k_len;
+								if (P.causal == 1u) {
+									ok = ok && i32(col) <= row + dseg;
+								}
+								p[i][j] = select(0.0, p[i][j], ok);
+							}
+						}
 					}
 					put_tile(tx, ty * RG + r, p);
 				}

@@ -1,7 +1,7 @@
 // dq_cast_main stores the fixed-point dQ that the fused dkv_main added up
-// in dq_acc as dQ in the storage type, (hi + lo 2^-L) 2^-e, and clears
-// dq_acc and bound for the next run: one invocation per (row, head) pair,
-// on delta_main's grid.
+// in dq_acc as dQ in the storage type, (hi + lo 2^-L) 2^-e, or NaN where a
+// term was not finite (its flag is set), and clears dq_acc and bound for
+// the next run: one invocation per (row, head) pair, on delta_main's grid.
 
 @group(0) @binding(1) var<storage, read_write> dq_acc: array<vec4<i32>>;   // cleared as read
 @group(0) @binding(2) var<storage, read_write> dq: array<OV>;
@@ -46,9 +46,16 @@ fn dq_cast_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
 		let u = vec4<f32>(dq_acc[i]) + vec4<f32>(lo) * P.lo_inv;   // in units of 2^-e
 		var x = u * pow2(-e / 2) * pow2(-e - -e / 2);   // two factors, each a normal f32
 		if (e == 128) {
-			x = vec4<f32>(bitcast<f32>(NAN_BITS));   // the bound was not finite
+			x = vec4<f32>(bitcast<f32>(0x7fc00000u));   // the bound was not finite
 		}
+		let fw = flag_word(idx, 4u * d4);   // the 4 columns' flags lie in one word
+		let flags = (vec4<u32>(bitcast<u32>(dq_acc[fw / 4u][fw % 4u])) >> (vec4<u32>(4u * d4 % 32u) + vec4<u32>(0u, 1u, 2u, 3u))) & vec4<u32>(1u);
+		x = select(x, vec4<f32>(bitcast<f32>(0x7fc00000u)), flags != vec4<u32>(0u));
 		dq[i] = st(x);
 		dq_acc[i] = vec4<i32>(0);
+	}
+	for (var c = 0u; c < D; c += 32u) {
+		let fw = flag_word(idx, c);
+		dq_acc[fw / 4u][fw % 4u] = 0;
 	}
 }

@@ -36,7 +36,6 @@
 @group(0) @binding(7) var<storage, read> dlt: array<f32>;   // Delta [Hq, total_q], then the fixed-point scales 2^e [Hq, total_q]
 
 const LOG2E: f32 = 1.4426950408889634;
-const BIG: f32 = 1.0e30;   // stands in for an infinite LSE: exp2(s - BIG) is 0
 
 // stage[sb] holds, in turn, the d-chunks of a row operand (columns
 // 0..BR4-1) beside a column operand (columns BR4..), both in one of

@@ -126,7 +126,7 @@ type TCFwdParams struct {
 	CombOff   uint32  // offset of the combine table in segs
 	Ngroups   uint32  // split blocks in the combine table
 	CgridY    uint32  // combine_main workgroups along y
-	LSEOff    uint32  // offset of the pieces' LSE in part (floats)
+	LSEOff    uint32  // offset of the pieces' maxima and sums in part (floats)
 	Inf       uint32  // +Inf's bits: WGSL constant expressions cannot be infinite
 }
 

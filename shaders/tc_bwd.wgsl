@@ -257,7 +257,9 @@ fn dkv_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
 		// Stage 3: P and dS on the pair's 2·SG lanes, EPL elements each,
 		// numbered query-major (element e is key e % M of query e / M), so
 		// that a lane's pairs of elements are neighbours in a stored dS row;
-		// masked pairs get P = 0 and dS = 0 exactly.
+		// masked pairs get P = 0 and dS = 0 exactly, whatever NaN or Inf
+		// their S or dP hold (an LSE of +Inf, a row that sees no key, gives
+		// P = 0; a NaN LSE gives NaN).
 		let e0 = (role * SG + lane) * EPL;
 		var words: array<u32, EPW>;
 		// @unroll
@@ -274,7 +276,7 @@ fn dkv_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
 					ok = ok && i32(key) <= i32(qi) + delta;
 				}
 				let p = select(0.0, exp2(tt[tp0 + (r + u) * TSW + c] * P.scale_log2 - ldl[c]), ok);
-				let dsv = p * (tt[tp0 + (M + r + u) * TSW + c] - ldl[BQ + c]);
+				let dsv = select(0.0, p * (tt[tp0 + (M + r + u) * TSW + c] - ldl[BQ + c]), ok);
 				dw[u] = f16(dsv);
 				pd[pt0 + (r + u) * PTW + c] = f16(p);
 				pd[pt0 + (M + r + u) * PTW + c] = dw[u];

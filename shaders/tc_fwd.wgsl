@@ -31,7 +31,13 @@
 //
 // Q, K and V are f16, read 16 bytes (8 halves) at a time as vec4<u32>; O
 // is written as OT (f16 or f32); LSE, the softmax and the accumulation are
-// f32. Masked scores are NEG (finite) and get P = 0 exactly.
+// f32. Scores live in half the log2 domain, u = S·scale·log2(e)/2, where
+// every score finite in f32 stays finite, and P = exp2(fma(u, 2, −2m)),
+// which rounds as exp2(S·scale·log2e − m) would (rows with |m| >= 2^127,
+// where −2m overflows, take exp2(u − m): there u − m is 0 or below −2^103,
+// so P is 1 or 0 either way); masked scores are −Inf and get P = 0, and
+// a row that has seen no key keeps m = −Inf and is exponentiated against
+// 0, as in attn_fwd.wgsl.
 //
 // Generated constants (tc_fwd.go):
 //   D, DP, DV8    head dimension, padded to whole matrix tiles, and D/8
@@ -68,7 +74,7 @@ struct Params {
 	comb_off: u32,    // offset of the combine table in segs
 	ngroups: u32,     // split blocks in the combine table
 	cgrid_y: u32,     // combine_main workgroups along y
-	lse_off: u32,     // offset of the pieces' LSE in part (floats)
+	lse_off: u32,     // offset of the pieces' maxima and sums in part (floats)
 	inf: u32,         // 0x7f800000, +Inf's bits: WGSL constant expressions cannot be infinite
 }
 
@@ -81,8 +87,8 @@ struct Params {
 @group(0) @binding(4) var<storage, read> v: array<vec4<u32>>;
 @group(0) @binding(5) var<storage, read_write> o: array<OT>;
 @group(0) @binding(6) var<storage, read_write> lse: array<f32>;
-// part: each piece's O (slot, head, row, d), then from lse_off its LSE
-// (slot, head, row).
+// part: each piece's O (slot, head, row, d), then from lse_off its rows'
+// maxima and sums (slot, head, row, then m and l).
 @group(0) @binding(7) var<storage, read_write> part: array<f32>;
 
 // combine_main binds its own operands; main uses none of these.
@@ -91,10 +97,10 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> cmb_o: array<OT>;
 @group(0) @binding(4) var<storage, read_write> cmb_lse: array<f32>;
 
-const NEG: f32 = -1.0e30;         // a masked score: finite, so m - NEG is never NaN
 const NONE: u32 = 0xffffffffu;    // the slot of a block computed whole
 const LN2: f32 = 0.6931471805599453;
 const TAU: f32 = 8.0;             // lazy rescale threshold: P <= 2^TAU
+const HUGE: f32 = 1.7014118e38;   // 2^127: rows whose maximum (half log2 domain) reaches it take exp2(u - m)
 
 // kv holds the K tile (rows 0..BC-1) and the V tile (rows BC..2BC-1),
 // row-major with stride KS; before the key loop, rounds of Q rows.
@@ -174,11 +180,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 	var rv = fetch_v(k_start, k0, kv_end, hk, lid);
 	workgroupBarrier();
 
-	var m: array<f32, RPL>;      // running row maximum (log2 domain), the same on a row's lanes
+	let ninf = -bitcast<f32>(P.inf);   // the score of a masked pair
+	let scale_half = P.scale_log2 * 0.5;
+	var m: array<f32, RPL>;      // running row maximum (half log2 domain), the same on a row's lanes
 	var l: array<f32, RPL>;      // this lane's share of the running row sum
 	// @unroll
 	for (var i = 0u; i < RPL; i++) {
-		m[i] = NEG;
+		m[i] = ninf;
 		l[i] = 0.0;
 	}
 	var oacc: array<SA, NOF>;    // O: fragment mt*NDN + nt is rows mt*M.., columns nt*N..
@@ -232,25 +240,25 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 		for (var i = 0u; i < RPL; i++) {
 			let r = lrow + i * RSTEP;
 			let qrow = i32(q0 + sg * RS + r);
-			var mx = NEG;
+			var mx = ninf;
 			// @unroll
 			for (var c = 0u; c < CPL; c++) {
 				let col = c * LPR + lcol;
-				var x = ss[sbase + r * SSW + col] * P.scale_log2;
+				var x = ss[sbase + r * SSW + col] * scale_half;
 				if (!whole) {
 					let key = kb + col;
 					var ok = key < kv_end;
 					if (P.causal == 1u) {
 						ok = ok && i32(key) <= qrow + delta;
 					}
-					x = select(NEG, x, ok);
+					x = select(ninf, x, ok);
 				}
 				sv[i * CPL + c] = x;
 				mx = max(mx, x);
 			}
 			mx = row_max(mx);
 			mt_new[i] = mx;
-			need = need || mx > m[i] + TAU;
+			need = need || mx > m[i] + TAU * 0.5;
 		}
 		let sg_need = subgroupAny(need);
 		if (lane == 0u) {
@@ -264,14 +272,16 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 		}
 
 		// Stage 5: rows whose tile maximum exceeds m by more than TAU move m
-		// there and scale their sum and O by alpha = exp2(m_old - m_new).
+		// there and scale their sum and O by alpha = exp2(2(m_old - m_new)).
 		var alpha: array<f32, RPL>;
 		// @unroll
 		for (var i = 0u; i < RPL; i++) {
 			alpha[i] = 1.0;
-			if (mt_new[i] > m[i] + TAU) {
-				alpha[i] = exp2(m[i] - mt_new[i]);
-				m[i] = mt_new[i];
+			if (mt_new[i] > m[i] + TAU * 0.5) {
+				let mn = mt_new[i];
+				let fa = select(2.0, 1.0, !(abs(mn) < HUGE));
+				alpha[i] = exp2(fma(m[i], fa, mn * -fa));
+				m[i] = mn;
 			}
 			l[i] *= alpha[i];
 		}
@@ -308,18 +318,30 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 			}
 		}
 
-		// Stage 6: P = exp2(S - m) as f16 into the subgroup's P tile; the
-		// row sums add the rounded values, the ones P V multiplies.
+		// Stage 6: P = exp2(2(u - m)) as f16 into the subgroup's P tile (a
+		// row without a key yet against 0); the row sums add the rounded
+		// values, the ones P V multiplies.
 		// @unroll
 		for (var i = 0u; i < RPL; i++) {
 			let r = lrow + i * RSTEP;
+			let ms = select(m[i], 0.0, bitcast<u32>(m[i]) == 0xff800000u);
 			var ls = 0.0;
-			// @unroll
-			for (var c = 0u; c < CPL; c++) {
-				let x = sv[i * CPL + c];
-				let p = f16(select(0.0, exp2(x - m[i]), x > NEG));
-				ps[pbase + r * PSW + c * LPR + lcol] = p;
-				ls += f32(p);
+			if (abs(ms) < HUGE) {
+				let mm2 = ms * -2.0;
+				// @unroll
+				for (var c = 0u; c < CPL; c++) {
+					let p = f16(exp2(fma(sv[i * CPL + c], 2.0, mm2)));
+					ps[pbase + r * PSW + c * LPR + lcol] = p;
+					ls += f32(p);
+				}
+			} else {
+				// -2m overflows (or m is NaN)
+				// @unroll
+				for (var c = 0u; c < CPL; c++) {
+					let p = f16(exp2(sv[i * CPL + c] - ms));
+					ps[pbase + r * PSW + c * LPR + lcol] = p;
+					ls += f32(p);
+				}
 			}
 			l[i] += ls;
 		}
@@ -346,14 +368,22 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 	}
 
 	// Stage 8: the row sums over the lanes of a row, then O / l through the
-	// S tile, CW columns at a time, and LSE = ln(sum exp(scaled S)). A
-	// split-KV piece writes both to part, LSE -Inf where it sees no key; a
-	// whole block writes O = 0 and LSE = +Inf there.
+	// S tile, CW columns at a time, and LSE = ln(sum exp(scaled S)) =
+	// (m + log2(l)/2)·2ln2. l is positive and finite where the row saw a key
+	// with a finite score, 0 where it saw none (or only -Inf scores), NaN
+	// where it saw a NaN or +Inf score. A split-KV piece writes O (0 where
+	// l = 0) and m and l themselves, for the merge; a whole block writes
+	// O = 0 and LSE = +Inf for a row that sees no key (k_len = 0), NaN for
+	// every other row without a positive l.
+	let nan = bitcast<f32>(P.inf | 0x400000u);
 	var inv: array<f32, RPL>;
+	var ok: array<bool, RPL>;
 	// @unroll
 	for (var i = 0u; i < RPL; i++) {
 		l[i] = row_sum(l[i]);
-		inv[i] = select(0.0, 1.0 / l[i], l[i] > 0.0);
+		ok[i] = bitcast<u32>(l[i]) - 1u < 0x7f7fffffu;   // 0 < l < +Inf, told by its bits
+		let zero = select(k_len == 0u, bitcast<u32>(l[i]) == 0u, slot != NONE);
+		inv[i] = select(select(nan, 0.0, zero), 1.0 / l[i], ok[i]);
 	}
 	// @unroll
 	for (var ch = 0u; ch < NCH; ch++) {
@@ -390,11 +420,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 	for (var i = 0u; i < RPL; i++) {
 		let br = sg * RS + lrow + i * RSTEP;
 		if (lcol == 0u && q0 + br < q_len) {
-			let ln = (m[i] + log2(l[i])) * LN2;
 			if (slot != NONE) {
-				part[P.lse_off + (slot * P.hq + h) * BR + br] = select(-bitcast<f32>(P.inf), ln, l[i] > 0.0);
+				let at = P.lse_off + 2u * ((slot * P.hq + h) * BR + br);
+				part[at] = m[i];
+				part[at + 1u] = l[i];
 			} else {
-				lse[h * P.total_q + q_start + q0 + br] = select(bitcast<f32>(P.inf), ln, l[i] > 0.0);
+				let none = select(nan, bitcast<f32>(P.inf), k_len == 0u);   // +Inf: a row that sees no key
+				lse[h * P.total_q + q_start + q0 + br] = select(none, (m[i] + log2(l[i]) * 0.5) * (2.0 * LN2), ok[i]);
 			}
 		}
 	}
@@ -488,9 +520,11 @@ fn put8(at: u32, w: vec4<u32>) {
 	}
 }
 
-// combine_main merges the split-KV pieces of one query block for one head:
-// LSE = ln sum_s exp(LSE_s) and O = sum_s exp(LSE_s - LSE) O_s. A row that
-// no piece sees gets O = 0 and LSE = +Inf, as in main.
+// combine_main merges the split-KV pieces of one query block for one head,
+// as attn_fwd.wgsl's does: from each piece's row (m_s, l_s), by
+// LSE_s = (m_s + log2(l_s)/2)·2ln2 below |m| 128 and by the weights
+// l_s·exp2(2(m_s − m)) beyond; NaN where a piece is NaN or every piece has
+// l = 0 (every row of a split block sees a key).
 @compute @workgroup_size(64)
 fn combine_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
 	let h = wg.x;
@@ -505,32 +539,56 @@ fn combine_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
 	let n = cmb_segs[e + 3u];
 	let q_start = cmb_segs[b];
 	let rows = min(BR, cmb_segs[b + 1u] - q_start - q0);
+	let ninf = -bitcast<f32>(P.inf);
 	for (var it = lid; it < rows * D; it += 64u) {
 		let r = it / D;
 		let d = it % D;
 		let row = q_start + q0 + r;
-		var mx = -3.0e38;
+		var mx = ninf;
+		var nan = false;
 		for (var s = 0u; s < n; s++) {
-			mx = max(mx, cmb_part[P.lse_off + ((first + s) * P.hq + h) * BR + r]);
+			let ml = piece_ml(first + s, h, r);
+			nan = nan || (bitcast<u32>(ml.y) & 0x7fffffffu) > 0x7f800000u;
+			mx = max(mx, ml.x);
 		}
-		if (mx <= -3.0e38) {
-			cmb_o[(row * P.hq + h) * D + d] = OT(0.0);
+		if (nan || bitcast<u32>(mx) == 0xff800000u) {
+			let x = bitcast<f32>(P.inf | 0x400000u);
+			cmb_o[(row * P.hq + h) * D + d] = OT(x);
 			if (d == 0u) {
-				cmb_lse[h * P.total_q + row] = bitcast<f32>(P.inf);
+				cmb_lse[h * P.total_q + row] = x;
 			}
 			continue;
+		}
+		let exact = !(abs(mx) < 128.0);
+		var top = mx;   // the weights' reference: mx, or the largest LSE_s
+		if (!exact) {
+			top = ninf;
+			for (var s = 0u; s < n; s++) {
+				top = max(top, piece_lse(piece_ml(first + s, h, r), ninf));
+			}
 		}
 		var sum = 0.0;
 		var acc = 0.0;
 		for (var s = 0u; s < n; s++) {
-			let sl = (first + s) * P.hq + h;
-			let w = exp(cmb_part[P.lse_off + sl * BR + r] - mx);
+			let ml = piece_ml(first + s, h, r);
+			let w = select(exp(piece_lse(ml, ninf) - top), ml.y * exp2((ml.x - top) * 2.0), exact);
 			sum += w;
-			acc += w * cmb_part[(sl * BR + r) * D + d];
+			acc += w * cmb_part[(((first + s) * P.hq + h) * BR + r) * D + d];
 		}
 		cmb_o[(row * P.hq + h) * D + d] = OT(acc / sum);
 		if (d == 0u) {
-			cmb_lse[h * P.total_q + row] = mx + log(sum);
+			cmb_lse[h * P.total_q + row] = select(top + log(sum), (top + log2(sum) * 0.5) * (2.0 * LN2), exact);
 		}
 	}
+}
+
+// piece_ml reads (m, l) of row r of piece slot for head h.
+fn piece_ml(slot: u32, h: u32, r: u32) -> vec2<f32> {
+	let at = P.lse_off + 2u * ((slot * P.hq + h) * BR + r);
+	return vec2<f32>(cmb_part[at], cmb_part[at + 1u]);
+}
+
+// piece_lse is a piece's LSE_s from its (m, l): -Inf (ninf) where l = 0.
+fn piece_lse(ml: vec2<f32>, ninf: f32) -> f32 {
+	return select(ninf, (ml.x + log2(ml.y) * 0.5) * (2.0 * LN2), ml.y > 0.0);
 }

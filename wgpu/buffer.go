@@ -2,6 +2,7 @@ package wgpu
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"unsafe"
@@ -54,10 +55,16 @@ func (d *Device) MaxBufferBytes() uint64 {
 	return min(d.info.Limits.MaxBufferSize, d.info.Limits.MaxStorageBufferBindingSize)
 }
 
+// ErrTooLarge is returned (wrapped) when a buffer would exceed the
+// device's limit for one buffer (MaxBufferBytes): a smaller call may fit
+// where this one does not. Packages that check their own scratch buffers
+// against the limit wrap it too.
+var ErrTooLarge = errors.New("wgpu: buffer too large for the adapter")
+
 // checkSize rejects a storage buffer that the device cannot bind.
 func (d *Device) checkSize(label string, size uint64) error {
 	if max := d.MaxBufferBytes(); padded(size) > max {
-		return fmt.Errorf("wgpu: %s: buffer %q of %d bytes exceeds the adapter's limit of %d bytes for one buffer", d.info.Name, label, size, max)
+		return fmt.Errorf("%w: %s: buffer %q of %d bytes exceeds the limit of %d bytes for one buffer", ErrTooLarge, d.info.Name, label, size, max)
 	}
 	return nil
 }

@@ -15,7 +15,8 @@ import (
 )
 
 // BackwardTensors are the device-resident operands of the backward pass, in
-// the layouts of the package documentation. DQ, DK and DV are written.
+// the layouts of the package documentation. DQ, DK and DV are written:
+// each needs a buffer of its own (ErrAliased).
 type BackwardTensors struct {
 	Q, K, V, O, DO *wgpu.Buffer // inputs: O and LSE from the forward
 	LSE            *wgpu.Buffer // [Hq, total_q]
@@ -174,7 +175,7 @@ func (op *Op) prepareBackwardChecked(a *attention.Args, t BackwardTensors) (*Cal
 		fuseErr = fmt.Errorf("it binds %d storage buffers; the adapter allows %d", backwardBuffers+1, lim.MaxStorageBuffersPerStage)
 	}
 	if n, m := dqAccBytes(a), op.dev.MaxBufferBytes(); fuseErr == nil && n > m {
-		fuseErr = fmt.Errorf("its dQ accumulator needs %d bytes; the adapter's buffers hold %d", n, m)
+		fuseErr = fmt.Errorf("%w: its dQ accumulator needs %d bytes; the adapter's buffers hold %d", wgpu.ErrTooLarge, n, m)
 	}
 	// Storing dS is planned only where the mode may take it.
 	stored := kvT
@@ -225,9 +226,12 @@ func dkvWritesWideK(kvT, dqT shaders.BwdTiling, maxStorage uint32) bool {
 }
 
 // dqAccBytes is the size of the fused dK/dV kernel's fixed-point dQ
-// accumulator: an i32 hi word per element of dQ and an i32 lo word per two.
+// accumulator: an i32 hi word per element of dQ and an i32 lo word per
+// two, then from a multiple of 16 bytes a word per 32 columns of each
+// (row, head) pair whose bits flag terms that were not finite.
 func dqAccBytes(a *attention.Args) uint64 {
-	return 6 * uint64(a.TotalQ()) * uint64(a.NumHeadsQ) * uint64(a.HeadDim)
+	rows, d := uint64(a.TotalQ())*uint64(a.NumHeadsQ), uint64(a.HeadDim)
+	return (6*rows*d+15)/16*16 + 4*rows*((d+31)/32)
 }
 
 // loBits is L, the fractional bits of the fused kernel's lo fields (see
@@ -552,18 +556,9 @@ func kvTileTable(a *attention.Args, br, bc int, aligned bool) []uint32 {
 }
 
 // checkDistinctOutputs rejects outputs that share a buffer with each other
-// or with an input: the kernels would read what they overwrite.
+// or with an input (ErrAliased): the kernels would read what they
+// overwrite.
 func checkDistinctOutputs(t BackwardTensors) error {
-	all := []struct {
-		name string
-		b    *wgpu.Buffer
-	}{{"dq", t.DQ}, {"dk", t.DK}, {"dv", t.DV}, {"q", t.Q}, {"k", t.K}, {"v", t.V}, {"o", t.O}, {"do", t.DO}, {"lse", t.LSE}}
-	for i, o := range all[:3] {
-		for _, x := range all[i+1:] {
-			if o.b == x.b {
-				return fmt.Errorf("attention: tensors %s and %s share a buffer; outputs need buffers of their own", o.name, x.name)
-			}
-		}
-	}
-	return nil
+	return checkAliasing([]namedBuffer{{"dq", t.DQ}, {"dk", t.DK}, {"dv", t.DV}},
+		[]namedBuffer{{"q", t.Q}, {"k", t.K}, {"v", t.V}, {"o", t.O}, {"do", t.DO}, {"lse", t.LSE}})
 }

@@ -12,7 +12,8 @@
 // By default ([DQAuto]) the backward computes dQ inside the key-block-major
 // dK/dV kernel, adding each block's share into a fixed-point accumulator
 // (an int32 word per element and one per two elements, 6 bytes of scratch
-// per element of dQ) with integer atomics, scaled per row from a bound on
+// per element of dQ, and a bit per element for terms that are not finite,
+// stored as NaN) with integer atomics, scaled per row from a bound on
 // the row's dQ so that the words cannot overflow; each term is exact to
 // about 2^-37 of the bound at 8192 keys (2^-34 at 65536);
 // a last pass stores it as dQ. Integer addition does not depend on order,
@@ -33,4 +34,13 @@
 // ranges; a second pass merges the pieces in a fixed order, so O and LSE
 // stay bitwise reproducible, but they may differ in the last bits from an
 // unsplit run.
+//
+// # Numbers and errors
+//
+// Scores of any size and NaN or infinite inputs give what package
+// attention documents and its reference computes. An output that shares
+// its buffer with another output or an input is [ErrAliased]; a call
+// whose tensors or scratch exceed the adapter's limit for one buffer
+// fails with an error wrapping [wgpu.ErrTooLarge], which a smaller call
+// may avoid.
 package gpu

@@ -66,7 +66,7 @@ func (op *Op) planStored(a *attention.Args, dqT, kvT shaders.BwdTiling) (dsPlan,
 		return p, nil
 	}
 	if perKV > budget {
-		return p, fmt.Errorf("the dS tiles of one KV head need %d bytes; the scratch cap is %d (Options.DSScratch, the adapter's buffer limit)", perKV, budget)
+		return p, fmt.Errorf("%w: the dS tiles of one KV head need %d bytes; the scratch cap is %d (Options.DSScratch, the adapter's buffer limit)", wgpu.ErrTooLarge, perKV, budget)
 	}
 	fit := int(budget / perKV)
 	passes := (a.NumHeadsKV + fit - 1) / fit

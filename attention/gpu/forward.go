@@ -78,7 +78,8 @@ const (
 	// query-block-major kernel multiplies them by K: no recomputation and
 	// no atomics, every element of dQ has one writer. Where the tiles of
 	// all heads exceed Options.DSScratch, the two kernels run in passes over
-	// groups of KV heads (an error where one KV head's tiles do not fit).
+	// groups of KV heads (an error wrapping wgpu.ErrTooLarge where one KV
+	// head's tiles do not fit).
 	DQStored
 )
 
@@ -143,7 +144,8 @@ func (op *Op) Device() *wgpu.Device { return op.dev }
 
 // ForwardTensors are the device-resident operands of the forward pass, in
 // the layouts of the package documentation, stored in attention.Args.DType (LSE is
-// always float32). O and LSE are written.
+// always float32). O and LSE are written: each needs a buffer of its own
+// (ErrAliased).
 type ForwardTensors struct {
 	Q, K, V *wgpu.Buffer // [total_q, Hq, D], [total_k, Hkv, D], [total_k, Hkv, D]
 	O       *wgpu.Buffer // [total_q, Hq, D]
@@ -267,6 +269,9 @@ func (op *Op) prepareForward(a *attention.Args, t ForwardTensors) (*Call, error)
 		return nil, err
 	}
 	if err := checkBuffer(op.dev, "lse", t.LSE, int64(a.NumHeadsQ)*int64(a.TotalQ())*4); err != nil {
+		return nil, err
+	}
+	if err := checkAliasing([]namedBuffer{{"o", t.O}, {"lse", t.LSE}}, []namedBuffer{{"q", t.Q}, {"k", t.K}, {"v", t.V}}); err != nil {
 		return nil, err
 	}
 	if call, ok, err := op.tcForward(a, t); ok {

@@ -128,16 +128,17 @@ func forwardPlan(a *attention.Args, br, bc, piece int) fwdPlan {
 }
 
 // The scratch buffer part holds, for hq heads, blocks of br rows and head
-// dimension d, every piece's O (slot, head, row, d) and then its LSE (slot,
-// head, row).
+// dimension d, every piece's O (slot, head, row, d) and then its rows'
+// maxima and sums (slot, head, row group of 4: a vec4 of maxima, a vec4 of
+// sums).
 
-// lseOffset is where the pieces' LSE starts in part, in vec4s.
+// lseOffset is where the pieces' maxima and sums start in part, in vec4s.
 func (p fwdPlan) lseOffset(hq, br, d int) int { return p.nslots * hq * br * d / 4 }
 
 // partBytes is the size of part: at least 16 bytes, as the kernel binds it
 // even when nothing is split.
 func (p fwdPlan) partBytes(hq, br, d int) uint64 {
-	return uint64(max(16, 4*p.nslots*hq*br*(d+1)))
+	return uint64(max(16, 4*p.nslots*hq*br*(d+2)))
 }
 
 // plan lays out the forward's workgroups, choosing the split-KV piece from

@@ -121,8 +121,9 @@ func forwardPlan(a *attention.Args, br, bc, piece int) fwdPlan {
 }
 
 // partFloats is the size of the split-KV scratch in floats: every piece's
-// O (slot, head, row, d) and then its LSE (slot, head, row).
-func (p fwdPlan) partFloats(hq, br, d int) int { return p.nslots * hq * br * (d + 1) }
+// O (slot, head, row, d) and then its rows' maximum and sum (slot, head,
+// row, then m and l).
+func (p fwdPlan) partFloats(hq, br, d int) int { return p.nslots * hq * br * (d + 2) }
 
 // seqlensMeta returns cu_seqlens_q ++ cu_seqlens_k, with room for extra
 // more entries.

@@ -34,6 +34,9 @@ type demoFlags struct {
 	seed    uint64
 	tokens  int
 	newOp   func(*wgpu.Device) kernels // the operator (nil: gpu.New)
+	check   bool
+	// The training demo's.
+	steps, ranks, tokensPerRank int
 }
 
 // demoSize is the problem the demo runs on one kind of adapter.
@@ -50,25 +53,42 @@ func newDemoCmd(g *globalFlags) *cobra.Command {
 	f := &demoFlags{}
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Run a packed varlen batch on the best adapter and check it against the CPU reference",
-		Long: `Builds a packed varlen batch the way a CAD attention server sees one: whole
-documents of mixed lengths, CA-task shards (a query shard of a document with its
-whole causal KV prefix, so q_len < k_len) and an empty query segment, with
-grouped-query attention (4:1). It runs the forward pass (and the backward
-pass) on the adapter, checks every output against the float64 CPU reference
-and prints the time and throughput. It exits non-zero if any relative error
-exceeds 1e-4.
+		Short: "Train the tiny model with core attention disaggregated over the local adapters (--check: one attention batch against the CPU reference)",
+		Long: `Trains the tiny byte-level model for a few steps on the Go distribution's
+sources with core attention disaggregation: 4 logical ranks when there is one
+adapter (one per adapter, at least 4, otherwise), each running the linear
+layers on its share of every step while the CAD plan balances core attention
+over the ranks' attention servers. It prints the loss falling and, for the
+last steps, every rank's attention time under packing (every rank computes
+its own rows) and under CAD, on the same batches and weights, with the
+imbalance measured and predicted, and the loss both give.
 
-On a software adapter (lavapipe) the batch has 2048 query tokens, 8 query
-heads and D=64; on a GPU 16384 tokens, 16 heads and D=128.`,
+--check runs the attention operator instead: a packed varlen batch the way a
+CAD attention server sees one (whole documents of mixed lengths, CA-task
+shards whose queries see a longer KV prefix, an empty query segment, GQA 4:1),
+forward and backward, every output checked against the float64 CPU
+reference; it exits non-zero if any relative error exceeds 1e-4. On a
+software adapter (lavapipe) that batch has 2048 query tokens, 8 query heads
+and D=64; on a GPU 16384 tokens, 16 heads and D=128.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDemo(contextOf(cmd.Context()), g, f, cmd.OutOrStdout())
+			ctx := contextOf(cmd.Context())
+			if f.check {
+				return runDemo(ctx, g, f, cmd.OutOrStdout())
+			}
+			if cmd.Flags().Changed("tokens") {
+				return fmt.Errorf("demo: --tokens sizes --check's batch (the training demo takes --tokens-per-rank)")
+			}
+			return runDemoTrain(ctx, g, f, cmd, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
-	cmd.Flags().IntVar(&f.adapter, "adapter", 0, "adapter index (see coreattn devices; 0 is the best)")
-	cmd.Flags().Uint64Var(&f.seed, "seed", 1, "seed of the document lengths and the tensors")
-	cmd.Flags().IntVar(&f.tokens, "tokens", 0, "query tokens in the batch (0: 2048 on a CPU adapter, 16384 on a GPU)")
+	cmd.Flags().BoolVar(&f.check, "check", false, "run one packed attention batch, forward and backward, checked against the float64 reference")
+	cmd.Flags().IntVar(&f.adapter, "adapter", 0, "adapter index (see coreattn devices; 0 is the best); the training demo then uses it alone")
+	cmd.Flags().Uint64Var(&f.seed, "seed", 1, "seed of the weights and the data order (--check: of the batch)")
+	cmd.Flags().IntVar(&f.tokens, "tokens", 0, "--check: query tokens in the batch (0: 2048 on a CPU adapter, 16384 on a GPU)")
+	cmd.Flags().IntVar(&f.steps, "steps", 24, "training steps")
+	cmd.Flags().IntVar(&f.ranks, "ranks", 0, "trainer ranks (0: 4, or one per adapter where there are more)")
+	cmd.Flags().IntVar(&f.tokensPerRank, "tokens-per-rank", 0, "tokens of each rank per step (0: 256 on a CPU adapter, 2048 on a GPU)")
 	return cmd
 }
 

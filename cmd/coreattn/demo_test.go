@@ -67,7 +67,7 @@ func segArgsFLOPs(a *attention.Args, b int) float64 {
 }
 
 func TestDemoRuns(t *testing.T) {
-	stdout, _, err := execRoot(t, "demo", "--tokens", "128", "--seed", "2")
+	stdout, _, err := execRoot(t, "demo", "--check", "--tokens", "128", "--seed", "2")
 	require.NoError(t, err, stdout)
 	assert.Contains(t, stdout, "PASS")
 	m := regexp.MustCompile(`O rel err (\S+),`).FindStringSubmatch(stdout)
@@ -83,13 +83,44 @@ func TestDemoBadFlags(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"demo", "--tokens", "3"}, "--tokens"},
-		{[]string{"demo", "--tokens", "-5"}, "--tokens"},
+		{[]string{"demo", "--check", "--tokens", "3"}, "--tokens"},
+		{[]string{"demo", "--check", "--tokens", "-5"}, "--tokens"},
+		{[]string{"demo", "--check", "--adapter", "-2"}, "--adapter"},
+		{[]string{"demo", "--check", "--adapter", "42"}, "--adapter"},
+		{[]string{"demo", "--tokens", "128"}, "--tokens"},
 		{[]string{"demo", "--adapter", "-2"}, "--adapter"},
 		{[]string{"demo", "--adapter", "42"}, "--adapter"},
+		{[]string{"demo", "--steps", "1"}, "--steps"},
+		{[]string{"demo", "--tokens-per-rank", "33"}, "--tokens-per-rank"},
+		{[]string{"demo", "--ranks", "-1"}, "--ranks"},
 	} {
 		_, _, err := execRoot(t, c.args...)
 		require.Error(t, err, "%v", c.args)
 		assert.Contains(t, err.Error(), c.want)
 	}
+}
+
+// TestDemoTrains runs the training demo small: the loss falls, every rank
+// gets a line of the balance table, and packing and CAD give the same loss
+// on the same batch and weights.
+func TestDemoTrains(t *testing.T) {
+	stdout, _, err := execRoot(t, "demo", "--steps", "6", "--tokens-per-rank", "64")
+	require.NoError(t, err, stdout)
+	assert.Contains(t, stdout, "4 logical ranks share it")
+	losses := regexp.MustCompile(`step +\d+  loss ([0-9.]+)`).FindAllStringSubmatch(stdout, -1)
+	require.GreaterOrEqual(t, len(losses), 2, stdout)
+	first, err := strconv.ParseFloat(losses[0][1], 64)
+	require.NoError(t, err)
+	last, err := strconv.ParseFloat(losses[len(losses)-1][1], 64)
+	require.NoError(t, err)
+	assert.Less(t, last, first, "the loss falls")
+	for r := range 4 {
+		assert.Regexp(t, regexp.MustCompile(`(?m)^ +`+strconv.Itoa(r)+` +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+$`), stdout, "rank %d's balance", r)
+	}
+	m := regexp.MustCompile(`largest relative difference ([0-9.e+-]+)\)`).FindStringSubmatch(stdout)
+	require.NotNil(t, m, stdout)
+	rel, err := strconv.ParseFloat(m[1], 64)
+	require.NoError(t, err)
+	assert.LessOrEqual(t, rel, 1e-5, "packing and CAD give the same loss")
+	assert.Regexp(t, `imbalance \(max/mean\) +packing [0-9.]+ measured, [0-9.]+ predicted; +CAD [0-9.]+ measured, [0-9.]+ predicted`, stdout)
 }

@@ -220,8 +220,8 @@ func TestSizeFlagsBounded(t *testing.T) {
 		{[]string{"profile", "--q-lens", "16,2147483648", "--kv-lens", "64", "--out", filepath.Join(dir, "p.json")}, "--q-lens"},
 		{[]string{"profile", "--out", os.DevNull}, "--out"},
 		{[]string{"profile", "--out", dir}, "--out"},
-		{[]string{"demo", "--tokens", "-5"}, "--tokens"},
-		{[]string{"demo", "--tokens", "9223372036854775807"}, "--tokens"},
+		{[]string{"demo", "--check", "--tokens", "-5"}, "--tokens"},
+		{[]string{"demo", "--check", "--tokens", "9223372036854775807"}, "--tokens"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -43,6 +43,7 @@ type trainFlags struct {
 	benchSteps            int
 	peakTFLOPS            float64
 	jsonOut               bool
+	cluster               clusterFlags
 }
 
 func newTrainCmd(g *globalFlags) *cobra.Command {
@@ -109,7 +110,8 @@ attention and the rest.`,
 	fl.BoolVar(&f.bench, "bench", false, "measure tokens/s, MFU and the per-kernel breakdown instead of training")
 	fl.IntVar(&f.benchSteps, "bench-steps", 10, "timed steps of --bench (after two warm-up steps)")
 	fl.Float64Var(&f.peakTFLOPS, "peak-tflops", 0, "FMA peak for --bench's MFU, TFLOP/s (0: measure it)")
-	fl.BoolVar(&f.jsonOut, "json", false, "--bench: print one JSON object")
+	fl.BoolVar(&f.jsonOut, "json", false, "--bench, --compare: print one JSON object")
+	f.cluster.register(fl)
 	return cmd
 }
 
@@ -173,9 +175,12 @@ func (f *trainFlags) check() error {
 type session struct {
 	f       *trainFlags
 	cfg     trainConfig
-	dev     *wgpu.Device
+	dev     *wgpu.Device   // the first adapter
+	devs    []*wgpu.Device // every adapter of a cluster
 	corp    *corpus.Corpus
-	tr      *train.Trainer
+	tr      trainer        // one of:
+	single  *train.Trainer // one rank on one adapter
+	cl      *train.Cluster // --ranks
 	packer  *corpus.Packer
 	out     string
 	stdout  io.Writer
@@ -188,6 +193,12 @@ func runTrain(ctx context.Context, g *globalFlags, f *trainFlags, cmd *cobra.Com
 	if err := f.check(); err != nil {
 		return err
 	}
+	if err := f.cluster.check(cmd, f); err != nil {
+		return err
+	}
+	if len(f.cluster.from) > 0 {
+		return plotFromLogs(f.cluster.from, f.cluster.plot, stdout)
+	}
 	if f.out == "" {
 		f.out = filepath.Join("runs", f.preset)
 	}
@@ -196,18 +207,33 @@ func runTrain(ctx context.Context, g *globalFlags, f *trainFlags, cmd *cobra.Com
 	if err != nil {
 		return err
 	}
-	dev, err := openAdapter(g, "train", f.adapter)
-	if err != nil {
-		return err
+	if s.clustered() {
+		if s.devs, err = openClusterDevices(g, cmd, f); err != nil {
+			return err
+		}
+		defer closeAll(s.devs)
+		s.dev = s.devs[0]
+		if err := train.CheckLimits(s.cfg.Model, s.cfg.TokensPerRank, s.dev.Info()); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "adapters: %s\nmodel: %s, %d ranks × %d tokens per step\n", adapterNames(s.devs), s.cfg.Model, s.cfg.Ranks, s.cfg.TokensPerRank)
+	} else {
+		dev, err := openAdapter(g, "train", f.adapter)
+		if err != nil {
+			return err
+		}
+		defer dev.Close()
+		s.dev = dev
+		if err := train.CheckLimits(s.cfg.Model, s.cfg.Tokens, dev.Info()); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "adapter: %s\nmodel: %s, %d tokens per step\n", dev.Info(), s.cfg.Model, s.cfg.Tokens)
 	}
-	defer dev.Close()
-	s.dev = dev
-	if err := train.CheckLimits(s.cfg.Model, s.cfg.Tokens, dev.Info()); err != nil {
-		return err
-	}
-	fmt.Fprintf(stderr, "adapter: %s\nmodel: %s, %d tokens per step\n", dev.Info(), s.cfg.Model, s.cfg.Tokens)
 	if err := s.loadCorpus(ctx); err != nil {
 		return err
+	}
+	if f.cluster.compare {
+		return s.compare(ctx)
 	}
 	if err := s.newTrainer(resumed); err != nil {
 		return err
@@ -242,6 +268,13 @@ func (s *session) resolveConfig(cmd *cobra.Command) (resumed *trainConfig, err e
 	if tokens == 0 {
 		tokens = defaultTokens(f.preset)
 	}
+	ranks, perRank := 0, 0
+	if f.cluster.on(cmd) {
+		if ranks, perRank, err = f.cluster.shape(cmd, f.tokens, defaultTokens(f.preset)); err != nil {
+			return nil, err
+		}
+		tokens = ranks * perRank
+	}
 	opt := model.DefaultOptimizer()
 	opt.WeightDecay, opt.MaxGradNorm = f.wd, f.clip
 	if err := opt.Validate(); err != nil {
@@ -256,7 +289,10 @@ func (s *session) resolveConfig(cmd *cobra.Command) (resumed *trainConfig, err e
 		preset = "" // the dimensions were changed
 	}
 	s.cfg = trainConfig{Format: trainFormat, Preset: preset, Model: c, Optimizer: opt, Tokens: tokens, Seed: f.seed,
-		Schedule: model.Schedule{LR: lr}}
+		Schedule: model.Schedule{LR: lr}, Ranks: ranks, TokensPerRank: perRank}
+	if ranks > 0 {
+		s.cfg.Packing, s.cfg.NoPingPong = f.cluster.packing, f.cluster.noPingPong
+	}
 	return nil, nil
 }
 
@@ -302,11 +338,21 @@ func (s *session) loadCorpus(ctx context.Context) error {
 // for the seed, or the checkpoint's.
 func (s *session) newTrainer(resumed *trainConfig) error {
 	timed := s.f.timing && s.dev.Info().Timestamps
-	tr, err := train.New(s.dev, s.cfg.Model, train.Options{Tokens: s.cfg.Tokens, Optimizer: s.cfg.Optimizer, Timed: timed})
-	if err != nil {
-		return err
+	var err error
+	if s.clustered() {
+		// Host clocks time the ranks where the adapter has no timestamps.
+		if s.cl, err = s.newCluster(s.cfg.Packing, s.f.timing); err != nil {
+			return err
+		}
+		s.tr = s.cl
+		fmt.Fprintf(s.stderr, "ranks: %d over %d adapters, %.2f GB of device buffers\n", s.cl.Ranks(), s.cl.Devices(), float64(s.cl.DeviceBytes())/1e9)
+	} else {
+		if s.single, err = train.New(s.dev, s.cfg.Model, train.Options{Tokens: s.cfg.Tokens, Optimizer: s.cfg.Optimizer, Timed: timed}); err != nil {
+			return err
+		}
+		s.tr = s.single
 	}
-	s.tr = tr
+	tr := s.tr
 	if s.packer, err = corpus.NewPacker(s.corp.Train, s.cfg.Tokens, s.cfg.Seed); err != nil {
 		return err
 	}
@@ -349,6 +395,7 @@ type stepRecord struct {
 	GPUMS      map[string]float64 `json:"gpu_ms,omitempty"`
 	ValLoss    *float64           `json:"val_loss,omitempty"`
 	ValBPB     *float64           `json:"val_bpb,omitempty"`
+	*RanksRecord
 }
 
 // train runs the steps, validating, logging and checkpointing.
@@ -491,8 +538,12 @@ func (s *session) step(ctx context.Context, start time.Time, elapsed0 float64) (
 	}
 	step := s.tr.Steps() + 1
 	lr := s.cfg.Schedule.At(step)
+	mb := model.Batch{Tokens: b.Tokens, CuSeqlens: b.CuSeqlens}
+	if s.cl != nil {
+		return s.clusterStep(ctx, mb, lr, start, elapsed0)
+	}
 	t0 := time.Now()
-	res, err := s.tr.Step(ctx, model.Batch{Tokens: b.Tokens, CuSeqlens: b.CuSeqlens}, lr)
+	res, err := s.single.Step(ctx, mb, lr)
 	if err != nil {
 		return stepRecord{}, fmt.Errorf("step %d: %w", step, err)
 	}
@@ -559,7 +610,7 @@ func (s *session) stepsFor(ctx context.Context, d time.Duration, start time.Time
 	var step time.Duration
 	for i := range 3 { // the first compiles the attention kernels
 		t0 := time.Now()
-		if _, err := s.tr.Gradients(ctx, mb); err != nil {
+		if err := s.gradients(ctx, mb); err != nil {
 			return 0, err
 		}
 		if i > 0 {

@@ -38,7 +38,7 @@ func (s *session) bench(ctx context.Context) error {
 		b := s.packer.Next()
 		mb := model.Batch{Tokens: b.Tokens, CuSeqlens: b.CuSeqlens}
 		t0 := time.Now()
-		res, err := s.tr.Step(ctx, mb, lr)
+		res, err := s.single.Step(ctx, mb, lr)
 		return mb, res, time.Since(t0), err
 	}
 	s.tr.SetTimed(false)

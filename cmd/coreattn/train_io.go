@@ -42,6 +42,12 @@ type trainConfig struct {
 	Corpus     corpus.Identity `json:"corpus"`
 	TokensSeen int64           `json:"tokens_seen"`
 	ElapsedS   float64         `json:"elapsed_s"`
+	// A run of several ranks (--ranks): tokens_per_step is ranks ×
+	// tokens_per_rank.
+	Ranks         int  `json:"ranks,omitempty"`
+	TokensPerRank int  `json:"tokens_per_rank,omitempty"`
+	Packing       bool `json:"packing,omitempty"`
+	NoPingPong    bool `json:"no_pingpong,omitempty"`
 }
 
 // readTrainConfig reads and checks dir's config.json.
@@ -87,6 +93,10 @@ func (c *trainConfig) conflicts(cmd *cobra.Command, f *trainFlags) error {
 		{"head-dim", f.dims.HeadDim == c.Model.HeadDim, c.Model.HeadDim, f.dims.HeadDim},
 		{"ffn", f.dims.FFN == c.Model.FFN, c.Model.FFN, f.dims.FFN},
 		{"preset", f.preset == c.Preset, c.Preset, f.preset},
+		{"ranks", f.cluster.ranks == max(c.Ranks, 1), max(c.Ranks, 1), f.cluster.ranks},
+		{"tokens-per-rank", f.cluster.tokensPerRank == c.TokensPerRank, c.TokensPerRank, f.cluster.tokensPerRank},
+		{"packing", f.cluster.packing == c.Packing, c.Packing, f.cluster.packing},
+		{"no-pingpong", f.cluster.noPingPong == c.NoPingPong, c.NoPingPong, f.cluster.noPingPong},
 	}
 	for _, k := range checks {
 		if changed(k.flag) && !k.same {

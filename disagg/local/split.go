@@ -2,18 +2,21 @@ package local
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/coreattn/coreattn/attention"
 	"github.com/coreattn/coreattn/disagg/server"
+	"github.com/coreattn/coreattn/wgpu"
 )
 
-// A request whose tensors exceed the device's buffer limit is split into
-// smaller calls rather than failed: first between segments, then, for a
-// lone segment, between its query rows (each half with the key prefix its
-// rows see). Only a request that no split can fit (one query row's keys
-// exceed a buffer) is one the server can never take, and fails with
-// server.ErrUnusable.
+// A request whose tensors exceed the device's buffer limit, or whose call
+// fails with wgpu.ErrTooLarge (a scratch buffer of the operator beyond a
+// limit), is split into smaller calls rather than failed: first between
+// segments, then, for a lone segment, between its query rows (each half
+// with the key prefix its rows see). Only a request that no split can fit
+// (one query row is still too large) is one the server can never take, and
+// fails with server.ErrUnusable.
 
 // part is one piece of a split call: its arguments and the rows of the
 // parent call's Q-shaped [q0, q1) and K-shaped [k0, k1) tensors it covers.
@@ -46,8 +49,10 @@ func (s *Server) maxBytes() uint64 {
 
 // split cuts call a in two: at the segment boundary nearest half its query
 // rows, or, for one segment, between its query rows. It fails with
-// server.ErrUnusable when a cannot be cut into calls that fit.
-func (s *Server) split(a *attention.Args) ([2]part, error) {
+// server.ErrUnusable when a cannot be cut into calls that fit: tensors of
+// one query row beyond the limit, or, where the operator failed with
+// tooLarge (non-nil) although the tensors fit, a single query row.
+func (s *Server) split(a *attention.Args, tooLarge error) ([2]part, error) {
 	var out [2]part
 	if b := a.Batch(); b > 1 {
 		half, m := a.TotalQ()/2, 1
@@ -66,9 +71,12 @@ func (s *Server) split(a *attention.Args) ([2]part, error) {
 	// split helps.
 	last := *a
 	last.CuSeqlensQ, last.CuSeqlensK = []int32{0, min(1, int32(qLen))}, []int32{0, int32(kLen)}
-	if qLen < 2 || !s.fits(&last) {
+	if !s.fits(&last) {
 		return out, fmt.Errorf("%w: %s: a segment of %d query rows against %d keys needs %d bytes in one buffer, above the adapter's %d",
 			server.ErrUnusable, s.name, qLen, kLen, tensorBytes(&last), s.maxBytes())
+	}
+	if qLen < 2 {
+		return out, fmt.Errorf("%w: %s: one query row against %d keys: %w", server.ErrUnusable, s.name, kLen, tooLarge)
 	}
 	m := qLen / 2
 	k1 := kLen // non-causal rows see every key
@@ -106,8 +114,13 @@ func lseRows(lse []float32, hq, tq, r0, r1 int) []float32 {
 
 // forward runs the forward of a, split until each call fits.
 func (s *Server) forward(ctx context.Context, a *attention.Args, q, k, v []float32) (o, lse []float32, st attention.Stats, err error) {
+	var tooLarge error
 	if s.fits(a) {
-		return s.op.ForwardTimed(ctx, a, q, k, v)
+		o, lse, st, err = s.op.ForwardTimed(ctx, a, q, k, v)
+		if !errors.Is(err, wgpu.ErrTooLarge) {
+			return o, lse, st, err
+		}
+		tooLarge = err
 	}
 	if err := a.Validate(); err != nil {
 		return nil, nil, st, err
@@ -118,7 +131,7 @@ func (s *Server) forward(ctx context.Context, a *attention.Args, q, k, v []float
 	if a.TotalQ() == 0 {
 		return []float32{}, []float32{}, st, nil // no query row: nothing to compute
 	}
-	parts, err := s.split(a)
+	parts, err := s.split(a, tooLarge)
 	if err != nil {
 		return nil, nil, st, err
 	}
@@ -142,8 +155,13 @@ func (s *Server) forward(ctx context.Context, a *attention.Args, q, k, v []float
 // backward runs the backward of a, split until each call fits; the dK and
 // dV of parts that share key rows are summed.
 func (s *Server) backward(ctx context.Context, a *attention.Args, q, k, v, o, lse, do []float32) (dq, dk, dv []float32, st attention.Stats, err error) {
+	var tooLarge error
 	if s.fits(a) {
-		return s.op.BackwardTimed(ctx, a, q, k, v, o, lse, do)
+		dq, dk, dv, st, err = s.op.BackwardTimed(ctx, a, q, k, v, o, lse, do)
+		if !errors.Is(err, wgpu.ErrTooLarge) {
+			return dq, dk, dv, st, err
+		}
+		tooLarge = err
 	}
 	if err := a.Validate(); err != nil {
 		return nil, nil, nil, st, err
@@ -154,7 +172,7 @@ func (s *Server) backward(ctx context.Context, a *attention.Args, q, k, v, o, ls
 	if a.TotalQ() == 0 { // no query row: no gradient
 		return []float32{}, make([]float32, len(k)), make([]float32, len(v)), st, nil
 	}
-	parts, err := s.split(a)
+	parts, err := s.split(a, tooLarge)
 	if err != nil {
 		return nil, nil, nil, st, err
 	}

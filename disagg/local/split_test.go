@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/coreattn/coreattn/attention"
+	"github.com/coreattn/coreattn/attention/gpu"
 	"github.com/coreattn/coreattn/disagg/server"
 	"github.com/coreattn/coreattn/wgpu"
 )
@@ -83,4 +84,39 @@ func TestPing(t *testing.T) {
 	assert.ErrorIs(t, s.Ping(ctx), server.ErrUnusable)
 	require.NoError(t, s.Close())
 	assert.ErrorIs(t, s.Ping(ctx), server.ErrUnusable)
+}
+
+// TestSplitOnScratchLimit runs a backward whose tensors fit the buffer
+// limit but whose operator's scratch does not (dS stored under a small
+// cap: the call fails with wgpu.ErrTooLarge): the server splits it until
+// the pieces fit and returns what one call would; where not even one query
+// row's scratch fits, the request is server.ErrUnusable, naming the server.
+func TestSplitOnScratchLimit(t *testing.T) {
+	ctx := context.Background()
+	dev, err := wgpu.OpenBest(wgpu.Options{})
+	require.NoError(t, err)
+	defer dev.Close()
+	a := &attention.Args{CuSeqlensQ: []int32{0, 150}, CuSeqlensK: []int32{0, 230}, NumHeadsQ: 4, NumHeadsKV: 2, HeadDim: 32, Causal: true}
+	q, k, v, do := inputs(a, 7)
+	o, lse, err := attention.Reference{}.Forward(ctx, a, q, k, v)
+	require.NoError(t, err)
+	wantDQ, wantDK, wantDV, err := attention.Reference{}.Backward(ctx, a, q, k, v, o, lse, do)
+	require.NoError(t, err)
+	req := &server.BackwardRequest{Args: a, Q: q, K: k, V: v, O: o, LSE: lse, DO: do}
+
+	s := NewServer("capped", gpu.NewWithOptions(dev, gpu.Options{DQ: gpu.DQStored, DSScratch: 128 << 10}))
+	require.True(t, s.fits(a), "the tensors must fit")
+	_, _, _, err = s.Op().Backward(ctx, a, q, k, v, o, lse, do)
+	require.ErrorIs(t, err, wgpu.ErrTooLarge, "the case must need a split")
+	br, err := s.Backward(ctx, req)
+	require.NoError(t, err)
+	assert.LessOrEqual(t, attention.RelError(br.DQ, f64(wantDQ)), 1e-4, "dQ")
+	assert.LessOrEqual(t, attention.RelError(br.DK, f64(wantDK)), 1e-4, "dK")
+	assert.LessOrEqual(t, attention.RelError(br.DV, f64(wantDV)), 1e-4, "dV")
+
+	tiny := NewServer("tiny", gpu.NewWithOptions(dev, gpu.Options{DQ: gpu.DQStored, DSScratch: 1 << 10}))
+	_, err = tiny.Backward(ctx, req)
+	assert.ErrorIs(t, err, server.ErrUnusable)
+	assert.ErrorIs(t, err, wgpu.ErrTooLarge)
+	assert.ErrorContains(t, err, "tiny")
 }
