@@ -7,6 +7,7 @@
 #   scripts/train_gpu.sh speed OUT   # tokens/s, MFU and breakdown of small and base, beside the twin (fp32, bf16)   ~4 min
 #   scripts/train_gpu.sh twin OUT    # small, 200 steps, ours and the twin from the same init and batches            ~3 min
 #   scripts/train_gpu.sh base OUT    # base for 8 minutes on the default corpus, validation vs xz -9, a sample        ~9.5 min
+#   scripts/train_gpu.sh host OUT    # small and base at --max-doc 2048 and uncut: steps run ahead vs one at a time    ~2 min
 #
 # The device has no Go: the corpus travels as .dev/gosrc.tar.xz and is
 # unpacked where the binary looks for GOROOT (/usr/local/go, as built here),
@@ -16,7 +17,7 @@
 # GOROOT_DIR (default /usr/local/go, where the binary built here looks).
 # Each stage leaves at most 7 files in OUT (the device returns 8).
 set -uo pipefail
-stage=${1:?usage: scripts/train_gpu.sh prepare|speed|twin|base [OUT]}
+stage=${1:?usage: scripts/train_gpu.sh prepare|speed|twin|base|host [OUT]}
 bin=${COREATTN:-.dev/coreattn}
 xz_bpb=${XZ_BPB:-1.831}
 
@@ -93,6 +94,25 @@ base)
 	cp "$out/run/loss.png" "$out/loss.png"
 	cp "$out/run/checkpoint/config.json" "$out/config.json"
 	rm -rf "$out/run"
+	;;
+host)
+	# Each bench: steps submitted ahead of the previous one's results
+	# (step_ms, tokens/s), the host's own time per step (host_ms), the
+	# step one at a time (sync_step_ms) and the GPU's (gpu_ms, timestamps).
+	for p in ${PRESETS:-small base}; do
+		for cut in 2048 0; do
+			"$bin" train --bench --preset "$p" --max-doc "$cut" --json 2>> "$out/errors.txt" |
+				sed "s/^{/{\"max_doc\":$cut,/" >> "$out/host.jsonl" || echo "$p --max-doc $cut failed" >&2
+		done
+	done
+	python3 - "$out/host.jsonl" <<'PY' | tee "$out/host.txt"
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    g = sum(r.get("gpu_ms", {}).values())
+    print(f"{r.get('preset') or r['model']:6} max-doc {r['max_doc']:>4}: {r['tokens_per_s']:>8.0f} tokens/s  step {r['step_ms']:.1f} ms  "
+          f"host {r['host_ms']:.1f} ms  one at a time {r['sync_step_ms']:.1f} ms  GPU (timestamps) {g:.1f} ms")
+PY
 	;;
 *)
 	echo "unknown stage $stage" >&2

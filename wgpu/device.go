@@ -3,6 +3,7 @@ package wgpu
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/coreattn/coreattn/wgpu/internal/backend"
 )
@@ -67,6 +68,18 @@ func (d *Device) Close() error {
 // Err reports why the device cannot take work (an error wrapping ErrClosed
 // or ErrDeviceLost), or nil.
 func (d *Device) Err() error { return d.impl.Err() }
+
+// WaitTime is the total time callers have spent waiting for the device:
+// polling until its work finished, mapping buffers, and submitting (a
+// driver may hold a submission until the previous one has run: lavapipe
+// does). A loop's wall time less its WaitTime is what the host spent on
+// its own, the time a GPU idles unless the host works ahead of it.
+func (d *Device) WaitTime() time.Duration { return d.impl.WaitTime() }
+
+// BuffersCreated is the number of device buffers created so far, of every
+// kind the runtime makes (storage, uniform, staging, timestamp), for
+// checking that a warm loop allocates nothing on the device.
+func (d *Device) BuffersCreated() int64 { return d.impl.BuffersCreated() }
 
 // Wait blocks until all submitted work has finished.
 func (d *Device) Wait(ctx context.Context) error { return d.impl.Wait(ctx) }

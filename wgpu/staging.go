@@ -172,7 +172,7 @@ func (r *ring) fill(s *slot) error {
 	if err := t.g.Usable(); err != nil {
 		return err
 	}
-	buf, err := t.g.WGPU().CreateBuffer(&webgpu.BufferDescriptor{Label: label, Size: t.opts.ChunkBytes, Usage: usage, MappedAtCreation: r.write})
+	buf, err := t.g.CreateBuffer(&webgpu.BufferDescriptor{Label: label, Size: t.opts.ChunkBytes, Usage: usage, MappedAtCreation: r.write})
 	if err != nil {
 		return fmt.Errorf("%s of %d bytes: %w", label, t.opts.ChunkBytes, err)
 	}
@@ -255,24 +255,36 @@ func (t *Transfer) unmapLocked(s *slot) error {
 // device copy takes about a millisecond on a PCIe 5 link.
 const maxPollPause = 100 * time.Microsecond
 
-// waitMap polls the device until the map behind f completes or ctx ends.
-// Each poll holds the device lock for a non-blocking wgpuDevicePoll only
-// (never a blocking one: wgpu-core 0.17 gives up on those after 5 s; see
-// Device.drain).
+// waitMap polls the device until the map behind f completes or ctx ends
+// (see waitFlag), and counts the time.
 func (t *Transfer) waitMap(ctx context.Context, f mapFlag) (webgpu.BufferMapAsyncStatus, error) {
 	if done, status := f.done(); done {
 		return status, nil
 	}
 	start := time.Now()
 	defer func() { t.stats.waitTime.Add(int64(time.Since(start))) }()
+	return waitFlag(ctx, t.g, f, maxPollPause)
+}
+
+// waitFlag polls g until the map behind f completes or ctx ends, sleeping
+// between polls up to maxPause, and adds the time to g's WaitTime. Each
+// poll holds the device lock for a non-blocking wgpuDevicePoll only (never
+// a blocking one: wgpu-core 0.17 gives up on those after 5 s; see
+// gowebgpu's drain), so other goroutines keep submitting meanwhile.
+func waitFlag(ctx context.Context, g *gowebgpu.Device, f mapFlag, maxPause time.Duration) (webgpu.BufferMapAsyncStatus, error) {
+	if done, status := f.done(); done {
+		return status, nil
+	}
+	start := time.Now()
+	defer func() { g.AddWait(time.Since(start)) }()
 	wait := 2 * time.Microsecond
 	for {
-		t.g.Lock()
-		err := t.g.Usable()
+		g.Lock()
+		err := g.Usable()
 		if err == nil {
-			t.g.WGPU().Poll(false, nil)
+			g.WGPU().Poll(false, nil)
 		}
-		t.g.Unlock()
+		g.Unlock()
 		if done, status := f.done(); done {
 			return status, nil
 		}
@@ -283,7 +295,7 @@ func (t *Transfer) waitMap(ctx context.Context, f mapFlag) (webgpu.BufferMapAsyn
 			return 0, err
 		}
 		pause.Poll(wait)
-		wait = min(2*wait, maxPollPause)
+		wait = min(2*wait, maxPause)
 	}
 }
 

@@ -257,6 +257,14 @@ func (r raw) copy(src *webgpu.Buffer, srcOff uint64, dst *webgpu.Buffer, dstOff,
 	return nil
 }
 
+func (r raw) mapRead(staging *webgpu.Buffer, size uint64, f mapFlag, e cerr) error {
+	e.reset()
+	if C.ca_map(r.device, bufferRef(staging), C.CA_MAP_READ, C.uint64_t(size), f.p, e.p) != 0 {
+		return e.err()
+	}
+	return nil
+}
+
 func (r raw) unmap(staging *webgpu.Buffer, e cerr) error {
 	e.reset()
 	if C.ca_unmap(r.device, bufferRef(staging), e.p) != 0 {

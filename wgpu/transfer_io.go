@@ -275,7 +275,7 @@ func (t *Transfer) uploadMappedAtCreation(ctx context.Context, dst *Buffer, off 
 			t.g.Unlock()
 			return err
 		}
-		buf, err := t.g.WGPU().CreateBuffer(&webgpu.BufferDescriptor{Label: "coreattn upload chunk", Size: n, Usage: webgpu.BufferUsage_MapWrite | webgpu.BufferUsage_CopySrc, MappedAtCreation: true})
+		buf, err := t.g.CreateBuffer(&webgpu.BufferDescriptor{Label: "coreattn upload chunk", Size: n, Usage: webgpu.BufferUsage_MapWrite | webgpu.BufferUsage_CopySrc, MappedAtCreation: true})
 		var p []byte
 		if err == nil {
 			p = hostBytes(mapped(buf, n), n)

@@ -387,17 +387,15 @@ func (op *Op) prepareBackward(a *attention.Args, t BackwardTensors, dqT, kvT sha
 		DSTileOff:  uint32(dsPOff),
 		WideGridX:  wideGrid[0],
 	}
-	pbuf, err := wgpu.UploadUniform(op.dev, "attn_bwd params", params.Words())
+	pbuf, err := op.uniform(call, "attn_bwd params", params.Words())
 	if err != nil {
 		return nil, fmt.Errorf("attention: %w", err)
 	}
-	call.owned = append(call.owned, pbuf)
-	mbuf, err := wgpu.Upload(op.dev, "attn_bwd meta", meta)
+	mbuf, err := op.table(call, "attn_bwd meta", meta)
 	if err != nil {
 		call.Release()
 		return nil, fmt.Errorf("attention: %w", err)
 	}
-	call.owned = append(call.owned, mbuf)
 	// Scratch: Delta, then the fixed-point scales; the bound's two maxima;
 	// with dQ fused, its accumulator. They are zero when created, and the
 	// cast pass clears the bound and the accumulator for the next run.
@@ -419,11 +417,10 @@ func (op *Op) prepareBackward(a *attention.Args, t BackwardTensors, dqT, kvT sha
 		scratches = append(scratches, scratch{&k32, "attn_bwd k as f32", wideKBytes(a)})
 	}
 	for _, b := range scratches {
-		if *b.buf, err = op.dev.NewBuffer(b.label, b.size); err != nil {
+		if *b.buf, err = op.scratch(call, b.label, b.size); err != nil {
 			call.Release()
 			return nil, fmt.Errorf("attention: %w", err)
 		}
-		call.owned = append(call.owned, *b.buf)
 	}
 	if kvT.FusedDQ && nq > 0 && nkv > 0 {
 		call.dispatches = append(call.dispatches, wgpu.Dispatch{

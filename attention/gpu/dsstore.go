@@ -123,12 +123,11 @@ func (op *Op) storedPasses(call *Call, a *attention.Args, plan dsPlan, params sh
 	for hk0 := 0; hk0 < a.NumHeadsKV; hk0 += plan.heads {
 		heads := min(plan.heads, a.NumHeadsKV-hk0)
 		params.HK0 = uint32(hk0)
-		pbuf, err := wgpu.UploadUniform(op.dev, fmt.Sprintf("attn_bwd params, KV heads %d-%d", hk0, hk0+heads-1), params.Words())
+		pbuf, err := op.uniform(call, fmt.Sprintf("attn_bwd params, KV heads %d-%d", hk0, hk0+heads-1), params.Words())
 		if err != nil {
 			call.Release()
 			return nil, fmt.Errorf("attention: %w", err)
 		}
-		call.owned = append(call.owned, pbuf)
 		if nkv > 0 {
 			bufs := []*wgpu.Buffer{pbuf, b.meta, b.t.Q, b.t.K, b.t.V, b.t.DO, b.t.LSE, b.delta, b.t.DK, b.t.DV, b.dsBuf}
 			if b.wideK != nil {

@@ -20,6 +20,7 @@ import (
 type Op struct {
 	dev  *wgpu.Device
 	opts Options
+	ws   *Workspace // where launches take their buffers (nil: their own)
 }
 
 // Options tune an Op. The zero value picks every tile shape from the
@@ -320,19 +321,18 @@ func (op *Op) prepareForward(a *attention.Args, t ForwardTensors) (*Call, error)
 	}
 	bufs := make([]*wgpu.Buffer, 3)
 	for i, mk := range []func() (*wgpu.Buffer, error){
-		func() (*wgpu.Buffer, error) { return wgpu.UploadUniform(op.dev, "attn_fwd params", params.Words()) },
-		func() (*wgpu.Buffer, error) { return wgpu.Upload(op.dev, "attn_fwd meta", plan.meta) },
+		func() (*wgpu.Buffer, error) { return op.uniform(call, "attn_fwd params", params.Words()) },
+		func() (*wgpu.Buffer, error) { return op.table(call, "attn_fwd meta", plan.meta) },
 		func() (*wgpu.Buffer, error) {
-			return op.dev.NewBuffer("attn_fwd split-kv partials", plan.partBytes(a.NumHeadsQ, tiling.BR(), a.HeadDim))
+			return op.scratch(call, "attn_fwd split-kv partials", plan.partBytes(a.NumHeadsQ, tiling.BR(), a.HeadDim))
 		},
 	} {
 		if bufs[i], err = mk(); err != nil {
-			releaseAll(bufs[:i]...)
+			call.Release()
 			return nil, fmt.Errorf("attention: %w", err)
 		}
 	}
 	pbuf, mbuf, part := bufs[0], bufs[1], bufs[2]
-	call.owned = bufs
 	call.dispatches = []wgpu.Dispatch{{
 		Label:      "attn_fwd",
 		Pipeline:   pipe,

@@ -192,9 +192,9 @@ func (op *Op) tcBackward(a *attention.Args, t BackwardTensors) (*Call, bool, err
 		map[string]*wgpu.Buffer{"q": t.Q, "k": t.K, "v": t.V, "o": t.O, "lse": t.LSE, "do": t.DO, "dq": t.DQ, "dk": t.DK, "dv": t.DV})
 }
 
-// bind creates the buffers launch l owns, compiles (or fetches) its
-// kernels and returns its dispatches over tensors, with explicit binding
-// slots.
+// bind gives launch l its own buffers (from the Op's workspace, or the
+// call's), compiles (or fetches) its kernels and returns its dispatches
+// over tensors, with explicit binding slots.
 func (op *Op) bind(l *tc.Launch, tensors map[string]*wgpu.Buffer) (*Call, error) {
 	call := &Call{Tiling: l.Tiling, Kernels: KernelsTensorCore}
 	bufs := make(map[string]*wgpu.Buffer, len(tensors)+len(l.Buffers))
@@ -215,19 +215,18 @@ func (op *Op) bind(l *tc.Launch, tensors map[string]*wgpu.Buffer) (*Call, error)
 		copy(words, spec.Init)
 		var b *wgpu.Buffer
 		var err error
-		switch {
+		switch { // the Op's workspace's buffers, or the call's own (workspace.go)
 		case spec.Uniform:
-			b, err = wgpu.UploadUniform(op.dev, spec.Name, words)
+			b, err = op.uniform(call, spec.Name, words)
 		case spec.Init != nil:
-			b, err = wgpu.Upload(op.dev, spec.Name, words)
+			b, err = op.table(call, spec.Name, words)
 		default:
-			b, err = op.dev.NewBuffer(spec.Name, spec.Bytes)
+			b, err = op.scratch(call, spec.Name, spec.Bytes)
 		}
 		if err != nil {
 			call.Release()
 			return nil, fmt.Errorf("attention: %w", err)
 		}
-		call.owned = append(call.owned, b)
 		bufs[spec.Name] = b
 	}
 	for _, d := range l.Dispatches {

@@ -454,45 +454,45 @@ func (s *session) train(ctx context.Context, resumed *trainConfig) error {
 	if f.duration > 0 {
 		deadline = start.Add(f.duration)
 	}
-	interrupted := false
+	interrupted, timeUp := false, false
 	elapsed0, first := s.cfg.ElapsedS, s.tr.Steps()
-	for s.tr.Steps() < total {
-		if stop.Err() != nil || (f.stopAfter > 0 && s.tr.Steps()-first == f.stopAfter) {
-			interrupted = true
+	// One step runs ahead: step n+1 is submitted before step n's results
+	// are read, so that the GPU never waits for the host in between. A
+	// step that validates or checkpoints is read first, on the weights it
+	// left; stopping (Ctrl-C, --stop-after, --time) submits nothing more
+	// and reads the step in flight.
+	var inflight *stepInFlight
+	lastRead := time.Now() // when the host last had a step's results
+	for {
+		var next *stepInFlight
+		if s.tr.Steps() < total && !interrupted && !timeUp && (inflight == nil || !s.settles(inflight.step, total)) {
+			switch {
+			case stop.Err() != nil || (f.stopAfter > 0 && s.tr.Steps()-first == f.stopAfter):
+				interrupted = true
+			case !deadline.IsZero() && time.Now().After(deadline):
+				timeUp = true
+				fmt.Fprintf(s.stderr, "\n--time %s reached at step %d of %d\n", f.duration, s.tr.Steps(), total)
+			default:
+				var err error
+				if next, err = s.submitStep(ctx, start, elapsed0); err != nil {
+					return err
+				}
+			}
+		}
+		if inflight == nil && next == nil {
 			break
 		}
-		if !deadline.IsZero() && time.Now().After(deadline) {
-			fmt.Fprintf(s.stderr, "\n--time %s reached at step %d of %d\n", f.duration, s.tr.Steps(), total)
-			break
-		}
-		rec, err := s.step(ctx, start, elapsed0)
-		if err != nil {
-			return err
-		}
-		step := rec.Step
-		if f.valEvery > 0 && step%f.valEvery == 0 && step < total {
-			if err := s.validate(ctx, &rec, f.valBatches); err != nil {
+		if inflight != nil {
+			rec, err := s.finishStep(ctx, inflight, lastRead, start, elapsed0)
+			if err != nil {
+				return err
+			}
+			lastRead = time.Now()
+			if err := s.record(ctx, rec, total, bar, lineEvery, start, elapsed0); err != nil {
 				return err
 			}
 		}
-		if err := s.log.Write(rec); err != nil {
-			return err
-		}
-		if bar != nil {
-			bar.Describe(fmt.Sprintf("loss %.3f  %s tok/s", rec.Loss, humanRate(rec.TokensPerS)))
-			bar.Set(step)
-		} else if f.progress && (step == 1 || step%lineEvery == 0 || rec.ValBPB != nil) {
-			line := fmt.Sprintf("step %d/%d  loss %.4f  %s tok/s", step, total, rec.Loss, humanRate(rec.TokensPerS))
-			if rec.ValBPB != nil {
-				line += fmt.Sprintf("  validation %.4f bits per byte", *rec.ValBPB)
-			}
-			fmt.Fprintln(s.stderr, line)
-		}
-		if f.ckptEvery > 0 && step%f.ckptEvery == 0 && step < total {
-			if err := s.checkpoint(ctx, start, elapsed0); err != nil {
-				return err
-			}
-		}
+		inflight = next
 	}
 	// A second Ctrl-C from here on stops the process at once: the
 	// checkpoint is written atomically, so the previous one survives.
@@ -528,31 +528,102 @@ func (s *session) train(ctx context.Context, resumed *trainConfig) error {
 	return nil
 }
 
-// step trains one step on the packer's next batch.
-func (s *session) step(ctx context.Context, start time.Time, elapsed0 float64) (stepRecord, error) {
+// settles reports whether step must be read before the next is submitted:
+// it validates or checkpoints, which must see the weights it left.
+func (s *session) settles(step, total int) bool {
+	f := s.f
+	if step >= total {
+		return false // the end validates and checkpoints after the loop
+	}
+	return (f.valEvery > 0 && step%f.valEvery == 0) || (f.ckptEvery > 0 && step%f.ckptEvery == 0)
+}
+
+// record validates, logs, shows and checkpoints a finished step.
+func (s *session) record(ctx context.Context, rec stepRecord, total int, bar *progressbar.ProgressBar, lineEvery int, start time.Time, elapsed0 float64) error {
+	f := s.f
+	step := rec.Step
+	if f.valEvery > 0 && step%f.valEvery == 0 && step < total {
+		if err := s.validate(ctx, &rec, f.valBatches); err != nil {
+			return err
+		}
+	}
+	if err := s.log.Write(rec); err != nil {
+		return err
+	}
+	if bar != nil {
+		bar.Describe(fmt.Sprintf("loss %.3f  %s tok/s", rec.Loss, humanRate(rec.TokensPerS)))
+		bar.Set(step)
+	} else if f.progress && (step == 1 || step%lineEvery == 0 || rec.ValBPB != nil) {
+		line := fmt.Sprintf("step %d/%d  loss %.4f  %s tok/s", step, total, rec.Loss, humanRate(rec.TokensPerS))
+		if rec.ValBPB != nil {
+			line += fmt.Sprintf("  validation %.4f bits per byte", *rec.ValBPB)
+		}
+		fmt.Fprintln(s.stderr, line)
+	}
+	if f.ckptEvery > 0 && step%f.ckptEvery == 0 && step < total {
+		if err := s.checkpoint(ctx, start, elapsed0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stepInFlight is a submitted step whose results are not read yet.
+type stepInFlight struct {
+	step    int
+	lr      float64
+	tokens  int
+	at      time.Time      // when it was submitted
+	pending *train.Pending // one adapter
+	rec     *stepRecord    // ranks: read already
+}
+
+// submitStep submits a step on the packer's next batch: on one adapter
+// without waiting for the GPU, with ranks to the end.
+func (s *session) submitStep(ctx context.Context, start time.Time, elapsed0 float64) (*stepInFlight, error) {
 	b := s.packer.Next()
 	if s.batches != nil {
 		if err := s.batches.Write(b); err != nil {
-			return stepRecord{}, err
+			return nil, err
 		}
 	}
 	step := s.tr.Steps() + 1
 	lr := s.cfg.Schedule.At(step)
 	mb := model.Batch{Tokens: b.Tokens, CuSeqlens: b.CuSeqlens}
 	if s.cl != nil {
-		return s.clusterStep(ctx, mb, lr, start, elapsed0)
+		rec, err := s.clusterStep(ctx, mb, lr, start, elapsed0)
+		return &stepInFlight{step: step, rec: &rec}, err
 	}
-	t0 := time.Now()
-	res, err := s.single.Step(ctx, mb, lr)
+	at := time.Now()
+	p, err := s.single.Submit(ctx, mb, lr)
 	if err != nil {
-		return stepRecord{}, fmt.Errorf("step %d: %w", step, err)
+		return nil, fmt.Errorf("step %d: %w", step, err)
+	}
+	return &stepInFlight{step: step, lr: lr, tokens: len(b.Tokens), at: at, pending: p}, nil
+}
+
+// finishStep waits for a submitted step's results and makes its record.
+// Its time runs from its submission, or from since (when the host had
+// the previous step's results) if that came later: with one step running
+// ahead, the time between two steps' results.
+func (s *session) finishStep(ctx context.Context, f *stepInFlight, since, start time.Time, elapsed0 float64) (stepRecord, error) {
+	if f.rec != nil {
+		return *f.rec, nil
+	}
+	res, err := f.pending.Wait(ctx)
+	if err != nil {
+		return stepRecord{}, fmt.Errorf("step %d: %w", f.step, err)
 	}
 	if math.IsNaN(res.Loss) || math.IsInf(res.Loss, 0) {
-		return stepRecord{}, fmt.Errorf("step %d: the loss is %v (lower --lr?)", step, res.Loss)
+		return stepRecord{}, fmt.Errorf("step %d: the loss is %v (lower --lr?)", f.step, res.Loss)
 	}
-	d := time.Since(t0)
-	rec := stepRecord{Step: step, Loss: res.Loss, GradNorm: res.GradNorm, Clip: res.Clip, LR: lr, Tokens: len(b.Tokens),
-		TokensPerS: float64(len(b.Tokens)) / d.Seconds(), StepMS: ms(d), ElapsedS: elapsed0 + time.Since(start).Seconds()}
+	from := f.at
+	if since.After(from) {
+		from = since
+	}
+	d := time.Since(from)
+	rec := stepRecord{Step: f.step, Loss: res.Loss, GradNorm: res.GradNorm, Clip: res.Clip, LR: f.lr, Tokens: f.tokens,
+		TokensPerS: float64(f.tokens) / d.Seconds(), StepMS: ms(d), ElapsedS: elapsed0 + time.Since(start).Seconds()}
 	if res.Timing.Timestamps {
 		rec.GPUMS = map[string]float64{}
 		for c := train.ClassGEMM; c <= train.ClassOther; c++ {
@@ -560,6 +631,16 @@ func (s *session) step(ctx context.Context, start time.Time, elapsed0 float64) (
 		}
 	}
 	return rec, nil
+}
+
+// step trains one step on the packer's next batch and waits for it.
+func (s *session) step(ctx context.Context, start time.Time, elapsed0 float64) (stepRecord, error) {
+	t0 := time.Now()
+	f, err := s.submitStep(ctx, start, elapsed0)
+	if err != nil {
+		return stepRecord{}, err
+	}
+	return s.finishStep(ctx, f, t0, start, elapsed0)
 }
 
 // validate evaluates the validation split (its first maxBatches batches,
@@ -607,15 +688,12 @@ func (s *session) stepsFor(ctx context.Context, d time.Duration, start time.Time
 	}
 	b := p.Next()
 	mb := model.Batch{Tokens: b.Tokens, CuSeqlens: b.CuSeqlens}
-	var step time.Duration
-	for i := range 3 { // the first compiles the attention kernels
-		t0 := time.Now()
-		if err := s.gradients(ctx, mb); err != nil {
-			return 0, err
-		}
-		if i > 0 {
-			step += time.Since(t0) / 2
-		}
+	if err := s.gradients(ctx, mb); err != nil { // compiles the attention kernels
+		return 0, err
+	}
+	step, err := s.gradientTime(ctx, mb, 3)
+	if err != nil {
+		return 0, err
 	}
 	step = step * 21 / 20 // and the optimizer
 	var val time.Duration

@@ -153,6 +153,38 @@ func (s *session) gradients(ctx context.Context, b model.Batch) error {
 	return err
 }
 
+// gradientTime is the time of one gradient step, measured over n steps on
+// b that change nothing: on one adapter each submitted before the previous
+// one's results are read, as training runs them.
+func (s *session) gradientTime(ctx context.Context, b model.Batch, n int) (time.Duration, error) {
+	t0 := time.Now()
+	if s.cl != nil {
+		for range n {
+			if _, err := s.cl.Gradients(ctx, b); err != nil {
+				return 0, err
+			}
+		}
+		return time.Since(t0) / time.Duration(n), nil
+	}
+	var prev *train.Pending
+	for range n {
+		p, err := s.single.SubmitGradients(ctx, b)
+		if err != nil {
+			return 0, err
+		}
+		if prev != nil {
+			if _, err := prev.Wait(ctx); err != nil {
+				return 0, err
+			}
+		}
+		prev = p
+	}
+	if _, err := prev.Wait(ctx); err != nil {
+		return 0, err
+	}
+	return time.Since(t0) / time.Duration(n), nil
+}
+
 // openClusterDevices opens the adapters the ranks are dealt over: --adapter
 // alone, --adapters, or every adapter of the best one's type (so that a
 // GPU machine's software adapter takes no rank), at most one per rank.

@@ -24,7 +24,10 @@ type Part struct {
 // Q, K, V (after RoPE) in, O and LSE out, and their backward. A step calls
 // Plan once with its parts, then Forward for every layer in order, then
 // Backward for every layer in reverse order, each with one tensor set per
-// part (in Plan's order), then Done once the step's work has completed.
+// part (in Plan's order), then Done once the step's work has been
+// submitted. The work may still be running then, and when the next step's
+// Plan comes: what it uses must stay alive and unchanged until the device
+// has run it (the queue's order makes writes submitted later safe).
 //
 // Forward and Backward record their work on the parts' streams, after
 // the work recorded before them; an implementation that moves rows
@@ -41,23 +44,28 @@ type Attention interface {
 // OpAttention runs each part's attention where its tensors live, with the
 // varlen operator of package attention/gpu.
 //
-// Today's operator allocates each launch's parameter, tile-table and
-// scratch buffers when it is prepared, so OpAttention prepares the step's
-// 2L launches as it records them and frees them in Done: the step
-// allocates those small buffers (and, for the backward, the fixed-point
-// dQ accumulator or dS scratch of each layer).
+// It prepares the step's 2L launches as it records them, in a
+// gpu.Workspace per device: the layers share their parameter blocks and
+// tile tables (their arguments are the same) and one set of scratch
+// buffers (they run one after another), all kept from step to step, so a
+// warm step allocates nothing on the device. Each Plan begins a workspace
+// round (gpu.Workspace.Reset): the previous step must have been submitted.
 type OpAttention struct {
 	ops   map[*wgpu.Device]*gpu.Op
+	ws    []*gpu.Workspace
 	parts []Part
 	calls []*gpu.Call
 }
 
 // NewOpAttention returns the one-device attention over the given operators
-// (one per device the parts live on; typically one).
+// (one per device the parts live on; typically one). Close frees its
+// buffers.
 func NewOpAttention(ops ...*gpu.Op) *OpAttention {
 	a := &OpAttention{ops: make(map[*wgpu.Device]*gpu.Op)}
 	for _, op := range ops {
-		a.ops[op.Device()] = op
+		ws := gpu.NewWorkspace(op.Device())
+		a.ws = append(a.ws, ws)
+		a.ops[op.Device()] = op.WithWorkspace(ws)
 	}
 	return a
 }
@@ -65,6 +73,9 @@ func NewOpAttention(ops ...*gpu.Op) *OpAttention {
 // Plan implements [Attention].
 func (a *OpAttention) Plan(_ context.Context, parts []Part) error {
 	a.Done()
+	for _, ws := range a.ws {
+		ws.Reset()
+	}
 	for i, p := range parts {
 		if _, ok := a.ops[p.Stream.Device()]; !ok {
 			return fmt.Errorf("train: attention: part %d lives on %s, which has no operator", i, p.Stream.Device().Info())
@@ -109,7 +120,8 @@ func (a *OpAttention) Backward(_ context.Context, layer int, t []gpu.BackwardTen
 	return nil
 }
 
-// Done implements [Attention]: it frees the step's launches.
+// Done implements [Attention]: it drops the step's launches (their
+// buffers stay in the workspaces for the next step).
 func (a *OpAttention) Done() {
 	for _, c := range a.calls {
 		c.Release()
@@ -117,9 +129,35 @@ func (a *OpAttention) Done() {
 	a.calls, a.parts = a.calls[:0], nil
 }
 
-// DSScratch caps the dS scratch of each backward launch of the default
-// operator options: every layer of a step holds its own launch, so the
-// operator's default (2 GiB) would take 2 GiB per layer.
+// Close frees the workspaces' buffers; the submitted work that uses them
+// keeps them until it has run. It is idempotent, and a nil OpAttention's
+// does nothing.
+func (a *OpAttention) Close() {
+	if a == nil {
+		return
+	}
+	a.Done()
+	for _, ws := range a.ws {
+		ws.Release()
+	}
+}
+
+// DeviceBytes is the memory of the workspaces' buffers (0 for a nil
+// OpAttention).
+func (a *OpAttention) DeviceBytes() uint64 {
+	if a == nil {
+		return 0
+	}
+	var n uint64
+	for _, ws := range a.ws {
+		n += ws.Bytes()
+	}
+	return n
+}
+
+// DSScratch caps the dS scratch of the backward launches of the default
+// operator options (the operator's default is 2 GiB); every launch of a
+// step shares it.
 const DSScratch = 256 << 20
 
 // AttentionOptions are the operator options the trainer uses by default:

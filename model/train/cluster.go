@@ -97,7 +97,8 @@ type device struct {
 	arena arena
 	k     *kernels
 	gemm  *gemm.Op
-	op    *gpu.Op
+	op    *gpu.Op        // prepares in ws
+	ws    *gpu.Workspace // the attention launches' buffers, kept across steps
 
 	params, m, v, table, step *wgpu.Buffer
 	scalars, partials         *wgpu.Buffer
@@ -209,10 +210,8 @@ func (cl *Cluster) build(devs []*wgpu.Device) error {
 	maxPos := N * cl.o.TokensPerRank
 	attn := cl.o.Attention
 	if attn == (gpu.Options{}) {
+		// Every launch on an adapter shares its workspace's scratch.
 		attn = AttentionOptions()
-		// Every server's in-place and staged launch of every layer holds
-		// its scratch until the step ends: share the single-device cap.
-		attn.DSScratch = max(16<<20, DSScratch/int64(2*S/used))
 	}
 	for i := range used {
 		dev := devs[i]
@@ -252,7 +251,8 @@ func (cl *Cluster) build(devs []*wgpu.Device) error {
 			return err
 		}
 		d.gemm = gemm.New(dev)
-		d.op = gpu.NewWithOptions(dev, attn)
+		d.ws = gpu.NewWorkspace(dev)
+		d.op = gpu.NewWithOptions(dev, attn).WithWorkspace(d.ws)
 	}
 	for j := range S {
 		rk := j % N
@@ -322,6 +322,9 @@ func (cl *Cluster) Close() {
 		d.readback.Release()
 		d.maps.Release()
 		d.maps = nil
+		if d.ws != nil {
+			d.ws.Release()
+		}
 		d.arena.release()
 	}
 }

@@ -243,3 +243,27 @@ func TestClusterBreakdown(t *testing.T) {
 	assert.GreaterOrEqual(t, st.MeasuredImbalance, 1.0)
 	assert.Len(t, st.PlanLoad, 4)
 }
+
+// TestClusterWarmAttentionAllocatesNothing: once a cluster of 4 ranks (CAD
+// with ping-pong) has stepped on the equivalence batches, stepping on them
+// again makes no attention buffer: every server's launches, in place and
+// staged, take theirs from the adapter's workspace.
+func TestClusterWarmAttentionAllocatesNothing(t *testing.T) {
+	c := tinyConfig(t)
+	cl := newTestCluster(t, []*wgpu.Device{testDev}, c, ClusterOptions{Ranks: 4, TokensPerRank: 64}, 7)
+	ctx := context.Background()
+	batches := equivBatches(t)
+	for _, b := range batches {
+		_, err := cl.Step(ctx, b, 1e-3)
+		require.NoError(t, err)
+	}
+	ws := cl.devs[0].ws
+	made, bytes := ws.Buffers(), ws.Bytes()
+	require.NotZero(t, made)
+	for _, b := range batches {
+		_, err := cl.Step(ctx, b, 1e-3)
+		require.NoError(t, err)
+	}
+	assert.Equal(t, made, ws.Buffers(), "attention buffers made by warm steps")
+	assert.Equal(t, bytes, ws.Bytes())
+}

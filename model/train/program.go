@@ -122,6 +122,7 @@ func newProgBuilder(cl *Cluster, a *arrangement, step int) *progBuilder {
 		ar := &arena{dev: d.dev}
 		pb.p.arenas = append(pb.p.arenas, ar)
 		pb.bs[i] = &builder{k: d.k, a: ar}
+		d.ws.Reset() // the previous step's launches were submitted
 	}
 	pb.split = cl.o.Timed && !cl.devs[0].dev.Info().Timestamps
 	pb.srv = make([]serverMoves, a.slots)

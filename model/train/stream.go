@@ -91,6 +91,14 @@ func (s *Stream) Flush(ctx context.Context) error {
 	return nil
 }
 
+// flushRead submits what was recorded since the last flush, as Flush does
+// on an untimed stream, with a read of src's first size bytes into rb at
+// the end of the command buffer (see wgpu.Device.SubmitRead).
+func (s *Stream) flushRead(rb *wgpu.Readback, src *wgpu.Buffer, size uint64) error {
+	defer func() { s.ds, s.classes = s.ds[:0], s.classes[:0] }()
+	return s.dev.SubmitRead(rb, src, size, s.ds...)
+}
+
 // reset drops what was recorded and not flushed (after a failed step).
 func (s *Stream) reset() {
 	s.ds, s.classes = s.ds[:0], s.classes[:0]

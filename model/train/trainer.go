@@ -23,7 +23,8 @@ type Options struct {
 	// device with [AttentionOptions]).
 	Attention Attention
 	// Timed measures each step's GPU time per kernel class with timestamp
-	// queries (where the adapter has them); the step then waits twice.
+	// queries (where the adapter has them); the step then waits for the
+	// GPU before it returns, even from [Trainer.Submit].
 	Timed bool
 }
 
@@ -44,8 +45,10 @@ type Trainer struct {
 	w        weightsOf // params, grads, table, step, scalars, partials
 	m, v     *wgpu.Buffer
 	r        *rank
-	optim    segment // gradient norm and AdamW
-	steps    int     // optimizer steps taken
+	optim    segment      // gradient norm and AdamW
+	steps    int          // optimizer steps taken (or submitted)
+	ownAttn  *OpAttention // the default attention, closed with the trainer
+	reads    pendingReads // the scalars of submitted steps
 }
 
 // Result is what a step reads back.
@@ -77,7 +80,8 @@ func New(dev *wgpu.Device, c model.Config, opts Options) (*Trainer, error) {
 	t := &Trainer{cfg: c, opt: opts.Optimizer, dev: dev, tokens: opts.Tokens, layout: newParamLayout(c), attn: opts.Attention}
 	t.arena.dev = dev
 	if t.attn == nil {
-		t.attn = NewOpAttention(gpu.NewWithOptions(dev, AttentionOptions()))
+		t.ownAttn = NewOpAttention(gpu.NewWithOptions(dev, AttentionOptions()))
+		t.attn = t.ownAttn
 	}
 	if err := t.build(opts.Timed); err != nil {
 		t.Close()
@@ -115,6 +119,9 @@ func (t *Trainer) build(timed bool) error {
 	if t.readback, err = t.dev.NewReadback("train scalars", scalarSlots*4); err != nil {
 		return err
 	}
+	if err := t.reads.init(t.dev); err != nil {
+		return err
+	}
 	if t.r, err = newRank(t.cfg, t.tokens, a.storage); err != nil {
 		return err
 	}
@@ -133,16 +140,20 @@ func (t *Trainer) build(timed bool) error {
 	return b.err
 }
 
-// Close frees every device buffer. It is idempotent.
+// Close waits for the submitted steps and frees every device buffer. It
+// is idempotent.
 func (t *Trainer) Close() {
+	t.reads.drain()
 	if t.attn != nil {
 		t.attn.Done()
 	}
+	t.ownAttn.Close()
 	for _, l := range t.launches {
 		l.Release()
 	}
 	t.launches = nil
 	t.readback.Release()
+	t.reads.release()
 	t.arena.release()
 }
 
@@ -152,11 +163,13 @@ func (t *Trainer) Config() model.Config { return t.cfg }
 // Tokens is T, the tokens per step.
 func (t *Trainer) Tokens() int { return t.tokens }
 
-// Steps is the number of optimizer steps taken (the next step is Steps()+1).
+// Steps is the number of optimizer steps taken or submitted (the next
+// step is Steps()+1).
 func (t *Trainer) Steps() int { return t.steps }
 
-// DeviceBytes is the memory of the buffers the trainer allocated.
-func (t *Trainer) DeviceBytes() uint64 { return t.arena.bytes }
+// DeviceBytes is the memory of the buffers the trainer allocated, its
+// attention's included (which grow to the largest step seen).
+func (t *Trainer) DeviceBytes() uint64 { return t.arena.bytes + t.ownAttn.DeviceBytes() }
 
 // mode is how much of a step runs.
 type mode int
@@ -170,26 +183,54 @@ const (
 
 // Step trains on b (exactly Tokens() tokens) at learning rate lr: the
 // forward, the loss, the backward and the AdamW update, submitted as one
-// command buffer; it returns the loss and the gradient norm.
+// command buffer; it returns the loss and the gradient norm. It is Submit
+// and Wait.
 func (t *Trainer) Step(ctx context.Context, b model.Batch, lr float64) (Result, error) {
-	if len(b.Tokens) != t.tokens {
-		return Result{}, fmt.Errorf("%w: a training batch of %d tokens for a trainer of %d per step", model.ErrBatch, len(b.Tokens), t.tokens)
+	p, err := t.Submit(ctx, b, lr)
+	if err != nil {
+		return Result{}, err
 	}
-	res, err := t.run(ctx, b, modeStep, lr)
+	return p.Wait(ctx)
+}
+
+// Submit records and submits the training step of [Trainer.Step] and
+// returns without waiting for the GPU: the host can prepare the next step
+// while the GPU runs this one, and read this one's results later with
+// [Pending.Wait]. Steps run in the order submitted, each on the weights
+// the one before left, so the results are those of Step; anything else
+// asked of the trainer meanwhile (Evaluate, Weights, ...) comes after the
+// submitted steps. Steps() counts the step from here on. At most two
+// steps are pending at once: a third Submit first waits for the oldest.
+func (t *Trainer) Submit(ctx context.Context, b model.Batch, lr float64) (*Pending, error) {
+	if len(b.Tokens) != t.tokens {
+		return nil, fmt.Errorf("%w: a training batch of %d tokens for a trainer of %d per step", model.ErrBatch, len(b.Tokens), t.tokens)
+	}
+	p, err := t.submit(ctx, b, modeStep, lr)
 	if err == nil {
 		t.steps++
 	}
-	return res, err
+	return p, err
 }
 
 // Gradients computes the loss of b (exactly Tokens() tokens) and the
 // gradients, leaving the weights and the optimizer alone: for checks and
 // for timing a step without changing the model.
 func (t *Trainer) Gradients(ctx context.Context, b model.Batch) (Result, error) {
-	if len(b.Tokens) != t.tokens {
-		return Result{}, fmt.Errorf("%w: a training batch of %d tokens for a trainer of %d per step", model.ErrBatch, len(b.Tokens), t.tokens)
+	p, err := t.SubmitGradients(ctx, b)
+	if err != nil {
+		return Result{}, err
 	}
-	return t.run(ctx, b, modeGrad, 0)
+	return p.Wait(ctx)
+}
+
+// SubmitGradients is [Trainer.Gradients] submitted as [Trainer.Submit]
+// submits a step: for timing steps back to back without changing the
+// model.
+func (t *Trainer) SubmitGradients(ctx context.Context, b model.Batch) (*Pending, error) {
+	if len(b.Tokens) != t.tokens {
+		return nil, fmt.Errorf("%w: a training batch of %d tokens for a trainer of %d per step", model.ErrBatch, len(b.Tokens), t.tokens)
+	}
+	return t.submit(ctx, b, modeGrad, 0)
 }
 
 // SetTimed turns the per-class GPU timing of later steps on or off (see
@@ -199,7 +240,11 @@ func (t *Trainer) SetTimed(on bool) { t.r.stream.timed = on }
 // Evaluate returns the summed loss of b's targets (at most Tokens() tokens)
 // and their number, without changing the weights.
 func (t *Trainer) Evaluate(ctx context.Context, b model.Batch) (lossSum float64, targets int, err error) {
-	res, err := t.run(ctx, b, modeEval, 0)
+	p, err := t.submit(ctx, b, modeEval, 0)
+	if err != nil {
+		return 0, 0, err
+	}
+	res, err := p.Wait(ctx)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -212,7 +257,7 @@ func (t *Trainer) Logits(ctx context.Context, b model.Batch, rows int) ([]float3
 	if rows < 0 || rows > len(b.Tokens) {
 		return nil, fmt.Errorf("train: logits of %d rows of a batch of %d", rows, len(b.Tokens))
 	}
-	if _, err := t.run(ctx, b, modeLogits, 0); err != nil {
+	if _, err := t.submit(ctx, b, modeLogits, 0); err != nil {
 		return nil, err
 	}
 	out := make([]float32, rows*model.Vocab)
@@ -237,33 +282,54 @@ func pad(b model.Batch, tokens int) model.Batch {
 	return out
 }
 
-// run records and submits the step's work up to m and reads the scalars.
-func (t *Trainer) run(ctx context.Context, b model.Batch, m mode, lr float64) (Result, error) {
+// submit records and submits the step's work up to m with the read of its
+// scalars (none for modeLogits), returning a pending result: complete
+// already where the stream is timed (which waits) or m is modeLogits.
+func (t *Trainer) submit(ctx context.Context, b model.Batch, m mode, lr float64) (*Pending, error) {
 	if err := b.Validate(); err != nil {
-		return Result{}, err
+		return nil, err
 	}
 	if len(b.Tokens) > t.tokens {
-		return Result{}, fmt.Errorf("%w: %d tokens for a trainer of %d per step", model.ErrBatch, len(b.Tokens), t.tokens)
+		return nil, fmt.Errorf("%w: %d tokens for a trainer of %d per step", model.ErrBatch, len(b.Tokens), t.tokens)
 	}
+	// A free readback first: waiting for the oldest pending step, if it
+	// comes to that, before this step's writes queue up.
+	rb, err := t.reads.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p, err := t.record(ctx, b, m, lr, rb)
+	if err != nil || p.rb == nil {
+		t.reads.put(rb)
+	}
+	return p, err
+}
+
+// record writes the step's inputs, records its work up to m and submits
+// it, with the read of the scalars through rb where the stream is
+// untimed; a timed stream waits and reads them at once.
+func (t *Trainer) record(ctx context.Context, b model.Batch, m mode, lr float64, rb *wgpu.Readback) (*Pending, error) {
 	nTargets := b.NumTargets()
 	b = pad(b, t.tokens)
 	r, c := t.r, t.cfg
+	// The writes go through the queue: the steps submitted before still
+	// read the previous values.
 	if err := wgpu.Write(r.batch, 0, batchInts(b)); err != nil {
-		return Result{}, fmt.Errorf("train: %w", err)
+		return nil, fmt.Errorf("train: %w", err)
 	}
 	if m >= modeGrad {
 		if err := wgpu.Write(r.index, 0, embedIndex(b.Tokens)); err != nil {
-			return Result{}, fmt.Errorf("train: %w", err)
+			return nil, fmt.Errorf("train: %w", err)
 		}
 	}
 	if err := wgpu.Write(t.w.step, 0, stepValues(nTargets, lr, t.opt, t.steps+1)); err != nil {
-		return Result{}, fmt.Errorf("train: %w", err)
+		return nil, fmt.Errorf("train: %w", err)
 	}
 	args := &attention.Args{CuSeqlensQ: b.CuSeqlens, CuSeqlensK: b.CuSeqlens, NumHeadsQ: c.HeadsQ, NumHeadsKV: c.HeadsKV, HeadDim: c.HeadDim, Causal: true}
 	s := r.stream
 	s.reset()
 	if err := t.attn.Plan(ctx, []Part{{Stream: s, Args: args}}); err != nil {
-		return Result{}, err
+		return nil, err
 	}
 	defer t.attn.Done()
 	s.add(r.embed)
@@ -271,7 +337,7 @@ func (t *Trainer) run(ctx context.Context, b model.Batch, m mode, lr float64) (R
 		s.add(r.fwdPre[l])
 		ft := gpu.ForwardTensors{Q: r.q[l], K: r.k[l], V: r.v[l], O: r.o[l], LSE: r.lse[l]}
 		if err := t.attn.Forward(ctx, l, []gpu.ForwardTensors{ft}); err != nil {
-			return Result{}, err
+			return nil, err
 		}
 		s.add(r.fwdPost[l])
 	}
@@ -285,7 +351,7 @@ func (t *Trainer) run(ctx context.Context, b model.Batch, m mode, lr float64) (R
 			s.add(r.bwdPost[l])
 			bt := gpu.BackwardTensors{Q: r.q[l], K: r.k[l], V: r.v[l], O: r.o[l], LSE: r.lse[l], DO: r.do, DQ: r.dq, DK: r.dk, DV: r.dv}
 			if err := t.attn.Backward(ctx, l, []gpu.BackwardTensors{bt}); err != nil {
-				return Result{}, err
+				return nil, err
 			}
 			s.add(r.bwdPre[l])
 		}
@@ -294,22 +360,29 @@ func (t *Trainer) run(ctx context.Context, b model.Batch, m mode, lr float64) (R
 	if m >= modeStep {
 		s.add(t.optim)
 	}
-	if err := s.Flush(ctx); err != nil {
-		return Result{}, fmt.Errorf("train: %w", err)
+	p := &Pending{t: t, m: m}
+	if s.timed || m == modeLogits {
+		if err := s.Flush(ctx); err != nil {
+			return nil, fmt.Errorf("train: %w", err)
+		}
+		p.res.Timing = s.takeTiming()
+		p.done = true
+		if m == modeLogits {
+			return p, nil
+		}
+		var sc [scalarSlots]float32
+		if err := wgpu.Read(ctx, t.readback, t.w.scalars, sc[:]); err != nil {
+			return nil, fmt.Errorf("train: %w", err)
+		}
+		p.scalars(sc)
+		return p, nil
 	}
-	res := Result{Timing: s.takeTiming()}
-	if m == modeLogits {
-		return res, nil
+	if err := s.flushRead(rb, t.w.scalars, scalarSlots*4); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
 	}
-	var sc [scalarSlots]float32
-	if err := wgpu.Read(ctx, t.readback, t.w.scalars, sc[:]); err != nil {
-		return Result{}, fmt.Errorf("train: %w", err)
-	}
-	res.Loss, res.lossSum = float64(sc[scalarLoss]), float64(sc[scalarLossSum])
-	if m >= modeStep {
-		res.GradNorm, res.Clip = float64(sc[scalarGradNorm]), float64(sc[scalarClip])
-	}
-	return res, nil
+	p.rb = rb
+	t.reads.pending = append(t.reads.pending, p)
+	return p, nil
 }
 
 // optimize runs the optimizer alone on the gradients in the gradient

@@ -15,7 +15,7 @@ import (
 // realBatch packs pieces of this repository's Go sources (real text) into
 // a batch of exactly tokens tokens: documents of the given lengths, then
 // one filling the rest.
-func realBatch(t *testing.T, tokens int, lens ...int) model.Batch {
+func realBatch(t testing.TB, tokens int, lens ...int) model.Batch {
 	t.Helper()
 	var text []byte
 	for _, f := range []string{"../reference.go", "../ops.go", "trainer.go", "rank.go"} {
@@ -43,7 +43,7 @@ func realBatch(t *testing.T, tokens int, lens ...int) model.Batch {
 	return b
 }
 
-func newTestTrainer(t *testing.T, c model.Config, tokens int, seed uint64) *Trainer {
+func newTestTrainer(t testing.TB, c model.Config, tokens int, seed uint64) *Trainer {
 	t.Helper()
 	tr, err := New(testDev, c, Options{Tokens: tokens})
 	require.NoError(t, err)

@@ -14,7 +14,7 @@ import (
 
 // goPackage loads one directory of the Go distribution as a small corpus
 // of real text.
-func goPackage(t *testing.T, dir string) *corpus.Corpus {
+func goPackage(t testing.TB, dir string) *corpus.Corpus {
 	t.Helper()
 	ctx := context.Background()
 	root, _, err := corpus.GoSrc(ctx)

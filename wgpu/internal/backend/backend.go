@@ -200,8 +200,18 @@ type Device interface {
 	Submit(ds []Dispatch) error
 	// Run submits like Submit, waits, and times the dispatches.
 	Run(ctx context.Context, ds []Dispatch) (Timing, error)
+	// SubmitCopy submits ds, then a copy of the first n bytes of src
+	// into dst, and returns without waiting (a Staging dst on go-webgpu,
+	// a Storage one on Dawn: see package wgpu's Readback).
+	SubmitCopy(ds []Dispatch, src, dst Buffer, n uint64) error
 	// Wait blocks until all submitted work has finished.
 	Wait(ctx context.Context) error
+	// WaitTime is the total time calls have spent waiting for the device:
+	// polling or waiting for its work, mapping buffers, and submitting.
+	WaitTime() time.Duration
+	// BuffersCreated counts the device buffers created so far, of every
+	// kind the runtime makes itself (storage, uniform, staging, timestamps).
+	BuffersCreated() int64
 	// Close releases the device; handles created from it stay safe to
 	// Release. Idempotent.
 	Close()

@@ -208,7 +208,24 @@ type device struct {
 
 	closeOnce sync.Once
 	closed    atomic.Bool
+	waited    atomic.Int64 // nanoseconds in Dawn's waits, reads and submissions (WaitTime)
+	created   atomic.Int64 // buffers created through NewBuffer (BuffersCreated)
 }
+
+// timed runs f and adds its duration to WaitTime.
+func (d *device) timed(f func() error) error {
+	start := time.Now()
+	err := f()
+	d.waited.Add(int64(time.Since(start)))
+	return err
+}
+
+// WaitTime is the time spent in Dawn's waits, reads and submissions.
+func (d *device) WaitTime() time.Duration { return time.Duration(d.waited.Load()) }
+
+// BuffersCreated counts the storage and uniform buffers created (Dawn's
+// own staging and timestamp buffers are not seen here).
+func (d *device) BuffersCreated() int64 { return d.created.Load() }
 
 var _ backend.Device = (*device)(nil)
 
@@ -286,6 +303,7 @@ func (d *device) NewBuffer(label string, size uint64, kind backend.Kind, init []
 	if err != nil {
 		return nil, d.wrap(err)
 	}
+	d.created.Add(1)
 	if len(init) > 0 {
 		data := init
 		if len(data)%4 != 0 {
@@ -312,7 +330,7 @@ func (d *device) Read(ctx context.Context, src backend.Buffer, off uint64, dst [
 	if err != nil {
 		return err
 	}
-	return d.wrap(d.d.Read(ctx, x, off, dst))
+	return d.wrap(d.timed(func() error { return d.d.Read(ctx, x, off, dst) }))
 }
 
 func (d *device) Copy(dst backend.Buffer, dstOff uint64, src backend.Buffer, srcOff, n uint64) error {
@@ -406,7 +424,17 @@ func (d *device) Submit(ds []backend.Dispatch) error {
 		return err
 	}
 	defer release()
-	return d.wrap(d.d.Submit(context.Background(), passes...))
+	return d.wrap(d.timed(func() error { return d.d.Submit(context.Background(), passes...) }))
+}
+
+// SubmitCopy submits the dispatches, then a copy of the first n bytes of
+// src into dst, a storage buffer that package wgpu's Collect later reads
+// through Read (which maps a staging buffer of Dawn's own).
+func (d *device) SubmitCopy(ds []backend.Dispatch, src, dst backend.Buffer, n uint64) error {
+	if err := d.Submit(ds); err != nil {
+		return err
+	}
+	return d.timed(func() error { return d.Copy(dst, 0, src, 0, n) })
 }
 
 func (d *device) Run(ctx context.Context, ds []backend.Dispatch) (backend.Timing, error) {
@@ -421,9 +449,10 @@ func (d *device) Run(ctx context.Context, ds []backend.Dispatch) (backend.Timing
 	start := time.Now()
 	times, err := d.d.Run(ctx, d.info.Timestamps, passes...)
 	t := backend.Timing{Wall: time.Since(start), Passes: times, PeriodKnown: times != nil}
+	d.waited.Add(int64(t.Wall))
 	return t, d.wrap(err)
 }
 
 func (d *device) Wait(ctx context.Context) error {
-	return d.wrap(d.d.Wait(ctx))
+	return d.wrap(d.timed(func() error { return d.d.Wait(ctx) }))
 }

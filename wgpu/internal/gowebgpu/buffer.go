@@ -66,7 +66,7 @@ func (d *Device) NewBuffer(label string, size uint64, kind backend.Kind, init []
 	var err error
 	switch kind {
 	case backend.Storage:
-		buf, err = d.dev.CreateBuffer(&webgpu.BufferDescriptor{
+		buf, err = d.CreateBuffer(&webgpu.BufferDescriptor{
 			Label:            label,
 			Size:             size,
 			Usage:            webgpu.BufferUsage_Storage | webgpu.BufferUsage_CopySrc | webgpu.BufferUsage_CopyDst,
@@ -87,7 +87,7 @@ func (d *Device) NewBuffer(label string, size uint64, kind backend.Kind, init []
 			Usage:    webgpu.BufferUsage_Uniform | webgpu.BufferUsage_CopyDst,
 		})
 	case backend.Staging:
-		buf, err = d.dev.CreateBuffer(&webgpu.BufferDescriptor{
+		buf, err = d.CreateBuffer(&webgpu.BufferDescriptor{
 			Label: label,
 			Size:  size,
 			Usage: webgpu.BufferUsage_MapRead | webgpu.BufferUsage_CopyDst,
@@ -97,6 +97,9 @@ func (d *Device) NewBuffer(label string, size uint64, kind backend.Kind, init []
 	}
 	if err != nil {
 		return nil, fmt.Errorf("wgpu: %s: create buffer %q (%d bytes): %w", d.info.Name, label, size, err)
+	}
+	if kind == backend.Uniform {
+		d.created.Add(1) // CreateBufferInit, which CreateBuffer does not count
 	}
 	return &buffer{d: d, buf: buf, size: size, label: label, kind: kind}, nil
 }
@@ -147,7 +150,7 @@ func (d *Device) Read(ctx context.Context, src backend.Buffer, off uint64, dst [
 		}
 		st = x.buf
 	} else {
-		if st, err = d.dev.CreateBuffer(&webgpu.BufferDescriptor{
+		if st, err = d.CreateBuffer(&webgpu.BufferDescriptor{
 			Label: s.label + " readback",
 			Size:  padded,
 			Usage: webgpu.BufferUsage_MapRead | webgpu.BufferUsage_CopyDst,
@@ -173,7 +176,7 @@ func (d *Device) Read(ctx context.Context, src backend.Buffer, off uint64, dst [
 		return fail(wrap(err))
 	}
 	rel.add(cmd.Release)
-	d.queue.Submit(cmd)
+	d.submit(cmd)
 	unlocked, err := d.wait(ctx, rel.run)
 	if unlocked {
 		return err
@@ -221,6 +224,6 @@ func (d *Device) Copy(dst backend.Buffer, dstOff uint64, src backend.Buffer, src
 		return fmt.Errorf("wgpu: %s: copy: %w", d.info.Name, err)
 	}
 	defer cmd.Release()
-	d.queue.Submit(cmd)
+	d.submit(cmd)
 	return nil
 }

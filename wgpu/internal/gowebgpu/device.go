@@ -23,9 +23,11 @@ type Device struct {
 	dev     *webgpu.Device
 	queue   *webgpu.Queue
 
-	mu     sync.Mutex // guards the queue, every handle's release, and closed
-	closed bool
-	lost   atomic.Pointer[string] // reason, once the device is lost
+	mu      sync.Mutex // guards the queue, every handle's release, and closed
+	closed  bool
+	lost    atomic.Pointer[string] // reason, once the device is lost
+	waited  atomic.Int64           // nanoseconds spent waiting for the device (WaitTime)
+	created atomic.Int64           // buffers created (BuffersCreated)
 }
 
 var _ backend.Device = (*Device)(nil)
@@ -116,11 +118,42 @@ func (d *Device) wait(ctx context.Context, release func()) (unlocked bool, err e
 // still runs it (lavapipe compiling a large kernel on a busy CPU takes that
 // long, and crashed in its queue thread). Callers hold d.mu.
 func (d *Device) drain() {
+	start := time.Now()
+	defer func() { d.waited.Add(int64(time.Since(start))) }()
 	wait := 20 * time.Microsecond
 	for !d.dev.Poll(false, nil) {
 		pause.Poll(wait) // not time.Sleep, which rounds sub-millisecond pauses up to about 1 ms
 		wait = min(2*wait, time.Millisecond)
 	}
+}
+
+// WaitTime is the total time calls have spent waiting for the device:
+// polling until its work finished, mapping buffers, and submitting (a
+// driver may hold a submission until the previous one has run: lavapipe
+// does).
+func (d *Device) WaitTime() time.Duration { return time.Duration(d.waited.Load()) }
+
+// AddWait adds d to WaitTime, for the transfer engine's polls.
+func (d *Device) AddWait(t time.Duration) { d.waited.Add(int64(t)) }
+
+// BuffersCreated is the number of buffers created so far, of every kind.
+func (d *Device) BuffersCreated() int64 { return d.created.Load() }
+
+// CreateBuffer creates a buffer and counts it. Callers hold the lock.
+func (d *Device) CreateBuffer(desc *webgpu.BufferDescriptor) (*webgpu.Buffer, error) {
+	buf, err := d.dev.CreateBuffer(desc)
+	if err == nil {
+		d.created.Add(1)
+	}
+	return buf, err
+}
+
+// submit submits cmd, counting the time the driver holds the call in
+// WaitTime. Callers hold d.mu.
+func (d *Device) submit(cmd *webgpu.CommandBuffer) {
+	start := time.Now()
+	d.queue.Submit(cmd)
+	d.waited.Add(int64(time.Since(start)))
 }
 
 // releaser collects the Release calls of objects that submitted work uses,

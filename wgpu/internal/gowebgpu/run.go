@@ -18,12 +18,12 @@ func (d *Device) Submit(ds []backend.Dispatch) error {
 	if err := d.usable(); err != nil {
 		return err
 	}
-	cmd, err := d.encode(ds, nil)
+	cmd, err := d.encode(ds, nil, nil)
 	if err != nil {
 		return err
 	}
 	defer cmd.Release()
-	d.queue.Submit(cmd)
+	d.submit(cmd)
 	return nil
 }
 
@@ -45,7 +45,7 @@ func (d *Device) Run(ctx context.Context, ds []backend.Dispatch) (backend.Timing
 		}
 		rel.add(ts.release)
 	}
-	cmd, err := d.encode(ds, ts)
+	cmd, err := d.encode(ds, ts, nil)
 	if err != nil {
 		rel.run()
 		d.mu.Unlock()
@@ -53,7 +53,7 @@ func (d *Device) Run(ctx context.Context, ds []backend.Dispatch) (backend.Timing
 	}
 	rel.add(cmd.Release)
 	start := time.Now()
-	d.queue.Submit(cmd)
+	d.submit(cmd)
 	unlocked, err := d.wait(ctx, rel.run)
 	if unlocked {
 		return backend.Timing{}, err
@@ -76,8 +76,36 @@ func (d *Device) Run(ctx context.Context, ds []backend.Dispatch) (backend.Timing
 	return t, nil
 }
 
-// encode records the dispatches into a command buffer. Callers hold d.mu.
-func (d *Device) encode(ds []backend.Dispatch, ts *timestamps) (*webgpu.CommandBuffer, error) {
+// SubmitCopy submits the dispatches, then a copy of the first n bytes of
+// src into dst, in one command buffer, without waiting.
+func (d *Device) SubmitCopy(ds []backend.Dispatch, src, dst backend.Buffer, n uint64) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.usable(); err != nil {
+		return err
+	}
+	s, err := d.handle(src, "copy source")
+	if err != nil {
+		return err
+	}
+	t, err := d.handle(dst, "copy target")
+	if err != nil {
+		return err
+	}
+	cmd, err := d.encode(ds, nil, func(enc *webgpu.CommandEncoder) error {
+		return enc.CopyBufferToBuffer(s.buf, 0, t.buf, 0, n)
+	})
+	if err != nil {
+		return err
+	}
+	defer cmd.Release()
+	d.submit(cmd)
+	return nil
+}
+
+// encode records the dispatches into a command buffer, then tail's
+// commands (if tail is not nil). Callers hold d.mu.
+func (d *Device) encode(ds []backend.Dispatch, ts *timestamps, tail func(*webgpu.CommandEncoder) error) (*webgpu.CommandBuffer, error) {
 	enc, err := d.dev.CreateCommandEncoder(nil)
 	if err != nil {
 		return nil, fmt.Errorf("wgpu: %s: command encoder: %w", d.info.Name, err)
@@ -124,6 +152,11 @@ func (d *Device) encode(ds []backend.Dispatch, ts *timestamps) (*webgpu.CommandB
 	if ts != nil {
 		if err := ts.encodeResolve(enc); err != nil {
 			return nil, fmt.Errorf("wgpu: %s: resolve timestamps: %w", d.info.Name, err)
+		}
+	}
+	if tail != nil {
+		if err := tail(enc); err != nil {
+			return nil, fmt.Errorf("wgpu: %s: %w", d.info.Name, err)
 		}
 	}
 	cmd, err := enc.Finish(nil)
