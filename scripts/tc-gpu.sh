@@ -39,7 +39,7 @@ prepare)
 	[ -f go.mod ] && grep -q coreattn go.mod || die "run prepare in the repository root"
 	command -v xz >/dev/null || die "xz not found (apt-get install xz-utils)"
 	mkdir -p .dev
-	rm -f .dev/*.xz
+	rm -rf .dev/*.xz .dev/bin # .dev/bin: what a run unpacked, if one ran here
 	go build -trimpath -ldflags "-s -w" -o .dev/coreattn ./cmd/coreattn || die "go build failed"
 	go test -c -trimpath -ldflags "-s -w" -o .dev/gpu.test ./attention/gpu || die "go test -c failed"
 	node="$(bash scripts/dawn.sh 2>/dev/null || true)"
