@@ -26,7 +26,9 @@
 # rank; default 16384 and 8192), STEPS (per mode, default 6: two warm-up steps
 # are left out of the means), LINK_GBPS (default 25), GOROOT_DIR (as
 # train_gpu.sh). OUT gets cad.json (everything), cad.txt (the tables),
-# balance-small.png, balance-base.png, devices.txt, errors.txt.
+# balance-small.png, balance-base.png, devices.txt, errors.txt, and cad.jsonl
+# (one line per finished run, written as it goes, so a run cut short keeps
+# what it measured).
 set -uo pipefail
 stage=${1:?usage: scripts/cad_gpu.sh prepare|run [OUT]}
 bin=${COREATTN:-.dev/coreattn}
@@ -46,6 +48,7 @@ out=${2:?usage: scripts/cad_gpu.sh run OUT}
 mkdir -p "$out"
 err="$out/errors.txt"
 : > "$err"
+: > "$out/cad.jsonl"
 "$bin" devices > "$out/devices.txt" 2>&1
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,power.draw,memory.total --format=csv >> "$out/devices.txt" 2>&1 || true
 goroot=${GOROOT_DIR:-/usr/local/go}
@@ -85,12 +88,12 @@ for p in ${PRESETS:-small base}; do
 		"$bin" train --preset "$p" --ranks 4 --tokens-per-rank "$T" --steps "$steps" --compare --json --progress=false \
 			--link-gbps "$link" --out "$work/$p-$pp" "${prof[@]}" "${flags[@]}" "${plot[@]}" 2>> "$err" |
 			python3 -c 'import json, sys; r = json.load(sys.stdin); r["preset"] = sys.argv[1]; r["profiled"] = sys.argv[2] == "1"; print(json.dumps(r))' \
-				"$p" "${#prof[@]}" >> "$work/cad.jsonl" || echo "$p ping-pong $pp failed (see errors.txt)" >&2
+				"$p" "${#prof[@]}" >> "$out/cad.jsonl" || echo "$p ping-pong $pp failed (see errors.txt)" >&2
 		echo "$p ping-pong $pp: $(($(date +%s) - start)) s" >&2
 	done
 done
 
-python3 - "$work/cad.jsonl" "$out/cad.json" <<'PY' | tee "$out/cad.txt"
+python3 - "$out/cad.jsonl" "$out/cad.json" <<'PY' | tee "$out/cad.txt"
 import json, sys
 runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 json.dump(runs, open(sys.argv[2], "w"), indent=1)
