@@ -51,6 +51,9 @@ type Options struct {
 	// C has few tiles and K is long), 1 never splits, n > 1 splits into n
 	// parts of whole K steps (fewer where K is short).
 	Split int
+	// Kernels chooses the FMA or the subgroup-matrix (tensor-core) engine
+	// (KernelsAuto: FMA, f32-accurate; see tensorcore.go).
+	Kernels Kernels
 }
 
 // Op computes matrix products on one device. Safe for concurrent use.

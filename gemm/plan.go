@@ -35,8 +35,14 @@ func (g *Op) plan(s Spec) (plan, error) {
 	m, n, k := s.dims()
 	info := g.dev.Info()
 	lim := info.Limits
+	mma, useMMA, err := g.tensorCoreTiling()
+	if err != nil {
+		return plan{}, err
+	}
 	t := g.opts.Tiling
-	if t.BM == 0 {
+	if useMMA {
+		t = mma
+	} else if t.BM == 0 {
 		var err error
 		if t, err = shaders.ChooseGemm(m, n, int(lim.MaxWorkgroupStorageSize), int(lim.MaxInvocationsPerWorkgroup)); err != nil {
 			return plan{}, fmt.Errorf("%w: %w", ErrLimit, err)

@@ -14,10 +14,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
 
-# The cgo packages, relative to the module path: the runtimes (wgpu; Dawn,
-# which has a stub for builds without cgo but links C with it) and what runs
-# on them (the attention operator, the local attention server, matrix
-# products, the trainer's step, the tensor-core harnesses, the command line).
+# The cgo packages, relative to the module path: the runtimes (wgpu and its
+# two implementations, go-webgpu and Dawn, which has a stub for builds
+# without cgo but links C with it; the Vulkan property reader and the poll
+# pause), the test harness that runs tests over both, and what runs on them
+# (the attention operator, the local attention server, matrix products, the
+# trainer's step, the GEMM tensor-core harness, the command line).
 cgo_allowed=(
 	attention/gpu
 	cmd/coreattn
@@ -26,8 +28,12 @@ cgo_allowed=(
 	model/train
 	wgpu
 	wgpu/internal/dawn
-	wgpu/internal/dawnrun
+	wgpu/internal/dawnbackend
 	wgpu/internal/dawngemm
+	wgpu/internal/gowebgpu
+	wgpu/internal/pause
+	wgpu/internal/vulkan
+	wgpu/wgputest
 )
 
 mod=$($GO list -m)

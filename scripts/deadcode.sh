@@ -17,7 +17,6 @@ pending=(
 	disagg/sim.Sampler.PoolSize
 	corpus.Packer.TokensPerStep
 	model/train.round32
-	wgpu/internal/dawnrun.Prepared.Labels
 )
 
 mod=$($GO list -m)

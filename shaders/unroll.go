@@ -159,8 +159,32 @@ func generate(tiling string, in, out DType, consts []constant, src string, rolle
 	for _, name := range sizes {
 		body = strings.ReplaceAll(body, "@workgroup_size("+name+")", fmt.Sprintf("@workgroup_size(%d)", values[name]))
 	}
-	b.WriteString(body)
+	b.WriteString(runtimeBits(body))
 	return b.String(), nil
+}
+
+// nonFinite are the f32 bit patterns kernels spell as bitcast<f32>(bits)
+// that are not finite numbers, and the module variables that hold them.
+var nonFinite = []struct{ bits, name string }{
+	{"0x7f800000u", "POS_INF_BITS"}, // +Inf
+	{"0xff800000u", "NEG_INF_BITS"}, // -Inf
+	{"0x7fc00000u", "NAN_BITS"},     // a quiet NaN
+}
+
+// runtimeBits rewrites each bitcast<f32>(bits) of a non-finite value in src
+// to read a module variable holding the bits, declared ahead of src: a WGSL
+// constant expression cannot be infinite or NaN (Dawn's Tint rejects one;
+// naga folds it quietly), and a variable's value is known at run time only.
+func runtimeBits(src string) string {
+	var decls strings.Builder
+	for _, n := range nonFinite {
+		lit := "bitcast<f32>(" + n.bits + ")"
+		if strings.Contains(src, lit) {
+			src = strings.ReplaceAll(src, lit, "bitcast<f32>("+n.name+")")
+			fmt.Fprintf(&decls, "var<private> %s: u32 = %s;\n", n.name, n.bits)
+		}
+	}
+	return decls.String() + src
 }
 
 // tileShape is what the WGSL constants both kernel families share derive

@@ -65,3 +65,13 @@ func TestKeepIf(t *testing.T) {
 		})
 	}
 }
+
+// TestRuntimeBits: non-finite constants become module variables, declared
+// once each; finite ones and other uses of the bits stay.
+func TestRuntimeBits(t *testing.T) {
+	src := "let a = bitcast<f32>(0x7f800000u);\nlet b = vec4<f32>(bitcast<f32>(0xff800000u));\nlet c = bitcast<f32>(0x7f800000u) + bitcast<f32>(0x3f800000u);\nlet d = x == 0x7fc00000u;\n"
+	got := runtimeBits(src)
+	want := "var<private> POS_INF_BITS: u32 = 0x7f800000u;\nvar<private> NEG_INF_BITS: u32 = 0xff800000u;\n" +
+		"let a = bitcast<f32>(POS_INF_BITS);\nlet b = vec4<f32>(bitcast<f32>(NEG_INF_BITS));\nlet c = bitcast<f32>(POS_INF_BITS) + bitcast<f32>(0x3f800000u);\nlet d = x == 0x7fc00000u;\n"
+	assert.Equal(t, want, got)
+}

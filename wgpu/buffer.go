@@ -4,9 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"unsafe"
 
-	webgpu "github.com/rajveermalviya/go-webgpu/wgpu"
+	"github.com/coreattn/coreattn/wgpu/internal/backend"
 )
 
 // Elem is an element type a buffer can hold.
@@ -16,10 +17,11 @@ type Elem interface{ ~float32 | ~int32 | ~uint32 }
 // internally (and is never zero, which WebGPU bindings forbid); Size reports
 // the size asked for.
 type Buffer struct {
-	dev   *Device
-	buf   *webgpu.Buffer
-	size  uint64
-	label string
+	dev      *Device
+	impl     backend.Buffer
+	size     uint64
+	label    string
+	released atomic.Bool
 }
 
 // Size is the buffer's logical size in bytes.
@@ -32,23 +34,12 @@ func (b *Buffer) Label() string { return b.label }
 func (b *Buffer) Device() *Device { return b.dev }
 
 // Release frees the buffer's memory. It is idempotent and safe to call
-// from several goroutines at once: the handle is checked and cleared under
-// the device's lock, which every other use of it holds too, so exactly one
-// call frees it (go-webgpu crashes on a second free).
+// from several goroutines at once, and after the device was closed.
 func (b *Buffer) Release() {
-	if b == nil || b.dev == nil {
+	if b == nil || b.dev == nil || b.released.Swap(true) {
 		return
 	}
-	b.dev.mu.Lock()
-	defer b.dev.mu.Unlock()
-	if b.buf == nil {
-		return
-	}
-	if !b.dev.closed {
-		b.buf.Destroy()
-		b.buf.Release()
-	}
-	b.buf = nil
+	b.impl.Release()
 }
 
 func padded(size uint64) uint64 {
@@ -78,25 +69,21 @@ func (d *Device) checkSize(label string, size uint64) error {
 	return nil
 }
 
+// newBuffer creates a buffer of kind holding init (or zeros).
+func (d *Device) newBuffer(label string, size uint64, kind backend.Kind, init []byte) (*Buffer, error) {
+	impl, err := d.impl.NewBuffer(label, padded(size), kind, init)
+	if err != nil {
+		return nil, err
+	}
+	return &Buffer{dev: d, impl: impl, size: size, label: label}, nil
+}
+
 // NewBuffer creates a zero-filled storage buffer of size bytes.
 func (d *Device) NewBuffer(label string, size uint64) (*Buffer, error) {
 	if err := d.checkSize(label, size); err != nil {
 		return nil, err
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if err := d.usable(); err != nil {
-		return nil, err
-	}
-	buf, err := d.createBuffer(&webgpu.BufferDescriptor{
-		Label: label,
-		Size:  padded(size),
-		Usage: webgpu.BufferUsage_Storage | webgpu.BufferUsage_CopySrc | webgpu.BufferUsage_CopyDst,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("wgpu: %s: create buffer %q (%d bytes): %w", d.info.Name, label, size, err)
-	}
-	return &Buffer{dev: d, buf: buf, size: size, label: label}, nil
+	return d.newBuffer(label, size, backend.Storage, nil)
 }
 
 // bytesOf views a slice of elements as bytes without copying.
@@ -125,38 +112,40 @@ func Upload[T Elem](d *Device, label string, data []T) (*Buffer, error) {
 	if err := d.checkSize(label, size); err != nil {
 		return nil, err
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if err := d.usable(); err != nil {
-		return nil, err
+	init := bytesOf(data)
+	if init == nil {
+		init = []byte{}
 	}
-	buf, err := d.createBuffer(&webgpu.BufferDescriptor{
-		Label:            label,
-		Size:             padded(size),
-		Usage:            webgpu.BufferUsage_Storage | webgpu.BufferUsage_CopySrc | webgpu.BufferUsage_CopyDst,
-		MappedAtCreation: true,
-	})
+	b, err := d.newBuffer(label, size, backend.Storage, init)
 	if err != nil {
 		return nil, fmt.Errorf("wgpu: %s: upload %q (%d bytes): %w", d.info.Name, label, size, err)
 	}
-	copy(buf.GetMappedRange(0, uint(padded(size))), bytesOf(data))
-	if err := buf.Unmap(); err != nil {
-		buf.Release()
-		return nil, fmt.Errorf("wgpu: %s: upload %q: %w", d.info.Name, label, err)
-	}
-	return &Buffer{dev: d, buf: buf, size: size, label: label}, nil
+	return b, nil
 }
 
 // stagedMinBytes is the size from which Upload and Write go through the
-// staging ring: below it, wgpu's own write path, which submits nothing
-// until the next submission, is as fast (docs/transfer.md).
+// staging ring: below it, the runtime's own write path, which submits
+// nothing until the next submission, is as fast (docs/transfer.md).
 const stagedMinBytes = 1 << 20
+
+// usable reports a nil, released or foreign buffer.
+func (b *Buffer) usable(op string) error {
+	switch {
+	case b == nil:
+		return fmt.Errorf("wgpu: %s: nil buffer", op)
+	case b.released.Load():
+		return fmt.Errorf("wgpu: %s %q: %w", op, b.label, ErrReleased)
+	}
+	return nil
+}
 
 // Write copies data into b at element offset off: large data through the
 // device's [Device.Transfer], small data through the queue. Work submitted
 // afterwards sees it.
 func Write[T Elem](b *Buffer, off int, data []T) error {
-	d := b.dev
+	if err := b.usable("write"); err != nil {
+		return err
+	}
 	end := uint64(off+len(data)) * 4
 	if off < 0 || end > b.size {
 		return fmt.Errorf("wgpu: write %d elements at %d into %q (%d bytes): %w", len(data), off, b.label, b.size, ErrOutOfRange)
@@ -165,22 +154,17 @@ func Write[T Elem](b *Buffer, off int, data []T) error {
 		return nil
 	}
 	if uint64(len(data))*4 >= stagedMinBytes {
-		return d.Transfer().Upload(context.Background(), b, uint64(off)*4, bytesOf(data))
+		return b.dev.Transfer().Upload(context.Background(), b, uint64(off)*4, bytesOf(data))
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if err := d.usable(); err != nil {
-		return err
-	}
-	if err := d.queue.WriteBuffer(b.buf, uint64(off)*4, bytesOf(data)); err != nil {
-		return fmt.Errorf("wgpu: %s: write %q: %w", d.info.Name, b.label, err)
-	}
-	return nil
+	return b.dev.impl.Write(b.impl, uint64(off)*4, bytesOf(data))
 }
 
 // Download copies the first len(dst) elements of b into dst, waiting for all
 // work submitted before it, through the device's [Device.Transfer].
 func Download[T Elem](ctx context.Context, b *Buffer, dst []T) error {
+	if err := b.usable("download"); err != nil {
+		return err
+	}
 	size := uint64(len(dst)) * 4
 	if size > b.size {
 		return fmt.Errorf("wgpu: download %d bytes from %q, which holds %d: %w", size, b.label, b.size, ErrOutOfRange)
@@ -198,19 +182,9 @@ func UploadUniform[T Elem](d *Device, label string, data []T) (*Buffer, error) {
 	if size == 0 || size%16 != 0 {
 		return nil, fmt.Errorf("wgpu: uniform %q: %d bytes, want a positive multiple of 16", label, size)
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if err := d.usable(); err != nil {
-		return nil, err
-	}
-	buf, err := d.dev.CreateBufferInit(&webgpu.BufferInitDescriptor{
-		Label:    label,
-		Contents: bytesOf(data),
-		Usage:    webgpu.BufferUsage_Uniform | webgpu.BufferUsage_CopyDst,
-	})
+	b, err := d.newBuffer(label, size, backend.Uniform, bytesOf(data))
 	if err != nil {
 		return nil, fmt.Errorf("wgpu: %s: uniform %q: %w", d.info.Name, label, err)
 	}
-	d.created.Add(1)
-	return &Buffer{dev: d, buf: buf, size: size, label: label}, nil
+	return b, nil
 }

@@ -3,6 +3,8 @@ package wgpu
 import (
 	"context"
 	"fmt"
+
+	"github.com/coreattn/coreattn/wgpu/internal/gowebgpu"
 )
 
 // Copy copies n bytes of src at srcOff into dst at dstOff; offsets and n
@@ -32,12 +34,15 @@ func Copy(ctx context.Context, dst *Buffer, dstOff uint64, src *Buffer, srcOff u
 		if err = se.check(); err == nil {
 			err = de.check()
 		}
-		if err == nil {
-			err = se.downloadStaged(ctx, src, srcOff, n, &sink{t: de, buf: dst, bufOff: dstOff})
-		}
-		if err == nil {
-			se.stats.down.Add(n)
-			de.stats.up.Add(n)
+		switch {
+		case err != nil:
+		case se.g == nil || de.g == nil:
+			err = copyBounced(ctx, de, dst, dstOff, se, src, srcOff, n) // counts its own bytes
+		default:
+			if err = se.downloadStaged(ctx, src, srcOff, n, &sink{t: de, buf: dst, bufOff: dstOff}); err == nil {
+				se.stats.down.Add(n)
+				de.stats.up.Add(n)
+			}
 		}
 	}
 	if err != nil {
@@ -66,16 +71,25 @@ func checkCopy(dst *Buffer, dstOff uint64, src *Buffer, srcOff uint64, n uint64)
 func copyOnDevice(dst *Buffer, dstOff uint64, src *Buffer, srcOff uint64, n uint64) error {
 	d := dst.dev
 	t := d.Transfer() // for its C handles and error record
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if err := d.usable(); err != nil {
+	if t.g == nil {
+		if err := t.check(); err != nil {
+			return err
+		}
+		if src.released.Load() || dst.released.Load() {
+			return ErrReleased
+		}
+		return d.impl.Copy(dst.impl, dstOff, src.impl, srcOff, n)
+	}
+	t.g.Lock()
+	defer t.g.Unlock()
+	if err := t.g.Usable(); err != nil {
 		return err
 	}
 	if err := t.check(); err != nil {
 		return err
 	}
-	if src.buf == nil || dst.buf == nil {
+	if gowebgpu.Handle(src.impl) == nil || gowebgpu.Handle(dst.impl) == nil {
 		return ErrReleased
 	}
-	return t.raw.copy(src.buf, srcOff, dst.buf, dstOff, n, t.cerr)
+	return t.raw.copy(gowebgpu.Handle(src.impl), srcOff, gowebgpu.Handle(dst.impl), dstOff, n, t.cerr)
 }

@@ -5,26 +5,19 @@ import (
 	"fmt"
 	"reflect"
 
-	webgpu "github.com/rajveermalviya/go-webgpu/wgpu"
+	"github.com/coreattn/coreattn/wgpu/internal/backend"
 )
 
 // Pipeline is a compiled compute pipeline. Its bindings are the storage and
 // uniform buffers of @group(0), in @binding order.
 type Pipeline struct {
-	label    string
-	module   *webgpu.ShaderModule
-	pipeline *webgpu.ComputePipeline
-	layout   *webgpu.BindGroupLayout
+	label string
+	dev   *Device
+	impl  backend.Pipeline
 }
 
 // Label is the name given at compilation.
 func (p *Pipeline) Label() string { return p.label }
-
-func (p *Pipeline) release() {
-	p.layout.Release()
-	p.pipeline.Release()
-	p.module.Release()
-}
 
 type pipelineKey struct {
 	source [sha256.Size]byte
@@ -38,28 +31,17 @@ func (d *Device) Pipeline(label, source, entry string) (*Pipeline, error) {
 	key := pipelineKey{source: sha256.Sum256([]byte(source)), entry: entry}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if err := d.usable(); err != nil {
-		return nil, err
+	if d.closed {
+		return nil, d.impl.Err()
 	}
 	if p, ok := d.pipelines[key]; ok {
 		return p, nil
 	}
-	module, err := d.dev.CreateShaderModule(&webgpu.ShaderModuleDescriptor{
-		Label:          label,
-		WGSLDescriptor: &webgpu.ShaderModuleWGSLDescriptor{Code: source},
-	})
+	impl, err := d.impl.Pipeline(label, source, entry)
 	if err != nil {
-		return nil, fmt.Errorf("wgpu: %s: compile %s: %w", d.info.Name, label, err)
+		return nil, err
 	}
-	pipeline, err := d.dev.CreateComputePipeline(&webgpu.ComputePipelineDescriptor{
-		Label:   label,
-		Compute: webgpu.ProgrammableStageDescriptor{Module: module, EntryPoint: entry},
-	})
-	if err != nil {
-		module.Release()
-		return nil, fmt.Errorf("wgpu: %s: pipeline %s (entry %q): %w", d.info.Name, label, entry, err)
-	}
-	p := &Pipeline{label: label, module: module, pipeline: pipeline, layout: pipeline.GetBindGroupLayout(0)}
+	p := &Pipeline{label: label, dev: d, impl: impl}
 	d.pipelines[key] = p
 	return p, nil
 }
@@ -79,11 +61,10 @@ func (d *Device) PipelineFor(key any, gen func() (Kernel, error)) (*Pipeline, er
 	if key == nil || !reflect.TypeOf(key).Comparable() {
 		return nil, fmt.Errorf("wgpu: pipeline key %T is not comparable", key)
 	}
-	d.mu.Lock()
-	if err := d.usable(); err != nil {
-		d.mu.Unlock()
+	if err := d.impl.Err(); err != nil {
 		return nil, err
 	}
+	d.mu.Lock()
 	p, ok := d.keyed[key]
 	d.mu.Unlock()
 	if ok {
@@ -105,21 +86,9 @@ func (d *Device) PipelineFor(key any, gen func() (Kernel, error)) (*Pipeline, er
 }
 
 // CheckModule compiles WGSL source into a shader module, which validates it
-// (naga's parser and validator), and releases the module: no pipeline is
-// created and nothing runs. For tests and tools that check many kernels.
+// (naga's parser and validator on go-webgpu, Tint on Dawn), and releases the
+// module: no pipeline is created and nothing runs. For tests and tools that
+// check many kernels.
 func (d *Device) CheckModule(label, source string) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if err := d.usable(); err != nil {
-		return err
-	}
-	module, err := d.dev.CreateShaderModule(&webgpu.ShaderModuleDescriptor{
-		Label:          label,
-		WGSLDescriptor: &webgpu.ShaderModuleWGSLDescriptor{Code: source},
-	})
-	if err != nil {
-		return fmt.Errorf("wgpu: %s: compile %s: %w", d.info.Name, label, err)
-	}
-	module.Release()
-	return nil
+	return d.impl.CheckModule(label, source)
 }

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	webgpu "github.com/rajveermalviya/go-webgpu/wgpu"
+	"github.com/coreattn/coreattn/wgpu/internal/backend"
 )
 
 // Dispatch is one compute dispatch: a pipeline, the buffers bound at
@@ -30,8 +30,8 @@ type Timing struct {
 	// where the adapter has none.
 	Passes []time.Duration
 	// PeriodKnown reports whether the timestamp period was read from the
-	// driver; where it was not, Passes assume 1 ns per tick (see
-	// AdapterInfo.TimestampPeriod).
+	// driver (or applied by the runtime, as Dawn does); where it was not,
+	// Passes assume 1 ns per tick (see AdapterInfo.TimestampPeriod).
 	PeriodKnown bool
 }
 
@@ -47,84 +47,17 @@ func (t Timing) GPU() time.Duration {
 	return sum
 }
 
-// Submit encodes the dispatches, each in its own compute pass, into one
-// command buffer and submits it without waiting.
-func (d *Device) Submit(ds ...Dispatch) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if err := d.usable(); err != nil {
-		return err
-	}
-	cmd, err := d.encode(ds, nil, nil)
-	if err != nil {
-		return err
-	}
-	defer cmd.Release()
-	d.submit(cmd)
-	return nil
-}
-
-// Run submits the dispatches like Submit, waits for them, and reports their
-// timing (per-dispatch GPU times where the adapter has timestamp queries).
-func (d *Device) Run(ctx context.Context, ds ...Dispatch) (Timing, error) {
-	d.mu.Lock()
-	if err := d.usable(); err != nil {
-		d.mu.Unlock()
-		return Timing{}, err
-	}
-	var rel releaser
-	var ts *timestamps
-	if d.info.Timestamps && len(ds) > 0 {
-		var err error
-		if ts, err = d.newTimestamps(len(ds)); err != nil {
-			d.mu.Unlock()
-			return Timing{}, err
-		}
-		rel.add(ts.release)
-	}
-	cmd, err := d.encode(ds, ts, nil)
-	if err != nil {
-		rel.run()
-		d.mu.Unlock()
-		return Timing{}, err
-	}
-	rel.add(cmd.Release)
-	start := time.Now()
-	d.submit(cmd)
-	unlocked, err := d.wait(ctx, rel.run)
-	if unlocked {
-		return Timing{}, err
-	}
-	defer func() {
-		rel.run()
-		d.mu.Unlock()
-	}()
-	t := Timing{Wall: since(start)}
-	if err != nil {
-		return t, err
-	}
-	if ts != nil {
-		if err := d.mapRead(ts.readback, ts.readback.GetSize()); err != nil {
-			return t, fmt.Errorf("wgpu: %s: read timestamps: %w", d.info.Name, err)
-		}
-		t.Passes = ts.durations(d.info.TimestampPeriod)
-		t.PeriodKnown = d.info.TimestampPeriod != 0
-	}
-	return t, nil
-}
-
-// encode records the dispatches into a command buffer, then tail's
-// commands (if tail is not nil). Callers hold d.mu.
-func (d *Device) encode(ds []Dispatch, ts *timestamps, tail func(*webgpu.CommandEncoder) error) (*webgpu.CommandBuffer, error) {
-	enc, err := d.dev.CreateCommandEncoder(nil)
-	if err != nil {
-		return nil, fmt.Errorf("wgpu: %s: command encoder: %w", d.info.Name, err)
-	}
-	defer enc.Release()
+// dispatches checks ds against the device and its limits and converts them
+// for the runtime.
+func (d *Device) dispatches(ds []Dispatch) ([]backend.Dispatch, error) {
 	max := d.info.Limits.MaxWorkgroupsPerDimension
+	out := make([]backend.Dispatch, len(ds))
 	for i, disp := range ds {
 		if disp.Pipeline == nil {
 			return nil, fmt.Errorf("wgpu: dispatch %d (%s): no pipeline", i, disp.Label)
+		}
+		if disp.Pipeline.dev != d {
+			return nil, fmt.Errorf("wgpu: dispatch %d (%s): pipeline %s belongs to another device", i, disp.Label, disp.Pipeline.label)
 		}
 		for j, n := range disp.Workgroups {
 			if n > max {
@@ -134,9 +67,9 @@ func (d *Device) encode(ds []Dispatch, ts *timestamps, tail func(*webgpu.Command
 		if disp.Bindings != nil && len(disp.Bindings) != len(disp.Buffers) {
 			return nil, fmt.Errorf("wgpu: dispatch %d (%s): %d binding numbers for %d buffers", i, disp.Label, len(disp.Bindings), len(disp.Buffers))
 		}
-		entries := make([]webgpu.BindGroupEntry, len(disp.Buffers))
+		bs := make([]backend.Binding, len(disp.Buffers))
 		for j, b := range disp.Buffers {
-			if b == nil || b.buf == nil {
+			if b == nil || b.released.Load() {
 				return nil, fmt.Errorf("wgpu: dispatch %d (%s): binding %d is nil or released", i, disp.Label, j)
 			}
 			if b.dev != d {
@@ -146,46 +79,36 @@ func (d *Device) encode(ds []Dispatch, ts *timestamps, tail func(*webgpu.Command
 			if disp.Bindings != nil {
 				slot = disp.Bindings[j]
 			}
-			entries[j] = webgpu.BindGroupEntry{Binding: slot, Buffer: b.buf, Size: webgpu.WholeSize}
+			bs[j] = backend.Binding{Slot: slot, Buffer: b.impl}
 		}
-		group, err := d.dev.CreateBindGroup(&webgpu.BindGroupDescriptor{Label: disp.Label, Layout: disp.Pipeline.layout, Entries: entries})
-		if err != nil {
-			return nil, fmt.Errorf("wgpu: %s: dispatch %d (%s): bind group: %w", d.info.Name, i, disp.Label, err)
-		}
-		defer group.Release()
-		if ts != nil {
-			if err := enc.WriteTimestamp(ts.set, uint32(2*i)); err != nil {
-				return nil, fmt.Errorf("wgpu: %s: timestamp: %w", d.info.Name, err)
-			}
-		}
-		pass := enc.BeginComputePass(&webgpu.ComputePassDescriptor{Label: disp.Label})
-		pass.SetPipeline(disp.Pipeline.pipeline)
-		pass.SetBindGroup(0, group, nil)
-		pass.DispatchWorkgroups(disp.Workgroups[0], disp.Workgroups[1], disp.Workgroups[2])
-		err = pass.End()
-		pass.Release()
-		if err != nil {
-			return nil, fmt.Errorf("wgpu: %s: dispatch %d (%s): %w", d.info.Name, i, disp.Label, err)
-		}
-		if ts != nil {
-			if err := enc.WriteTimestamp(ts.set, uint32(2*i+1)); err != nil {
-				return nil, fmt.Errorf("wgpu: %s: timestamp: %w", d.info.Name, err)
-			}
-		}
+		out[i] = backend.Dispatch{Label: disp.Label, Pipeline: disp.Pipeline.impl, Bindings: bs, Workgroups: disp.Workgroups}
 	}
-	if ts != nil {
-		if err := ts.encodeResolve(enc); err != nil {
-			return nil, fmt.Errorf("wgpu: %s: resolve timestamps: %w", d.info.Name, err)
-		}
+	return out, nil
+}
+
+// Submit encodes the dispatches, each in its own compute pass, into one
+// command buffer and submits it without waiting.
+func (d *Device) Submit(ds ...Dispatch) error {
+	if err := d.impl.Err(); err != nil {
+		return err
 	}
-	if tail != nil {
-		if err := tail(enc); err != nil {
-			return nil, fmt.Errorf("wgpu: %s: %w", d.info.Name, err)
-		}
-	}
-	cmd, err := enc.Finish(nil)
+	bs, err := d.dispatches(ds)
 	if err != nil {
-		return nil, fmt.Errorf("wgpu: %s: finish commands: %w", d.info.Name, err)
+		return err
 	}
-	return cmd, nil
+	return d.impl.Submit(bs)
+}
+
+// Run submits the dispatches like Submit, waits for them, and reports their
+// timing (per-dispatch GPU times where the adapter has timestamp queries).
+func (d *Device) Run(ctx context.Context, ds ...Dispatch) (Timing, error) {
+	if err := d.impl.Err(); err != nil {
+		return Timing{}, err
+	}
+	bs, err := d.dispatches(ds)
+	if err != nil {
+		return Timing{}, err
+	}
+	t, err := d.impl.Run(ctx, bs)
+	return Timing(t), err
 }

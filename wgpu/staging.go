@@ -8,6 +8,9 @@ import (
 	"unsafe"
 
 	webgpu "github.com/rajveermalviya/go-webgpu/wgpu"
+
+	"github.com/coreattn/coreattn/wgpu/internal/gowebgpu"
+	"github.com/coreattn/coreattn/wgpu/internal/pause"
 )
 
 // slotState is where a staging buffer is in its cycle.
@@ -101,12 +104,11 @@ func (t *Transfer) settled(s *slot) bool {
 	if done, _ := s.flag.done(); done {
 		return true
 	}
-	d := t.dev
-	d.mu.Lock()
-	if d.usable() == nil {
-		d.dev.Poll(false, nil)
+	t.g.Lock()
+	if t.g.Usable() == nil {
+		t.g.WGPU().Poll(false, nil)
 	}
-	d.mu.Unlock()
+	t.g.Unlock()
 	done, _ := s.flag.done()
 	return done
 }
@@ -129,7 +131,7 @@ func (r *ring) acquire(ctx context.Context, block bool) (*slot, error) {
 }
 
 func (r *ring) ready(ctx context.Context, s *slot) error {
-	t, d := r.t, r.t.dev
+	t := r.t
 	if s.buf == nil {
 		return r.fill(s)
 	}
@@ -148,9 +150,9 @@ func (r *ring) ready(ctx context.Context, s *slot) error {
 	}
 	if !r.write && s.state == slotMapped {
 		// A download abandoned after its copy was submitted.
-		d.mu.Lock()
+		t.g.Lock()
 		err := t.unmapLocked(s)
-		d.mu.Unlock()
+		t.g.Unlock()
 		return err
 	}
 	return nil
@@ -158,19 +160,19 @@ func (r *ring) ready(ctx context.Context, s *slot) error {
 
 // fill gives a hole its staging buffer.
 func (r *ring) fill(s *slot) error {
-	t, d := r.t, r.t.dev
+	t := r.t
 	usage := webgpu.BufferUsage_MapRead | webgpu.BufferUsage_CopyDst
 	label := "coreattn download staging"
 	if r.write {
 		usage = webgpu.BufferUsage_MapWrite | webgpu.BufferUsage_CopySrc
 		label = "coreattn upload staging"
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if err := d.usable(); err != nil {
+	t.g.Lock()
+	defer t.g.Unlock()
+	if err := t.g.Usable(); err != nil {
 		return err
 	}
-	buf, err := d.createBuffer(&webgpu.BufferDescriptor{Label: label, Size: t.opts.ChunkBytes, Usage: usage, MappedAtCreation: r.write})
+	buf, err := t.g.CreateBuffer(&webgpu.BufferDescriptor{Label: label, Size: t.opts.ChunkBytes, Usage: usage, MappedAtCreation: r.write})
 	if err != nil {
 		return fmt.Errorf("%s of %d bytes: %w", label, t.opts.ChunkBytes, err)
 	}
@@ -187,15 +189,15 @@ func (r *ring) close() {
 	r.closed = true
 	n := r.made
 	r.mu.Unlock()
-	t, d := r.t, r.t.dev
+	t := r.t
 	for range n {
 		s := <-r.free
 		if s.state == slotPending {
 			t.waitMap(context.Background(), s.flag) // a lost device ends the wait; discard then leaks the flag
 		}
-		d.mu.Lock()
+		t.g.Lock()
 		t.discardLocked(s)
-		d.mu.Unlock()
+		t.g.Unlock()
 		s.flag.free() // discard left a flag no map can write
 	}
 }
@@ -204,7 +206,7 @@ func (r *ring) close() {
 // pending map may still write is left to leak (4 bytes) and replaced.
 // Callers hold dev.mu.
 func (t *Transfer) discardLocked(s *slot) {
-	if s.buf != nil && !t.dev.closed {
+	if s.buf != nil && !t.g.Closed() {
 		s.buf.Release()
 	}
 	s.buf, s.ptr, s.state = nil, nil, slotIdle
@@ -217,17 +219,16 @@ func (t *Transfer) discardLocked(s *slot) {
 // with the host address of its first size bytes unless size is 0;
 // otherwise it is discarded and the map's error returned.
 func (t *Transfer) mapped(s *slot, status webgpu.BufferMapAsyncStatus, size uint64) error {
-	d := t.dev
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if err := mapStatusError(status); err != nil {
+	t.g.Lock()
+	defer t.g.Unlock()
+	if err := gowebgpu.MapStatusError(status); err != nil {
 		if status == webgpu.BufferMapAsyncStatus_DeviceLost {
-			d.markLost(err.Error())
+			t.g.MarkLost(err.Error())
 		}
 		t.discardLocked(s)
 		return err
 	}
-	if err := d.usable(); err != nil {
+	if err := t.g.Usable(); err != nil {
 		return err
 	}
 	s.state, s.ptr = slotMapped, nil
@@ -237,9 +238,9 @@ func (t *Transfer) mapped(s *slot, status webgpu.BufferMapAsyncStatus, size uint
 	return nil
 }
 
-// unmapLocked unmaps a download slot. Callers hold dev.mu.
+// unmapLocked unmaps a download slot. Callers hold t.g's lock.
 func (t *Transfer) unmapLocked(s *slot) error {
-	if err := t.dev.usable(); err != nil {
+	if err := t.g.Usable(); err != nil {
 		return err
 	}
 	if err := t.raw.unmap(s.buf, t.cerr); err != nil {
@@ -255,35 +256,35 @@ func (t *Transfer) unmapLocked(s *slot) error {
 const maxPollPause = 100 * time.Microsecond
 
 // waitMap polls the device until the map behind f completes or ctx ends
-// (see Device.waitFlag), and counts the time.
+// (see waitFlag), and counts the time.
 func (t *Transfer) waitMap(ctx context.Context, f mapFlag) (webgpu.BufferMapAsyncStatus, error) {
 	if done, status := f.done(); done {
 		return status, nil
 	}
 	start := time.Now()
 	defer func() { t.stats.waitTime.Add(int64(time.Since(start))) }()
-	return t.dev.waitFlag(ctx, f, maxPollPause)
+	return waitFlag(ctx, t.g, f, maxPollPause)
 }
 
-// waitFlag polls the device until the map behind f completes or ctx ends,
-// sleeping between polls up to maxPause. Each poll holds the device lock
-// for a non-blocking wgpuDevicePoll only (never a blocking one: wgpu-core
-// 0.17 gives up on those after 5 s; see Device.drain), so other goroutines
-// keep submitting meanwhile.
-func (d *Device) waitFlag(ctx context.Context, f mapFlag, maxPause time.Duration) (webgpu.BufferMapAsyncStatus, error) {
+// waitFlag polls g until the map behind f completes or ctx ends, sleeping
+// between polls up to maxPause, and adds the time to g's WaitTime. Each
+// poll holds the device lock for a non-blocking wgpuDevicePoll only (never
+// a blocking one: wgpu-core 0.17 gives up on those after 5 s; see
+// gowebgpu's drain), so other goroutines keep submitting meanwhile.
+func waitFlag(ctx context.Context, g *gowebgpu.Device, f mapFlag, maxPause time.Duration) (webgpu.BufferMapAsyncStatus, error) {
 	if done, status := f.done(); done {
 		return status, nil
 	}
 	start := time.Now()
-	defer func() { d.waited.Add(int64(time.Since(start))) }()
-	pause := 2 * time.Microsecond
+	defer func() { g.AddWait(time.Since(start)) }()
+	wait := 2 * time.Microsecond
 	for {
-		d.mu.Lock()
-		err := d.usable()
+		g.Lock()
+		err := g.Usable()
 		if err == nil {
-			d.dev.Poll(false, nil)
+			g.WGPU().Poll(false, nil)
 		}
-		d.mu.Unlock()
+		g.Unlock()
 		if done, status := f.done(); done {
 			return status, nil
 		}
@@ -293,8 +294,8 @@ func (d *Device) waitFlag(ctx context.Context, f mapFlag, maxPause time.Duration
 		if err := ctx.Err(); err != nil {
 			return 0, err
 		}
-		pollSleep(pause)
-		pause = min(2*pause, maxPause)
+		pause.Poll(wait)
+		wait = min(2*wait, maxPause)
 	}
 }
 

@@ -8,6 +8,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/coreattn/coreattn/wgpu/internal/backend"
+	"github.com/coreattn/coreattn/wgpu/internal/gowebgpu"
+	"github.com/coreattn/coreattn/wgpu/internal/pause"
 )
 
 // Errors of the transfer path, wrapped with context by the calls that
@@ -21,7 +25,7 @@ var (
 	// ErrWrongDevice: a buffer belongs to another device than the transfer.
 	ErrWrongDevice = errors.New("wgpu: buffer of another device")
 	// ErrReleased: a buffer was used after Release.
-	ErrReleased = errors.New("wgpu: buffer released")
+	ErrReleased = backend.ErrReleased
 	// ErrOutOfMemory: the device could not allocate what a call needs.
 	ErrOutOfMemory = errors.New("wgpu: out of device memory")
 )
@@ -125,15 +129,21 @@ func (o TransferOptions) withDefaults(info AdapterInfo) (TransferOptions, error)
 // one with [Device.Transfer]; [Device.NewTransfer] makes one with other
 // options. A Transfer is safe for concurrent use: concurrent transfers
 // share its staging buffers chunk by chunk. Once warm, a transfer allocates
-// nothing, on the host or on the device.
+// nothing, on the host or on the device. That is the go-webgpu runtime's
+// engine; on Dawn a Transfer goes through Dawn's own writes and reads
+// (transfer_plain.go).
 //
 // Ordering is the queue's: an upload is seen by all work submitted after it
 // returns; a download sees all work submitted before it was called.
 type Transfer struct {
 	dev  *Device
 	opts TransferOptions
+	// g is the go-webgpu device whose staging buffers the engine drives
+	// through wgpu-native's C API; nil on other runtimes, where transfers
+	// go through the runtime's own writes and reads (transfer_plain.go).
+	g    *gowebgpu.Device
 	raw  raw
-	cerr cerr // the C calls' error record; used under dev.mu
+	cerr cerr // the C calls' error record; used under g's lock
 
 	up, down ring
 	copier   copier
@@ -192,12 +202,9 @@ func (d *Device) newTransfer(opts TransferOptions) (*Transfer, error) {
 	if d.transfers.closed {
 		return nil, fmt.Errorf("%w: %s", ErrClosed, d.info.Name)
 	}
-	t := &Transfer{
-		dev:  d,
-		opts: opts,
-		raw:  raw{device: deviceRef(d.dev), queue: queueRef(d.queue)},
-		cerr: newCerr(),
-		done: make(chan struct{}),
+	t := &Transfer{dev: d, opts: opts, done: make(chan struct{})}
+	if g, ok := d.impl.(*gowebgpu.Device); ok {
+		t.g, t.raw, t.cerr = g, raw{device: deviceRef(g.WGPU()), queue: queueRef(g.Queue())}, newCerr()
 	}
 	t.up = ring{t: t, write: true, free: make(chan *slot, opts.Depth)}
 	t.down = ring{t: t, free: make(chan *slot, opts.Depth)}
@@ -237,9 +244,9 @@ func (t *Transfer) close() {
 		if t.cerr.p != nil {
 			// Under the device lock, where every use of the record checks
 			// closed (the rings' users hold slots, which close waited for).
-			t.dev.mu.Lock()
+			t.g.Lock()
 			t.cerr.free()
-			t.dev.mu.Unlock()
+			t.g.Unlock()
 		}
 	})
 }
@@ -281,24 +288,30 @@ func (t *Transfer) Sync(ctx context.Context) error {
 		return err
 	}
 	d := t.dev
-	d.mu.Lock()
-	err := d.usable()
-	if err == nil {
-		d.queue.Submit() // also flushes the writes Queue.WriteBuffer queued
+	if t.g == nil {
+		if err := d.impl.Wait(ctx); err != nil {
+			return fmt.Errorf("wgpu: %s: sync: %w", d.info.Name, err)
+		}
+		return nil
 	}
-	d.mu.Unlock()
-	for pause := 2 * time.Microsecond; err == nil; pause = min(2*pause, maxPollPause) {
-		d.mu.Lock()
-		if err = d.usable(); err == nil && d.dev.Poll(false, nil) {
-			d.mu.Unlock()
+	t.g.Lock()
+	err := t.g.Usable()
+	if err == nil {
+		t.g.Queue().Submit() // also flushes the writes Queue.WriteBuffer queued
+	}
+	t.g.Unlock()
+	for wait := 2 * time.Microsecond; err == nil; wait = min(2*wait, maxPollPause) {
+		t.g.Lock()
+		if err = t.g.Usable(); err == nil && t.g.WGPU().Poll(false, nil) {
+			t.g.Unlock()
 			return nil
 		}
-		d.mu.Unlock()
+		t.g.Unlock()
 		if err == nil {
 			err = ctx.Err()
 		}
 		if err == nil {
-			pollSleep(pause)
+			pause.Poll(wait)
 		}
 	}
 	return fmt.Errorf("wgpu: %s: sync: %w", d.info.Name, err)

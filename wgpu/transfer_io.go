@@ -6,6 +6,8 @@ import (
 	"time"
 
 	webgpu "github.com/rajveermalviya/go-webgpu/wgpu"
+
+	"github.com/coreattn/coreattn/wgpu/internal/gowebgpu"
 )
 
 // Upload copies src into dst at byte offset dstOff; both dstOff and
@@ -28,10 +30,12 @@ func (t *Transfer) Upload(ctx context.Context, dst *Buffer, dstOff uint64, src [
 		return err
 	}
 	var err error
-	switch t.opts.Upload {
-	case UploadQueueWrite:
+	switch {
+	case t.g == nil:
+		err = t.uploadPlain(ctx, dst, dstOff, src)
+	case t.opts.Upload == UploadQueueWrite:
 		err = t.uploadQueueWrite(dst, dstOff, src)
-	case UploadMappedAtCreation:
+	case t.opts.Upload == UploadMappedAtCreation:
 		err = t.uploadMappedAtCreation(ctx, dst, dstOff, src)
 	default:
 		err = t.uploadStaged(ctx, dst, dstOff, src)
@@ -58,7 +62,13 @@ func (t *Transfer) Download(ctx context.Context, dst []byte, src *Buffer, srcOff
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := t.downloadStaged(ctx, src, srcOff, n, &sink{host: dst}); err != nil {
+	var err error
+	if t.g == nil {
+		err = t.downloadPlain(ctx, dst, src, srcOff)
+	} else {
+		err = t.downloadStaged(ctx, src, srcOff, n, &sink{host: dst})
+	}
+	if err != nil {
 		return fmt.Errorf("wgpu: %s: download %d bytes from %q at %d: %w", t.dev.info.Name, n, src.label, srcOff, err)
 	}
 	t.stats.down.Add(n)
@@ -82,7 +92,7 @@ func (t *Transfer) checkRange(b *Buffer, off, n uint64) error {
 }
 
 func (t *Transfer) uploadStaged(ctx context.Context, dst *Buffer, off uint64, src []byte) error {
-	r, d := &t.up, t.dev
+	r := &t.up
 	for len(src) > 0 {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -94,19 +104,19 @@ func (t *Transfer) uploadStaged(ctx context.Context, dst *Buffer, off uint64, sr
 		n := min(uint64(len(src)), t.opts.ChunkBytes)
 		t.hostCopy(s, hostBytes(s.ptr, n), src[:n])
 		start := time.Now()
-		d.mu.Lock()
-		err = d.usable()
-		if err == nil && dst.buf == nil {
+		t.g.Lock()
+		err = t.g.Usable()
+		if err == nil && gowebgpu.Handle(dst.impl) == nil {
 			err = fmt.Errorf("%q: %w", dst.label, ErrReleased)
 		}
 		if err == nil {
-			if err = t.raw.upload(s.buf, t.opts.ChunkBytes, dst.buf, off, n, s.flag, t.cerr); err != nil {
+			if err = t.raw.upload(s.buf, t.opts.ChunkBytes, gowebgpu.Handle(dst.impl), off, n, s.flag, t.cerr); err != nil {
 				t.discardLocked(s)
 			} else {
 				s.state, s.ptr = slotPending, nil
 			}
 		}
-		d.mu.Unlock()
+		t.g.Unlock()
 		t.stats.submit.Add(int64(time.Since(start)))
 		r.release(s)
 		if err != nil {
@@ -139,7 +149,7 @@ type sink struct {
 // chunk copies in flight and hands each to k as its map completes, while
 // the next ones cross the link.
 func (t *Transfer) downloadStaged(ctx context.Context, src *Buffer, off, n uint64, k *sink) (err error) {
-	r, d := &t.down, t.dev
+	r := &t.down
 	end := off + n
 	lo, hi := off&^3, (end+3)&^3 // whole words; within the buffer's padded size
 	var q [maxDepth]flight
@@ -190,9 +200,9 @@ func (t *Transfer) downloadStaged(ctx context.Context, src *Buffer, off, n uint6
 			return err
 		}
 		start := time.Now()
-		d.mu.Lock()
+		t.g.Lock()
 		err = t.unmapLocked(f.s)
-		d.mu.Unlock()
+		t.g.Unlock()
 		t.stats.submit.Add(int64(time.Since(start)))
 		r.release(f.s)
 		if err != nil {
@@ -206,18 +216,17 @@ func (t *Transfer) downloadStaged(ctx context.Context, src *Buffer, off, n uint6
 // submitDownload submits the copy of size bytes of src at off into the
 // idle slot s, and its map.
 func (t *Transfer) submitDownload(s *slot, src *Buffer, off, size uint64) error {
-	d := t.dev
 	start := time.Now()
 	defer func() { t.stats.submit.Add(int64(time.Since(start))) }()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if err := d.usable(); err != nil {
+	t.g.Lock()
+	defer t.g.Unlock()
+	if err := t.g.Usable(); err != nil {
 		return err
 	}
-	if src.buf == nil {
+	if gowebgpu.Handle(src.impl) == nil {
 		return fmt.Errorf("%q: %w", src.label, ErrReleased)
 	}
-	if err := t.raw.download(src.buf, off, s.buf, size, s.flag, t.cerr); err != nil {
+	if err := t.raw.download(gowebgpu.Handle(src.impl), off, s.buf, size, s.flag, t.cerr); err != nil {
 		if done, _ := s.flag.done(); !done { // the map was requested: the slot is in an unknown state
 			t.discardLocked(s)
 		}
@@ -229,19 +238,18 @@ func (t *Transfer) submitDownload(s *slot, src *Buffer, off, size uint64) error 
 
 // uploadQueueWrite hands each chunk to Queue.WriteBuffer (for comparison).
 func (t *Transfer) uploadQueueWrite(dst *Buffer, off uint64, src []byte) error {
-	d := t.dev
 	for len(src) > 0 {
 		n := min(uint64(len(src)), t.opts.ChunkBytes)
 		start := time.Now()
-		d.mu.Lock()
-		err := d.usable()
-		if err == nil && dst.buf == nil {
+		t.g.Lock()
+		err := t.g.Usable()
+		if err == nil && gowebgpu.Handle(dst.impl) == nil {
 			err = fmt.Errorf("%q: %w", dst.label, ErrReleased)
 		}
 		if err == nil {
-			err = d.queue.WriteBuffer(dst.buf, off, src[:n])
+			err = t.g.Queue().WriteBuffer(gowebgpu.Handle(dst.impl), off, src[:n])
 		}
-		d.mu.Unlock()
+		t.g.Unlock()
 		t.stats.hostCopy.Add(int64(time.Since(start)))
 		if err != nil {
 			return err
@@ -255,7 +263,6 @@ func (t *Transfer) uploadQueueWrite(dst *Buffer, off uint64, src []byte) error {
 // uploadMappedAtCreation copies each chunk into a staging buffer created
 // mapped for it and released after its copy is submitted (for comparison).
 func (t *Transfer) uploadMappedAtCreation(ctx context.Context, dst *Buffer, off uint64, src []byte) error {
-	d := t.dev
 	var s slot // only its WaitGroup, for the copiers
 	for len(src) > 0 {
 		if err := ctx.Err(); err != nil {
@@ -263,40 +270,40 @@ func (t *Transfer) uploadMappedAtCreation(ctx context.Context, dst *Buffer, off 
 		}
 		n := min(uint64(len(src)), t.opts.ChunkBytes)
 		start := time.Now()
-		d.mu.Lock()
-		if err := d.usable(); err != nil {
-			d.mu.Unlock()
+		t.g.Lock()
+		if err := t.g.Usable(); err != nil {
+			t.g.Unlock()
 			return err
 		}
-		buf, err := d.createBuffer(&webgpu.BufferDescriptor{Label: "coreattn upload chunk", Size: n, Usage: webgpu.BufferUsage_MapWrite | webgpu.BufferUsage_CopySrc, MappedAtCreation: true})
+		buf, err := t.g.CreateBuffer(&webgpu.BufferDescriptor{Label: "coreattn upload chunk", Size: n, Usage: webgpu.BufferUsage_MapWrite | webgpu.BufferUsage_CopySrc, MappedAtCreation: true})
 		var p []byte
 		if err == nil {
 			p = hostBytes(mapped(buf, n), n)
 		}
-		d.mu.Unlock()
+		t.g.Unlock()
 		t.stats.submit.Add(int64(time.Since(start)))
 		if err != nil {
 			return err
 		}
 		t.hostCopy(&s, p, src[:n])
 		start = time.Now()
-		d.mu.Lock()
-		err = d.usable()
+		t.g.Lock()
+		err = t.g.Usable()
 		if err == nil {
 			err = t.check()
 		}
-		if err == nil && dst.buf == nil {
+		if err == nil && gowebgpu.Handle(dst.impl) == nil {
 			err = fmt.Errorf("%q: %w", dst.label, ErrReleased)
 		}
 		if err == nil {
 			if err = t.raw.unmap(buf, t.cerr); err == nil {
-				err = t.raw.copy(buf, 0, dst.buf, off, n, t.cerr)
+				err = t.raw.copy(buf, 0, gowebgpu.Handle(dst.impl), off, n, t.cerr)
 			}
 		}
-		if !d.closed {
+		if !t.g.Closed() {
 			buf.Release() // wgpu frees it once the copy has run
 		}
-		d.mu.Unlock()
+		t.g.Unlock()
 		t.stats.submit.Add(int64(time.Since(start)))
 		if err != nil {
 			return err

@@ -469,12 +469,17 @@ func TestTransferSurvivesGC(t *testing.T) {
 	}
 }
 
-// TestTransferAllocs: once warm, a round trip allocates nothing.
+// TestTransferAllocs: once warm, a round trip allocates nothing (the
+// staged engine, go-webgpu's; Dawn's plain path goes through its own
+// calls).
 func TestTransferAllocs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("allocation count only")
 	}
 	d := openTest(t)
+	if d.Runtime() != wgpu.RuntimeGoWebGPU {
+		t.Skipf("the staged engine is go-webgpu's; %s runs on %s (transfer_plain.go)", d.Info(), d.Runtime())
+	}
 	ctx := context.Background()
 	tr := smallChunks(t, d, 3)
 	b, err := d.NewBuffer("b", 256<<10)

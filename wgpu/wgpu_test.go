@@ -2,6 +2,7 @@ package wgpu_test
 
 import (
 	"context"
+	"os"
 	"runtime"
 	"testing"
 
@@ -25,18 +26,34 @@ func openTest(t *testing.T) *wgpu.Device {
 	d, err := wgpu.OpenBest(wgpu.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { d.Close() })
+	t.Logf("%s on %s: %s", d.Info(), d.Runtime(), d.Info().Capabilities())
 	return d
 }
 
 func TestAdapters(t *testing.T) {
 	list, err := wgpu.Adapters(wgpu.Options{})
 	require.NoError(t, err)
+	rt, err := wgpu.ParseRuntime(os.Getenv(wgpu.EnvRuntime))
+	require.NoError(t, err)
 	for i, a := range list {
 		assert.Equal(t, i, a.Index)
 		assert.NotEmpty(t, a.Name)
 		assert.NotEqual(t, "OpenGL", a.Backend, "GL adapters are hidden by default")
 		assert.Greater(t, a.Limits.MaxWorkgroupStorageSize, uint32(0))
+		if rt != wgpu.RuntimeAuto {
+			assert.Equal(t, rt, a.Runtime, "the runtime asked for lists the adapters")
+		}
+		if a.Runtime == wgpu.RuntimeGoWebGPU {
+			assert.False(t, a.F16 || a.Subgroups || a.MatrixConfigs != nil, "wgpu-native 0.17 gives WGSL no f16, subgroups or subgroup matrices")
+		}
+		if a.Subgroups {
+			assert.Positive(t, a.SubgroupMinSize)
+			assert.LessOrEqual(t, a.SubgroupMinSize, a.SubgroupMaxSize)
+		}
 	}
+	d := openTest(t)
+	assert.Equal(t, list[0].Name, d.Info().Name)
+	assert.Equal(t, list[0].Runtime, d.Runtime())
 }
 
 func TestRunRoundTrip(t *testing.T) {

@@ -127,6 +127,9 @@ func (op *Op) prepareBackwardChecked(a *attention.Args, t BackwardTensors) (*Cal
 	if op.opts.DSScratch < 0 {
 		return nil, fmt.Errorf("attention: Options.DSScratch %d: want a size in bytes, or 0 for the default", op.opts.DSScratch)
 	}
+	if call, ok, err := op.tcBackward(a, t); ok {
+		return call, err
+	}
 	lim := op.dev.Limits()
 	wgBytes, threads := int(lim.MaxWorkgroupStorageSize), int(lim.MaxInvocationsPerWorkgroup)
 	// choose returns the fixed tiling for kernel k if there is one, else the
@@ -339,7 +342,7 @@ func (op *Op) prepareBackward(a *attention.Args, t BackwardTensors, dqT, kvT sha
 	meta = append(meta, plan.qoff...)
 	dsPOff := len(meta)
 	meta = append(meta, plan.poff...)
-	call := &Call{Tiling: dqT.String() + "; " + kvT.String()}
+	call := &Call{Tiling: dqT.String() + "; " + kvT.String(), Kernels: KernelsFFMA}
 	if kvT.FusedDQ {
 		call.Tiling = kvT.String()
 	}

@@ -48,6 +48,15 @@ type Options struct {
 	// pieces and merged (see splitkv.go). 0 splits where the work calls for
 	// it, on GPUs only; a negative value never splits.
 	SplitKV int
+	// Kernels chooses the FFMA or the tensor-core kernels (KernelsAuto:
+	// tensor cores for float16 storage where the device has them; see
+	// tensorcore.go). SplitKV and DSScratch apply to both.
+	Kernels Kernels
+	// TensorCoreForward and TensorCoreBackward, if their NS or NP is
+	// non-zero, fix the tensor-core kernels' tilings (the head dimension
+	// and storage type come from the call); for tuning and tests.
+	TensorCoreForward  shaders.TCFwdTiling
+	TensorCoreBackward shaders.TCBwdTiling
 }
 
 // DQMode chooses how the backward computes dQ.
@@ -147,7 +156,8 @@ type ForwardTensors struct {
 // Call is a prepared kernel launch: its dispatches can be submitted any
 // number of times (a benchmark does), then Release frees what it owns.
 type Call struct {
-	Tiling     string // the tile shapes used, for reports
+	Tiling     string  // the tile shapes used, for reports
+	Kernels    Kernels // the family that runs: KernelsFFMA or KernelsTensorCore
 	dispatches []wgpu.Dispatch
 	owned      []*wgpu.Buffer
 }
@@ -265,6 +275,9 @@ func (op *Op) prepareForward(a *attention.Args, t ForwardTensors) (*Call, error)
 	if err := checkAliasing([]namedBuffer{{"o", t.O}, {"lse", t.LSE}}, []namedBuffer{{"q", t.Q}, {"k", t.K}, {"v", t.V}}); err != nil {
 		return nil, err
 	}
+	if call, ok, err := op.tcForward(a, t); ok {
+		return call, err
+	}
 	lim := op.dev.Limits()
 	tiling, err := op.forwardTiling(a.HeadDim, a.DType)
 	if err != nil {
@@ -279,7 +292,7 @@ func (op *Op) prepareForward(a *attention.Args, t ForwardTensors) (*Call, error)
 		return nil, fmt.Errorf("attention: %w", err)
 	}
 	plan := op.plan(a, tiling)
-	call := &Call{Tiling: tiling.String()}
+	call := &Call{Tiling: tiling.String(), Kernels: KernelsFFMA}
 	if plan.ntiles == 0 {
 		return call, nil // every segment is empty: nothing to compute
 	}

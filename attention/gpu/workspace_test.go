@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/coreattn/coreattn/attention"
 	"github.com/coreattn/coreattn/wgpu"
 )
 
@@ -33,6 +34,12 @@ func newWSRun(t *testing.T, dev *wgpu.Device, plain *Op, c gpuCase, seed uint64)
 	fc.Release()
 	bc.Release()
 	r.want = r.outputs(t)
+	if plain.opts.Kernels == KernelsTensorCore { // f16 products
+		for i, w := range [][]float64{r.in.wantDQ, r.in.wantDK, r.in.wantDV} {
+			require.LessOrEqual(t, attention.RelError(r.want[2+i], w), tcTolGrad, "gradient %d", i)
+		}
+		return r
+	}
 	r.in.checkHost(t, r.want[2], r.want[3], r.want[4])
 	return r
 }
@@ -72,8 +79,12 @@ func TestWorkspaceSameBits(t *testing.T) {
 		{"fused", Options{DQ: DQFused}},
 		{"separate", Options{DQ: DQSeparate}},
 		{"stored in passes", Options{DQ: DQStored, DSScratch: 2 * 16 * tile}},
+		{"tensor cores", Options{Kernels: KernelsTensorCore}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			if _, err := TensorCoreDevice(dev.Info()); err != nil && tt.opts.Kernels == KernelsTensorCore {
+				t.Skipf("%v", err)
+			}
 			plain := NewWithOptions(dev, tt.opts)
 			ra, rb := newWSRun(t, dev, plain, a, 1), newWSRun(t, dev, plain, b, 2)
 			ws := NewWorkspace(dev)

@@ -11,9 +11,8 @@
 // "dq", "dk", "dv"); the launch owns the others (parameters, tile tables,
 // f16 copies of f32 operands, split-KV partials, dS scratch), which a
 // runtime creates from [Buffer], fills and frees. The package knows no
-// runtime: a runner maps the names to buffers of its device (see
-// wgpu/internal/dawnrun for Dawn), so the same launches plug into the
-// operator of package attention/gpu once its device runs over Dawn.
+// runtime: the operator of package attention/gpu maps the names to buffers
+// of its wgpu.Device and dispatches the passes (Options.Kernels there).
 //
 // # Storage and numerics
 //

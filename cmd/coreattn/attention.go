@@ -31,6 +31,7 @@ type attnFlags struct {
 	do         string // backward input dO [total_q, Hq, D]
 	dq, dk, dv string // backward outputs
 	servers    int
+	kernels    string
 	dtype      string // storage type on the device: f32, f16, bf16
 }
 
@@ -80,6 +81,7 @@ succeeded.`,
 	fl.StringVar(&f.dk, "dk", "", "output dK .npy [total_k, Hkv, D] (with --do)")
 	fl.StringVar(&f.dv, "dv", "", "output dV .npy [total_k, Hkv, D] (with --do)")
 	fl.IntVar(&f.servers, "servers", 1, "number of attention servers (logical servers over the local adapters, round-robin) to spread the batch over")
+	fl.StringVar(&f.kernels, "kernels", "auto", "kernel family: auto (tensor cores for --dtype f16 where the adapter has f16->f32 subgroup matrices), ffma, or tensor-core (f16 products, f32 accumulation; f32 inputs rounded to f16)")
 	return cmd
 }
 
@@ -131,6 +133,12 @@ func (f *attnFlags) check() error {
 	}
 	if f.adapter < 0 {
 		return fmt.Errorf("attention: --adapter %d: want an index >= 0 (see `coreattn devices`)", f.adapter)
+	}
+	if _, err := gpu.ParseKernels(f.kernels); err != nil {
+		return fmt.Errorf("attention: %w", flagError("kernels", fmt.Sprintf("%q", f.kernels), "want auto, ffma or tensor-core"))
+	}
+	if f.kernels != "auto" && f.servers != 1 {
+		return fmt.Errorf("attention: --kernels %s applies to one server; the pool's servers choose their own kernels", f.kernels)
 	}
 	if f.servers < 1 || f.servers > maxLocalServers {
 		return fmt.Errorf("attention: --servers %d: want 1 to %d", f.servers, maxLocalServers)
@@ -257,8 +265,9 @@ type deviceRunner struct {
 func (r deviceRunner) Close() error   { return r.Device().Close() }
 func (r deviceRunner) String() string { return r.Device().Info().String() }
 
-// newAttnRunner returns the runner for --adapter and --servers.
-func newAttnRunner(g *globalFlags, adapter, servers int) (attnRunner, error) {
+// newAttnRunner returns the runner for --adapter, --servers and --kernels
+// (checked by attnFlags.check).
+func newAttnRunner(g *globalFlags, adapter, servers int, kernels gpu.Kernels) (attnRunner, error) {
 	if servers != 1 {
 		return newPoolRunner(g, adapter, servers)
 	}
@@ -266,7 +275,7 @@ func newAttnRunner(g *globalFlags, adapter, servers int) (attnRunner, error) {
 	if err != nil {
 		return nil, err
 	}
-	return deviceRunner{gpu.New(dev)}, nil
+	return deviceRunner{gpu.NewWithOptions(dev, gpu.Options{Kernels: kernels})}, nil
 }
 
 func runAttention(ctx context.Context, g *globalFlags, f *attnFlags, log io.Writer) error {
@@ -277,7 +286,11 @@ func runAttention(ctx context.Context, g *globalFlags, f *attnFlags, log io.Writ
 	if err != nil {
 		return err
 	}
-	r, err := newAttnRunner(g, f.adapter, f.servers)
+	kernels, err := gpu.ParseKernels(f.kernels)
+	if err != nil {
+		return err
+	}
+	r, err := newAttnRunner(g, f.adapter, f.servers, kernels)
 	if err != nil {
 		return err
 	}

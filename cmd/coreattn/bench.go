@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/coreattn/coreattn/attention"
+	"github.com/coreattn/coreattn/attention/tc"
 	"github.com/coreattn/coreattn/shaders"
 	"github.com/coreattn/coreattn/wgpu"
 )
@@ -79,6 +81,8 @@ func benchShapes(cpu bool, maxBytes uint64) []benchShape {
 type benchResult struct {
 	Impl    string  `json:"impl"`
 	Adapter string  `json:"adapter"`
+	Runtime string  `json:"runtime"` // the WebGPU runtime: go-webgpu or dawn
+	Kernels string  `json:"kernels"` // the kernels that ran: ffma or tensor-core
 	DType   string  `json:"dtype"`
 	Pass    string  `json:"pass"`
 	Shape   string  `json:"shape"`
@@ -108,6 +112,9 @@ type benchFlags struct {
 	dsMiB   int
 	rolled  bool
 	shapes  string
+	kernels string
+	unsafe  bool
+	tcSweep int
 }
 
 func newBenchCmd(g *globalFlags) *cobra.Command {
@@ -144,6 +151,9 @@ speed again), then reports the median of 5 rounds of back-to-back runs.`,
 	cmd.Flags().IntVar(&f.dsMiB, "ds-scratch", 0, "with --dq stored: the dS scratch cap in MiB (0: the default, 2048, or the adapter's limit)")
 	cmd.Flags().BoolVar(&f.rolled, "fwd-rolled", false, "leave the forward's loops to the driver instead of unrolling them (for tuning)")
 	cmd.Flags().StringVar(&f.shapes, "shapes", "", "only shapes whose label contains this text, e.g. S8192")
+	cmd.Flags().StringVar(&f.kernels, "kernels", "auto", "kernel family: auto (tensor cores for f16 where the adapter has f16->f32 subgroup matrices), ffma, or tensor-core (f16 products, f32 accumulation; f32 inputs converted on the device)")
+	cmd.Flags().BoolVar(&f.unsafe, "no-robustness", false, "Dawn: turn off its bounds checks on buffer accesses and its zeroing of workgroup memory (faster; how docs/tensorcores.md measures); go-webgpu ignores it")
+	cmd.Flags().IntVar(&f.tcSweep, "tc-sweep", 0, "with --kernels tensor-core: measure the first N tilings of the preferred matrix shape and the first of every other shape, forward tilings for fwd and backward tilings for fwd+bwd (0: the chosen tilings only)")
 	cmd.AddCommand(newBenchPoolCmd(g), newBenchShardsCmd(g))
 	cmd.AddCommand(newBenchGemmCmd(g))
 	cmd.AddCommand(newBenchTransferCmd(g))
@@ -179,12 +189,23 @@ func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out, progress 
 		}
 		dtypes = append(dtypes, dt)
 	}
-	dev, err := openAdapter(g, "bench", f.adapter)
+	wopts := g.options()
+	wopts.DisableRobustness = f.unsafe
+	dev, err := openAdapterWith(wopts, "bench", f.adapter)
 	if err != nil {
 		return err
 	}
 	defer dev.Close()
 	var opts gpu.Options
+	if opts.Kernels, err = gpu.ParseKernels(cmp.Or(f.kernels, "auto")); err != nil {
+		return fmt.Errorf("bench: %w", flagError("kernels", fmt.Sprintf("%q", f.kernels), "want auto, ffma or tensor-core"))
+	}
+	var tcDev tc.Device
+	if opts.Kernels == gpu.KernelsTensorCore {
+		if tcDev, err = gpu.TensorCoreDevice(dev.Info()); err != nil {
+			return fmt.Errorf("bench: --kernels tensor-core: %w", err)
+		}
+	}
 	for _, x := range []struct {
 		flag, val          string
 		tx, ty, rm, kc, vc *int
@@ -250,7 +271,7 @@ func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out, progress 
 		return fmt.Errorf("bench: %w", flagError("shapes", fmt.Sprintf("%q", f.shapes), "matches none of the shapes on this adapter (%s)", strings.Join(labels, "; ")))
 	}
 	if !f.json {
-		fmt.Fprintf(out, "adapter: %s\n%-9s %-9s %-62s %10s %9s\n", info, "dtype", "pass", "shape", "ms", "TFLOP/s")
+		fmt.Fprintf(out, "adapter: %s on %s: %s\n%-9s %-9s %-12s %-62s %10s %9s\n", info, dev.Runtime(), info.Capabilities(), "dtype", "pass", "kernels", "shape", "ms", "TFLOP/s")
 	}
 	for i, s := range shapes {
 		for _, dt := range dtypes {
@@ -258,23 +279,59 @@ func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out, progress 
 				if f.pass != "all" && f.pass != pass {
 					continue
 				}
-				fmt.Fprintf(progress, "\rbench %d/%d: %s %s %s ...%20s", i+1, len(shapes), dt, pass, s.label, "")
-				r, err := benchOne(ctx, op, s, pass, dt, f.reps)
-				fmt.Fprint(progress, "\r\033[K")
-				if err != nil {
-					return fmt.Errorf("bench: %s %s: %w", pass, s.label, err)
-				}
-				if f.json {
-					if err := enc.Encode(r); err != nil {
-						return err
+				ops := []*gpu.Op{op}
+				if f.tcSweep > 0 {
+					if ops, err = sweepOps(dev, opts, tcDev, s.args.HeadDim, dt, pass, f.tcSweep); err != nil {
+						return fmt.Errorf("bench: --tc-sweep: %w", err)
 					}
-				} else {
-					fmt.Fprintf(out, "%-9s %-9s %-62s %10.3f %9.4g\n", r.DType, r.Pass, r.Shape, r.MS, r.TFLOPS)
+				}
+				for _, op := range ops {
+					fmt.Fprintf(progress, "\rbench %d/%d: %s %s %s ...%20s", i+1, len(shapes), dt, pass, s.label, "")
+					r, err := benchOne(ctx, op, s, pass, dt, f.reps)
+					fmt.Fprint(progress, "\r\033[K")
+					if err != nil {
+						return fmt.Errorf("bench: %s %s: %w", pass, s.label, err)
+					}
+					if f.json {
+						if err := enc.Encode(r); err != nil {
+							return err
+						}
+					} else {
+						fmt.Fprintf(out, "%-9s %-9s %-12s %-62s %10.3f %9.4g\n", r.DType, r.Pass, r.Kernels, r.Shape, r.MS, r.TFLOPS)
+						if f.tcSweep > 0 {
+							fmt.Fprintf(out, "          %s\n", r.Tiling)
+						}
+					}
 				}
 			}
 		}
 	}
 	return nil
+}
+
+// sweepOps are the operators that --tc-sweep n measures for one pass:
+// each swept forward tiling for fwd, each swept backward tiling (after the
+// chosen forward) for fwd+bwd.
+func sweepOps(dev *wgpu.Device, opts gpu.Options, td tc.Device, d int, dt attention.DType, pass string, n int) ([]*gpu.Op, error) {
+	sw, err := gpu.TensorCoreSweep(d, dt, td, n)
+	if err != nil {
+		return nil, err
+	}
+	var ops []*gpu.Op
+	if pass == "fwd" {
+		for _, t := range sw.Forward {
+			o := opts
+			o.TensorCoreForward = t
+			ops = append(ops, gpu.NewWithOptions(dev, o))
+		}
+		return ops, nil
+	}
+	for _, t := range sw.Backward {
+		o := opts
+		o.TensorCoreBackward = t
+		ops = append(ops, gpu.NewWithOptions(dev, o))
+	}
+	return ops, nil
 }
 
 // check validates the flags before any adapter is opened.
@@ -295,6 +352,10 @@ func (f *benchFlags) check() error {
 		return flagError("ds-scratch", f.dsMiB, "want 0 (the default) to %d MiB", maxScratchMiB)
 	case f.fwdWX < 0 || f.fwdWX > maxTiling:
 		return flagError("fwd-wx", f.fwdWX, "want 0 (the tiling's default) to %d", maxTiling)
+	case f.tcSweep < 0 || f.tcSweep > maxTiling:
+		return flagError("tc-sweep", f.tcSweep, "want 0 (the chosen tilings) to %d", maxTiling)
+	case f.tcSweep > 0 && f.kernels != "tensor-core":
+		return flagError("tc-sweep", f.tcSweep, "applies to --kernels tensor-core")
 	}
 	return nil
 }
@@ -370,6 +431,7 @@ func benchOne(ctx context.Context, op *gpu.Op, s benchShape, pass string, dt att
 	defer fwd.Release()
 	dispatches := fwd.Dispatches()
 	tiling := fwd.Tiling
+	kernels := fwd.Kernels.String()
 	flops := a.FLOPs()
 	if pass == "fwd+bwd" {
 		bt := gpu.BackwardTensors{Q: ft.Q, K: ft.K, V: ft.V, O: ft.O, LSE: ft.LSE}
@@ -395,6 +457,9 @@ func benchOne(ctx context.Context, op *gpu.Op, s benchShape, pass string, dt att
 		}
 		defer bwd.Release()
 		tiling += "; " + bwd.Tiling
+		if bwd.Kernels != fwd.Kernels {
+			kernels += "+" + bwd.Kernels.String()
+		}
 		dispatches = append(append([]wgpu.Dispatch(nil), dispatches...), bwd.Dispatches()...)
 		flops *= 3.5
 	}
@@ -404,7 +469,7 @@ func benchOne(ctx context.Context, op *gpu.Op, s benchShape, pass string, dt att
 	}
 	ms := float64(t.d) / float64(time.Millisecond)
 	res := benchResult{
-		Impl: "coreattn-wgsl", Adapter: dev.Info().Name, DType: a.DType.String(), Pass: pass, Shape: s.label,
+		Impl: "coreattn-wgsl", Adapter: dev.Info().Name, Runtime: string(dev.Runtime()), Kernels: kernels, DType: a.DType.String(), Pass: pass, Shape: s.label,
 		MS: round(ms, 4), TFLOPS: round(flops/ms/1e9, 4), Tiling: tiling,
 	}
 	if t.gpu > 0 {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 type gemmResult struct {
 	Impl    string             `json:"impl"`
 	Adapter string             `json:"adapter"`
+	Runtime string             `json:"runtime"` // the WebGPU runtime: go-webgpu or dawn
 	DType   string             `json:"dtype"`
 	Case    string             `json:"case"`
 	Shape   string             `json:"shape"`
@@ -45,6 +47,8 @@ type benchGemmFlags struct {
 	cube    int
 	tilings string
 	splits  string
+	kernels string
+	unsafe  bool
 }
 
 func newBenchGemmCmd(g *globalFlags) *cobra.Command {
@@ -73,6 +77,8 @@ through PyTorch: scripts/matmul_anchor.py.`,
 	cmd.Flags().IntVar(&f.cube, "cube", 0, "edge of the cube shapes (default 4096; 256 on a CPU)")
 	cmd.Flags().StringVar(&f.tilings, "tiling", "", "force tile shapes, comma-separated BMxBNxBK/TMxTN[/wWX][/rolled] (each measured), e.g. 128x128x16/8x8,128x128x16/8x8/w16")
 	cmd.Flags().StringVar(&f.splits, "split", "0", "split K into this many parts, comma-separated (each measured; 0: chosen by shape, 1: never)")
+	cmd.Flags().StringVar(&f.kernels, "kernels", "auto", "engine: auto (the f32 FMA engine), fma, or tensor-core (the subgroup-matrix engine: f16 operands, f32 accumulation; needs f16->f32 subgroup matrices, Dawn on NVIDIA)")
+	cmd.Flags().BoolVar(&f.unsafe, "no-robustness", false, "Dawn: turn off its bounds checks on buffer accesses (faster); go-webgpu ignores it")
 	return cmd
 }
 
@@ -163,12 +169,21 @@ func runBenchGemm(ctx context.Context, g *globalFlags, f *benchGemmFlags, out, p
 			return err
 		}
 	}
-	dev, err := openAdapter(g, "bench gemm", f.adapter)
+	kernels, err := gemm.ParseKernels(cmp.Or(f.kernels, "auto"))
+	if err != nil {
+		return fmt.Errorf("bench gemm: %w", flagError("kernels", fmt.Sprintf("%q", f.kernels), "want auto, fma or tensor-core"))
+	}
+	wopts := g.options()
+	wopts.DisableRobustness = f.unsafe
+	dev, err := openAdapterWith(wopts, "bench gemm", f.adapter)
 	if err != nil {
 		return err
 	}
 	defer dev.Close()
 	info := dev.Info()
+	if kernels == gemm.KernelsTensorCore && gemm.TensorCoreShapes(info) == nil {
+		return fmt.Errorf("bench gemm: --kernels tensor-core: %w: %s on %s offers no f16->f32 subgroup matrices (it has: %s)", gemm.ErrNoTensorCores, info.Name, info.Runtime, info.Capabilities())
+	}
 	cube := f.cube
 	if cube == 0 {
 		cube = 4096
@@ -197,14 +212,14 @@ func runBenchGemm(ctx context.Context, g *globalFlags, f *benchGemmFlags, out, p
 	}
 	enc := json.NewEncoder(out)
 	if !f.json {
-		fmt.Fprintf(out, "adapter: %s\n%-48s %10s %9s  %s\n", info, "shape", "ms", "TFLOP/s", "tiling")
+		fmt.Fprintf(out, "adapter: %s on %s: %s\n%-48s %10s %9s  %s\n", info, dev.Runtime(), info.Capabilities(), "shape", "ms", "TFLOP/s", "tiling")
 	}
 	// A sweep (several tilings or splits) reports a cell that fails, such
 	// as a tiling the adapter refuses, and goes on; a single run stops.
 	sweep := len(tilings) > 1 || len(splits) > 1
 	for _, tl := range tilings {
 		for _, split := range splits {
-			op := gemm.NewWithOptions(dev, gemm.Options{Tiling: tl, Split: split})
+			op := gemm.NewWithOptions(dev, gemm.Options{Tiling: tl, Split: split, Kernels: kernels})
 			for i, s := range shapes {
 				fmt.Fprintf(progress, "\rbench gemm %d/%d: %s ...%20s", i+1, len(shapes), s.Label, "")
 				r, err := benchGemmOne(ctx, op, s, f.reps)
@@ -213,7 +228,7 @@ func runBenchGemm(ctx context.Context, g *globalFlags, f *benchGemmFlags, out, p
 					if !sweep || ctx.Err() != nil {
 						return fmt.Errorf("bench gemm: %s: %w", s.Label, err)
 					}
-					r = gemmResult{Impl: "coreattn-wgsl", Adapter: info.Name, DType: "float32", Case: s.Case(), Shape: s.Label,
+					r = gemmResult{Impl: "coreattn-wgsl", Adapter: info.Name, Runtime: string(info.Runtime), DType: "float32", Case: s.Case(), Shape: s.Label,
 						M: s.M, N: s.N, K: s.K, Tiling: fmt.Sprintf("%s split %d", tl.Shape(), split), Error: err.Error()}
 				}
 				if f.json {
@@ -302,7 +317,7 @@ func benchGemmOne(ctx context.Context, op *gemm.Op, s gemm.Shape, reps int) (gem
 	}
 	ms := float64(t.d) / float64(time.Millisecond)
 	res := gemmResult{
-		Impl: "coreattn-wgsl", Adapter: dev.Info().Name, DType: "float32", Case: s.Case(), Shape: s.Label,
+		Impl: "coreattn-wgsl", Adapter: dev.Info().Name, Runtime: string(dev.Runtime()), DType: "float32", Case: s.Case(), Shape: s.Label,
 		M: s.M, N: s.N, K: s.K, MS: round(ms, 4), TFLOPS: round(l.FLOPs()/ms/1e9, 4), Tiling: l.Tiling(),
 	}
 	if t.gpu > 0 {

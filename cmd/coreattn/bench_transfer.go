@@ -249,7 +249,7 @@ func runBenchTransfer(ctx context.Context, g *globalFlags, f *benchTransferFlags
 	if err != nil {
 		return err
 	}
-	list, err := wgpu.Adapters(wgpu.Options{Verbose: g.verbose})
+	list, err := wgpu.Adapters(g.options())
 	if err != nil {
 		return fmt.Errorf("bench transfer: %w", err)
 	}

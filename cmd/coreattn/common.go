@@ -16,10 +16,15 @@ import (
 // openAdapter opens adapter index (as numbered by `coreattn devices`) with the
 // global flags' verbosity. cmdName prefixes the error about a bad index.
 func openAdapter(g *globalFlags, cmdName string, index int) (*wgpu.Device, error) {
+	return openAdapterWith(g.options(), cmdName, index)
+}
+
+// openAdapterWith is openAdapter with the wgpu options given.
+func openAdapterWith(opts wgpu.Options, cmdName string, index int) (*wgpu.Device, error) {
 	if index < 0 {
 		return nil, fmt.Errorf("%s: --adapter %d: want an index >= 0 (see `coreattn devices`)", cmdName, index)
 	}
-	dev, err := wgpu.Open(index, wgpu.Options{Verbose: g.verbose})
+	dev, err := wgpu.Open(index, opts)
 	if err != nil {
 		return nil, fmt.Errorf("%s: --adapter %d: %w", cmdName, index, err)
 	}

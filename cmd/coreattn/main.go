@@ -16,6 +16,8 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/coreattn/coreattn/wgpu"
 )
 
 func main() {
@@ -29,6 +31,12 @@ func main() {
 // globalFlags are the flags every subcommand understands.
 type globalFlags struct {
 	verbose bool
+	runtime string // --runtime: "" (COREATTN_RUNTIME, else auto), auto, dawn, go-webgpu
+}
+
+// options are the wgpu options the global flags ask for.
+func (g *globalFlags) options() wgpu.Options {
+	return wgpu.Options{Runtime: wgpu.Runtime(g.runtime), Verbose: g.verbose}
 }
 
 func newRootCmd() *cobra.Command {
@@ -38,8 +46,18 @@ func newRootCmd() *cobra.Command {
 		Short:         "Portable, disaggregated core attention on any WebGPU adapter",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		PersistentPreRunE: func(*cobra.Command, []string) error {
+			if g.runtime == "" {
+				return nil
+			}
+			if _, err := wgpu.ParseRuntime(g.runtime); err != nil {
+				return flagError("runtime", fmt.Sprintf("%q", g.runtime), "want auto, dawn or go-webgpu")
+			}
+			return nil
+		},
 	}
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "show wgpu and driver log output")
+	root.PersistentFlags().StringVar(&g.runtime, "runtime", "", "WebGPU runtime: auto (Dawn where installed and it offers the adapter f16, subgroups or subgroup matrices, else go-webgpu), dawn or go-webgpu; default $"+wgpu.EnvRuntime+", else auto")
 	root.AddCommand(
 		// Each subcommand lives in its own file as newXxxCmd(g).
 		newDevicesCmd(g),

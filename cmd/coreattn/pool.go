@@ -28,7 +28,7 @@ import (
 // localPlacement deals servers over every local adapter, starting at
 // adapter first and wrapping round.
 func localPlacement(g *globalFlags, cmdName string, first int) (local.Placement, error) {
-	opts := wgpu.Options{Verbose: g.verbose}
+	opts := g.options()
 	list, err := wgpu.Adapters(opts)
 	if err != nil {
 		return local.Placement{}, fmt.Errorf("%s: %w", cmdName, err)
@@ -283,7 +283,7 @@ func runBenchPool(ctx context.Context, g *globalFlags, f *benchPoolFlags, out, p
 			return fmt.Errorf("bench pool: %w", err)
 		}
 	}
-	list, err := wgpu.Adapters(wgpu.Options{Verbose: g.verbose})
+	list, err := wgpu.Adapters(g.options())
 	if err != nil {
 		return fmt.Errorf("bench pool: %w", err)
 	}

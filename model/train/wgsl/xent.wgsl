@@ -23,7 +23,7 @@ fn xent(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         return;
     }
     let base = row * P.vocab;
-    var m = -3.4028235e38;
+    var m = bitcast<f32>(0xff7fffffu); // -FLT_MAX, spelled exactly (the literal -3.4028235e38 rounds past it, which Tint rejects)
     for (var i = li; i < P.vocab; i = i + WG) {
         m = max(m, logits[base + i]);
     }

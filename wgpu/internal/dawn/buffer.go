@@ -179,3 +179,32 @@ func (d *Device) Read(ctx context.Context, b *Buffer, off uint64, dst []byte) er
 	}
 	return nil
 }
+
+// Copy copies n bytes of src at srcOff into dst at dstOff (all multiples
+// of 4) on the queue, after work submitted before it; dst and src must
+// differ, src needs UsageCopySrc and dst UsageCopyDst.
+func (d *Device) Copy(ctx context.Context, dst *Buffer, dstOff uint64, src *Buffer, srcOff, n uint64) error {
+	if err := src.checkRange("copy from", srcOff, int(n)); err != nil {
+		return err
+	}
+	if err := dst.checkRange("copy to", dstOff, int(n)); err != nil {
+		return err
+	}
+	if n == 0 {
+		return nil
+	}
+	if err := d.lockUsable(); err != nil {
+		return err
+	}
+	defer d.mu.Unlock()
+	if src.released || dst.released {
+		return fmt.Errorf("dawn: copy %s to %s: %w", src.label, dst.label, ErrReleased)
+	}
+	err := d.scoped(ctx, "copy "+src.label+" to "+dst.label, func() {
+		C.ca_copy_buffer(d.in.lib.procs, d.c, d.queue, src.c, C.uint64_t(srcOff), dst.c, C.uint64_t(dstOff), C.uint64_t(n))
+	})
+	if err != nil {
+		return fmt.Errorf("dawn: %s: %w", d.info.Name, err)
+	}
+	return nil
+}

@@ -60,54 +60,12 @@
 // lavapipe (Debian 12); Mesa 25's works (scripts/dawn.sh --lavapipe fetches
 // it for the tests).
 //
-// # Plan: one wgpu.Device over either runtime
+// # Use through package wgpu
 //
-// Package wgpu keeps its exported API and gains a small internal interface
-// that both runtimes implement (wgpu/internal/backend, say):
-//
-//	type Runtime interface {
-//		Name() string                                  // "go-webgpu", "dawn"
-//		Adapters(ctx) ([]AdapterInfo, error)           // with Runtime, F16, Subgroups, SubgroupSize, MatrixConfigs
-//		Open(ctx, index int, opts) (Device, error)
-//	}
-//	type Device interface {
-//		Info() AdapterInfo
-//		NewBuffer(ctx, label string, size uint64, usage Usage) (Buffer, error)
-//		Write(b Buffer, off uint64, data []byte) error
-//		Read(ctx, b Buffer, off uint64, dst []byte) error
-//		Pipeline(ctx, label, wgsl, entry string, constants map[string]float64) (Pipeline, error)
-//		BindGroup(ctx, p Pipeline, bindings []Binding) (BindGroup, error)
-//		Run(ctx, timed bool, passes ...Pass) ([]time.Duration, error)
-//		Submit(ctx, passes ...Pass) error
-//		Wait(ctx) error
-//		Err() error                                    // lost device
-//		Release()
-//	}
-//
-// with Buffer, Pipeline and BindGroup as opaque handles with Release. The
-// go-webgpu code of device.go, buffer.go, pipeline.go, run.go and
-// timestamps.go moves behind it unchanged; this package's Device already has
-// exactly these methods (Pipeline = ShaderModule + ComputePipeline). wgpu's
-// generic Upload/Download/Write stay in wgpu, over Write/Read of bytes; its
-// pipeline cache and bind-group reuse stay in wgpu too. The Dawn adapter
-// lives in a `//go:build linux && cgo` file; elsewhere the runtime list has
-// go-webgpu only. Errors: wgpu.ErrDeviceLost wraps dawn.ErrDeviceLost (both
-// match), compile errors surface as today with the *CompileError wrapped.
-//
-// wgpu.AdapterInfo gains Runtime string, F16, Subgroups bool,
-// SubgroupMinSize/MaxSize, MatrixConfigs []MatrixConfig; `coreattn devices`
-// lists each adapter once per runtime that sees it:
-//
-//	[0] NVIDIA H100 (Vulkan, DiscreteGPU)  runtime dawn       f16 subgroups[32..32] subgroup-matrix[16x16x16 f16->f32, ...] timestamps  (default)
-//	[1] NVIDIA H100 (Vulkan, DiscreteGPU)  runtime go-webgpu  -
-//
-// Choosing: wgpu.Options gains Runtime ("auto", "dawn", "go-webgpu"; CLI
-// flag --runtime, env COREATTN_RUNTIME). "auto" uses Dawn for an adapter
-// that Dawn also sees (matched by vendor ID, device ID and name) when Dawn
-// offers f16, subgroups or subgroup matrices there, since those kernels only
-// exist on Dawn and its f32 FMA rate is at least go-webgpu's (H100: 64.8 vs
-// 58.4 TFLOP/s); go-webgpu otherwise, and always when Dawn is absent (zero
-// setup). A named runtime that is missing is a one-line error naming
-// scripts/dawn.sh. Kernels pick variants by feature query only (F16,
-// Subgroups, MatrixConfigs), never by runtime name.
+// Package wgpu runs a wgpu.Device over this package through
+// wgpu/internal/dawnbackend, beside go-webgpu (wgpu/internal/gowebgpu),
+// behind the interface of wgpu/internal/backend; wgpu.Options.Runtime and
+// $COREATTN_RUNTIME choose (see package wgpu's documentation for the auto
+// rule). Kernels there pick variants by feature query (f16, subgroups,
+// subgroup-matrix configurations), never by runtime name.
 package dawn

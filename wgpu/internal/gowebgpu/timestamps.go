@@ -1,4 +1,4 @@
-package wgpu
+package gowebgpu
 
 import (
 	"encoding/binary"
@@ -23,12 +23,12 @@ func (d *Device) newTimestamps(n int) (*timestamps, error) {
 		return nil, fmt.Errorf("wgpu: %s: timestamp queries: %w", d.info.Name, err)
 	}
 	size := uint64(16 * n)
-	resolve, err := d.createBuffer(&webgpu.BufferDescriptor{Size: size, Usage: webgpu.BufferUsage_QueryResolve | webgpu.BufferUsage_CopySrc})
+	resolve, err := d.CreateBuffer(&webgpu.BufferDescriptor{Size: size, Usage: webgpu.BufferUsage_QueryResolve | webgpu.BufferUsage_CopySrc})
 	if err != nil {
 		set.Release()
 		return nil, fmt.Errorf("wgpu: %s: timestamp buffer: %w", d.info.Name, err)
 	}
-	readback, err := d.createBuffer(&webgpu.BufferDescriptor{Size: size, Usage: webgpu.BufferUsage_MapRead | webgpu.BufferUsage_CopyDst})
+	readback, err := d.CreateBuffer(&webgpu.BufferDescriptor{Size: size, Usage: webgpu.BufferUsage_MapRead | webgpu.BufferUsage_CopyDst})
 	if err != nil {
 		set.Release()
 		resolve.Release()

@@ -1,4 +1,4 @@
-package wgpu
+package gowebgpu
 
 import (
 	"errors"
@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	webgpu "github.com/rajveermalviya/go-webgpu/wgpu"
+
+	"github.com/coreattn/coreattn/wgpu/internal/backend"
 )
 
 // mapRead maps buf for reading. Callers hold d.mu and have already waited
@@ -43,7 +45,7 @@ func (d *Device) mapRead(buf *webgpu.Buffer, size uint64) error {
 		return fmt.Errorf("map of %d bytes did not complete", size)
 	}
 	err = mapStatusError(status)
-	if errors.Is(err, ErrDeviceLost) {
+	if errors.Is(err, backend.ErrDeviceLost) {
 		d.markLost(err.Error())
 	}
 	return err
@@ -57,7 +59,7 @@ func mapStatusError(status webgpu.BufferMapAsyncStatus) error {
 	case webgpu.BufferMapAsyncStatus_Success:
 		return nil
 	case webgpu.BufferMapAsyncStatus_DeviceLost:
-		return fmt.Errorf("%w: buffer map failed: %s", ErrDeviceLost, status)
+		return fmt.Errorf("%w: buffer map failed: %s", backend.ErrDeviceLost, status)
 	}
 	return fmt.Errorf("map failed: %s", status)
 }

@@ -1,4 +1,4 @@
-package wgpu
+package gowebgpu
 
 import (
 	"context"
@@ -8,7 +8,18 @@ import (
 	webgpu "github.com/rajveermalviya/go-webgpu/wgpu"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/coreattn/coreattn/wgpu/internal/backend"
 )
+
+// openTest opens the first adapter for one test.
+func openTest(t *testing.T) *Device {
+	t.Helper()
+	d, err := Runtime{}.Open(0, backend.Options{})
+	require.NoError(t, err)
+	t.Cleanup(d.Close)
+	return d.(*Device)
+}
 
 const lostAxpy = `
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -23,29 +34,28 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
 // (from the labels a caller chose) and checks that the device is not taken
 // for lost: loss is learnt from typed information only.
 func TestErrorTextIsNotLoss(t *testing.T) {
-	d, err := OpenBest(Options{})
-	require.NoError(t, err)
-	defer d.Close()
+	d := openTest(t)
 	p, err := d.Pipeline("axpy", lostAxpy, "main")
 	require.NoError(t, err)
-	b, err := d.NewBuffer("lost+found", 64)
+	defer p.Release()
+	b, err := d.NewBuffer("lost+found", 64, backend.Storage, nil)
 	require.NoError(t, err)
 	defer b.Release()
 	ctx := context.Background()
 	// One binding of two: a validation error naming the dispatch.
-	_, err = d.Run(ctx, Dispatch{Label: "device lost", Pipeline: p, Buffers: []*Buffer{b}, Workgroups: [3]uint32{1, 1, 1}})
+	_, err = d.Run(ctx, []backend.Dispatch{{Label: "device lost", Pipeline: p, Bindings: []backend.Binding{{Slot: 0, Buffer: b}}, Workgroups: [3]uint32{1, 1, 1}}})
 	require.ErrorContains(t, err, "lost")
-	assert.NotErrorIs(t, err, ErrDeviceLost)
-	err = d.Submit(Dispatch{Label: "lost again", Pipeline: p, Buffers: []*Buffer{b}, Workgroups: [3]uint32{1, 1, 1}})
+	assert.NotErrorIs(t, err, backend.ErrDeviceLost)
+	err = d.Submit([]backend.Dispatch{{Label: "lost again", Pipeline: p, Bindings: []backend.Binding{{Slot: 0, Buffer: b}}, Workgroups: [3]uint32{1, 1, 1}}})
 	require.ErrorContains(t, err, "lost")
-	assert.NotErrorIs(t, err, ErrDeviceLost)
+	assert.NotErrorIs(t, err, backend.ErrDeviceLost)
 	// The device still works.
-	y, err := d.NewBuffer("y", 64)
+	y, err := d.NewBuffer("y", 64, backend.Storage, nil)
 	require.NoError(t, err)
 	defer y.Release()
-	_, err = d.Run(ctx, Dispatch{Label: "axpy", Pipeline: p, Buffers: []*Buffer{b, y}, Workgroups: [3]uint32{1, 1, 1}})
+	_, err = d.Run(ctx, []backend.Dispatch{{Label: "axpy", Pipeline: p, Bindings: []backend.Binding{{Slot: 0, Buffer: b}, {Slot: 1, Buffer: y}}, Workgroups: [3]uint32{1, 1, 1}}})
 	require.NoError(t, err)
-	require.NoError(t, Download(ctx, b, make([]float32, 16)))
+	require.NoError(t, d.Read(ctx, b, 0, make([]byte, 64), nil))
 }
 
 // TestMapStatusLoss checks the typed path: a map that reports a lost
@@ -53,16 +63,15 @@ func TestErrorTextIsNotLoss(t *testing.T) {
 func TestMapStatusLoss(t *testing.T) {
 	require.NoError(t, mapStatusError(webgpu.BufferMapAsyncStatus_Success))
 	err := mapStatusError(webgpu.BufferMapAsyncStatus_DeviceLost)
-	require.ErrorIs(t, err, ErrDeviceLost)
+	require.ErrorIs(t, err, backend.ErrDeviceLost)
 	for _, s := range []webgpu.BufferMapAsyncStatus{webgpu.BufferMapAsyncStatus_ValidationError, webgpu.BufferMapAsyncStatus_DestroyedBeforeCallback} {
 		require.Error(t, mapStatusError(s))
-		assert.False(t, errors.Is(mapStatusError(s), ErrDeviceLost), "%s", s)
+		assert.False(t, errors.Is(mapStatusError(s), backend.ErrDeviceLost), "%s", s)
 	}
 
-	d, err := OpenBest(Options{})
-	require.NoError(t, err)
-	defer d.Close()
+	d := openTest(t)
 	d.markLost(mapStatusError(webgpu.BufferMapAsyncStatus_DeviceLost).Error())
-	_, err = d.NewBuffer("after loss", 16)
-	require.ErrorIs(t, err, ErrDeviceLost)
+	_, err = d.NewBuffer("after loss", 16, backend.Storage, nil)
+	require.ErrorIs(t, err, backend.ErrDeviceLost)
+	require.ErrorIs(t, d.Err(), backend.ErrDeviceLost)
 }

@@ -1,4 +1,5 @@
-package wgpu
+// Package pause sleeps between two polls of a device: briefly.
+package pause
 
 /*
 #include <time.h>
@@ -16,9 +17,9 @@ import "C"
 
 import "time"
 
-// pollSleep pauses between two polls of the device. Go's time.Sleep rounds
+// Poll pauses between two polls of a device. Go's time.Sleep rounds
 // a pause under a millisecond up to about one when the process is otherwise
 // idle (its poller waits in whole milliseconds), which is a chunk's whole
 // copy time on a fast link; a thread sleep with little timer slack wakes
 // within tens of microseconds. d must be under a second.
-func pollSleep(d time.Duration) { C.ca_sleep(C.long(d)) }
+func Poll(d time.Duration) { C.ca_sleep(C.long(d)) }

@@ -1,6 +1,7 @@
 //go:build unix
 
-package wgpu
+// Package quiet keeps drivers' diagnostics off the user's terminal.
+package quiet
 
 import (
 	"os"
@@ -11,11 +12,11 @@ import (
 // stderrMu serialises the redirection of file descriptor 2.
 var stderrMu sync.Mutex
 
-// quietStderr runs f with the process's stderr pointed at /dev/null when
+// Stderr runs f with the process's stderr pointed at /dev/null when
 // quiet is set. Vulkan loaders and Mesa print diagnostics straight to fd 2
 // while adapters are enumerated; this keeps them off the user's terminal
 // unless --verbose asks for them.
-func quietStderr(quiet bool, f func()) {
+func Stderr(quiet bool, f func()) {
 	if !quiet {
 		f()
 		return

@@ -1,6 +1,6 @@
 //go:build linux && cgo && (amd64 || arm64)
 
-package wgpu
+package vulkan
 
 /*
 #cgo LDFLAGS: -ldl
@@ -81,6 +81,8 @@ import (
 	"encoding/binary"
 	"math"
 	"unsafe"
+
+	"github.com/coreattn/coreattn/wgpu/internal/quiet"
 )
 
 // The layout of VkPhysicalDeviceProperties on 64-bit platforms (the Vulkan
@@ -95,20 +97,20 @@ const (
 	vkPropsTimestampPeriod  = 720 // limits.timestampPeriod
 )
 
-// vulkanDevices lists the Vulkan physical devices, or nil where the Vulkan
+// Devices lists the Vulkan physical devices, or nil where the Vulkan
 // loader cannot be opened or gives no instance. It creates and destroys an
-// instance of its own, beside wgpu's.
-func vulkanDevices() []vkDevice {
+// instance of its own, beside the runtime's.
+func Devices() []Device {
 	const max = 16
 	buf := C.malloc(C.size_t(vkPropsSize * max))
 	defer C.free(buf)
 	var n C.int
-	quietStderr(true, func() { n = C.ca_vk_device_properties((*C.uchar)(buf), vkPropsSize, max) })
+	quiet.Stderr(true, func() { n = C.ca_vk_device_properties((*C.uchar)(buf), vkPropsSize, max) })
 	if n <= 0 {
 		return nil
 	}
 	raw := unsafe.Slice((*byte)(buf), vkPropsSize*int(n))
-	out := make([]vkDevice, n)
+	out := make([]Device, n)
 	le := binary.LittleEndian
 	for i := range out {
 		p := raw[i*vkPropsSize : (i+1)*vkPropsSize]
@@ -119,13 +121,13 @@ func vulkanDevices() []vkDevice {
 				break
 			}
 		}
-		out[i] = vkDevice{
-			vendorID:          le.Uint32(p[vkPropsVendorID:]),
-			deviceID:          le.Uint32(p[vkPropsDeviceID:]),
-			name:              string(name),
-			sharedMemory:      le.Uint32(p[vkPropsSharedMemorySize:]),
-			invocations:       le.Uint32(p[vkPropsInvocations:]),
-			timestampPeriodNs: float64(math.Float32frombits(le.Uint32(p[vkPropsTimestampPeriod:]))),
+		out[i] = Device{
+			VendorID:          le.Uint32(p[vkPropsVendorID:]),
+			DeviceID:          le.Uint32(p[vkPropsDeviceID:]),
+			Name:              string(name),
+			SharedMemory:      le.Uint32(p[vkPropsSharedMemorySize:]),
+			Invocations:       le.Uint32(p[vkPropsInvocations:]),
+			TimestampPeriodNs: float64(math.Float32frombits(le.Uint32(p[vkPropsTimestampPeriod:]))),
 		}
 	}
 	return out
