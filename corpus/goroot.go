@@ -17,7 +17,8 @@ import (
 // its version ("go1.26.8", or "go" when GOROOT has no VERSION file). GOROOT
 // is runtime.GOROOT() when its src directory exists, else `go env GOROOT`.
 func GoSrc(ctx context.Context) (dir, version string, err error) {
-	root := runtime.GOROOT() //nolint:staticcheck // the documented first choice; `go env` is the fallback
+	//lint:ignore SA1019 the binary's own GOROOT is the documented first choice; `go env GOROOT` is the fallback
+	root := runtime.GOROOT()
 	if !isDir(filepath.Join(root, "src")) {
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()

@@ -113,9 +113,6 @@ func checkDocs(docs []Doc, tokensPerStep int) error {
 	return nil
 }
 
-// TokensPerStep is T.
-func (p *Packer) TokensPerStep() int { return p.tokens }
-
 // Position returns where the next batch starts.
 func (p *Packer) Position() Position { return p.pos }
 

@@ -38,8 +38,6 @@ const (
 	paramsPerLayer
 )
 
-var layerNames = [paramsPerLayer]string{"attn_norm", "wq", "wk", "wv", "wo", "mlp_norm", "w1", "w3", "w2"}
-
 // Params lists the parameters in canonical order: tok_emb, then per layer
 // attn_norm, wq, wk, wv, wo, mlp_norm, w1, w3, w2, then norm and lm_head.
 func (c Config) Params() []Param {

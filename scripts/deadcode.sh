@@ -13,11 +13,7 @@ DEADCODE=${DEADCODE:?set DEADCODE to golang.org/x/tools/cmd/deadcode@VERSION}
 
 # Reported functions waiting for their owners to remove them: package path
 # in the module, a dot, the function. Keep it short, and empty when it can be.
-pending=(
-	disagg/sim.Sampler.PoolSize
-	corpus.Packer.TokensPerStep
-	model/train.round32
-)
+pending=()
 
 mod=$($GO list -m)
 out=$($GO run "$DEADCODE" -test \

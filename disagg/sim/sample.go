@@ -133,9 +133,6 @@ func NewSampler(lens []int, cfg SampleConfig, seed uint64) (*Sampler, error) {
 	return s, nil
 }
 
-// PoolSize returns the number of documents in the pool.
-func (s *Sampler) PoolSize() int { return len(s.pool) }
-
 // Next returns one global batch: elongated (and MaxDoc-cut) lengths of
 // documents drawn without replacement, in draw order, exactly filling
 // Servers·TokensPerServer tokens; the last document is truncated to fit.

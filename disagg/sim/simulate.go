@@ -601,9 +601,7 @@ func (r *runner) runCP(step [][]int, c int, perSeq, wlb bool) (*stepStats, error
 		}
 	} else {
 		for d, ctxs := range split(step, dp) {
-			for _, mc := range split(ctxs, mb) {
-				bins[d] = append(bins[d], mc)
-			}
+			bins[d] = append(bins[d], split(ctxs, mb)...)
 		}
 	}
 	layers := m.Layers / p

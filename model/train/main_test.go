@@ -101,9 +101,6 @@ func to64(x []float32) []float64 {
 	return y
 }
 
-// round32 rounds to float32 and back: the device's inputs.
-func round32(x []float64) []float64 { return to64(to32(x)) }
-
 func randn(r *rand.Rand, n int, std float64) []float64 {
 	x := make([]float64, n)
 	for i := range x {
