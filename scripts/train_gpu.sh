@@ -12,7 +12,8 @@
 # The device has no Go: the corpus travels as .dev/gosrc.tar.xz and is
 # unpacked where the binary looks for GOROOT (/usr/local/go, as built here),
 # so the corpus, its validation split and its identity are the same as here.
-# Environment: PRESETS (speed; default "small base"), BASE_TIME (default 8m), BASE_ARGS (extra train flags, e.g.
+# Environment: PRESETS (speed; default "small base"), OURS_ARGS (speed: extra
+# train flags on our side, e.g. "--max-doc 2048" to match the twin's 8x2048), BASE_TIME (default 8m), BASE_ARGS (extra train flags, e.g.
 # "--lr 1e-3"), XZ_BPB (default 1.831: scripts/xz_bpb.py on go1.26.8),
 # GOROOT_DIR (default /usr/local/go, where the binary built here looks).
 # Each stage leaves at most 7 files in OUT (the device returns 8).
@@ -53,7 +54,7 @@ speed)
 	err="$out/errors.txt"
 	presets=${PRESETS:-small base}
 	for p in $presets; do
-		"$bin" train --bench --preset "$p" --json 2>> "$err" | sed 's/^{/{"who":"ours",/' >> "$out/speed.jsonl" || echo "ours $p failed" >&2
+		"$bin" train --bench --preset "$p" ${OURS_ARGS:-} --json 2>> "$err" | sed "s/^{/{\"who\":\"ours\",\"args\":\"${OURS_ARGS:-}\",/" >> "$out/speed.jsonl" || echo "ours $p failed" >&2
 		for dt in fp32 bf16; do
 			python3 scripts/twin.py --init "$p" --fixed 8x2048 --bench --steps 20 --dtype "$dt" 2>> "$err" | tail -1 |
 				sed "s/^{/{\"who\":\"twin\",\"preset\":\"$p\",\"dtype\":\"$dt\",\"batches\":\"8x2048\",/" >> "$out/speed.jsonl" || echo "twin $p $dt failed" >&2
