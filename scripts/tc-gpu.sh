@@ -47,12 +47,13 @@ prepare)
 	[ -f "$node" ] || die "no dawn.node: run bash scripts/dawn.sh first"
 	cp "$node" .dev/dawn.node
 	xz -T0 -6 .dev/coreattn .dev/gpu.test .dev/dawn.node || die "xz failed"
-	if ! ls .gl/libvulkan1_*.deb >/dev/null 2>&1; then
+	if ! ls .gl/libvulkan1_*.deb .gl/libglvnd0_*.deb >/dev/null 2>&1; then
 		# The GPU machine has the NVIDIA driver but no Vulkan loader.
 		mkdir -p .gl /tmp/amd64/partial
 		o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
 		apt-get $o update >/dev/null
-		(cd .gl && apt-get $o download libvulkan1) || die "apt-get download libvulkan1 failed"
+		(cd .gl && apt-get $o download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2) ||
+			die "apt-get download of the loaders failed"
 	fi
 	size=$(du -cb .dev .gl | tail -n 1 | cut -f1)
 	[ "$size" -lt $((60 << 20)) ] || die ".dev and .gl hold $((size >> 20)) MiB: over the carry limit (64 MiB)"
@@ -63,7 +64,9 @@ run)
 	budget="${TC_GPU_BUDGET:-450}"
 	mkdir -p "$out" .dev/bin
 	if [ -z "${TC_GPU_NO_INSTALL:-}" ]; then # set it to try run on a machine with a loader
-		for f in .gl/libvulkan1_*.deb; do dpkg -x "$f" /; done
+		# All of them: NVIDIA's Vulkan driver loads through libGLX_nvidia,
+		# which needs glvnd's dispatch library.
+		for f in .gl/*.deb; do dpkg -x "$f" /; done
 		ldconfig
 	fi
 	export XDG_RUNTIME_DIR=/tmp
