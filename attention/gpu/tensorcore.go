@@ -211,16 +211,14 @@ func (op *Op) bind(l *tc.Launch, tensors map[string]*wgpu.Buffer) (*Call, error)
 		bufs[t.Name] = b
 	}
 	for _, spec := range l.Buffers {
-		words := make([]uint32, spec.Bytes/4)
-		copy(words, spec.Init)
 		var b *wgpu.Buffer
 		var err error
 		switch { // the Op's workspace's buffers, or the call's own (workspace.go)
 		case spec.Uniform:
-			b, err = op.uniform(call, spec.Name, words)
+			b, err = op.uniform(call, spec.Name, initWords(spec))
 		case spec.Init != nil:
-			b, err = op.table(call, spec.Name, words)
-		default:
+			b, err = op.table(call, spec.Name, initWords(spec))
+		default: // scratch: no host copy (it can be gigabytes)
 			b, err = op.scratch(call, spec.Name, spec.Bytes)
 		}
 		if err != nil {
@@ -248,6 +246,13 @@ func (op *Op) bind(l *tc.Launch, tensors map[string]*wgpu.Buffer) (*Call, error)
 		call.dispatches = append(call.dispatches, disp)
 	}
 	return call, nil
+}
+
+// initWords is spec's initial contents padded with zeros to its size.
+func initWords(spec tc.Buffer) []uint32 {
+	words := make([]uint32, spec.Bytes/4)
+	copy(words, spec.Init)
+	return words
 }
 
 // TCSweep lists tensor-core tilings to check and measure.

@@ -222,6 +222,9 @@ func TestSizeFlagsBounded(t *testing.T) {
 		{[]string{"profile", "--out", dir}, "--out"},
 		{[]string{"demo", "--check", "--tokens", "-5"}, "--tokens"},
 		{[]string{"demo", "--check", "--tokens", "9223372036854775807"}, "--tokens"},
+		{[]string{"train", "--kernels", "tc", "--out", dir}, "--kernels"},
+		{[]string{"train", "--loss-scale", "-1", "--out", dir}, "--loss-scale"},
+		{[]string{"train", "--loss-scale", "NaN", "--out", dir}, "--loss-scale"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

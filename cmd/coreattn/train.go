@@ -43,6 +43,8 @@ type trainFlags struct {
 	benchSteps            int
 	peakTFLOPS            float64
 	jsonOut               bool
+	kernels               string
+	lossScale             float64
 	cluster               clusterFlags
 }
 
@@ -111,6 +113,8 @@ attention and the rest.`,
 	fl.IntVar(&f.benchSteps, "bench-steps", 10, "timed steps of --bench (after two warm-up steps)")
 	fl.Float64Var(&f.peakTFLOPS, "peak-tflops", 0, "FMA peak for --bench's MFU, TFLOP/s (0: measure it)")
 	fl.BoolVar(&f.jsonOut, "json", false, "--bench, --compare: print one JSON object")
+	fl.StringVar(&f.kernels, "kernels", "ffma", "GEMM and attention kernels: ffma (f32), or tensor-core (f16 operands, f32 accumulation, like PyTorch's float16 autocast; needs an adapter with f16->f32 subgroup matrices, through --runtime dawn)")
+	fl.Float64Var(&f.lossScale, "loss-scale", 0, "multiply the loss gradient by this and divide it out before clipping and the update (0: 1 with ffma, with tensor-core the largest power of two <= tokens per step)")
 	f.cluster.register(fl)
 	return cmd
 }
@@ -167,6 +171,10 @@ func (f *trainFlags) check() error {
 		return fmt.Errorf("--adapter %d: want an index >= 0 (see `coreattn devices`)", f.adapter)
 	case f.xzBPB < 0 || f.peakTFLOPS < 0:
 		return fmt.Errorf("--xz-bpb %v, --peak-tflops %v: want values >= 0", f.xzBPB, f.peakTFLOPS)
+	case f.kernels != "ffma" && f.kernels != "tensor-core":
+		return flagError("kernels", fmt.Sprintf("%q", f.kernels), "want ffma or tensor-core")
+	case f.lossScale < 0 || math.IsNaN(f.lossScale) || math.IsInf(f.lossScale, 0):
+		return flagError("loss-scale", f.lossScale, "want a positive finite number, or 0 to choose one")
 	}
 	return nil
 }
@@ -290,6 +298,10 @@ func (s *session) resolveConfig(cmd *cobra.Command) (resumed *trainConfig, err e
 	}
 	s.cfg = trainConfig{Format: trainFormat, Preset: preset, Model: c, Optimizer: opt, Tokens: tokens, Seed: f.seed,
 		Schedule: model.Schedule{LR: lr}, Ranks: ranks, TokensPerRank: perRank}
+	s.cfg.LossScale = f.lossScale
+	if f.kernels == "tensor-core" {
+		s.cfg.Kernels = f.kernels
+	}
 	if ranks > 0 {
 		s.cfg.Packing, s.cfg.NoPingPong = f.cluster.packing, f.cluster.noPingPong
 	}
@@ -347,10 +359,13 @@ func (s *session) newTrainer(resumed *trainConfig) error {
 		s.tr = s.cl
 		fmt.Fprintf(s.stderr, "ranks: %d over %d adapters, %.2f GB of device buffers\n", s.cl.Ranks(), s.cl.Devices(), float64(s.cl.DeviceBytes())/1e9)
 	} else {
-		if s.single, err = train.New(s.dev, s.cfg.Model, train.Options{Tokens: s.cfg.Tokens, Optimizer: s.cfg.Optimizer, Timed: timed}); err != nil {
+		if s.single, err = train.New(s.dev, s.cfg.Model, train.Options{Tokens: s.cfg.Tokens, Optimizer: s.cfg.Optimizer, Timed: timed, Precision: s.cfg.precision()}); err != nil {
 			return err
 		}
 		s.tr = s.single
+	}
+	if p := s.cfg.precision(); p.TensorCores || p.LossScale != 0 {
+		fmt.Fprintf(s.stderr, "precision: %s\n", p)
 	}
 	tr := s.tr
 	if s.packer, err = corpus.NewPacker(s.corp.Train, s.cfg.Tokens, s.cfg.Seed); err != nil {

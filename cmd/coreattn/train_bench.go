@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -28,6 +29,7 @@ type benchTrainResult struct {
 	PeakSource string             `json:"fma_peak_source"`
 	MFU        float64            `json:"mfu"`
 	GPUMS      map[string]float64 `json:"gpu_ms,omitempty"`
+	Kernels    string             `json:"kernels"` // ffma or tensor-core
 }
 
 // bench trains two warm-up steps, then times --bench-steps steps as
@@ -73,7 +75,8 @@ func (s *session) bench(ctx context.Context) error {
 	host := wall - (s.dev.WaitTime() - wait0)
 	n := float64(s.f.benchSteps)
 	r := benchTrainResult{Adapter: s.dev.Info().String(), Model: c.String(), Preset: s.cfg.Preset, Params: c.NumParams(), Tokens: T, Steps: s.f.benchSteps,
-		StepMS: ms(wall) / n, HostMS: ms(host) / n, TokensPerS: float64(T) * n / wall.Seconds(), TFLOP: flops / n / 1e12, TFLOPS: flops / wall.Seconds() / 1e12}
+		Kernels: cmp.Or(s.cfg.Kernels, "ffma"),
+		StepMS:  ms(wall) / n, HostMS: ms(host) / n, TokensPerS: float64(T) * n / wall.Seconds(), TFLOP: flops / n / 1e12, TFLOPS: flops / wall.Seconds() / 1e12}
 	const sync = 3
 	for range sync {
 		t0 := time.Now()

@@ -238,7 +238,7 @@ func adapterNames(devs []*wgpu.Device) string {
 func (s *session) newCluster(packing, timed bool) (*train.Cluster, error) {
 	cf := &s.f.cluster
 	o := train.ClusterOptions{Ranks: s.cfg.Ranks, TokensPerRank: s.cfg.TokensPerRank, Optimizer: s.cfg.Optimizer,
-		Packing: packing, Epsilon: cf.epsilon, BlockSize: cf.block, Timed: timed}
+		Packing: packing, Epsilon: cf.epsilon, BlockSize: cf.block, Timed: timed, Precision: s.cfg.precision()}
 	if s.cfg.NoPingPong {
 		o.NanoBatches = 1
 	}

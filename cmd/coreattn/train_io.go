@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -48,6 +49,15 @@ type trainConfig struct {
 	TokensPerRank int  `json:"tokens_per_rank,omitempty"`
 	Packing       bool `json:"packing,omitempty"`
 	NoPingPong    bool `json:"no_pingpong,omitempty"`
+	// Kernels is "tensor-core" for f16 operands on tensor cores (empty:
+	// f32 on FMA); LossScale is --loss-scale (0: the default).
+	Kernels   string  `json:"kernels,omitempty"`
+	LossScale float64 `json:"loss_scale,omitempty"`
+}
+
+// precision is the trainer's precision setting for c.
+func (c *trainConfig) precision() train.Precision {
+	return train.Precision{TensorCores: c.Kernels == "tensor-core", LossScale: c.LossScale}
 }
 
 // readTrainConfig reads and checks dir's config.json.
@@ -97,6 +107,8 @@ func (c *trainConfig) conflicts(cmd *cobra.Command, f *trainFlags) error {
 		{"tokens-per-rank", f.cluster.tokensPerRank == c.TokensPerRank, c.TokensPerRank, f.cluster.tokensPerRank},
 		{"packing", f.cluster.packing == c.Packing, c.Packing, f.cluster.packing},
 		{"no-pingpong", f.cluster.noPingPong == c.NoPingPong, c.NoPingPong, f.cluster.noPingPong},
+		{"kernels", f.kernels == cmp.Or(c.Kernels, "ffma"), cmp.Or(c.Kernels, "ffma"), f.kernels},
+		{"loss-scale", f.lossScale == c.LossScale, c.LossScale, f.lossScale},
 	}
 	for _, k := range checks {
 		if changed(k.flag) && !k.same {

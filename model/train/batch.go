@@ -63,16 +63,20 @@ const (
 	stepSize              // lr / (1 - beta1^t)
 	stepSqrtBC2           // sqrt(1 - beta2^t)
 	stepDecay             // 1 - lr * weight_decay
+	stepGradScale         // S/N: the loss gradient's factor, S the loss scale
+	stepUnscale           // 1/S: the gradient norm and the update undo the loss scale
 	stepSlots
 )
 
 // stepValues computes the step buffer for a batch of nTargets targets at
-// optimizer step t (1-based) and learning rate lr, in float64.
-func stepValues(nTargets int, lr float64, o model.Optimizer, t int) []float32 {
+// optimizer step t (1-based), learning rate lr and loss scale S, in float64.
+func stepValues(nTargets int, lr float64, o model.Optimizer, t int, S float64) []float32 {
 	v := make([]float32, stepSlots)
 	if nTargets > 0 {
 		v[stepInvTargets] = float32(1 / float64(nTargets))
+		v[stepGradScale] = float32(S / float64(nTargets))
 	}
+	v[stepUnscale] = float32(1 / S)
 	bc1, bc2 := o.BiasCorrections(max(t, 1))
 	v[stepLR] = float32(lr)
 	v[stepSize] = float32(lr / bc1)

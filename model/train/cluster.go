@@ -54,6 +54,9 @@ type ClusterOptions struct {
 	// Attention configures the attention operator (AttentionOptions() if
 	// zero; its dS scratch is shared out among the step's launches).
 	Attention gpu.Options
+	// Precision chooses the GEMMs' and attention's kernels and the loss
+	// scale, as [Options].Precision does for one rank.
+	Precision Precision
 }
 
 // Fault names the attention phase a [ClusterOptions].ServerFault hook is
@@ -80,6 +83,7 @@ type Cluster struct {
 	arch   disagg.Arch
 	costs  []disagg.CostModel // per slot
 	xfer   Transfer
+	scale  float64 // the loss scale S
 
 	devs  []*device
 	slots []*slot
@@ -158,8 +162,18 @@ func NewCluster(devs []*wgpu.Device, c model.Config, o ClusterOptions) (*Cluster
 	if o.Transfer == nil {
 		o.Transfer = LinkTransfer{}
 	}
+	// The loss gradient is the global batch's: S/N with N its targets.
+	scale, err := o.Precision.lossScale(o.Ranks * o.TokensPerRank)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range devs {
+		if err := o.Precision.check(d.Info()); err != nil {
+			return nil, err
+		}
+	}
 	cl := &Cluster{cfg: c, opt: o.Optimizer, o: o, nano: nano, rows: o.TokensPerRank / nano, layout: newParamLayout(c),
-		xfer: o.Transfer, boxes: map[unitKey]*transferBuffers{}, down: make([]bool, o.Ranks)}
+		xfer: o.Transfer, scale: scale, boxes: map[unitKey]*transferBuffers{}, down: make([]bool, o.Ranks)}
 	cl.arch = disagg.Arch{Name: c.String(), HeadsQ: c.HeadsQ, HeadsKV: c.HeadsKV, HeadDim: c.HeadDim, Layers: c.Layers,
 		Params: float64(c.MatmulParams()), ElemBytes: 4}
 	if err := cl.costModels(devs); err != nil {
@@ -213,6 +227,7 @@ func (cl *Cluster) build(devs []*wgpu.Device) error {
 		// Every launch on an adapter shares its workspace's scratch.
 		attn = AttentionOptions()
 	}
+	attn = cl.o.Precision.attention(attn)
 	for i := range used {
 		dev := devs[i]
 		if err := CheckLimits(c, cl.rows, dev.Info()); err != nil {
@@ -250,7 +265,7 @@ func (cl *Cluster) build(devs []*wgpu.Device) error {
 		if d.readback, err = dev.NewReadback("cluster scalars", scalarSlots*4); err != nil {
 			return err
 		}
-		d.gemm = gemm.New(dev)
+		d.gemm = gemm.NewWithOptions(dev, cl.o.Precision.gemmOptions())
 		d.ws = gpu.NewWorkspace(dev)
 		d.op = gpu.NewWithOptions(dev, attn).WithWorkspace(d.ws)
 	}

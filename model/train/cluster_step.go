@@ -253,7 +253,7 @@ func (cl *Cluster) writeBatch(a *arrangement, m mode, lr float64) error {
 		}
 	}
 	for _, d := range cl.devs {
-		if err := wgpu.Write(d.step, 0, stepValues(a.nTargets, lr, cl.opt, cl.steps+1)); err != nil {
+		if err := wgpu.Write(d.step, 0, stepValues(a.nTargets, lr, cl.opt, cl.steps+1, cl.scale)); err != nil {
 			return fmt.Errorf("train: %w", err)
 		}
 	}

@@ -243,11 +243,6 @@ func (b *builder) sum(finish string, n int, square bool, maxNorm float64, src, p
 	parts, chunk := sumParts(n)
 	p := append(u32(n, chunk, boolBit(square), parts), f32bits(maxNorm))
 	fin := b.dispatch(finish, [3]uint32{1, 1, 1}, p, part, step, scalars)
-	if finish == "finish_norm" && b.err == nil {
-		// It reads no step values: binding 2 is not in its layout.
-		fin.Buffers = []*wgpu.Buffer{fin.Buffers[0], part, scalars}
-		fin.Bindings = []uint32{0, 1, 3}
-	}
 	return []wgpu.Dispatch{b.dispatch("sum_partial", b.grid(parts), p, src, part), fin}
 }
 

@@ -158,7 +158,7 @@ func TestXentAndLossKernels(t *testing.T) {
 	}
 	logits := randn(rng, rows*model.Vocab, 2)
 	wantLoss, wantD := model.CrossEntropy(logits, b.Targets(), model.Vocab)
-	step := k.up("step", to64(stepValues(b.NumTargets(), 0, model.DefaultOptimizer(), 1)))
+	step := k.up("step", to64(stepValues(b.NumTargets(), 0, model.DefaultOptimizer(), 1, 1)))
 	lb, rowloss := k.up("logits", logits), k.out("rowloss", rows)
 	part, scalars := k.out("part", 1024), k.out("scalars", 4)
 	ds := append([]wgpu.Dispatch{k.b.xent(rows, model.Vocab, rows, upInts(k, "batch", batchInts(b)), step, lb, rowloss)},
@@ -178,7 +178,7 @@ func TestReduceKernels(t *testing.T) {
 		k := newKT(t)
 		rng := rand.New(rand.NewPCG(8, uint64(n)))
 		x := randn(rng, n, 1)
-		step := k.up("step", to64(stepValues(1, 0, model.DefaultOptimizer(), 1)))
+		step := k.up("step", to64(stepValues(1, 0, model.DefaultOptimizer(), 1, 1)))
 		part, scalars := k.out("part", 1024), k.up("scalars", []float64{7, 7, math.NaN(), math.NaN()})
 		k.run(k.b.sum("finish_norm", n, true, 1, k.up("x", x), part, step, scalars)...)
 		ss := 0.0

@@ -26,6 +26,9 @@ type Options struct {
 	// queries (where the adapter has them); the step then waits for the
 	// GPU before it returns, even from [Trainer.Submit].
 	Timed bool
+	// Precision chooses the GEMMs' and attention's kernels and the loss
+	// scale (the zero value: f32 on FMA).
+	Precision Precision
 }
 
 // Trainer runs training steps of one model on one device. It is not safe
@@ -37,6 +40,8 @@ type Trainer struct {
 	tokens int
 	layout paramLayout
 	attn   Attention
+	prec   Precision
+	scale  float64 // the loss scale S
 
 	arena    arena
 	gemm     *gemm.Op
@@ -77,10 +82,18 @@ func New(dev *wgpu.Device, c model.Config, opts Options) (*Trainer, error) {
 	if err := CheckLimits(c, opts.Tokens, dev.Info()); err != nil {
 		return nil, err
 	}
-	t := &Trainer{cfg: c, opt: opts.Optimizer, dev: dev, tokens: opts.Tokens, layout: newParamLayout(c), attn: opts.Attention}
+	scale, err := opts.Precision.lossScale(opts.Tokens)
+	if err != nil {
+		return nil, err
+	}
+	if err := opts.Precision.check(dev.Info()); err != nil {
+		return nil, err
+	}
+	t := &Trainer{cfg: c, opt: opts.Optimizer, dev: dev, tokens: opts.Tokens, layout: newParamLayout(c), attn: opts.Attention,
+		prec: opts.Precision, scale: scale}
 	t.arena.dev = dev
 	if t.attn == nil {
-		t.ownAttn = NewOpAttention(gpu.NewWithOptions(dev, AttentionOptions()))
+		t.ownAttn = NewOpAttention(gpu.NewWithOptions(dev, opts.Precision.attention(AttentionOptions())))
 		t.attn = t.ownAttn
 	}
 	if err := t.build(opts.Timed); err != nil {
@@ -126,7 +139,7 @@ func (t *Trainer) build(timed bool) error {
 		return err
 	}
 	t.r.stream = NewStream(t.dev, timed)
-	t.gemm = gemm.New(t.dev)
+	t.gemm = gemm.NewWithOptions(t.dev, t.prec.gemmOptions())
 	b := &builder{k: k, a: a}
 	rc := &recorder{c: t.cfg, b: b, g: t.gemm, w: t.w}
 	err = rc.record(t.r)
@@ -322,7 +335,7 @@ func (t *Trainer) record(ctx context.Context, b model.Batch, m mode, lr float64,
 			return nil, fmt.Errorf("train: %w", err)
 		}
 	}
-	if err := wgpu.Write(t.w.step, 0, stepValues(nTargets, lr, t.opt, t.steps+1)); err != nil {
+	if err := wgpu.Write(t.w.step, 0, stepValues(nTargets, lr, t.opt, t.steps+1, t.scale)); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
 	args := &attention.Args{CuSeqlensQ: b.CuSeqlens, CuSeqlensK: b.CuSeqlens, NumHeadsQ: c.HeadsQ, NumHeadsKV: c.HeadsKV, HeadDim: c.HeadDim, Causal: true}
@@ -388,7 +401,7 @@ func (t *Trainer) record(ctx context.Context, b model.Batch, m mode, lr float64,
 // optimize runs the optimizer alone on the gradients in the gradient
 // buffer (after a modeGrad run, or gradients summed from several ranks).
 func (t *Trainer) optimize(ctx context.Context, lr float64) (Result, error) {
-	if err := wgpu.Write(t.w.step, 0, stepValues(0, lr, t.opt, t.steps+1)); err != nil {
+	if err := wgpu.Write(t.w.step, 0, stepValues(0, lr, t.opt, t.steps+1, t.scale)); err != nil {
 		return Result{}, fmt.Errorf("train: %w", err)
 	}
 	s := t.r.stream

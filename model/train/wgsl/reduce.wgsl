@@ -2,7 +2,8 @@
 // its squares) to one partial per workgroup, each in a fixed order; a
 // finish kernel sums the partials in order in one workgroup and writes the
 // step's scalars: [0] the mean loss, [1] the loss sum, [2] the global
-// gradient norm, [3] the clip factor min(1, max_norm/(norm + 1e-6)).
+// gradient norm, [3] the clip factor min(1, max_norm/(norm + 1e-6)). The
+// gradients carry the loss scale S; the norm divides it out (step[6] = 1/S).
 
 struct Params {
     n: u32,        // elements to sum
@@ -61,7 +62,7 @@ fn finish_loss(@builtin(local_invocation_index) li: u32) {
 
 @compute @workgroup_size(64)
 fn finish_norm(@builtin(local_invocation_index) li: u32) {
-    let norm = sqrt(total(li));
+    let norm = sqrt(total(li)) * f_step[6];
     if (li == 0u) {
         f_out[2] = norm;
         f_out[3] = select(min(1.0, P.max_norm / (norm + 1e-6)), 1.0, P.max_norm == 0.0);

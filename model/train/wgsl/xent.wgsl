@@ -1,7 +1,7 @@
 // Fused softmax cross-entropy, one workgroup per row of logits [T, V]:
 // writes the row's loss lse - z[target] (0 without a target) and replaces
-// the logits by the gradient of the mean loss, (softmax - onehot) / N,
-// where 1/N is the step's inverse target count (step[0]).
+// the logits by the gradient of the mean loss times the loss scale S,
+// (softmax - onehot) S / N, where S/N is the step's step[5].
 
 struct Params {
     rows: u32,
@@ -39,11 +39,11 @@ fn xent(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let zt = logits[base + t];
     // Every invocation has read z[target] before any overwrites it.
     workgroupBarrier();
-    let inv_n = select(step[0], 0.0, tgt < 0);
+    let s_n = select(step[5], 0.0, tgt < 0);
     for (var i = li; i < P.vocab; i = i + WG) {
-        var g = exp(logits[base + i] - lse) * inv_n;
+        var g = exp(logits[base + i] - lse) * s_n;
         if (i == t) {
-            g = g - inv_n;
+            g = g - s_n;
         }
         logits[base + i] = g;
     }
