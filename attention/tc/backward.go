@@ -1,9 +1,10 @@
 package tc
 
 import (
+	"cmp"
 	"fmt"
 	"math"
-	"sort"
+	"slices"
 
 	"github.com/coreattn/coreattn/attention"
 	"github.com/coreattn/coreattn/shaders"
@@ -72,7 +73,7 @@ func backwardPlan(a *attention.Args, t shaders.TCBwdTiling, budget uint64) (bwdP
 	p.nsteps = len(poff)
 	poff = append(poff, uint32(p.tiles))
 	byWork := func(ts []tile) {
-		sort.SliceStable(ts, func(i, j int) bool { return ts[i].work > ts[j].work })
+		slices.SortStableFunc(ts, func(x, y tile) int { return cmp.Compare(y.work, x.work) })
 	}
 	byWork(kvTiles)
 	byWork(dqTiles)

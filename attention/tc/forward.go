@@ -1,9 +1,10 @@
 package tc
 
 import (
+	"cmp"
 	"fmt"
 	"math"
-	"sort"
+	"slices"
 
 	"github.com/coreattn/coreattn/attention"
 	"github.com/coreattn/coreattn/shaders"
@@ -105,7 +106,7 @@ func forwardPlan(a *attention.Args, br, bc, piece int) fwdPlan {
 	}
 	// Heaviest first, so that long rows start early and short ones fill
 	// the tail.
-	sort.SliceStable(tiles, func(i, j int) bool { return tiles[i].work > tiles[j].work })
+	slices.SortStableFunc(tiles, func(x, y tile) int { return cmp.Compare(y.work, x.work) })
 	p.meta = seqlensMeta(a, 4*len(tiles)+len(groups))
 	p.tilesOff = len(p.meta)
 	for _, t := range tiles {

@@ -224,6 +224,11 @@ func runTrain(ctx context.Context, g *globalFlags, f *trainFlags, cmd *cobra.Com
 		if err := train.CheckLimits(s.cfg.Model, s.cfg.TokensPerRank, s.dev.Info()); err != nil {
 			return err
 		}
+		for _, d := range s.devs {
+			if err := s.cfg.precision().Check(d.Info()); err != nil {
+				return fmt.Errorf("--kernels %s: %w", s.cfg.Kernels, err)
+			}
+		}
 		fmt.Fprintf(stderr, "adapters: %s\nmodel: %s, %d ranks × %d tokens per step\n", adapterNames(s.devs), s.cfg.Model, s.cfg.Ranks, s.cfg.TokensPerRank)
 	} else {
 		dev, err := openAdapter(g, "train", f.adapter)
@@ -234,6 +239,9 @@ func runTrain(ctx context.Context, g *globalFlags, f *trainFlags, cmd *cobra.Com
 		s.dev = dev
 		if err := train.CheckLimits(s.cfg.Model, s.cfg.Tokens, dev.Info()); err != nil {
 			return err
+		}
+		if err := s.cfg.precision().Check(dev.Info()); err != nil {
+			return fmt.Errorf("--kernels %s: %w", s.cfg.Kernels, err)
 		}
 		fmt.Fprintf(stderr, "adapter: %s\nmodel: %s, %d tokens per step\n", dev.Info(), s.cfg.Model, s.cfg.Tokens)
 	}

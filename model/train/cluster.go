@@ -168,7 +168,7 @@ func NewCluster(devs []*wgpu.Device, c model.Config, o ClusterOptions) (*Cluster
 		return nil, err
 	}
 	for _, d := range devs {
-		if err := o.Precision.check(d.Info()); err != nil {
+		if err := o.Precision.Check(d.Info()); err != nil {
 			return nil, err
 		}
 	}

@@ -36,10 +36,11 @@ type Precision struct {
 	LossScale float64
 }
 
-// check reports an adapter without the subgroup matrices that p's tensor
+// Check reports an adapter without the subgroup matrices that p's tensor
 // cores need, as an error wrapping both gemm.ErrNoTensorCores and
-// gpu.ErrNoTensorCores.
-func (p Precision) check(info wgpu.AdapterInfo) error {
+// gpu.ErrNoTensorCores; [New] and [NewCluster] call it, callers may call
+// it before loading data.
+func (p Precision) Check(info wgpu.AdapterInfo) error {
 	if !p.TensorCores {
 		return nil
 	}

@@ -86,7 +86,7 @@ func New(dev *wgpu.Device, c model.Config, opts Options) (*Trainer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := opts.Precision.check(dev.Info()); err != nil {
+	if err := opts.Precision.Check(dev.Info()); err != nil {
 		return nil, err
 	}
 	t := &Trainer{cfg: c, opt: opts.Optimizer, dev: dev, tokens: opts.Tokens, layout: newParamLayout(c), attn: opts.Attention,
