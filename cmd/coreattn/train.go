@@ -45,6 +45,7 @@ type trainFlags struct {
 	jsonOut               bool
 	kernels               string
 	lossScale             float64
+	unsafe                bool
 	cluster               clusterFlags
 }
 
@@ -114,9 +115,17 @@ attention and the rest.`,
 	fl.Float64Var(&f.peakTFLOPS, "peak-tflops", 0, "FMA peak for --bench's MFU, TFLOP/s (0: measure it)")
 	fl.BoolVar(&f.jsonOut, "json", false, "--bench, --compare: print one JSON object")
 	fl.StringVar(&f.kernels, "kernels", "ffma", "GEMM and attention kernels: ffma (f32), or tensor-core (f16 operands, f32 accumulation, like PyTorch's float16 autocast; needs an adapter with f16->f32 subgroup matrices, through --runtime dawn)")
+	fl.BoolVar(&f.unsafe, "no-robustness", false, "Dawn: turn off its bounds checks on buffer accesses and its zeroing of workgroup memory (faster); go-webgpu ignores it")
 	fl.Float64Var(&f.lossScale, "loss-scale", 0, "multiply the loss gradient by this and divide it out before clipping and the update (0: 1 with ffma, with tensor-core the largest power of two <= tokens per step)")
 	f.cluster.register(fl)
 	return cmd
+}
+
+// deviceOptions are the runtime options of the adapters train opens.
+func (f *trainFlags) deviceOptions(g *globalFlags) wgpu.Options {
+	o := g.options()
+	o.DisableRobustness = f.unsafe
+	return o
 }
 
 // defaultTokens is the tokens per step of a preset.
@@ -231,7 +240,7 @@ func runTrain(ctx context.Context, g *globalFlags, f *trainFlags, cmd *cobra.Com
 		}
 		fmt.Fprintf(stderr, "adapters: %s\nmodel: %s, %d ranks × %d tokens per step\n", adapterNames(s.devs), s.cfg.Model, s.cfg.Ranks, s.cfg.TokensPerRank)
 	} else {
-		dev, err := openAdapter(g, "train", f.adapter)
+		dev, err := openAdapterWith(f.deviceOptions(g), "train", f.adapter)
 		if err != nil {
 			return err
 		}

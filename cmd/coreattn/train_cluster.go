@@ -210,7 +210,7 @@ func openClusterDevices(g *globalFlags, cmd *cobra.Command, f *trainFlags) ([]*w
 	idx = idx[:min(len(idx), max(f.cluster.ranks, 1))]
 	var devs []*wgpu.Device
 	for _, i := range idx {
-		d, err := openAdapter(g, "train", i)
+		d, err := openAdapterWith(f.deviceOptions(g), "train", i)
 		if err != nil {
 			closeAll(devs)
 			return nil, err
