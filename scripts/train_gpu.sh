@@ -13,7 +13,10 @@
 # unpacked where the binary looks for GOROOT (/usr/local/go, as built here),
 # so the corpus, its validation split and its identity are the same as here.
 # Environment: PRESETS (speed; default "small base"), OURS_ARGS (speed: extra
-# train flags on our side, e.g. "--max-doc 2048" to match the twin's 8x2048), BASE_TIME (default 8m), BASE_ARGS (extra train flags, e.g.
+# train flags on our side, e.g. "--max-doc 2048" to match the twin's 8x2048),
+# KERNELS (speed; default "ffma": FFMA on go-webgpu; "ffma tensor-core" adds
+# f16 operands on tensor cores over Dawn, whose dawn.node prepare packs into
+# .dev/dawn.node.xz where scripts/dawn.sh has installed it), BASE_TIME (default 8m), BASE_ARGS (extra train flags, e.g.
 # "--lr 1e-3"), XZ_BPB (default 1.831: scripts/xz_bpb.py on go1.26.8),
 # GOROOT_DIR (default /usr/local/go, where the binary built here looks).
 # Each stage leaves at most 7 files in OUT (the device returns 8).
@@ -36,6 +39,7 @@ prepare)
 	CGO_ENABLED=1 go build -ldflags='-s -w' -o .dev/coreattn ./cmd/coreattn || exit 1
 	root=$(go env GOROOT)
 	(cd "$root" && find src -name '*.go' -print0 | tar --null -cf - VERSION -T - | xz -6 -T0 > "$OLDPWD/.dev/gosrc.tar.xz") || exit 1
+	node=$(bash scripts/dawn.sh 2>/dev/null) && [ -f "$node" ] && xz -6 -T0 -c "$node" > .dev/dawn.node.xz
 	ls -la .dev
 	exit 0
 	;;
@@ -43,6 +47,10 @@ esac
 
 out=${2:?usage: scripts/train_gpu.sh $stage OUT}
 mkdir -p "$out"
+if [ -f .dev/dawn.node.xz ] && [ -z "${COREATTN_DAWN:-}" ]; then
+	python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' .dev/dawn.node.xz .dev/dawn.node || exit 1
+	export COREATTN_DAWN=$PWD/.dev/dawn.node
+fi
 "$bin" devices > "$out/devices.txt" 2>&1
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,power.draw --format=csv >> "$out/devices.txt" 2>&1 || true
 corpus
@@ -54,7 +62,12 @@ speed)
 	err="$out/errors.txt"
 	presets=${PRESETS:-small base}
 	for p in $presets; do
-		"$bin" train --bench --preset "$p" ${OURS_ARGS:-} --json 2>> "$err" | sed "s/^{/{\"who\":\"ours\",\"args\":\"${OURS_ARGS:-}\",/" >> "$out/speed.jsonl" || echo "ours $p failed" >&2
+		for k in ${KERNELS:-ffma}; do
+			rt=go-webgpu
+			[ "$k" = tensor-core ] && rt=dawn
+			"$bin" train --runtime $rt --kernels $k --bench --preset "$p" ${OURS_ARGS:-} --json 2>> "$err" |
+				sed "s/^{/{\"who\":\"ours\",\"args\":\"${OURS_ARGS:-}\",/" >> "$out/speed.jsonl" || echo "ours $p $k failed" >&2
+		done
 		for dt in fp32 bf16; do
 			python3 scripts/twin.py --init "$p" --fixed 8x2048 --bench --steps 20 --dtype "$dt" 2>> "$err" | tail -1 |
 				sed "s/^{/{\"who\":\"twin\",\"preset\":\"$p\",\"dtype\":\"$dt\",\"batches\":\"8x2048\",/" >> "$out/speed.jsonl" || echo "twin $p $dt failed" >&2
@@ -71,7 +84,7 @@ for line in open(sys.argv[1]):
     r = json.loads(line)
     if r["who"] == "ours":
         g = r.get("gpu_ms", {})
-        print(f"ours  {r.get('preset') or r['model']:6} {r['tokens_per_s']:>10.0f} tokens/s  MFU {100*r['mfu']:.1f}% of {r['fma_peak_tflops']:.3g} TFLOP/s  "
+        print(f"ours  {r.get('preset') or r['model']:6} {r.get('kernels', 'ffma'):11} {r['tokens_per_s']:>10.0f} tokens/s  MFU {100*r['mfu']:.1f}% of {r['fma_peak_tflops']:.3g} TFLOP/s  "
               + "  ".join(f"{k} {v:.1f} ms" for k, v in sorted(g.items())))
     else:
         b = r.get("bench", r)
