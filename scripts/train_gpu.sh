@@ -47,7 +47,9 @@ esac
 
 out=${2:?usage: scripts/train_gpu.sh $stage OUT}
 mkdir -p "$out"
-if [ -f .dev/dawn.node.xz ] && [ -z "${COREATTN_DAWN:-}" ]; then
+# Dawn only where tensor cores are asked for: with it present, the other
+# runs' automatic runtime would change.
+if [[ " ${KERNELS:-} " == *" tensor-core "* ]] && [ -f .dev/dawn.node.xz ] && [ -z "${COREATTN_DAWN:-}" ]; then
 	python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' .dev/dawn.node.xz .dev/dawn.node || exit 1
 	export COREATTN_DAWN=$PWD/.dev/dawn.node
 fi

@@ -1,14 +1,16 @@
 package gpu
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/coreattn/coreattn/attention"
+	"github.com/coreattn/coreattn/attention/worklist"
 
 	"github.com/coreattn/coreattn/shaders"
 	"github.com/coreattn/coreattn/wgpu"
@@ -45,7 +47,7 @@ type Options struct {
 	DSScratch int64
 	// SplitKV is the forward's split-KV piece length in keys (rounded up
 	// to the key tile): query blocks that see more keys are computed in
-	// pieces and merged (see splitkv.go). 0 splits where the work calls for
+	// pieces and merged (see package worklist). 0 splits where the work calls for
 	// it, on GPUs only; a negative value never splits.
 	SplitKV int
 	// Kernels chooses the FFMA or the tensor-core kernels (KernelsAuto:
@@ -293,38 +295,38 @@ func (op *Op) prepareForward(a *attention.Args, t ForwardTensors) (*Call, error)
 	}
 	plan := op.plan(a, tiling)
 	call := &Call{Tiling: tiling.String(), Kernels: KernelsFFMA}
-	if plan.ntiles == 0 {
+	if plan.Tiles == 0 {
 		return call, nil // every segment is empty: nothing to compute
 	}
-	if plan.piece > 0 {
-		call.Tiling += fmt.Sprintf(" split-kv %d keys (%d pieces)", plan.piece, plan.nslots)
+	if plan.Piece > 0 {
+		call.Tiling += fmt.Sprintf(" split-kv %d keys (%d pieces)", plan.Piece, plan.Slots)
 	}
 	maxWG := int(lim.MaxWorkgroupsPerDimension)
-	gridY := min(plan.ntiles, maxWG)
-	cgridY := max(1, min(plan.ngroups, maxWG))
+	gridY := min(plan.Tiles, maxWG)
+	cgridY := max(1, min(plan.Groups, maxWG))
 	params := shaders.FwdParams{
 		HQ:        uint32(a.NumHeadsQ),
 		Group:     uint32(a.NumHeadsQ / a.NumHeadsKV),
 		TotalQ:    uint32(a.TotalQ()),
 		Causal:    boolU32(a.Causal),
-		NTiles:    uint32(plan.ntiles),
+		NTiles:    uint32(plan.Tiles),
 		GridY:     uint32(gridY),
 		Batch:     uint32(a.Batch()),
-		TilesOff:  uint32(plan.tilesOff),
+		TilesOff:  uint32(plan.TilesOff),
 		ScaleLog2: float32(a.Scale() * math.Log2E),
 		HKV:       uint32(a.NumHeadsKV),
-		Piece:     uint32(plan.piece),
-		CombOff:   uint32(plan.combOff),
-		NGroups:   uint32(plan.ngroups),
+		Piece:     uint32(plan.Piece),
+		CombOff:   uint32(plan.CombOff),
+		NGroups:   uint32(plan.Groups),
 		CombGridY: uint32(cgridY),
-		LSEOff:    uint32(plan.lseOffset(a.NumHeadsQ, tiling.BR(), a.HeadDim)),
+		LSEOff:    uint32(lseOffset(plan, a.NumHeadsQ, tiling.BR(), a.HeadDim)),
 	}
 	bufs := make([]*wgpu.Buffer, 3)
 	for i, mk := range []func() (*wgpu.Buffer, error){
 		func() (*wgpu.Buffer, error) { return op.uniform(call, "attn_fwd params", params.Words()) },
-		func() (*wgpu.Buffer, error) { return op.table(call, "attn_fwd meta", plan.meta) },
+		func() (*wgpu.Buffer, error) { return op.table(call, "attn_fwd meta", plan.Meta) },
 		func() (*wgpu.Buffer, error) {
-			return op.scratch(call, "attn_fwd split-kv partials", plan.partBytes(a.NumHeadsQ, tiling.BR(), a.HeadDim))
+			return op.scratch(call, "attn_fwd split-kv partials", partBytes(plan, a.NumHeadsQ, tiling.BR(), a.HeadDim))
 		},
 	} {
 		if bufs[i], err = mk(); err != nil {
@@ -337,9 +339,9 @@ func (op *Op) prepareForward(a *attention.Args, t ForwardTensors) (*Call, error)
 		Label:      "attn_fwd",
 		Pipeline:   pipe,
 		Buffers:    []*wgpu.Buffer{pbuf, mbuf, t.Q, t.K, t.V, t.O, t.LSE, part},
-		Workgroups: [3]uint32{uint32(a.NumHeadsQ), uint32(gridY), uint32((plan.ntiles + gridY - 1) / gridY)},
+		Workgroups: [3]uint32{uint32(a.NumHeadsQ), uint32(gridY), uint32((plan.Tiles + gridY - 1) / gridY)},
 	}}
-	if plan.ngroups > 0 {
+	if plan.Groups > 0 {
 		comb, err := op.fwdPipeline(tiling, shaders.CombineEntry)
 		if err != nil {
 			call.Release()
@@ -349,7 +351,7 @@ func (op *Op) prepareForward(a *attention.Args, t ForwardTensors) (*Call, error)
 			Label:      "attn_fwd combine",
 			Pipeline:   comb,
 			Buffers:    []*wgpu.Buffer{pbuf, mbuf, part, t.O, t.LSE},
-			Workgroups: [3]uint32{uint32(a.NumHeadsQ), uint32(cgridY), uint32((plan.ngroups + cgridY - 1) / cgridY)},
+			Workgroups: [3]uint32{uint32(a.NumHeadsQ), uint32(cgridY), uint32((plan.Groups + cgridY - 1) / cgridY)},
 		})
 	}
 	return call, nil
@@ -378,28 +380,15 @@ func (op *Op) fwdPipeline(t shaders.FwdTiling, entry string) (*wgpu.Pipeline, er
 func tileTable(a *attention.Args, br, bc int) ([]uint32, int) {
 	type tile struct{ b, q0, work int }
 	var tiles []tile
-	for _, blk := range queryBlocks(a, br) {
-		tiles = append(tiles, tile{blk.b, blk.q0, (blk.end + bc - 1) / bc})
+	for _, blk := range worklist.Blocks(a, br) {
+		tiles = append(tiles, tile{blk.Seg, blk.Q0, (blk.End + bc - 1) / bc})
 	}
-	sort.SliceStable(tiles, func(i, j int) bool { return tiles[i].work > tiles[j].work })
-	meta := seqlensMeta(a, 2*len(tiles))
+	slices.SortStableFunc(tiles, func(x, y tile) int { return cmp.Compare(y.work, x.work) })
+	meta := worklist.Seqlens(a, 2*len(tiles))
 	for _, t := range tiles {
 		meta = append(meta, uint32(t.b), uint32(t.q0))
 	}
 	return meta, len(tiles)
-}
-
-// seqlensMeta returns cu_seqlens_q ++ cu_seqlens_k as the kernels read
-// them at the head of their segs buffer, with room for extra more entries.
-func seqlensMeta(a *attention.Args, extra int) []uint32 {
-	meta := make([]uint32, 0, len(a.CuSeqlensQ)+len(a.CuSeqlensK)+extra)
-	for _, c := range a.CuSeqlensQ {
-		meta = append(meta, uint32(c))
-	}
-	for _, c := range a.CuSeqlensK {
-		meta = append(meta, uint32(c))
-	}
-	return meta
 }
 
 // checkBuffers checks Q-shaped ("q", "o", "dq", "do") and KV-shaped buffers

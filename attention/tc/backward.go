@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/coreattn/coreattn/attention"
+	"github.com/coreattn/coreattn/attention/worklist"
 	"github.com/coreattn/coreattn/shaders"
 )
 
@@ -77,7 +78,7 @@ func backwardPlan(a *attention.Args, t shaders.TCBwdTiling, budget uint64) (bwdP
 	}
 	byWork(kvTiles)
 	byWork(dqTiles)
-	p.meta = seqlensMeta(a, 2*len(kvTiles)+2*len(dqTiles)+len(qoff)+len(poff))
+	p.meta = worklist.Seqlens(a, 2*len(kvTiles)+2*len(dqTiles)+len(qoff)+len(poff))
 	p.kvOff = len(p.meta)
 	for _, t := range kvTiles {
 		p.meta = append(p.meta, uint32(t.b), uint32(t.x0))

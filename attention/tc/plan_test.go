@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/coreattn/coreattn/attention"
+	"github.com/coreattn/coreattn/internal/batchtest"
 	"github.com/coreattn/coreattn/shaders"
 )
 
@@ -25,67 +26,17 @@ var (
 	}
 )
 
-// randomArgs draws a varlen batch with empty segments and q_len <= k_len.
-func randomArgs(r *rand.Rand, causal bool, dt attention.DType) *attention.Args {
-	a := &attention.Args{CuSeqlensQ: []int32{0}, CuSeqlensK: []int32{0}, NumHeadsQ: 8, NumHeadsKV: 2, HeadDim: 64, Causal: causal, DType: dt}
-	for range 1 + r.IntN(5) {
-		k := r.IntN(700)
-		q := r.IntN(k + 1)
-		if r.IntN(6) == 0 {
-			q = 0
-		}
-		a.CuSeqlensQ = append(a.CuSeqlensQ, a.CuSeqlensQ[len(a.CuSeqlensQ)-1]+int32(q))
-		a.CuSeqlensK = append(a.CuSeqlensK, a.CuSeqlensK[len(a.CuSeqlensK)-1]+int32(k))
-	}
-	return a
-}
-
 // sees reports whether query i of segment b sees key j (bottom-right causal).
 func sees(a *attention.Args, b, i, j int) bool {
 	qLen, kLen := a.Segment(b)
 	return j < kLen && (!a.Causal || j <= i+kLen-qLen)
 }
 
-func TestForwardPlanCoversEveryKeyOnce(t *testing.T) {
-	r := rand.New(rand.NewPCG(1, 2))
-	for range 50 {
-		a := randomArgs(r, r.IntN(2) == 0, attention.Float16)
-		const br, bc = 64, 32
-		for _, piece := range []int{0, 64, 96} {
-			p := forwardPlan(a, br, bc, piece)
-			// (segment, q0) -> keys covered, from the tile table.
-			covered := map[[2]int]int{}
-			prev := 1 << 30
-			for i := range p.ntiles {
-				e := p.meta[p.tilesOff+4*i:]
-				b, q0, k0, slot := int(e[0]), int(e[1]), int(e[2]), e[3]
-				_, kLen := a.Segment(b)
-				end := kLen
-				if a.Causal {
-					qLen, _ := a.Segment(b)
-					end = max(0, min(kLen, min(q0+br, qLen)+kLen-qLen))
-				}
-				keys := end - k0
-				if slot != noSplit {
-					keys = min(piece, end-k0)
-				}
-				covered[[2]int{b, q0}] += keys
-				work := (keys + bc - 1) / bc
-				assert.LessOrEqual(t, work, prev, "tiles are ordered heaviest first")
-				prev = work
-			}
-			for _, blk := range queryBlocks(a, br) {
-				assert.Equal(t, blk.end, covered[[2]int{blk.b, blk.q0}], "block %+v", blk)
-			}
-		}
-	}
-}
-
 func TestBackwardPlanTiles(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	tl := shaders.TCBwdTiling{D: 64, Shape: shaders.MatrixShape{M: 16, N: 8, K: 16}, SG: 32, NP: 4, BQ: 32, NQS: 4, DT: attention.Float16}
 	for range 40 {
-		a := randomArgs(r, r.IntN(2) == 0, attention.Float16)
+		a := batchtest.Args(r, r.IntN(2) == 0, attention.Float16)
 		p, err := backwardPlan(a, tl, 1<<40)
 		require.NoError(t, err)
 		bq, bkv := tl.BQ, tl.BKV()
@@ -137,7 +88,7 @@ func TestLaunches(t *testing.T) {
 	for _, dev := range []Device{h100, lavapipe} {
 		for i := range 20 {
 			dt := []attention.DType{attention.Float16, attention.Float32}[i%2]
-			a := randomArgs(r, i%3 != 0, dt)
+			a := batchtest.Args(r, i%3 != 0, dt)
 			a.HeadDim = []int{64, 128, 96}[i%3]
 			p := New(dev, Options{SplitKV: []int{0, 128, -1}[i%3]})
 			for _, plan := range []func(*attention.Args) (*Launch, error){p.Forward, p.Backward} {

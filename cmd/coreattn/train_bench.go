@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -75,7 +74,7 @@ func (s *session) bench(ctx context.Context) error {
 	host := wall - (s.dev.WaitTime() - wait0)
 	n := float64(s.f.benchSteps)
 	r := benchTrainResult{Adapter: s.dev.Info().String(), Model: c.String(), Preset: s.cfg.Preset, Params: c.NumParams(), Tokens: T, Steps: s.f.benchSteps,
-		Kernels: cmp.Or(s.cfg.Kernels, "ffma"),
+		Kernels: s.cfg.kernels(),
 		StepMS:  ms(wall) / n, HostMS: ms(host) / n, TokensPerS: float64(T) * n / wall.Seconds(), TFLOP: flops / n / 1e12, TFLOPS: flops / wall.Seconds() / 1e12}
 	const sync = 3
 	for range sync {

@@ -55,9 +55,12 @@ type trainConfig struct {
 	LossScale float64 `json:"loss_scale,omitempty"`
 }
 
+// kernels is --kernels of c's run: "ffma" or "tensor-core".
+func (c *trainConfig) kernels() string { return cmp.Or(c.Kernels, "ffma") }
+
 // precision is the trainer's precision setting for c.
 func (c *trainConfig) precision() train.Precision {
-	return train.Precision{TensorCores: c.Kernels == "tensor-core", LossScale: c.LossScale}
+	return train.Precision{TensorCores: c.kernels() == "tensor-core", LossScale: c.LossScale}
 }
 
 // readTrainConfig reads and checks dir's config.json.
@@ -107,7 +110,7 @@ func (c *trainConfig) conflicts(cmd *cobra.Command, f *trainFlags) error {
 		{"tokens-per-rank", f.cluster.tokensPerRank == c.TokensPerRank, c.TokensPerRank, f.cluster.tokensPerRank},
 		{"packing", f.cluster.packing == c.Packing, c.Packing, f.cluster.packing},
 		{"no-pingpong", f.cluster.noPingPong == c.NoPingPong, c.NoPingPong, f.cluster.noPingPong},
-		{"kernels", f.kernels == cmp.Or(c.Kernels, "ffma"), cmp.Or(c.Kernels, "ffma"), f.kernels},
+		{"kernels", f.kernels == c.kernels(), c.kernels(), f.kernels},
 		{"loss-scale", f.lossScale == c.LossScale, c.LossScale, f.lossScale},
 	}
 	for _, k := range checks {

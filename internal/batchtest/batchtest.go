@@ -1,5 +1,5 @@
-// Package batchtest builds random global batches (document lengths) for the
-// tests of the planning packages.
+// Package batchtest builds random global batches (document lengths) and
+// varlen attention batches for the tests of the planning packages.
 package batchtest
 
 import "math/rand/v2"
